@@ -1,0 +1,54 @@
+//! Exit codes, in one place (documented in docs/cli.md).
+
+use std::process::ExitCode;
+
+/// The command ran; unknown frames, if any, are part of its output, not a failure.
+pub const OK: u8 = 0;
+/// Something failed while running: an I/O error, a failed write.
+pub const FAILED: u8 = 1;
+/// Bad usage or bad input: an unreadable record, a non-ELF file, a malformed address.
+pub const BAD_INPUT: u8 = 2;
+/// No debug file could be found for the build-id asked for.
+pub const NOT_FOUND: u8 = 3;
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code,
+            error: error.into(),
+        }
+    }
+
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        Self::new(BAD_INPUT, anyhow::anyhow!("{message}"))
+    }
+
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Self::new(FAILED, error)
+    }
+
+    pub fn report(self) -> ExitCode {
+        debug_assert_ne!(self.code, OK);
+        // `{:#}` prints the whole chain on one line: "file: what: why".
+        eprintln!("faultline: error: {:#}", self.error);
+        ExitCode::from(self.code)
+    }
+}
+
+/// Maps a library error to an exit code: format problems are bad input, the rest failures.
+pub fn from_symbolize(error: faultline_symbolize::Error) -> Failure {
+    use faultline_symbolize::Error as E;
+    let code = match &error {
+        E::Object { .. } | E::Dwarf { .. } | E::NoBuildId { .. } => BAD_INPUT,
+        E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => BAD_INPUT,
+        _ => FAILED,
+    };
+    Failure::new(code, error)
+}

@@ -1,0 +1,154 @@
+//! `faultline`: the one binary. Thin glue over the libraries: parse arguments, call, present,
+//! and map failures to the exit codes documented in docs/cli.md.
+
+mod analyze;
+mod exit;
+mod store;
+mod symbolize;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::exit::Failure;
+
+/// Chaos and crash diagnosis for Go and Rust services.
+#[derive(Debug, Parser)]
+#[command(name = "faultline", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Symbolize a crash record captured from a (stripped) binary.
+    Analyze(AnalyzeArgs),
+    /// Symbolize module-relative addresses, like llvm-symbolizer.
+    Symbolize(SymbolizeArgs),
+    /// Manage a store of debug files indexed by GNU build-id.
+    #[command(subcommand)]
+    DebugStore(StoreCommand),
+}
+
+/// Where to look for debug files.
+#[derive(Debug, clap::Args)]
+struct LookupArgs {
+    /// A directory holding a `.build-id/` tree (as made by `faultline debug-store add`, or
+    /// /usr/lib/debug). Repeatable; searched in order.
+    #[arg(long = "debug-dir", value_name = "DIR")]
+    debug_dirs: Vec<PathBuf>,
+    /// A debug file or unstripped binary to use when its build-id matches. Repeatable.
+    #[arg(long = "debug-file", value_name = "FILE")]
+    debug_files: Vec<PathBuf>,
+    /// A debuginfod server to ask last. Repeatable. Without it, `DEBUGINFOD_URLS` is used.
+    #[arg(long = "debuginfod", value_name = "URL")]
+    debuginfod: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct AnalyzeArgs {
+    /// The crash record (JSON) written by faultline-capture.
+    record: PathBuf,
+    #[command(flatten)]
+    lookup: LookupArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AnalyzeFormat::Human)]
+    format: AnalyzeFormat,
+    /// Show every frame, including the panic machinery std hides.
+    #[arg(long)]
+    full: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AnalyzeFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("object").required(true).args(["exe", "build_id"]))]
+struct SymbolizeArgs {
+    /// The binary or debug file the addresses belong to. If it has no DWARF, its debug file
+    /// is looked up by its build-id (debug dirs, debuglink, debuginfod).
+    #[arg(short = 'e', long = "exe", alias = "obj", value_name = "FILE")]
+    exe: Option<PathBuf>,
+    /// Look up the debug file by this GNU build-id (hex) instead of naming a file.
+    #[arg(long = "build-id", value_name = "HEX")]
+    build_id: Option<String>,
+    #[command(flatten)]
+    lookup: LookupArgs,
+    /// Output format: `llvm` prints what `llvm-symbolizer --inlining --demangle
+    /// --output-style=LLVM` prints; `json` prints one object per address.
+    #[arg(long, value_enum, default_value_t = SymbolizeFormat::Llvm)]
+    format: SymbolizeFormat,
+    /// Print function names as stored (mangled).
+    #[arg(long)]
+    no_demangle: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Module-relative addresses in hex (`0x1a2b` or `1a2b`). Without them, one per line is
+    /// read from standard input.
+    #[arg(value_name = "ADDR")]
+    addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SymbolizeFormat {
+    Llvm,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Index unstripped binaries or `.debug` files by build-id into a store directory.
+    Add {
+        /// Files to add.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The store directory (a `.build-id/` tree is made inside it).
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze(args) => analyze::run(args),
+        Command::Symbolize(args) => symbolize::run(args),
+        Command::DebugStore(StoreCommand::Add { files, store }) => store::add(&files, &store),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+impl LookupArgs {
+    fn locator(&self) -> Result<faultline_symbolize::Locator, Failure> {
+        use faultline_symbolize::debuginfod::{DebuginfodClient, DebuginfodOptions};
+        let client = if self.debuginfod.is_empty() {
+            DebuginfodClient::from_env()
+        } else {
+            Some(DebuginfodClient::new(
+                self.debuginfod.clone(),
+                DebuginfodOptions::from_env(),
+            ))
+        };
+        for dir in &self.debug_dirs {
+            if !dir.is_dir() {
+                return Err(Failure::usage(format!(
+                    "--debug-dir {}: not a directory",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(faultline_symbolize::Locator::new()
+            .with_files(self.debug_files.iter().cloned())
+            .with_stores(self.debug_dirs.iter().cloned())
+            .with_debuginfod(client))
+    }
+}

@@ -1,0 +1,198 @@
+//! `faultline symbolize`: addresses in, frames out, in llvm-symbolizer's format or JSON.
+
+use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+
+use faultline_record::{Addr, BuildId};
+use faultline_symbolize::{
+    DebugFile, Demangle, Reason, SourceFrame, SymbolizeOptions, Symbolized, elf, symbolize_many,
+};
+
+use crate::SymbolizeArgs;
+use crate::SymbolizeFormat;
+use crate::exit::{self, Failure};
+
+pub fn run(args: SymbolizeArgs) -> Result<(), Failure> {
+    let locator = args.lookup.locator()?;
+    let path = match (&args.exe, &args.build_id) {
+        (Some(exe), _) => debug_file_for_binary(exe, &locator)?,
+        (None, Some(hex)) => {
+            let build_id =
+                BuildId::from_hex(hex).map_err(|e| Failure::usage(format!("--build-id: {e}")))?;
+            match locator.find(&build_id, None) {
+                Ok(found) => found.path,
+                Err(reason) => {
+                    return Err(Failure::new(exit::NOT_FOUND, anyhow::anyhow!("{reason}")));
+                }
+            }
+        }
+        (None, None) => return Err(Failure::usage("give -e FILE or --build-id HEX")),
+    };
+    let file = DebugFile::open(&path).map_err(exit::from_symbolize)?;
+
+    let probes = if args.addresses.is_empty() {
+        read_addresses(io::stdin().lock(), "<stdin>")?
+    } else {
+        args.addresses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.parse::<Addr>()
+                    .map(|a| a.0)
+                    .map_err(|e| Failure::usage(format!("address argument {}: {e}", i + 1)))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+
+    let options = SymbolizeOptions {
+        demangle: if args.no_demangle {
+            Demangle::Off
+        } else {
+            Demangle::Full
+        },
+        threads: args.threads,
+    };
+    let stdout = io::stdout();
+    let interactive = stdout.is_terminal();
+    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let format = args.format;
+    let result = symbolize_many(&file, &probes, &options, |i, symbolized| {
+        match format {
+            SymbolizeFormat::Llvm => write_llvm(&mut out, symbolized)?,
+            SymbolizeFormat::Json => write_json(&mut out, probes[i], symbolized)?,
+        }
+        if interactive {
+            out.flush()?;
+        }
+        Ok(())
+    });
+    // A closed pipe (`| head`) is not an error worth reporting.
+    match result.and_then(|()| {
+        out.flush()
+            .map_err(|source| faultline_symbolize::Error::Io {
+                path: PathBuf::from("<stdout>"),
+                source,
+            })
+    }) {
+        Ok(()) => Ok(()),
+        Err(faultline_symbolize::Error::Io { source, .. })
+            if source.kind() == io::ErrorKind::BrokenPipe =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(exit::from_symbolize(e)),
+    }
+}
+
+/// `-e FILE`: the file itself when it has DWARF; else its debug file found by build-id; else,
+/// with a warning, the file itself for its symbol table.
+fn debug_file_for_binary(
+    exe: &std::path::Path,
+    locator: &faultline_symbolize::Locator,
+) -> Result<PathBuf, Failure> {
+    let identity = elf::identity(exe).map_err(exit::from_symbolize)?;
+    if identity.has_dwarf {
+        return Ok(exe.to_owned());
+    }
+    let reason = match &identity.build_id {
+        Some(build_id) => match locator.find(build_id, Some(exe)) {
+            Ok(found) => return Ok(found.path),
+            Err(reason) => reason,
+        },
+        None => Reason::ModuleWithoutBuildId {
+            module: exe.display().to_string(),
+        },
+    };
+    eprintln!(
+        "faultline: warning: {} has no DWARF and {reason}; using its symbol table only",
+        exe.display()
+    );
+    Ok(exe.to_owned())
+}
+
+/// One address per line; blank lines and `#` comments are skipped. Only the first
+/// whitespace-separated word counts, so `0x1234 some note` works.
+fn read_addresses(input: impl BufRead, name: &str) -> Result<Vec<u64>, Failure> {
+    let mut out = Vec::new();
+    for (n, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| Failure::failed(anyhow::anyhow!("{name}: {e}")))?;
+        let Some(word) = line.split_whitespace().next() else {
+            continue;
+        };
+        if word.starts_with('#') {
+            continue;
+        }
+        let addr = word
+            .parse::<Addr>()
+            .map_err(|e| Failure::usage(format!("{name}:{}: {e}", n + 1)))?;
+        out.push(addr.0);
+    }
+    Ok(out)
+}
+
+/// llvm-symbolizer's LLVM output style: per frame the function, then `file:line:column`; a
+/// blank line after each address.
+fn write_llvm(out: &mut impl Write, symbolized: &Symbolized) -> io::Result<()> {
+    match symbolized {
+        Symbolized::Frames(frames) => {
+            for frame in frames {
+                out.write_all(frame.function.as_deref().unwrap_or("??").as_bytes())?;
+                out.write_all(b"\n")?;
+                match &frame.file {
+                    Some(file) => writeln!(
+                        out,
+                        "{file}:{}:{}",
+                        frame.line.unwrap_or(0),
+                        frame.column.unwrap_or(0)
+                    )?,
+                    None => out.write_all(b"??:0:0\n")?,
+                }
+            }
+        }
+        Symbolized::Unknown(_) => out.write_all(b"??\n??:0:0\n")?,
+    }
+    out.write_all(b"\n")
+}
+
+fn write_json(out: &mut impl Write, probe: u64, symbolized: &Symbolized) -> io::Result<()> {
+    let value = match symbolized {
+        Symbolized::Frames(frames) => serde_json::json!({
+            "address": Addr(probe),
+            "frames": frames.iter().map(frame_json).collect::<Vec<_>>(),
+            "unknown": null,
+        }),
+        Symbolized::Unknown(reason) => serde_json::json!({
+            "address": Addr(probe),
+            "frames": [],
+            "unknown": reason.to_string(),
+        }),
+    };
+    serde_json::to_writer(&mut *out, &value)?;
+    out.write_all(b"\n")
+}
+
+pub fn frame_json(frame: &SourceFrame) -> serde_json::Value {
+    serde_json::json!({
+        "function": frame.function.as_deref(),
+        "file": frame.file.as_deref(),
+        "line": frame.line,
+        "column": frame.column,
+        "inlined": frame.inlined,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_from_lines() {
+        let input = "0x10\n\n  # comment\n1f extra words\n";
+        assert_eq!(
+            read_addresses(input.as_bytes(), "in").unwrap(),
+            vec![0x10, 0x1f]
+        );
+        let err = read_addresses("0x10\nzzz\n".as_bytes(), "in").unwrap_err();
+        assert!(format!("{err:?}").contains("in:2"), "{err:?}");
+    }
+}

@@ -1,0 +1,213 @@
+//! Symbolizing a whole crash record: every frame of every module, with the frames of the panic
+//! machinery told apart and the first frame of the service's own code marked.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use faultline_record::{CrashRecord, Frame};
+
+use crate::{DebugFile, Demangle, Locator, Reason, Source, Symbolized, Symbolizer};
+
+/// What became of one module of the record.
+#[derive(Debug, Clone)]
+pub struct ModuleReport {
+    /// The module's path, as recorded.
+    pub path: String,
+    /// The debug file used and how it was found, or why there is none; `None` when no frame
+    /// points into this module, so it was not looked up.
+    pub debug_file: Option<Result<(PathBuf, Source), Reason>>,
+}
+
+/// One recorded frame, symbolized.
+#[derive(Debug, Clone)]
+pub struct FrameReport {
+    /// The recorded frame.
+    pub frame: Frame,
+    /// Its source frames (innermost first) or why it is unknown.
+    pub symbolized: Symbolized,
+    /// Part of the panic machinery or the runtime's start-up, not of the crash itself.
+    pub hidden: bool,
+    /// The first frame of the service's own code.
+    pub own_code: bool,
+}
+
+/// A symbolized crash record.
+#[derive(Debug, Clone)]
+pub struct RecordReport {
+    /// One entry per module of the record, same order.
+    pub modules: Vec<ModuleReport>,
+    /// One entry per frame of the record, same order.
+    pub frames: Vec<FrameReport>,
+}
+
+/// Symbolizes every frame of `record`, finding debug files with `locator`.
+pub fn symbolize_record(
+    record: &CrashRecord,
+    locator: &Locator,
+    demangle: Demangle,
+) -> RecordReport {
+    // Only modules that frames point into are looked up: a record lists every loaded library,
+    // and asking debuginfod for each would be slow and pointless.
+    let used: std::collections::HashSet<usize> =
+        record.frames.iter().filter_map(|f| f.module).collect();
+    let mut files: HashMap<usize, DebugFile> = HashMap::new();
+    let modules = record
+        .modules
+        .iter()
+        .enumerate()
+        .map(|(i, module)| {
+            let debug_file = used.contains(&i).then(|| {
+                locate_and_open(module, locator).map(|(file, source)| {
+                    let path = file.path().to_owned();
+                    files.insert(i, file);
+                    (path, source)
+                })
+            });
+            ModuleReport {
+                path: module.path.clone(),
+                debug_file,
+            }
+        })
+        .collect::<Vec<_>>();
+
+    let symbolizers: HashMap<usize, Result<Symbolizer<'_>, Reason>> = files
+        .iter()
+        .map(|(&i, file)| {
+            (
+                i,
+                file.symbolizer(demangle)
+                    .map_err(|e| Reason::CorruptDebugInfo(e.to_string())),
+            )
+        })
+        .collect();
+
+    let mut frames: Vec<FrameReport> = record
+        .frames
+        .iter()
+        .map(|frame| {
+            let symbolized = match (frame.module, frame.lookup_address()) {
+                (Some(m), Some(addr)) => match (symbolizers.get(&m), &modules[m].debug_file) {
+                    (Some(Ok(symbolizer)), _) => symbolizer.symbolize(addr),
+                    (Some(Err(reason)), _) | (None, Some(Err(reason))) => {
+                        Symbolized::Unknown(reason.clone())
+                    }
+                    (None, _) => Symbolized::Unknown(Reason::NoDebugInfo),
+                },
+                _ => Symbolized::Unknown(Reason::NotInModule),
+            };
+            FrameReport {
+                frame: frame.clone(),
+                symbolized,
+                hidden: false,
+                own_code: false,
+            }
+        })
+        .collect();
+    mark_machinery(&mut frames);
+    mark_own_code(&mut frames);
+    RecordReport { modules, frames }
+}
+
+fn locate_and_open(
+    module: &faultline_record::Module,
+    locator: &Locator,
+) -> Result<(DebugFile, Source), Reason> {
+    let Some(build_id) = &module.build_id else {
+        return Err(Reason::ModuleWithoutBuildId {
+            module: module.path.clone(),
+        });
+    };
+    let binary = Path::new(&module.path);
+    let binary = (binary.is_absolute() && binary.exists()).then_some(binary);
+    let found = locator.find(build_id, binary)?;
+    let file = DebugFile::open(&found.path).map_err(|e| Reason::CorruptDebugInfo(e.to_string()))?;
+    Ok((file, found.source))
+}
+
+fn functions(report: &FrameReport) -> impl Iterator<Item = &str> {
+    let frames = match &report.symbolized {
+        Symbolized::Frames(frames) => frames.as_slice(),
+        Symbolized::Unknown(_) => &[],
+    };
+    frames.iter().filter_map(|f| f.function.as_deref())
+}
+
+/// Hides what std hides in a short backtrace: everything up to the frame that ends the panic
+/// machinery (`__rust_end_short_backtrace`), and everything from the frame that starts the
+/// user's code (`__rust_begin_short_backtrace`) on. Without those markers (unknown frames, a
+/// non-std runtime) nothing is hidden.
+fn mark_machinery(frames: &mut [FrameReport]) {
+    let has = |r: &FrameReport, marker: &str| functions(r).any(|f| f.contains(marker));
+    if let Some(end) = frames
+        .iter()
+        .position(|r| has(r, "__rust_end_short_backtrace"))
+    {
+        for r in &mut frames[..=end] {
+            r.hidden = true;
+        }
+    }
+    if let Some(begin) = frames
+        .iter()
+        .position(|r| has(r, "__rust_begin_short_backtrace"))
+    {
+        for r in &mut frames[begin..] {
+            r.hidden = true;
+        }
+    }
+}
+
+/// Crates whose frames are never the service's own code.
+const RUNTIME_CRATES: &[&str] = &[
+    "std",
+    "core",
+    "alloc",
+    "tokio",
+    "futures",
+    "futures_util",
+    "futures_core",
+    "faultline_capture",
+    "backtrace",
+    "panic_unwind",
+    "panic_abort",
+];
+
+/// Whether a demangled function name belongs to the service rather than std or a runtime.
+pub fn is_own_code(function: &str) -> bool {
+    // `<alloc::vec::Vec<T> as core::ops::Drop>::drop` belongs to the crate of the type.
+    let path = function.trim_start_matches('<').trim_start_matches('&');
+    let krate = path.split("::").next().unwrap_or(path);
+    if !function.contains("::") {
+        // C symbols and start-up code: `main`, `__libc_start_main`, `_start`, `rust_begin_unwind`.
+        return false;
+    }
+    !RUNTIME_CRATES.contains(&krate) && !krate.starts_with("__")
+}
+
+fn mark_own_code(frames: &mut [FrameReport]) {
+    if let Some(first) = frames
+        .iter_mut()
+        .filter(|r| !r.hidden)
+        .find(|r| functions(r).any(is_own_code))
+    {
+        first.own_code = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_own_code;
+
+    #[test]
+    fn own_code() {
+        assert!(is_own_code("faultline_demo::apply_discount"));
+        assert!(is_own_code("<myapp::Order as core::fmt::Debug>::fmt"));
+        assert!(!is_own_code("core::panicking::panic_fmt"));
+        assert!(!is_own_code(
+            "<alloc::vec::Vec<T> as core::ops::drop::Drop>::drop"
+        ));
+        assert!(!is_own_code("std::rt::lang_start_internal"));
+        assert!(!is_own_code("main"));
+        assert!(!is_own_code("__libc_start_main"));
+        assert!(!is_own_code("tokio::runtime::task::raw::poll"));
+    }
+}

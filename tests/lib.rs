@@ -1,0 +1,1 @@
+//! Workspace-wide tests live in this package; see `invariants.rs`.
