@@ -21,12 +21,9 @@ fn main() {
         .and_then(|out| String::from_utf8(out.stdout).ok())
         .map(|text| text.trim().to_owned())
         .filter(|text| !text.is_empty() && !text.contains('\n'));
-    // `rustc 1.95.0 (59807616e 2026-04-14)` is recorded as `1.95.0 (59807616e 2026-04-14)`: the
-    // runtime is already named `rust`.
-    let version = version
-        .as_deref()
-        .map(|text| text.strip_prefix("rustc ").unwrap_or(text))
-        .unwrap_or("unknown");
+    // Recorded verbatim (`rustc 1.95.0 (59807616e 2026-04-14)`), as docs/formats.md specifies
+    // for `runtimes`.
+    let version = version.as_deref().unwrap_or("unknown");
     println!("cargo::rustc-env=FAULTLINE_CAPTURE_RUSTC_VERSION={version}");
 
     // Since Rust 1.91 the default panic hook prints the OS thread id after the thread name
@@ -39,9 +36,10 @@ fn main() {
     }
 }
 
-/// The minor version of a `1.x.y…` version string.
+/// The minor version of a `rustc 1.x.y…` version string.
 fn minor_version(version: &str) -> Option<u32> {
-    let mut parts = version.split(['.', ' ', '-']);
+    let number = version.strip_prefix("rustc ")?;
+    let mut parts = number.split(['.', ' ', '-']);
     match (parts.next(), parts.next()) {
         (Some("1"), Some(minor)) => minor.parse().ok(),
         _ => None,

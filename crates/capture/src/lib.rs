@@ -7,10 +7,8 @@
 //! installed hook runs as before, so the usual panic message still reaches stderr.
 //!
 //! ```no_run
-//! fn main() {
-//!     faultline_capture::install();
-//!     // ...
-//! }
+//! faultline_capture::install();
+//! // … start the service …
 //! ```
 //!
 //! Nothing is symbolized in-process. A crashing process is the worst place to parse debug info,

@@ -63,21 +63,89 @@ pub(crate) fn loaded() -> Vec<Module> {
     sys::loaded()
 }
 
+/// A program header with every field widened to 64 bits, so the code below is the same for
+/// `Elf32_Phdr` and `Elf64_Phdr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProgramHeader {
+    kind: u32,
+    flags: u32,
+    offset: u64,
+    vaddr: u64,
+    file_size: u64,
+    memory_size: u64,
+    align: u64,
+}
+
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+/// Notes segments are a few hundred bytes; anything bigger is not worth scanning inside a
+/// panic hook.
+const MAX_NOTES_LEN: u64 = 64 * 1024;
+
+/// The `PT_LOAD` segments of a module loaded at `load_bias`.
+fn load_segments(load_bias: u64, headers: &[ProgramHeader]) -> Vec<Segment> {
+    headers
+        .iter()
+        .filter(|ph| ph.kind == PT_LOAD)
+        .map(|ph| Segment {
+            start: load_bias.wrapping_add(ph.vaddr),
+            size: ph.memory_size,
+            file_offset: ph.offset,
+            vaddr: ph.vaddr,
+            flags: ph.flags,
+        })
+        .collect()
+}
+
+/// The virtual address range of a `PT_NOTE` segment's bytes, if they lie wholly inside the
+/// file-backed part of one readable `PT_LOAD` segment: the only memory the hook can be sure is
+/// mapped and readable. Hostile or odd headers (overflowing ranges, notes outside every load,
+/// huge sizes) give `None`.
+fn readable_notes_range(note: &ProgramHeader, headers: &[ProgramHeader]) -> Option<(u64, u64)> {
+    let start = note.vaddr;
+    let len = note.file_size;
+    let end = start.checked_add(len)?;
+    if note.kind != PT_NOTE || len == 0 || len > MAX_NOTES_LEN {
+        return None;
+    }
+    let inside_a_load = headers.iter().any(|ph| {
+        ph.kind == PT_LOAD
+            && ph.flags & PF_R != 0
+            && ph.vaddr <= start
+            && ph
+                .vaddr
+                .checked_add(ph.file_size)
+                .is_some_and(|load_end| end <= load_end)
+    });
+    inside_a_load.then_some((start, len))
+}
+
 #[cfg(target_os = "linux")]
 mod sys {
     use std::ffi::{CStr, c_int, c_void};
 
-    use super::{Module, PF_R, Segment};
+    use super::{Module, PT_LOAD, PT_NOTE, ProgramHeader};
     use crate::notes;
 
     #[cfg(target_pointer_width = "64")]
-    type ProgramHeader = libc::Elf64_Phdr;
+    type ElfProgramHeader = libc::Elf64_Phdr;
     #[cfg(target_pointer_width = "32")]
-    type ProgramHeader = libc::Elf32_Phdr;
+    type ElfProgramHeader = libc::Elf32_Phdr;
 
-    /// Notes segments are a few hundred bytes; anything bigger is not worth scanning inside a
-    /// panic hook.
-    const MAX_NOTES_LEN: u64 = 64 * 1024;
+    // On 64-bit targets the `u64::from`s below convert u64 to u64; they are there for 32-bit
+    // ones, where the fields are u32.
+    #[allow(clippy::useless_conversion)]
+    fn widen(ph: &ElfProgramHeader) -> ProgramHeader {
+        ProgramHeader {
+            kind: ph.p_type,
+            flags: ph.p_flags,
+            offset: u64::from(ph.p_offset),
+            vaddr: u64::from(ph.p_vaddr),
+            file_size: u64::from(ph.p_filesz),
+            memory_size: u64::from(ph.p_memsz),
+            align: u64::from(ph.p_align),
+        }
+    }
 
     /// What the loader callback saw, before names are turned into paths. Resolving the
     /// executable's path reads `/proc`, which is better done after the loader lock is released.
@@ -97,26 +165,25 @@ mod sys {
         }
         let mut executable_named = false;
         seen.into_iter()
-            .map(
-                |Seen {
-                     name,
-                     is_vdso,
-                     mut module,
-                 }| {
-                    module.path = if is_vdso {
-                        "[vdso]".to_owned()
-                    } else if name.is_empty() && !executable_named {
-                        // glibc and musl report the executable first, with an empty name.
-                        executable_named = true;
-                        std::env::current_exe()
-                            .map(|path| path.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    } else {
-                        String::from_utf8_lossy(&name).into_owned()
-                    };
-                    module
-                },
-            )
+            .map(|seen| {
+                let Seen {
+                    name,
+                    is_vdso,
+                    mut module,
+                } = seen;
+                module.path = if is_vdso {
+                    "[vdso]".to_owned()
+                } else if name.is_empty() && !executable_named {
+                    // glibc and musl report the executable first, with an empty name.
+                    executable_named = true;
+                    std::env::current_exe()
+                        .map(|path| path.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                } else {
+                    String::from_utf8_lossy(&name).into_owned()
+                };
+                module
+            })
             .collect()
     }
 
@@ -139,13 +206,14 @@ mod sys {
         let Some(info) = (unsafe { info.as_ref() }) else {
             return 0;
         };
-        let headers: &[ProgramHeader] = if info.dlpi_phdr.is_null() || info.dlpi_phnum == 0 {
+        let elf_headers: &[ElfProgramHeader] = if info.dlpi_phdr.is_null() || info.dlpi_phnum == 0 {
             &[]
         } else {
-            // SAFETY: the loader guarantees `dlpi_phdr` points to `dlpi_phnum` program headers
-            // of the mapped object, which stay mapped while the callback runs.
+            // SAFETY: the loader guarantees `dlpi_phdr` points to `dlpi_phnum` program
+            // headers of the mapped object, which stay mapped while the callback runs.
             unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
         };
+        let headers: Vec<ProgramHeader> = elf_headers.iter().map(widen).collect();
         let name = if info.dlpi_name.is_null() {
             Vec::new()
         } else {
@@ -154,29 +222,24 @@ mod sys {
                 .to_bytes()
                 .to_vec()
         };
-        // `as` because `Elf64_Addr`/`Elf32_Addr` is an unsigned integer no wider than u64.
-        let load_bias = info.dlpi_addr as u64;
-        let segments: Vec<Segment> = headers
-            .iter()
-            .filter(|ph| ph.p_type == libc::PT_LOAD)
-            .map(|ph| Segment {
-                start: load_bias.wrapping_add(u64::from(ph.p_vaddr)),
-                size: u64::from(ph.p_memsz),
-                file_offset: u64::from(ph.p_offset),
-                vaddr: u64::from(ph.p_vaddr),
-                flags: ph.p_flags,
-            })
-            .collect();
+        // A u32 on 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        let load_bias = u64::from(info.dlpi_addr);
         let build_id = headers
             .iter()
-            .filter(|ph| ph.p_type == libc::PT_NOTE)
+            .filter(|ph| ph.kind == PT_NOTE)
             .find_map(|ph| {
-                // SAFETY: `mapped_notes` only returns ranges inside this module's readable,
-                // file-backed PT_LOAD segments, which the loader keeps mapped.
-                let notes = unsafe { mapped_notes(ph, load_bias, headers)? };
-                notes::find_build_id(notes, u64::from(ph.p_align)).map(<[u8]>::to_vec)
+                let (vaddr, len) = super::readable_notes_range(ph, &headers)?;
+                let address = usize::try_from(load_bias.wrapping_add(vaddr)).ok()?;
+                let len = usize::try_from(len).ok()?;
+                // SAFETY: the range lies inside a readable, file-backed PT_LOAD segment of this
+                // module (`readable_notes_range` checked), which the loader keeps mapped while
+                // the callback runs; the slice does not outlive the callback. Bytes have no
+                // alignment requirement.
+                let notes = unsafe { std::slice::from_raw_parts(address as *const u8, len) };
+                notes::find_build_id(notes, ph.align).map(<[u8]>::to_vec)
             });
-        let is_vdso = is_vdso(&name, load_bias, headers);
+        let is_vdso = is_vdso(&name, load_bias, &headers);
         seen.push(Seen {
             name,
             is_vdso,
@@ -184,61 +247,29 @@ mod sys {
                 path: String::new(),
                 build_id,
                 load_bias,
-                segments,
+                segments: super::load_segments(load_bias, &headers),
             },
         });
         0
     }
 
-    /// The bytes of a `PT_NOTE` segment, if they lie wholly inside one readable `PT_LOAD`
-    /// segment's file-backed part (the only memory this hook can be sure is mapped).
-    ///
-    /// # Safety
-    ///
-    /// `headers` must be the program headers of a module loaded at `load_bias` and still mapped
-    /// for the returned lifetime.
-    unsafe fn mapped_notes<'a>(
-        note: &ProgramHeader,
-        load_bias: u64,
-        headers: &[ProgramHeader],
-    ) -> Option<&'a [u8]> {
-        let start = u64::from(note.p_vaddr);
-        let len = u64::from(note.p_filesz);
-        let end = start.checked_add(len)?;
-        if len == 0 || len > MAX_NOTES_LEN {
-            return None;
-        }
-        let inside_a_load = headers.iter().any(|ph| {
-            ph.p_type == libc::PT_LOAD
-                && ph.p_flags & PF_R != 0
-                && u64::from(ph.p_vaddr) <= start
-                && u64::from(ph.p_vaddr)
-                    .checked_add(u64::from(ph.p_filesz))
-                    .is_some_and(|load_end| end <= load_end)
-        });
-        if !inside_a_load {
-            return None;
-        }
-        let address = usize::try_from(load_bias.wrapping_add(start)).ok()?;
-        let len = usize::try_from(len).ok()?;
-        // SAFETY: the range lies inside a readable PT_LOAD segment of a loaded module (checked
-        // above), which the caller guarantees is mapped; bytes have no alignment requirement.
-        Some(unsafe { std::slice::from_raw_parts(address as *const u8, len) })
-    }
-
     /// Whether this object is the vDSO: by the names the kernel gives it, or, should a loader
-    /// leave it unnamed, by its ELF header being the one the kernel announced in `AT_SYSINFO_EHDR`.
+    /// leave it unnamed, by its ELF header being the one the kernel announced in
+    /// `AT_SYSINFO_EHDR`.
     fn is_vdso(name: &[u8], load_bias: u64, headers: &[ProgramHeader]) -> bool {
         if name.starts_with(b"linux-vdso") || name.starts_with(b"linux-gate") {
             return true;
         }
         // SAFETY: getauxval has no preconditions; it returns 0 for absent entries.
         let vdso_header = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
+        // An unsigned long: a u32 on 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        let vdso_header = u64::from(vdso_header);
         vdso_header != 0
             && headers.iter().any(|ph| {
-                ph.p_type == libc::PT_LOAD
-                    && ph.p_offset == 0
-                    && load_bias.wrapping_add(u64::from(ph.p_vaddr)) == u64::from(vdso_header)
+                ph.kind == PT_LOAD
+                    && ph.offset == 0
+                    && load_bias.wrapping_add(ph.vaddr) == vdso_header
             })
     }
 }
@@ -290,6 +321,85 @@ mod tests {
         assert!(module.contains(0x20ff));
         assert!(!module.contains(0x2100));
         assert!(!module.contains(u64::MAX));
+    }
+
+    fn header(kind: u32, flags: u32, vaddr: u64, file_size: u64) -> ProgramHeader {
+        ProgramHeader {
+            kind,
+            flags,
+            offset: vaddr,
+            vaddr,
+            file_size,
+            memory_size: file_size,
+            align: 4,
+        }
+    }
+
+    #[track_caller]
+    fn check_notes_range(
+        note: ProgramHeader,
+        loads: &[ProgramHeader],
+        expected: Option<(u64, u64)>,
+    ) {
+        assert_eq!(readable_notes_range(&note, loads), expected);
+    }
+
+    #[test]
+    fn reads_notes_only_inside_readable_loads() {
+        let text = header(PT_LOAD, PF_R | PF_X, 0, 0x1000);
+        check_notes_range(
+            header(PT_NOTE, PF_R, 0x2fc, 0x44),
+            &[text],
+            Some((0x2fc, 0x44)),
+        );
+        // Ending exactly at the end of the load is fine; one byte past is not.
+        check_notes_range(
+            header(PT_NOTE, PF_R, 0xf00, 0x100),
+            &[text],
+            Some((0xf00, 0x100)),
+        );
+        check_notes_range(header(PT_NOTE, PF_R, 0xf00, 0x101), &[text], None);
+        // Outside every load, or in one that is not readable.
+        check_notes_range(header(PT_NOTE, PF_R, 0x5000, 0x10), &[text], None);
+        check_notes_range(
+            header(PT_NOTE, PF_R, 0x10, 0x10),
+            &[header(PT_LOAD, PF_X, 0, 0x1000)],
+            None,
+        );
+        // In the zero-filled (not file-backed) tail of a load.
+        let bss = ProgramHeader {
+            memory_size: 0x2000,
+            ..header(PT_LOAD, PF_R | PF_W, 0x1000, 0x100)
+        };
+        check_notes_range(header(PT_NOTE, PF_R, 0x1800, 0x10), &[bss], None);
+        // Hostile sizes.
+        check_notes_range(header(PT_NOTE, PF_R, u64::MAX - 1, 0x10), &[text], None);
+        check_notes_range(header(PT_NOTE, PF_R, 0, 0), &[text], None);
+        let huge = header(PT_LOAD, PF_R, 0, u64::MAX);
+        check_notes_range(header(PT_NOTE, PF_R, 0, MAX_NOTES_LEN + 1), &[huge], None);
+        // Not a note.
+        check_notes_range(header(PT_LOAD, PF_R, 0x2fc, 0x44), &[text], None);
+    }
+
+    #[test]
+    fn relocates_load_segments_by_the_bias() {
+        let headers = [
+            header(PT_LOAD, PF_R, 0, 0x500),
+            header(PT_NOTE, PF_R, 0x2fc, 0x44),
+            header(PT_LOAD, PF_R | PF_X, 0x1000, 0x2000),
+        ];
+        let segments = load_segments(0x5555_0000_0000, &headers);
+        let summary: Vec<_> = segments
+            .iter()
+            .map(|s| (s.start, s.size, s.vaddr, s.permissions()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0x5555_0000_0000, 0x500, 0, "r--".to_owned()),
+                (0x5555_0000_1000, 0x2000, 0x1000, "r-x".to_owned()),
+            ]
+        );
     }
 
     #[cfg(target_os = "linux")]

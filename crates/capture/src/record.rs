@@ -481,9 +481,7 @@ mod tests {
         assert_eq!(parsed.arch, std::env::consts::ARCH);
         assert_eq!(parsed.runtimes[0].name, "rust");
         assert!(
-            parsed.runtimes[0]
-                .version
-                .starts_with(|c: char| c.is_ascii_digit()),
+            parsed.runtimes[0].version.starts_with("rustc 1."),
             "{:?}",
             parsed.runtimes[0]
         );

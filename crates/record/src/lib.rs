@@ -98,7 +98,7 @@ impl BuildId {
     /// Parses lowercase or uppercase hex.
     pub fn from_hex(hex: &str) -> Result<Self, BuildIdError> {
         let not_hex = || BuildIdError::NotHex(hex.to_owned());
-        if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(not_hex());
         }
         let bytes = (0..hex.len())

@@ -244,6 +244,11 @@ impl DebuginfodClient {
     /// Finds the debug file for `build_id`: from the cache if present, else from the first
     /// server that has it. The returned file's GNU build-id has been checked to be `build_id`.
     ///
+    /// Each server is asked at most once per build-id for the life of this client: its answer
+    /// (404, transport error, bad file) is remembered and repeated, so a dead server costs one
+    /// timeout per build-id, not one per frame. A miss is written to the cache only when at
+    /// least one server answered 404; if every server failed, nothing is cached.
+    ///
     /// Errors are local failures only (the cache directory cannot be written, the HTTP client
     /// cannot be created); whatever a server does is reported in [`Fetched::NotFound`].
     pub fn fetch_debuginfo(&self, build_id: &BuildId) -> Result<Fetched> {
@@ -538,13 +543,11 @@ impl Drop for TempFile {
 /// A short reason for a failed request: "connection refused", "timed out after 10 s", else the
 /// error's cause chain.
 fn describe_request_error(err: &reqwest::Error, timeout: Duration) -> String {
-    if err.is_timeout() {
+    if err.is_timeout() && !timeout.is_zero() {
         return format!("timed out after {} s", timeout.as_secs_f64());
     }
-    if let Some(io) = find_io_error(err) {
-        if let Some(short) = describe_io_kind(io.kind()) {
-            return short.to_owned();
-        }
+    if let Some(short) = find_io_error(err).and_then(|io| describe_io_kind(io.kind())) {
+        return short.to_owned();
     }
     error_chain(err)
 }
@@ -661,6 +664,12 @@ mod tests {
             o.cache_dir,
             PathBuf::from("/home/u/.cache/faultline/debuginfod")
         );
+    }
+
+    #[test]
+    fn client_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<DebuginfodClient>();
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Found {
 /// Why nothing was found: becomes a [`Reason`].
 pub type NotFound = Reason;
 
+type LookupKey = (BuildId, Option<PathBuf>);
+
 /// Looks up debug files by build-id. Remembers what it read, so asking for the same build-id
 /// twice reads nothing twice and asks no server twice.
 #[derive(Debug, Default)]
@@ -53,7 +55,7 @@ pub struct Locator {
     stores: Vec<DebugStore>,
     debuginfod: Option<DebuginfodClient>,
     identities: Mutex<HashMap<PathBuf, Option<ElfIdentity>>>,
-    results: Mutex<HashMap<(BuildId, Option<PathBuf>), Result<Found, NotFound>>>,
+    results: Mutex<HashMap<LookupKey, Result<Found, NotFound>>>,
 }
 
 impl Locator {
@@ -115,9 +117,7 @@ impl Locator {
         let mut tried = Vec::new();
         let mut mismatch: Option<(PathBuf, Option<BuildId>)> = None;
         let mut check = |path: &Path, source: Source, tried: &mut Vec<String>| {
-            let Some(identity) = self.identity(path) else {
-                return None;
-            };
+            let identity = self.identity(path)?;
             if identity.build_id.as_ref() == Some(build_id) {
                 return Some(Found {
                     path: path.to_owned(),
@@ -150,23 +150,23 @@ impl Locator {
                 tried.push(format!("store {}", store.candidates(build_id)[0].display()));
             }
         }
-        if let Some(binary) = binary {
-            if let Some(identity) = self.identity(binary) {
-                if let Some((name, _crc)) = &identity.debuglink {
-                    for candidate in debuglink_candidates(binary, name) {
-                        if candidate.exists() {
-                            if let Some(found) = check(&candidate, Source::Debuglink, &mut tried) {
-                                return Ok(found);
-                            }
-                        }
-                    }
-                    tried.push(format!("debuglink {name}"));
-                }
-                if identity.has_dwarf {
-                    if let Some(found) = check(binary, Source::Binary, &mut tried) {
+        if let Some(binary) = binary
+            && let Some(identity) = self.identity(binary)
+        {
+            if let Some((name, _crc)) = &identity.debuglink {
+                for candidate in debuglink_candidates(binary, name) {
+                    if candidate.exists()
+                        && let Some(found) = check(&candidate, Source::Debuglink, &mut tried)
+                    {
                         return Ok(found);
                     }
                 }
+                tried.push(format!("debuglink {name}"));
+            }
+            if identity.has_dwarf
+                && let Some(found) = check(binary, Source::Binary, &mut tried)
+            {
+                return Ok(found);
             }
         }
         if let Some(client) = &self.debuginfod {

@@ -331,7 +331,7 @@ impl Symbolizer<'_> {
                 // table for the name, keeping any line information DWARF did have.
                 match self.symbols.find(probe) {
                     Some(name) => {
-                        let function = Some(self.intern_name(name, None));
+                        let function = Some(self.intern_name(name, None, true));
                         match frames.first_mut() {
                             Some(frame) => frame.function = function,
                             None => frames.push(SourceFrame {
@@ -372,7 +372,8 @@ impl Symbolizer<'_> {
             let function = match &frame.function {
                 Some(name) => {
                     let raw = name.raw_name().map_err(|e| e.to_string())?;
-                    Some(self.intern_name(&raw, name.language))
+                    let stable = matches!(raw, Cow::Borrowed(_));
+                    Some(self.intern_name(&raw, name.language, stable))
                 }
                 None => None,
             };
@@ -398,15 +399,15 @@ impl Symbolizer<'_> {
         Ok(out)
     }
 
-    fn intern_name(&self, raw: &str, language: Option<gimli::DwLang>) -> Arc<str> {
+    /// `stable`: `raw` points into the mapped file (not a temporary copy made for lossy UTF-8),
+    /// so its address identifies it for as long as the symbolizer lives.
+    fn intern_name(&self, raw: &str, language: Option<gimli::DwLang>, stable: bool) -> Arc<str> {
         let key = (raw.as_ptr() as usize, raw.len());
-        if let Some(name) = self.names.borrow().get(&key) {
+        if stable && let Some(name) = self.names.borrow().get(&key) {
             return name.clone();
         }
         let name: Arc<str> = crate::demangle::demangle(raw, language, self.demangle).into();
-        // Names that were copied (lossy UTF-8) have no stable address; do not cache those
-        // under a pointer that may be reused.
-        if raw.len() > 0 {
+        if stable {
             self.names.borrow_mut().insert(key, name.clone());
         }
         name
@@ -524,11 +525,11 @@ pub fn symbolize_many(
                 }
             }
             for (j, slot) in slots.iter().enumerate() {
-                if let Some(s) = slot {
-                    if let Err(e) = emit(base + j, s) {
-                        result = Err(io_err(e));
-                        break 'chunks;
-                    }
+                if let Some(s) = slot
+                    && let Err(e) = emit(base + j, s)
+                {
+                    result = Err(io_err(e));
+                    break 'chunks;
                 }
             }
         }

@@ -11,8 +11,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -108,17 +108,16 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
 }
 
-/// Waits until `ready()` holds, failing the test at the deadline with `what` and the log.
-fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) -> bool {
+/// Polls `done()` every 50 ms until it holds or `deadline` passes; callers check the state.
+fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + deadline;
     while Instant::now() < until {
-        if ready() {
-            return true;
+        if done() {
+            return;
         }
         thread::sleep(Duration::from_millis(50));
     }
     eprintln!("gave up waiting for {what}");
-    false
 }
 
 /// An elfutils `debuginfod` process serving `*.debug` files of one directory. Dropping it
@@ -153,10 +152,11 @@ impl Debuginfod {
                 port,
                 log,
             };
-            let up = wait_for("debuginfod to answer /metrics", STARTUP_DEADLINE, || {
-                !server.exited() && http_status(port, "/metrics") == Some(200)
+            // Done when it answers, or as soon as it has exited (port taken: try another).
+            wait_for("debuginfod to answer /metrics", STARTUP_DEADLINE, || {
+                server.exited() || http_status(port, "/metrics") == Some(200)
             });
-            if up {
+            if !server.exited() && http_status(port, "/metrics") == Some(200) {
                 return server;
             }
             eprintln!(
@@ -185,10 +185,14 @@ impl Debuginfod {
     /// Waits until the initial scan has indexed `build_id`.
     fn wait_until_served(&mut self, build_id: &str) {
         let path = format!("/buildid/{build_id}/debuginfo");
-        let served = wait_for("debuginfod to index the file", STARTUP_DEADLINE, || {
-            !self.exited() && http_status(self.port, &path) == Some(200)
+        wait_for("debuginfod to index the file", STARTUP_DEADLINE, || {
+            self.exited() || http_status(self.port, &path) == Some(200)
         });
-        assert!(served, "debuginfod never served {path}:\n{}", self.log());
+        assert!(
+            !self.exited() && http_status(self.port, &path) == Some(200),
+            "debuginfod never served {path}:\n{}",
+            self.log()
+        );
     }
 
     /// Kills the server (by the PID we started) and reaps it. Idempotent.
@@ -218,10 +222,10 @@ enum Reply {
 }
 
 /// A one-thread HTTP server on 127.0.0.1 answering every request with the same [`Reply`],
-/// counting requests. Stopped and joined on drop.
+/// recording request heads. Stopped and joined on drop.
 struct FakeServer {
     port: u16,
-    requests: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -232,17 +236,14 @@ impl FakeServer {
         let port = listener.local_addr().unwrap().port();
         // Non-blocking accept so the thread can notice `stop` without a wake-up connection.
         listener.set_nonblocking(true).unwrap();
-        let requests = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = thread::spawn({
-            let (requests, stop) = (Arc::clone(&requests), Arc::clone(&stop));
+            let (heads, stop) = (Arc::clone(&heads), Arc::clone(&stop));
             move || {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
-                        Ok((stream, _)) => {
-                            requests.fetch_add(1, Ordering::SeqCst);
-                            serve(stream, &reply, &stop);
-                        }
+                        Ok((stream, _)) => serve(stream, &reply, &heads, &stop),
                         Err(_) => thread::sleep(Duration::from_millis(10)),
                     }
                 }
@@ -250,7 +251,7 @@ impl FakeServer {
         });
         Self {
             port,
-            requests,
+            heads,
             stop,
             thread: Some(thread),
         }
@@ -261,7 +262,12 @@ impl FakeServer {
     }
 
     fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.heads.lock().unwrap().len()
+    }
+
+    /// The request heads received so far, lowercased.
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
     }
 }
 
@@ -274,15 +280,18 @@ impl Drop for FakeServer {
     }
 }
 
-fn serve(mut stream: TcpStream, reply: &Reply, stop: &AtomicBool) {
+fn serve(mut stream: TcpStream, reply: &Reply, heads: &Mutex<Vec<String>>, stop: &AtomicBool) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    // Read the request head; its content does not matter.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
         head.push(byte[0]);
     }
+    heads
+        .lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&head).to_lowercase());
     match reply {
         Reply::Ok {
             body,
@@ -452,7 +461,7 @@ fn file_with_wrong_build_id_is_rejected_and_not_cached() {
         declare_length: true,
     });
 
-    let client = DebuginfodClient::new(vec![server.url()], options(&cache));
+    let client = DebuginfodClient::new(vec![format!("{}/", server.url())], options(&cache));
     let reason = not_found_reason(client.fetch_debuginfo(&id(ID_HELLO)).unwrap());
     assert_eq!(
         reason,
@@ -462,7 +471,15 @@ fn file_with_wrong_build_id_is_rejected_and_not_cached() {
         )
     );
     assert_eq!(files_under(&cache), Vec::<String>::new());
-    assert_eq!(server.requests(), 1);
+    let heads = server.heads();
+    assert_eq!(heads.len(), 1);
+    assert!(
+        heads[0].starts_with(&format!("get /buildid/{ID_HELLO}/debuginfo http/1.1\r\n")),
+        "{}",
+        heads[0]
+    );
+    let user_agent = format!("user-agent: faultline/{}\r\n", env!("CARGO_PKG_VERSION"));
+    assert!(heads[0].contains(&user_agent), "{}", heads[0]);
 
     // Asked at most once per build-id per client; a misbehaving server is not a cached miss,
     // so a new client asks again.
@@ -560,4 +577,43 @@ fn server_errors_and_timeouts_are_reasons_not_misses() {
         )
     );
     assert_eq!(files_under(&cache), Vec::<String>::new());
+}
+
+#[test]
+fn concurrent_lookups_of_one_build_id_download_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let bin = compile(tmp.path(), "hello", ID_HELLO);
+    let server = FakeServer::start(Reply::Ok {
+        body: fs::read(&bin).unwrap(),
+        declare_length: true,
+    });
+    let client = DebuginfodClient::new(vec![server.url()], options(&cache));
+    let results: Vec<Fetched> = thread::scope(|scope| {
+        let lookups: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| client.fetch_debuginfo(&id(ID_HELLO)).unwrap()))
+            .collect();
+        lookups.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let path = cache.join(ID_HELLO).join("debuginfo");
+    let downloaded = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Fetched::Found {
+                    from_cache: false,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(downloaded, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Fetched::Found { path: p, .. } if *p == path)),
+        "{results:?}"
+    );
+    assert_eq!(server.requests(), 1);
 }

@@ -1,0 +1,21 @@
+# faultline task runner. `just --list` shows the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Install the system tools the demo and tests need (apt), if missing.
+deps:
+    scripts/install-deps.sh
+
+# The demo: a stripped service panics, faultline symbolizes the crash offline.
+demo: deps
+    scripts/demo.sh
+
+# The whole test suite, as CI runs it: format, lints, every test.
+test: deps
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo test --workspace --locked
+
+# Benchmark symbolization against llvm-symbolizer, binutils addr2line and gimli's addr2line.
+bench-symbolize: deps
+    scripts/bench-symbolize.sh
