@@ -10,8 +10,10 @@ pub fn demangle(raw: &str, language: Option<gimli::DwLang>, style: Demangle) -> 
     }
     let rust = || {
         rustc_demangle::try_demangle(raw).ok().map(|d| match style {
-            Demangle::Short => format!("{d:#}"),
-            _ => d.to_string(),
+            // v0 names carry no hash; their alternate form drops the crate disambiguators
+            // (`std[e28293b1aa0f68bd]`), which is what llvm-symbolizer prints too.
+            Demangle::Full if !raw.starts_with("_R") => d.to_string(),
+            _ => format!("{d:#}"),
         })
     };
     let cpp = || {

@@ -207,32 +207,53 @@ impl DebugFile {
         Ok(false)
     }
 
-    /// Function and object symbols with their extents, for addresses DWARF does not cover.
+    /// Code symbols with their extents, for addresses DWARF does not cover.
+    ///
+    /// Chosen the way llvm-symbolizer chooses, so the two agree where DWARF is silent:
+    /// functions and untyped labels in executable sections (assembly routines often have only
+    /// labels); of several symbols at one address the largest, and of equal sizes the last in
+    /// the table; a symbol without a size extends to the next one.
     fn symbol_table(&self) -> Result<SymbolTable<'_>> {
         let obj = self.object()?;
+        let is_code_section = |index: Option<object::SectionIndex>| {
+            index
+                .and_then(|i| obj.section_by_index(i).ok())
+                .is_some_and(|s| s.kind() == object::SectionKind::Text)
+        };
         let mut entries: Vec<(u64, u64, &str)> = obj
             .symbols()
             .chain(obj.dynamic_symbols())
-            .filter(|s| matches!(s.kind(), SymbolKind::Text) && s.is_definition())
+            .filter(|s| s.is_definition() || s.kind() == SymbolKind::Unknown)
+            .filter(|s| match s.kind() {
+                SymbolKind::Text => true,
+                SymbolKind::Unknown => is_code_section(s.section_index()),
+                _ => false,
+            })
             .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?)))
-            .filter(|(_, _, name)| !name.is_empty())
+            // ARM mapping symbols ($x, $d) mark code and data, they are not names.
+            .filter(|(_, _, name)| !name.is_empty() && !name.starts_with('$'))
             .collect();
-        entries.sort_unstable_by_key(|&(addr, size, _)| (addr, std::cmp::Reverse(size)));
-        entries.dedup_by_key(|e| e.0);
-        // A symbol without a size extends to the next one, as llvm-symbolizer assumes.
-        let ends: Vec<u64> = entries
+        // Stable: among equals, table order is kept, and the last of each address wins.
+        entries.sort_by_key(|&(addr, size, _)| (addr, size));
+        let mut deduped: Vec<(u64, u64, &str)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match deduped.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => deduped.push(entry),
+            }
+        }
+        let ends: Vec<u64> = deduped
             .iter()
-            .enumerate()
-            .map(|(i, &(addr, size, _))| {
+            .map(|&(addr, size, _)| {
                 if size > 0 {
                     addr.saturating_add(size)
                 } else {
-                    entries.get(i + 1).map_or(addr.saturating_add(1), |n| n.0)
+                    u64::MAX
                 }
             })
             .collect();
         Ok(SymbolTable {
-            entries: entries
+            entries: deduped
                 .into_iter()
                 .zip(ends)
                 .map(|((start, _, name), end)| (start, end, name))
@@ -324,32 +345,33 @@ impl Symbolizer<'_> {
             }
             Backend::Loader(loader) => self.collect(loader.find_frames(probe)),
         };
-        match result {
-            Ok(frames) if frames.iter().any(|f| f.function.is_some()) => Symbolized::Frames(frames),
-            Ok(mut frames) => {
-                // DWARF had no function here (or no DWARF at all): fall back to the symbol
-                // table for the name, keeping any line information DWARF did have.
-                match self.symbols.find(probe) {
-                    Some(name) => {
-                        let function = Some(self.intern_name(name, None, true));
-                        match frames.first_mut() {
-                            Some(frame) => frame.function = function,
-                            None => frames.push(SourceFrame {
-                                function,
-                                file: None,
-                                line: None,
-                                column: None,
-                                inlined: false,
-                            }),
-                        }
-                        Symbolized::Frames(frames)
-                    }
-                    None if !frames.is_empty() => Symbolized::Frames(frames),
-                    None if self.has_dwarf => Symbolized::Unknown(Reason::OutsideFunctions),
-                    None => Symbolized::Unknown(Reason::NoDebugInfo),
-                }
+        let mut frames = match result {
+            Ok(frames) => frames,
+            Err(message) => return Symbolized::Unknown(Reason::CorruptDebugInfo(message)),
+        };
+        // The outermost frame is a real function, which the symbol table names too. Prefer the
+        // symbol table's name, as llvm-symbolizer does: it is the full linkage name even when
+        // DWARF has only short names (`-gline-tables-only`), the nearest label inside assembly
+        // routines, and the kept name of functions the linker folded together.
+        if let Some(name) = self.symbols.find(probe) {
+            let function = Some(self.intern_name(name, None, true));
+            match frames.last_mut() {
+                Some(outer) => outer.function = function,
+                None => frames.push(SourceFrame {
+                    function,
+                    file: None,
+                    line: None,
+                    column: None,
+                    inlined: false,
+                }),
             }
-            Err(message) => Symbolized::Unknown(Reason::CorruptDebugInfo(message)),
+        }
+        if !frames.is_empty() {
+            Symbolized::Frames(frames)
+        } else if self.has_dwarf {
+            Symbolized::Unknown(Reason::OutsideFunctions)
+        } else {
+            Symbolized::Unknown(Reason::NoDebugInfo)
         }
     }
 
