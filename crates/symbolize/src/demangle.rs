@@ -60,7 +60,7 @@ mod tests {
         check(raw, None, Demangle::Short, "core::panicking::panic_fmt");
         check(raw, Some(gimli::DW_LANG_Rust), Demangle::Off, raw);
         check(
-            "_ZN71_$LT$alloc..vec..Vec$LT$T$C$A$GT$$u20$as$u20$core..ops..drop..Drop$GT$4drop17h0123456789abcdefE",
+            "_ZN70_$LT$alloc..vec..Vec$LT$T$C$A$GT$$u20$as$u20$core..ops..drop..Drop$GT$4drop17h0123456789abcdefE",
             Some(gimli::DW_LANG_Rust),
             Demangle::Short,
             "<alloc::vec::Vec<T,A> as core::ops::drop::Drop>::drop",

@@ -6,7 +6,7 @@
 //! and splits the addresses by range, so each thread parses only the units its range covers.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -60,8 +60,6 @@ pub struct DebugFile {
     identity: ElfIdentity,
     /// Decompressed copies of compressed DWARF sections, by section name.
     decompressed: HashMap<&'static str, Vec<u8>>,
-    /// Whether some unit is a split-DWARF skeleton whose body lives in a .dwo/.dwp file.
-    split_dwarf: bool,
 }
 
 impl DebugFile {
@@ -93,15 +91,12 @@ impl DebugFile {
                 decompressed.insert(name, data);
             }
         }
-        let mut this = Self {
+        Ok(Self {
             path: path.to_owned(),
             map,
             identity,
             decompressed,
-            split_dwarf: false,
-        };
-        this.split_dwarf = this.has_skeleton_units()?;
-        Ok(this)
+        })
     }
 
     /// The file's path.
@@ -117,32 +112,25 @@ impl DebugFile {
     /// A symbolizer over this file.
     pub fn symbolizer(&self, demangle: Demangle) -> Result<Symbolizer<'_>> {
         let symbols = Arc::new(self.symbol_table()?);
-        self.symbolizer_with(symbols, demangle)
+        self.symbolizer_with(Arc::new(self.dwarf()?), symbols, demangle)
     }
 
+    /// A symbolizer sharing `dwarf` (with its abbreviations, parsed once) and `symbols` with
+    /// the other symbolizers of this file.
     fn symbolizer_with<'a>(
         &'a self,
+        dwarf: Arc<gimli::Dwarf<Slice<'a>>>,
         symbols: Arc<SymbolTable<'a>>,
         demangle: Demangle,
     ) -> Result<Symbolizer<'a>> {
-        let backend = if self.split_dwarf {
-            // addr2line's loader knows where .dwo and .dwp files live; our fast path does not
-            // need to duplicate that for the rare split build.
-            let loader = addr2line::Loader::new(&self.path).map_err(|e| Error::Io {
-                path: self.path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            Backend::Loader(Box::new(loader))
-        } else {
-            let context =
-                addr2line::Context::from_dwarf(self.dwarf()?).map_err(|source| Error::Dwarf {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            Backend::Context(Box::new(context))
-        };
+        let context = addr2line::Context::from_arc_dwarf(dwarf).map_err(|source| Error::Dwarf {
+            path: self.path.clone(),
+            source,
+        })?;
         Ok(Symbolizer {
-            backend,
+            context: Box::new(context),
+            split: OnceCell::new(),
+            path: &self.path,
             symbols,
             demangle,
             names: RefCell::default(),
@@ -180,31 +168,11 @@ impl DebugFile {
             path: self.path.clone(),
             source,
         })?;
-        // Rust emits many units with identical abbreviation tables; sharing them saves both
-        // time and memory, as addr2line's own loader does.
-        dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
+        // Parse every abbreviation table once, here. Each addr2line context would otherwise
+        // parse its own copy of every unit's table when it is made: with one context per
+        // worker thread that doubled the memory they take (18 MB on a 90 MB debug file).
+        dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::All);
         Ok(dwarf)
-    }
-
-    fn has_skeleton_units(&self) -> Result<bool> {
-        let dwarf = self.dwarf()?;
-        let mut units = dwarf.units();
-        // Header errors mean corrupt DWARF; addr2line reports them per lookup, so stop here.
-        while let Ok(Some(header)) = units.next() {
-            match header.type_() {
-                gimli::UnitType::Skeleton(_) | gimli::UnitType::SplitCompilation(_) => {
-                    return Ok(true);
-                }
-                _ => {}
-            }
-            let Ok(unit) = dwarf.unit(header) else {
-                continue;
-            };
-            if unit.dwo_id.is_some() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// Code symbols with their extents, for addresses DWARF does not cover.
@@ -223,7 +191,7 @@ impl DebugFile {
         let mut entries: Vec<(u64, u64, &str)> = obj
             .symbols()
             .chain(obj.dynamic_symbols())
-            .filter(|s| s.is_definition() || s.kind() == SymbolKind::Unknown)
+            .filter(|s| s.is_definition())
             .filter(|s| match s.kind() {
                 SymbolKind::Text => true,
                 SymbolKind::Unknown => is_code_section(s.section_index()),
@@ -233,32 +201,21 @@ impl DebugFile {
             // ARM mapping symbols ($x, $d) mark code and data, they are not names.
             .filter(|(_, _, name)| !name.is_empty() && !name.starts_with('$'))
             .collect();
-        // Stable: among equals, table order is kept, and the last of each address wins.
+        // Stable: among equals table order is kept, and the last of each address wins.
         entries.sort_by_key(|&(addr, size, _)| (addr, size));
-        let mut deduped: Vec<(u64, u64, &str)> = Vec::with_capacity(entries.len());
-        for entry in entries {
-            match deduped.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => deduped.push(entry),
-            }
+        entries.reverse();
+        entries.dedup_by_key(|e| e.0);
+        entries.reverse();
+        // From here on the middle field is the end address, not the size.
+        for e in &mut entries {
+            e.1 = if e.1 > 0 {
+                e.0.saturating_add(e.1)
+            } else {
+                u64::MAX
+            };
         }
-        let ends: Vec<u64> = deduped
-            .iter()
-            .map(|&(addr, size, _)| {
-                if size > 0 {
-                    addr.saturating_add(size)
-                } else {
-                    u64::MAX
-                }
-            })
-            .collect();
-        Ok(SymbolTable {
-            entries: deduped
-                .into_iter()
-                .zip(ends)
-                .map(|((start, _, name), end)| (start, end, name))
-                .collect(),
-        })
+        entries.shrink_to_fit();
+        Ok(SymbolTable { entries })
     }
 }
 
@@ -283,7 +240,7 @@ fn dwarf_section_names() -> impl Iterator<Item = &'static str> {
     .map(|id| id.name())
 }
 
-/// Text symbols sorted by address, with their end addresses.
+/// Code symbols as `(start, end, name)`, sorted by start; one per start address.
 #[derive(Debug)]
 struct SymbolTable<'a> {
     entries: Vec<(u64, u64, &'a str)>,
@@ -308,14 +265,14 @@ impl<'a> SymbolTable<'a> {
     }
 }
 
-enum Backend<'a> {
-    Context(Box<addr2line::Context<Slice<'a>>>),
-    Loader(Box<addr2line::Loader>),
-}
-
 /// Symbolizes addresses of one debug file. Not `Sync`: make one per thread.
 pub struct Symbolizer<'a> {
-    backend: Backend<'a>,
+    context: Box<addr2line::Context<Slice<'a>>>,
+    /// addr2line's loader, made the first time a unit turns out to be a split-DWARF skeleton
+    /// whose body lives in a `.dwo` or `.dwp` file: it knows where those are. `None` inside:
+    /// the loader could not be made.
+    split: OnceCell<Option<Box<addr2line::Loader>>>,
+    path: &'a Path,
     symbols: Arc<SymbolTable<'a>>,
     demangle: Demangle,
     /// Demangled names by the address and length of the raw name, which lives in the map.
@@ -338,12 +295,17 @@ impl Symbolizer<'_> {
     ///
     /// The address is looked up exactly; for a return address pass `address - 1`.
     pub fn symbolize(&self, probe: u64) -> Symbolized {
-        let result = match &self.backend {
-            Backend::Context(ctx) => {
-                let frames = ctx.find_frames(probe).skip_all_loads();
-                self.collect(frames)
+        let result = match self.context.find_frames(probe) {
+            addr2line::LookupResult::Output(frames) => self.collect(frames),
+            addr2line::LookupResult::Load { .. } => {
+                let loader = self
+                    .split
+                    .get_or_init(|| addr2line::Loader::new(self.path).ok().map(Box::new));
+                match loader {
+                    Some(loader) => self.collect(loader.find_frames(probe)),
+                    None => self.collect(self.context.find_frames(probe).skip_all_loads()),
+                }
             }
-            Backend::Loader(loader) => self.collect(loader.find_frames(probe)),
         };
         let mut frames = match result {
             Ok(frames) => frames,
@@ -430,7 +392,13 @@ impl Symbolizer<'_> {
         }
         let name: Arc<str> = crate::demangle::demangle(raw, language, self.demangle).into();
         if stable {
-            self.names.borrow_mut().insert(key, name.clone());
+            let mut names = self.names.borrow_mut();
+            // Bounded: the names worth caching are the few inlined helpers that recur in
+            // every other stack; keeping every name seen costs memory for nothing.
+            if names.len() >= NAME_CACHE_SIZE {
+                names.clear();
+            }
+            names.insert(key, name.clone());
         }
         name
     }
@@ -444,6 +412,9 @@ impl Symbolizer<'_> {
             .clone()
     }
 }
+
+/// Demangled names kept per symbolizer.
+const NAME_CACHE_SIZE: usize = 4096;
 
 /// More inlining than any real compiler produces; a loop in corrupt DWARF otherwise.
 const MAX_INLINE_DEPTH: usize = 256;
@@ -468,8 +439,9 @@ pub fn symbolize_many(
         source,
     };
     let symbols = Arc::new(file.symbol_table()?);
+    let dwarf = Arc::new(file.dwarf()?);
     if threads == 1 {
-        let symbolizer = file.symbolizer_with(symbols, options.demangle)?;
+        let symbolizer = file.symbolizer_with(dwarf, symbols, options.demangle)?;
         for (i, &probe) in probes.iter().enumerate() {
             emit(i, &symbolizer.symbolize(probe)).map_err(io_err)?;
         }
@@ -497,7 +469,7 @@ pub fn symbolize_many(
         let mut handles = Vec::with_capacity(threads);
         // Made here, not in the workers, so a bad file fails before any thread waits on another.
         let symbolizers = (0..threads)
-            .map(|_| file.symbolizer_with(symbols.clone(), options.demangle))
+            .map(|_| file.symbolizer_with(dwarf.clone(), symbols.clone(), options.demangle))
             .collect::<Result<Vec<_>>>()?;
         for (worker, symbolizer) in symbolizers.into_iter().enumerate() {
             let (tx, rx) = mpsc::sync_channel::<Vec<(usize, u64)>>(2);
