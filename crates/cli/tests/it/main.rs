@@ -1,0 +1,3 @@
+//! End-to-end tests of the `faultline` binary against real components.
+
+mod differential;
