@@ -1,1 +1,137 @@
+//! The architecture's dependency rules (docs/ARCHITECTURE.md, "Invariants"), checked against
+//! what the manifests really declare, as `cargo metadata` reports it.
 
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Each workspace package's normal (non-dev, non-build) dependencies, by package name.
+fn dependencies() -> BTreeMap<String, Vec<String>> {
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|package| {
+            let deps = package["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .collect();
+            (package["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+fn check_only(package: &str, allowed: &[&str]) {
+    let deps = dependencies();
+    let declared = deps
+        .get(package)
+        .unwrap_or_else(|| panic!("{package} is not in the workspace"));
+    for dep in declared {
+        assert!(
+            allowed.contains(&dep.as_str()),
+            "{package} must not depend on {dep} (allowed: {allowed:?})"
+        );
+    }
+}
+
+#[test]
+fn record_is_serde_only() {
+    check_only(
+        "faultline-record",
+        &["serde", "serde_json", "serde_path_to_error", "thiserror"],
+    );
+}
+
+#[test]
+fn capture_depends_on_libc_only() {
+    check_only("faultline-capture", &["libc"]);
+}
+
+#[test]
+fn only_the_binary_presents() {
+    for (package, deps) in dependencies() {
+        if package == "faultline" {
+            continue;
+        }
+        for ui in ["clap", "anyhow", "miette"] {
+            assert!(
+                !deps.iter().any(|d| d == ui),
+                "{package} depends on {ui}: presentation belongs to the faultline binary"
+            );
+        }
+        assert!(
+            !deps.iter().any(|d| d == "faultline"),
+            "{package} depends on the binary package"
+        );
+    }
+}
+
+#[test]
+fn no_library_depends_on_kube_or_tokio_directly() {
+    // Only faultline-kube may import kube; tokio belongs to the agent, scenario runner, TUI and
+    // CLI. None of those exists yet, so no package may name either.
+    for (package, deps) in dependencies() {
+        for forbidden in ["kube", "tokio"] {
+            assert!(
+                !deps.iter().any(|d| d == forbidden),
+                "{package} depends on {forbidden}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_member_inherits_workspace_lints_and_versions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for manifest in [
+        "crates/record/Cargo.toml",
+        "crates/capture/Cargo.toml",
+        "crates/symbolize/Cargo.toml",
+        "crates/cli/Cargo.toml",
+        "tests/Cargo.toml",
+        "tests/targets/demo/Cargo.toml",
+    ] {
+        let text = std::fs::read_to_string(root.join(manifest)).unwrap();
+        assert!(
+            text.contains("[lints]\nworkspace = true"),
+            "{manifest}: add `[lints] workspace = true`"
+        );
+        // Every dependency is pinned once, in the workspace: members say `workspace = true`.
+        let mut in_deps = false;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                in_deps = line.ends_with("dependencies]");
+                continue;
+            }
+            if in_deps && !line.is_empty() && !line.starts_with('#') {
+                assert!(
+                    line.contains("workspace = true"),
+                    "{manifest}:{}: `{line}` should be `name.workspace = true`",
+                    n + 1
+                );
+            }
+        }
+    }
+}
