@@ -2,8 +2,9 @@
 //!
 //! [`DebugFile`] owns the mapped file (and decompressed copies of compressed sections);
 //! [`Symbolizer`] borrows it and keeps addr2line's lazily parsed units. A symbolizer is cheap
-//! to make and not shared between threads: [`symbolize_many`] gives each worker thread its own
-//! and splits the addresses by range, so each thread parses only the units its range covers.
+//! to make and not shared between threads. [`symbolize_many`] runs lookups and demangling on
+//! different threads, and with more cores splits the lookups by address range, so each thread
+//! parses only the units its range covers.
 
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
@@ -132,8 +133,7 @@ impl DebugFile {
             split: OnceCell::new(),
             path: &self.path,
             symbols,
-            demangle,
-            names: RefCell::default(),
+            demangler: RefCell::new(Demangler::new(demangle)),
             files: RefCell::default(),
             has_dwarf: self.identity.has_dwarf,
         })
@@ -252,16 +252,77 @@ impl<'a> SymbolTable<'a> {
         let &(start, end, name) = self.entries.get(i.checked_sub(1)?)?;
         (probe >= start && probe < end).then_some(name)
     }
+}
 
-    /// Addresses that split the table into `parts` runs of equal symbol count.
-    fn split_points(&self, parts: usize) -> Vec<u64> {
-        (1..parts)
-            .filter_map(|k| {
-                self.entries
-                    .get(self.entries.len() * k / parts)
-                    .map(|e| e.0)
-            })
-            .collect()
+/// A frame as found, before its name is demangled. Borrowed names point into the mapped file,
+/// so raw frames can cross threads and be demangled elsewhere.
+#[derive(Debug, Clone)]
+struct RawFrame<'a> {
+    name: Option<(Cow<'a, str>, Option<gimli::DwLang>)>,
+    file: Option<Arc<str>>,
+    line: Option<u32>,
+    column: Option<u32>,
+    inlined: bool,
+}
+
+/// What a lookup found: frames innermost first, or why there are none.
+type Raw<'a> = Result<Vec<RawFrame<'a>>, Reason>;
+
+/// Turns raw frames into [`Symbolized`] values, demangling names with a bounded cache.
+#[derive(Debug)]
+struct Demangler {
+    style: Demangle,
+    /// Demangled names by the address and length of the raw name, which lives in the map.
+    cache: HashMap<(usize, usize), Arc<str>>,
+}
+
+impl Demangler {
+    fn new(style: Demangle) -> Self {
+        Self {
+            style,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn name(&mut self, raw: Cow<'_, str>, language: Option<gimli::DwLang>) -> Arc<str> {
+        // Only names borrowed from the map have an address that identifies them; a copy made
+        // for lossy UTF-8 is freed and its address reused.
+        let text = match raw {
+            Cow::Borrowed(text) => text,
+            Cow::Owned(copy) => {
+                return crate::demangle::demangle(&copy, language, self.style).into();
+            }
+        };
+        let key = (text.as_ptr() as usize, text.len());
+        if let Some(name) = self.cache.get(&key) {
+            return name.clone();
+        }
+        // Bounded: the names worth caching are the few inlined helpers that recur in every
+        // other stack; keeping every name seen costs memory for nothing.
+        if self.cache.len() >= NAME_CACHE_SIZE {
+            self.cache.clear();
+        }
+        let name: Arc<str> = crate::demangle::demangle(text, language, self.style).into();
+        self.cache.insert(key, name.clone());
+        name
+    }
+
+    fn finish(&mut self, raw: Raw<'_>) -> Symbolized {
+        match raw {
+            Ok(frames) => Symbolized::Frames(
+                frames
+                    .into_iter()
+                    .map(|f| SourceFrame {
+                        function: f.name.map(|(name, language)| self.name(name, language)),
+                        file: f.file,
+                        line: f.line,
+                        column: f.column,
+                        inlined: f.inlined,
+                    })
+                    .collect(),
+            ),
+            Err(reason) => Symbolized::Unknown(reason),
+        }
     }
 }
 
@@ -274,9 +335,7 @@ pub struct Symbolizer<'a> {
     split: OnceCell<Option<Box<addr2line::Loader>>>,
     path: &'a Path,
     symbols: Arc<SymbolTable<'a>>,
-    demangle: Demangle,
-    /// Demangled names by the address and length of the raw name, which lives in the map.
-    names: RefCell<HashMap<(usize, usize), Arc<str>>>,
+    demangler: RefCell<Demangler>,
     /// File paths by the address and length of addr2line's string, which lives in the context.
     files: RefCell<HashMap<(usize, usize), Arc<str>>>,
     has_dwarf: bool,
@@ -285,42 +344,46 @@ pub struct Symbolizer<'a> {
 impl std::fmt::Debug for Symbolizer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Symbolizer")
-            .field("demangle", &self.demangle)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl Symbolizer<'_> {
+impl<'a> Symbolizer<'a> {
     /// Frames for one module-relative address, innermost (most deeply inlined) first.
     ///
     /// The address is looked up exactly; for a return address pass `address - 1`.
     pub fn symbolize(&self, probe: u64) -> Symbolized {
+        let raw = self.lookup(probe);
+        self.demangler.borrow_mut().finish(raw)
+    }
+
+    fn lookup(&self, probe: u64) -> Raw<'a> {
         let result = match self.context.find_frames(probe) {
-            addr2line::LookupResult::Output(frames) => self.collect(frames),
+            addr2line::LookupResult::Output(frames) => self.collect(frames, borrowed),
             addr2line::LookupResult::Load { .. } => {
                 let loader = self
                     .split
                     .get_or_init(|| addr2line::Loader::new(self.path).ok().map(Box::new));
                 match loader {
-                    Some(loader) => self.collect(loader.find_frames(probe)),
-                    None => self.collect(self.context.find_frames(probe).skip_all_loads()),
+                    Some(loader) => self.collect(loader.find_frames(probe), copied),
+                    None => {
+                        self.collect(self.context.find_frames(probe).skip_all_loads(), borrowed)
+                    }
                 }
             }
         };
-        let mut frames = match result {
-            Ok(frames) => frames,
-            Err(message) => return Symbolized::Unknown(Reason::CorruptDebugInfo(message)),
-        };
+        let mut frames = result.map_err(Reason::CorruptDebugInfo)?;
         // The outermost frame is a real function, which the symbol table names too. Prefer the
         // symbol table's name, as llvm-symbolizer does: it is the full linkage name even when
         // DWARF has only short names (`-gline-tables-only`), the nearest label inside assembly
         // routines, and the kept name of functions the linker folded together.
         if let Some(name) = self.symbols.find(probe) {
-            let function = Some(self.intern_name(name, None, true));
+            let name = Some((Cow::Borrowed(name), None));
             match frames.last_mut() {
-                Some(outer) => outer.function = function,
-                None => frames.push(SourceFrame {
-                    function,
+                Some(outer) => outer.name = name,
+                None => frames.push(RawFrame {
+                    name,
                     file: None,
                     line: None,
                     column: None,
@@ -329,20 +392,21 @@ impl Symbolizer<'_> {
             }
         }
         if !frames.is_empty() {
-            Symbolized::Frames(frames)
+            Ok(frames)
         } else if self.has_dwarf {
-            Symbolized::Unknown(Reason::OutsideFunctions)
+            Err(Reason::OutsideFunctions)
         } else {
-            Symbolized::Unknown(Reason::NoDebugInfo)
+            Err(Reason::NoDebugInfo)
         }
     }
 
-    fn collect<'c, R, E>(
+    fn collect<R, E>(
         &self,
-        frames: Result<addr2line::FrameIter<'c, R>, E>,
-    ) -> Result<Vec<SourceFrame>, String>
+        frames: Result<addr2line::FrameIter<'_, R>, E>,
+        name_of: impl Fn(&R) -> Result<Cow<'a, str>, gimli::Error>,
+    ) -> Result<Vec<RawFrame<'a>>, String>
     where
-        R: gimli::Reader + 'c,
+        R: gimli::Reader,
         E: ToString,
     {
         let mut iter = frames.map_err(|e| e.to_string())?;
@@ -353,20 +417,19 @@ impl Symbolizer<'_> {
                 Ok(None) => break,
                 Err(e) => return Err(e.to_string()),
             };
-            let function = match &frame.function {
-                Some(name) => {
-                    let raw = name.raw_name().map_err(|e| e.to_string())?;
-                    let stable = matches!(raw, Cow::Borrowed(_));
-                    Some(self.intern_name(&raw, name.language, stable))
-                }
+            let name = match &frame.function {
+                Some(function) => Some((
+                    name_of(&function.name).map_err(|e| e.to_string())?,
+                    function.language,
+                )),
                 None => None,
             };
             let (file, line, column) = match &frame.location {
                 Some(loc) => (loc.file.map(|f| self.intern_file(f)), loc.line, loc.column),
                 None => (None, None, None),
             };
-            out.push(SourceFrame {
-                function,
+            out.push(RawFrame {
+                name,
                 file,
                 line,
                 column,
@@ -383,26 +446,6 @@ impl Symbolizer<'_> {
         Ok(out)
     }
 
-    /// `stable`: `raw` points into the mapped file (not a temporary copy made for lossy UTF-8),
-    /// so its address identifies it for as long as the symbolizer lives.
-    fn intern_name(&self, raw: &str, language: Option<gimli::DwLang>, stable: bool) -> Arc<str> {
-        let key = (raw.as_ptr() as usize, raw.len());
-        if stable && let Some(name) = self.names.borrow().get(&key) {
-            return name.clone();
-        }
-        let name: Arc<str> = crate::demangle::demangle(raw, language, self.demangle).into();
-        if stable {
-            let mut names = self.names.borrow_mut();
-            // Bounded: the names worth caching are the few inlined helpers that recur in
-            // every other stack; keeping every name seen costs memory for nothing.
-            if names.len() >= NAME_CACHE_SIZE {
-                names.clear();
-            }
-            names.insert(key, name.clone());
-        }
-        name
-    }
-
     fn intern_file(&self, file: &str) -> Arc<str> {
         let key = (file.as_ptr() as usize, file.len());
         self.files
@@ -413,15 +456,30 @@ impl Symbolizer<'_> {
     }
 }
 
+/// A name from our own context: borrowed from the mapped file for as long as it lives.
+fn borrowed<'a>(name: &Slice<'a>) -> Result<Cow<'a, str>, gimli::Error> {
+    Ok(name.to_string_lossy())
+}
+
+/// A name from addr2line's loader (split DWARF), whose data we do not own: copied.
+fn copied<'a, R: gimli::Reader>(name: &R) -> Result<Cow<'a, str>, gimli::Error> {
+    Ok(Cow::Owned(name.to_string_lossy()?.into_owned()))
+}
+
 /// Demangled names kept per symbolizer.
-const NAME_CACHE_SIZE: usize = 4096;
+const NAME_CACHE_SIZE: usize = 65536;
 
 /// More inlining than any real compiler produces; a loop in corrupt DWARF otherwise.
 const MAX_INLINE_DEPTH: usize = 256;
 
 /// Symbolizes `probes` (exact module-relative addresses) against `file`, calling `emit` for each
-/// in input order. Uses up to `options.threads` worker threads, each owning the part of the
-/// address space it was given, so the work of parsing each unit is done once.
+/// in input order.
+///
+/// With more than one thread, the work is a pipeline: lookup workers (each with its own
+/// addr2line context, over its own range of addresses, so each unit is parsed once) feed the
+/// calling thread, which demangles names and emits results while the workers look up the next
+/// chunk. On two cores that is one lookup worker and the caller: the memory of one context,
+/// the speed of two cores.
 pub fn symbolize_many(
     file: &DebugFile,
     probes: &[u64],
@@ -447,96 +505,126 @@ pub fn symbolize_many(
         }
         return Ok(());
     }
+    let workers = threads - 1;
 
-    // Split by address at symbol-count quantiles of the probes themselves: each worker sees a
-    // contiguous range, so the units (and their line programs) it parses are mostly its own.
-    let mut sorted: Vec<u64> = probes.to_vec();
-    sorted.sort_unstable();
-    let bounds: Vec<u64> = if sorted.is_empty() {
-        symbols.split_points(threads)
+    // Split by address at quantiles of the probes themselves: each worker sees a contiguous
+    // range, so the units (and their line programs) it parses are mostly its own.
+    let bounds: Vec<u64> = if workers == 1 {
+        Vec::new()
     } else {
-        (1..threads)
-            .map(|k| sorted[sorted.len() * k / threads])
+        let mut sorted: Vec<u64> = probes.to_vec();
+        sorted.sort_unstable();
+        (1..workers)
+            .map(|k| sorted[sorted.len() * k / workers])
             .collect()
     };
-    drop(sorted);
     let worker_of = |probe: u64| bounds.partition_point(|&b| b <= probe);
 
+    // Made here, not in the workers, so a bad file fails before any thread waits on another.
+    let symbolizers = (0..workers)
+        .map(|_| file.symbolizer_with(dwarf.clone(), symbols.clone(), options.demangle))
+        .collect::<Result<Vec<_>>>()?;
+
     std::thread::scope(|scope| -> Result<()> {
-        let mut to_workers = Vec::with_capacity(threads);
+        type Job = (usize, Vec<(usize, u64)>);
         let (results_tx, results_rx) =
-            mpsc::sync_channel::<(usize, Vec<(usize, Symbolized)>)>(threads * 2);
-        let mut handles = Vec::with_capacity(threads);
-        // Made here, not in the workers, so a bad file fails before any thread waits on another.
-        let symbolizers = (0..threads)
-            .map(|_| file.symbolizer_with(dwarf.clone(), symbols.clone(), options.demangle))
-            .collect::<Result<Vec<_>>>()?;
-        for (worker, symbolizer) in symbolizers.into_iter().enumerate() {
-            let (tx, rx) = mpsc::sync_channel::<Vec<(usize, u64)>>(2);
+            mpsc::sync_channel::<(usize, Vec<(usize, Raw<'_>)>)>(workers * IN_FLIGHT);
+        let mut to_workers = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for symbolizer in symbolizers {
+            let (tx, rx) = mpsc::sync_channel::<Job>(IN_FLIGHT);
             to_workers.push(tx);
             let results_tx = results_tx.clone();
-            handles.push(scope.spawn(move || -> Result<()> {
-                for mut job in rx {
+            handles.push(scope.spawn(move || {
+                for (chunk_no, mut job) in rx {
                     // Ascending order keeps each unit's data hot while it is used.
                     job.sort_unstable_by_key(|&(_, probe)| probe);
                     let out = job
                         .into_iter()
-                        .map(|(i, probe)| (i, symbolizer.symbolize(probe)))
+                        .map(|(i, probe)| (i, symbolizer.lookup(probe)))
                         .collect();
-                    if results_tx.send((worker, out)).is_err() {
+                    if results_tx.send((chunk_no, out)).is_err() {
                         break;
                     }
                 }
-                Ok(())
             }));
         }
         drop(results_tx);
 
-        let mut result = Ok(());
-        'chunks: for (chunk_no, chunk) in probes.chunks(CHUNK).enumerate() {
+        struct Pending<'a> {
+            base: usize,
+            slots: Vec<Option<Raw<'a>>>,
+            parts: usize,
+        }
+        let send = |chunk_no: usize, chunk: &[u64]| -> Option<Pending<'_>> {
             let base = chunk_no * CHUNK;
-            let mut jobs: Vec<Vec<(usize, u64)>> = vec![Vec::new(); threads];
+            let mut jobs: Vec<Vec<(usize, u64)>> = vec![Vec::new(); workers];
             for (j, &probe) in chunk.iter().enumerate() {
                 jobs[worker_of(probe)].push((base + j, probe));
             }
-            let mut expected = 0;
+            let mut parts = 0;
             for (worker, job) in jobs.into_iter().enumerate() {
-                if job.is_empty() {
-                    continue;
-                }
-                expected += 1;
-                if to_workers[worker].send(job).is_err() {
-                    break 'chunks;
+                if !job.is_empty() {
+                    parts += 1;
+                    to_workers[worker].send((chunk_no, job)).ok()?;
                 }
             }
-            let mut slots: Vec<Option<Symbolized>> = vec![None; chunk.len()];
-            for _ in 0..expected {
-                let Ok((_, out)) = results_rx.recv() else {
-                    break 'chunks;
+            Some(Pending {
+                base,
+                slots: (0..chunk.len()).map(|_| None).collect(),
+                parts,
+            })
+        };
+
+        let mut demangler = Demangler::new(options.demangle);
+        let mut chunks = probes.chunks(CHUNK).enumerate();
+        let mut pending = std::collections::VecDeque::new();
+        let mut first_pending = 0;
+        let mut result = Ok(());
+        'run: loop {
+            // Keep IN_FLIGHT chunks at the workers, so they look up while we demangle.
+            while pending.len() < IN_FLIGHT {
+                let Some((chunk_no, chunk)) = chunks.next() else {
+                    break;
                 };
-                for (i, s) in out {
-                    slots[i - base] = Some(s);
+                match send(chunk_no, chunk) {
+                    Some(p) => pending.push_back(p),
+                    None => break 'run,
                 }
             }
-            for (j, slot) in slots.iter().enumerate() {
-                if let Some(s) = slot
-                    && let Err(e) = emit(base + j, s)
-                {
+            let Some(front) = pending.front() else {
+                break;
+            };
+            if front.parts > 0 {
+                let Ok((chunk_no, out)) = results_rx.recv() else {
+                    break;
+                };
+                let Some(p) = pending.get_mut(chunk_no - first_pending) else {
+                    break;
+                };
+                for (i, raw) in out {
+                    p.slots[i - p.base] = Some(raw);
+                }
+                p.parts -= 1;
+                continue;
+            }
+            let Some(done) = pending.pop_front() else {
+                break;
+            };
+            first_pending += 1;
+            for (j, raw) in done.slots.into_iter().enumerate() {
+                let Some(raw) = raw else { continue };
+                if let Err(e) = emit(done.base + j, &demangler.finish(raw)) {
                     result = Err(io_err(e));
-                    break 'chunks;
+                    break 'run;
                 }
             }
         }
         drop(to_workers);
+        drop(results_rx);
         for handle in handles {
-            match handle.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    if result.is_ok() {
-                        result = Err(e);
-                    }
-                }
-                Err(panic) => std::panic::resume_unwind(panic),
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic);
             }
         }
         result
@@ -544,6 +632,8 @@ pub fn symbolize_many(
 }
 
 /// Addresses handed to the workers at a time: bounds memory, keeps output in input order.
-const CHUNK: usize = 16 * 1024;
+const CHUNK: usize = 2048;
+/// Chunks at the workers at once: one being looked up while the caller emits another.
+const IN_FLIGHT: usize = 2;
 /// Below this many addresses per thread, a second thread costs more than it saves.
 const MIN_PROBES_PER_THREAD: usize = 2048;
