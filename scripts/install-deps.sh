@@ -7,8 +7,11 @@ set -euo pipefail
 declare -A need=(
   [objcopy]=binutils
   [readelf]=binutils
+  [nm]=binutils
+  [dwp]=binutils
   [gcc]=gcc
   [llvm-symbolizer]=llvm
+  [llvm-dwp]=llvm
   [eu-readelf]=elfutils
   [debuginfod]=debuginfod
 )

@@ -23,7 +23,7 @@ pub use faultline_record::BuildId;
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -32,7 +32,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A file is not a valid ELF object.
-    #[error("{}: not a valid ELF file: {source}", path.display())]
+    #[error("{}: not a valid ELF file", path.display())]
     Object {
         /// The file.
         path: PathBuf,
@@ -41,7 +41,7 @@ pub enum Error {
         source: object::Error,
     },
     /// A file's DWARF could not be read.
-    #[error("{}: bad DWARF: {source}", path.display())]
+    #[error("{}: bad DWARF", path.display())]
     Dwarf {
         /// The file.
         path: PathBuf,
@@ -67,6 +67,21 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The message with every cause, `what: why: why`, for places that keep errors as text
+    /// (a [`Reason`], a list of places tried).
+    pub fn to_chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
 
 mod demangle;
 mod locate;

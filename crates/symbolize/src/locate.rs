@@ -178,7 +178,7 @@ impl Locator {
                     });
                 }
                 Ok(Fetched::NotFound { reason }) => tried.push(reason),
-                Err(e) => tried.push(e.to_string()),
+                Err(e) => tried.push(e.to_chain()),
             }
         }
         match mismatch {

@@ -76,7 +76,7 @@ pub fn symbolize_record(
             (
                 i,
                 file.symbolizer(demangle)
-                    .map_err(|e| Reason::CorruptDebugInfo(e.to_string())),
+                    .map_err(|e| Reason::CorruptDebugInfo(e.to_chain())),
             )
         })
         .collect();
@@ -120,7 +120,7 @@ fn locate_and_open(
     let binary = Path::new(&module.path);
     let binary = (binary.is_absolute() && binary.exists()).then_some(binary);
     let found = locator.find(build_id, binary)?;
-    let file = DebugFile::open(&found.path).map_err(|e| Reason::CorruptDebugInfo(e.to_string()))?;
+    let file = DebugFile::open(&found.path).map_err(|e| Reason::CorruptDebugInfo(e.to_chain()))?;
     Ok((file, found.source))
 }
 

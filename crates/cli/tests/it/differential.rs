@@ -77,7 +77,7 @@ fn parse_llvm(text: &str) -> Vec<Vec<Frame>> {
         .filter(|block| !block.trim().is_empty())
         .map(|block| {
             let lines: Vec<&str> = block.lines().filter(|l| !l.is_empty()).collect();
-            assert!(lines.len() % 2 == 0, "odd block: {block:?}");
+            assert!(lines.len().is_multiple_of(2), "odd block: {block:?}");
             lines
                 .chunks(2)
                 .map(|pair| {

@@ -3,29 +3,27 @@
 //! server does not produce (wrong file, oversized file, 500, a server that never answers).
 //!
 //! Fixtures are built here: a tiny C program compiled by gcc with a fixed `--build-id`, split
-//! with `objcopy --only-keep-debug`. Every process started is killed and reaped by a guard, by
-//! its own PID, even when an assertion fails.
+//! with `objcopy --only-keep-debug`. The debuginfod harness is the workspace's shared one
+//! (`faultline_tests::DebuginfodServer`): every process started is killed and reaped by a guard,
+//! by its own PID, even when an assertion fails.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use faultline_symbolize::debuginfod::{DebuginfodClient, DebuginfodOptions, Fetched, parse_urls};
 use faultline_symbolize::{BuildId, elf};
+use faultline_tests::{CProgram, DebuginfodServer, split_debug};
 
 /// Build-ids forced with `-Wl,--build-id=0x…`, so expectations do not depend on our own parser.
 const ID_HELLO: &str = "f1a70000000000000000000000000000000000a1";
 const ID_OTHER: &str = "f1a70000000000000000000000000000000000b2";
 const ID_UNKNOWN: &str = "f1a70000000000000000000000000000000000c3";
-
-/// How long to wait for debuginfod to come up and index; generous for a loaded 2-core machine.
-const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 
 fn id(hex: &str) -> BuildId {
     BuildId::from_hex(hex).unwrap()
@@ -39,52 +37,14 @@ fn options(cache_dir: &Path) -> DebuginfodOptions {
     }
 }
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Compiles a C program with debug info and the given build-id; returns the binary.
+/// Compiles a tiny C program with debug info and the given build-id; returns the binary.
 fn compile(dir: &Path, name: &str, build_id: &str) -> PathBuf {
-    let src = dir.join(format!("{name}.c"));
-    fs::write(
-        &src,
-        format!(
-            "#include <stdio.h>\n\
-             static int {name}_helper(int x) {{ return x * 3 + 1; }}\n\
-             int main(int argc, char **argv) {{ (void)argv; printf(\"%d\\n\", {name}_helper(argc)); return 0; }}\n"
-        ),
-    )
-    .unwrap();
-    let bin = dir.join(name);
-    run(Command::new("gcc")
-        .args(["-g", "-O0", &format!("-Wl,--build-id=0x{build_id}"), "-o"])
-        .arg(&bin)
-        .arg(&src));
-    bin
-}
-
-/// `objcopy --only-keep-debug binary out`: the kind of file a debuginfod server holds.
-fn split_debug(binary: &Path, out: &Path) {
-    run(Command::new("objcopy")
-        .arg("--only-keep-debug")
-        .arg(binary)
-        .arg(out));
-}
-
-/// A port nothing listens on (checked on all interfaces, since debuginfod binds them all).
-/// Another process could take it before we use it; callers that start a server retry.
-fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let source = format!(
+        "#include <stdio.h>\n\
+         static int {name}_helper(int x) {{ return x * 3 + 1; }}\n\
+         int main(int argc, char **argv) {{ (void)argv; printf(\"%d\\n\", {name}_helper(argc)); return 0; }}\n"
+    );
+    CProgram::new(name, &source, build_id).compile(dir)
 }
 
 /// A loopback port that refuses connections: bound once to get a number, then released.
@@ -94,120 +54,6 @@ fn closed_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// The HTTP status of `GET path` on 127.0.0.1:port, or `None` if nothing answered.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    let addr = ([127, 0, 0, 1], port).into();
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut head = [0u8; 16];
-    stream.read_exact(&mut head).ok()?;
-    // "HTTP/1.x NNN ..."
-    std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
-}
-
-/// Polls `done()` every 50 ms until it holds or `deadline` passes; callers check the state.
-fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + deadline;
-    while Instant::now() < until {
-        if done() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("gave up waiting for {what}");
-}
-
-/// An elfutils `debuginfod` process serving `*.debug` files of one directory. Dropping it
-/// kills and reaps the process by the PID we spawned.
-struct Debuginfod {
-    child: Option<Child>,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Debuginfod {
-    /// Starts debuginfod over `served`, its sqlite DB and log in `work`, and waits until it
-    /// answers HTTP. Retries on another port if the chosen one was taken in the meantime.
-    fn start(served: &Path, work: &Path) -> Self {
-        for attempt in 0..3 {
-            let port = free_port();
-            let log = work.join(format!("debuginfod-{attempt}.log"));
-            let child = Command::new("debuginfod")
-                .arg("-p")
-                .arg(port.to_string())
-                .arg("-d")
-                .arg(work.join(format!("debuginfod-{attempt}.sqlite")))
-                .args(["-F", "-I", r"\.debug$", "-t", "0", "-g", "0"])
-                .arg(served)
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(fs::File::create(&log).unwrap()))
-                .stderr(Stdio::from(fs::File::create(&log).unwrap()))
-                .spawn()
-                .expect("spawn debuginfod (apt-get install -y debuginfod)");
-            let mut server = Self {
-                child: Some(child),
-                port,
-                log,
-            };
-            // Done when it answers, or as soon as it has exited (port taken: try another).
-            wait_for("debuginfod to answer /metrics", STARTUP_DEADLINE, || {
-                server.exited() || http_status(port, "/metrics") == Some(200)
-            });
-            if !server.exited() && http_status(port, "/metrics") == Some(200) {
-                return server;
-            }
-            eprintln!(
-                "debuginfod on port {port} did not come up:\n{}",
-                server.log()
-            );
-            server.stop();
-        }
-        panic!("debuginfod did not start");
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn exited(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the initial scan has indexed `build_id`.
-    fn wait_until_served(&mut self, build_id: &str) {
-        let path = format!("/buildid/{build_id}/debuginfo");
-        wait_for("debuginfod to index the file", STARTUP_DEADLINE, || {
-            self.exited() || http_status(self.port, &path) == Some(200)
-        });
-        assert!(
-            !self.exited() && http_status(self.port, &path) == Some(200),
-            "debuginfod never served {path}:\n{}",
-            self.log()
-        );
-    }
-
-    /// Kills the server (by the PID we started) and reaps it. Idempotent.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Debuginfod {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// What the fake server answers to every request.
@@ -368,7 +214,7 @@ fn fetches_from_real_debuginfod_then_serves_from_cache_offline() {
     let bin = compile(tmp.path(), "hello", ID_HELLO);
     split_debug(&bin, &served.join("hello.debug"));
 
-    let mut server = Debuginfod::start(&served, tmp.path());
+    let mut server = DebuginfodServer::start(&served);
     server.wait_until_served(ID_HELLO);
 
     // Configured as a user would: a DEBUGINFOD_URLS value. The first server is down, so this
@@ -410,7 +256,7 @@ fn unknown_build_id_is_remembered_as_a_miss() {
     let served = tmp.path().join("served");
     let cache = tmp.path().join("cache");
     fs::create_dir(&served).unwrap();
-    let mut server = Debuginfod::start(&served, tmp.path());
+    let mut server = DebuginfodServer::start(&served);
 
     let down = format!("http://127.0.0.1:{}", closed_port());
     let urls = vec![down.clone(), server.url()];
