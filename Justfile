@@ -14,7 +14,8 @@ demo: deps
 test: deps
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
-    cargo test --workspace --locked
+    cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+    awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.txt
 
 # Benchmark symbolization against llvm-symbolizer, binutils addr2line and gimli's addr2line.
 bench-symbolize: deps

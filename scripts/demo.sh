@@ -20,7 +20,7 @@ say "split it as a release pipeline would: debug info to a store, a stripped cop
 objcopy --only-keep-debug "$built" "$out/faultline-demo.debug"
 objcopy --strip-all "$built" "$out/image/faultline-demo"
 "$faultline" debug-store add "$out/faultline-demo.debug" --store "$out/store"
-echo "image binary: $(stat -c %s "$out/image/faultline-demo") bytes, $(readelf -S "$out/image/faultline-demo" | grep -c '\.debug_' || true) debug sections, $(nm "$out/image/faultline-demo" 2>&1 | head -1)"
+echo "image binary: $(stat -c %s "$out/image/faultline-demo") bytes, DWARF sections: $(readelf -S "$out/image/faultline-demo" | grep -cE '\.debug_(info|line)' || true), $(nm "$out/image/faultline-demo" 2>&1 | head -1)"
 
 say "run the stripped binary until it panics (this is all std can tell you)"
 set +e

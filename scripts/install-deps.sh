@@ -14,6 +14,7 @@ declare -A need=(
   [llvm-dwp]=llvm
   [eu-readelf]=elfutils
   [debuginfod]=debuginfod
+  [tmux]=tmux
 )
 
 missing=()

@@ -30,6 +30,14 @@ pub fn run(args: SymbolizeArgs) -> Result<(), Failure> {
     };
     let file = DebugFile::open(&path).map_err(exit::from_symbolize)?;
 
+    let demangle = if args.no_demangle {
+        Demangle::Off
+    } else {
+        Demangle::Full
+    };
+    if args.addresses.is_empty() && io::stdin().is_terminal() {
+        return interactive(&file, demangle, args.format);
+    }
     let probes = if args.addresses.is_empty() {
         read_addresses(io::stdin().lock(), "<stdin>")?
     } else {
@@ -45,15 +53,11 @@ pub fn run(args: SymbolizeArgs) -> Result<(), Failure> {
     };
 
     let options = SymbolizeOptions {
-        demangle: if args.no_demangle {
-            Demangle::Off
-        } else {
-            Demangle::Full
-        },
+        demangle,
         threads: args.threads,
     };
     let stdout = io::stdout();
-    let interactive = stdout.is_terminal();
+    let flush_each = stdout.is_terminal();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let format = args.format;
     let result = symbolize_many(&file, &probes, &options, |i, symbolized| {
@@ -61,7 +65,7 @@ pub fn run(args: SymbolizeArgs) -> Result<(), Failure> {
             SymbolizeFormat::Llvm => write_llvm(&mut out, symbolized)?,
             SymbolizeFormat::Json => write_json(&mut out, probes[i], symbolized)?,
         }
-        if interactive {
+        if flush_each {
             out.flush()?;
         }
         Ok(())
@@ -82,6 +86,42 @@ pub fn run(args: SymbolizeArgs) -> Result<(), Failure> {
         }
         Err(e) => Err(exit::from_symbolize(e)),
     }
+}
+
+/// Someone typing addresses: answer each line as it comes, as llvm-symbolizer does, and say
+/// what is wrong with a bad line without giving up.
+fn interactive(
+    file: &DebugFile,
+    demangle: Demangle,
+    format: SymbolizeFormat,
+) -> Result<(), Failure> {
+    let symbolizer = file.symbolizer(demangle).map_err(exit::from_symbolize)?;
+    let mut out = io::stdout().lock();
+    for line in io::stdin().lock().lines() {
+        let line = line.map_err(Failure::failed)?;
+        let Some(word) = line.split_whitespace().next() else {
+            continue;
+        };
+        let result = match word.parse::<Addr>() {
+            Ok(addr) => {
+                let symbolized = symbolizer.symbolize(addr.0);
+                match format {
+                    SymbolizeFormat::Llvm => write_llvm(&mut out, &symbolized),
+                    SymbolizeFormat::Json => write_json(&mut out, addr.0, &symbolized),
+                }
+            }
+            Err(e) => {
+                eprintln!("faultline: {e}");
+                Ok(())
+            }
+        };
+        match result.and_then(|()| out.flush()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(Failure::failed(e)),
+            Ok(()) => {}
+        }
+    }
+    Ok(())
 }
 
 /// `-e FILE`: the file itself when it has DWARF; else its debug file found by build-id; else,
