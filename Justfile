@@ -20,3 +20,8 @@ test: deps
 # Benchmark symbolization against llvm-symbolizer, binutils addr2line and gimli's addr2line.
 bench-symbolize: deps
     scripts/bench-symbolize.sh
+
+# Fuzz every parser of untrusted input for SECONDS each (cargo-fuzz on stable, no sanitizer).
+fuzz SECONDS="60":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd fuzz && for target in crash_record elf_identity debug_file; do cargo fuzz run -s none "$target" -- -max_total_time={{SECONDS}}; done
