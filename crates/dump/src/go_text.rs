@@ -1,0 +1,470 @@
+//! Go traceback text: panics and fatal errors, `SIGQUIT` dumps with any `GOTRACEBACK`, and
+//! `/debug/pprof/goroutine?debug=2`, from Go 1.17 on.
+//!
+//! The text is a sequence of goroutine blocks, each a header line
+//! (`goroutine 18 [chan receive, 5 minutes, locked to thread]:`, since Go 1.23 possibly with
+//! `gp=… m=… mp=…` before the bracket), then frames as pairs of lines — the function with its
+//! arguments, then `\tFILE:LINE +0xOFF` (with `fp= sp= pc=` under `GOTRACEBACK=crash`) — then
+//! possibly `...N frames elided...` and `created by F in goroutine N` with its own file line.
+//! Before the first block a crash says what happened (`panic: …`, `fatal error: …`,
+//! `[signal SIGSEGV: …]`); `runtime stack:` starts the crashing thread's system stack.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::logs;
+use crate::{
+    Crash, Diagnostic, Dump, Error, Format, Frame, Limits, Provenance, Result, Runtime, Task,
+};
+
+struct Parser<'t> {
+    limits: Limits,
+    dump: Dump,
+    task: Option<Task>,
+    /// A function line waiting for its file line: (function, inlined, is the creator).
+    pending: Option<(Arc<str>, bool, bool)>,
+    names: HashMap<&'t str, Arc<str>>,
+    /// Whether the crash message may still continue on the next line.
+    crash_open: bool,
+    created_in_goroutine: bool,
+}
+
+pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
+    let text = String::from_utf8_lossy(input);
+    let mut parser = Parser {
+        limits: *limits,
+        dump: Dump {
+            runtime: Runtime::Go,
+            format: Format::GoTraceback,
+            version: None,
+            crash: None,
+            tasks: Vec::new(),
+            diagnostics: Vec::new(),
+        },
+        task: None,
+        pending: None,
+        names: HashMap::new(),
+        crash_open: false,
+        created_in_goroutine: false,
+    };
+    for (n, raw) in text.split('\n').enumerate() {
+        let line_no = n + 1;
+        if raw.len() > limits.max_line {
+            return Err(Error::Limit {
+                line: line_no,
+                what: "line length",
+                limit: limits.max_line,
+            });
+        }
+        parser.line(line_no, logs::strip_prefix(raw))?;
+    }
+    parser.finish_task();
+    let mut dump = parser.dump;
+    if parser.created_in_goroutine {
+        dump.version = Some("go1.21 or later".into());
+    }
+    if dump.tasks.is_empty() && dump.crash.is_none() {
+        dump.diagnostics.push(Diagnostic {
+            line: 1,
+            message: "no goroutine found: not a Go traceback or goroutine dump".into(),
+        });
+    }
+    Ok(dump)
+}
+
+impl<'t> Parser<'t> {
+    fn line(&mut self, line_no: usize, line: &'t str) -> Result<()> {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            // A blank line ends a goroutine block, and the crash message.
+            self.finish_task();
+            self.crash_open = false;
+            return Ok(());
+        }
+        if let Some(task) = parse_header(trimmed) {
+            self.finish_task();
+            if self.dump.tasks.len() >= self.limits.max_tasks {
+                return Err(Error::Limit {
+                    line: line_no,
+                    what: "task count",
+                    limit: self.limits.max_tasks,
+                });
+            }
+            self.task = Some(task);
+            self.crash_open = false;
+            return Ok(());
+        }
+        if trimmed == "runtime stack:" {
+            self.finish_task();
+            let mut task = Task::new(None);
+            task.state = Some("runtime stack".into());
+            self.task = Some(task);
+            return Ok(());
+        }
+        if let Some(task) = self.task.as_mut() {
+            let indented = line.starts_with(['\t', ' ']);
+            if indented && let Some(frame_location) = parse_location(trimmed) {
+                return self.location(line_no, frame_location);
+            }
+            if trimmed == "...additional frames elided..." {
+                task.elided = Some(None);
+                return Ok(());
+            }
+            if let Some(n) = trimmed
+                .strip_prefix("...")
+                .and_then(|r| r.strip_suffix(" frames elided..."))
+                .and_then(|n| n.parse().ok())
+            {
+                task.elided = Some(Some(n));
+                return Ok(());
+            }
+            if trimmed == "goroutine running on other thread; stack unavailable" {
+                if task.state.is_none() {
+                    task.state = Some("running".into());
+                }
+                return Ok(());
+            }
+            if trimmed.starts_with("[originating from goroutine ") {
+                return Ok(());
+            }
+            if let Some(rest) = trimmed.strip_prefix("created by ") {
+                self.flush_pending();
+                let (function, creator_id) = match rest.rsplit_once(" in goroutine ") {
+                    Some((f, id)) => (f, id.parse().ok()),
+                    None => (rest, None),
+                };
+                if creator_id.is_some() {
+                    self.created_in_goroutine = true;
+                }
+                let name = self.intern(function);
+                if let Some(task) = self.task.as_mut() {
+                    task.creator_id = creator_id;
+                    task.creator = Some(frame(name.clone(), false));
+                }
+                self.pending = Some((name, false, true));
+                return Ok(());
+            }
+            if !indented && let Some((function, inlined)) = parse_call(trimmed) {
+                self.flush_pending();
+                let name = self.intern(function);
+                self.pending = Some((name, inlined, false));
+                return Ok(());
+            }
+        } else if self.crash_line(trimmed) {
+            return Ok(());
+        }
+        if is_noise(trimmed) {
+            return Ok(());
+        }
+        self.dump.diagnostics.push(Diagnostic {
+            line: line_no,
+            message: format!("unexpected line: {}", shorten(trimmed)),
+        });
+        Ok(())
+    }
+
+    /// Lines before the first goroutine: what happened.
+    fn crash_line(&mut self, line: &str) -> bool {
+        if let Some(signal) = line.strip_prefix('[').filter(|l| l.starts_with("signal ")) {
+            let crash = self.dump.crash.get_or_insert_with(|| Crash {
+                kind: "signal".into(),
+                message: String::new(),
+                signal: None,
+            });
+            crash.signal = Some(signal.trim_end_matches(']').to_owned());
+            self.crash_open = false;
+            return true;
+        }
+        for kind in [
+            "panic",
+            "fatal error",
+            "SIGQUIT",
+            "SIGABRT",
+            "SIGSEGV",
+            "SIGBUS",
+            "SIGTRAP",
+        ] {
+            if let Some(message) = line
+                .strip_prefix(kind)
+                .and_then(|rest| rest.strip_prefix(": ").or_else(|| rest.strip_prefix(":")))
+            {
+                match self.dump.crash.as_mut() {
+                    // `panic: A [recovered]` then `\tpanic: B`: one crash, both messages.
+                    Some(crash) => {
+                        crash.message.push('\n');
+                        crash.message.push_str(line);
+                    }
+                    None => {
+                        self.dump.crash = Some(Crash {
+                            kind: kind.to_owned(),
+                            message: message.to_owned(),
+                            signal: None,
+                        });
+                    }
+                }
+                self.crash_open = true;
+                return true;
+            }
+        }
+        if line.starts_with("runtime: ") || line.starts_with("goroutine ") {
+            // `runtime: out of memory …`, `goroutine 5 gp=… stack=[…]` explanations.
+            if let Some(crash) = self.dump.crash.as_mut() {
+                crash.message.push('\n');
+                crash.message.push_str(line);
+                return true;
+            }
+        }
+        if self.crash_open
+            && let Some(crash) = self.dump.crash.as_mut()
+        {
+            // A panic value printed over several lines.
+            crash.message.push('\n');
+            crash.message.push_str(line);
+            return true;
+        }
+        false
+    }
+
+    fn location(
+        &mut self,
+        line_no: usize,
+        (file, line, offset): (&'t str, u32, Option<u64>),
+    ) -> Result<()> {
+        let Some((function, inlined, is_creator)) = self.pending.take() else {
+            self.dump.diagnostics.push(Diagnostic {
+                line: line_no,
+                message: "a file:line with no function line before it".into(),
+            });
+            return Ok(());
+        };
+        let file = self.intern(file);
+        let Some(task) = self.task.as_mut() else {
+            return Ok(());
+        };
+        let mut f = frame(function, inlined);
+        f.file = Some(file);
+        f.line = Some(line);
+        f.offset = offset;
+        if is_creator {
+            task.creator = Some(f);
+        } else {
+            if task.frames.len() >= self.limits.max_frames {
+                return Err(Error::Limit {
+                    line: line_no,
+                    what: "frame count",
+                    limit: self.limits.max_frames,
+                });
+            }
+            task.frames.push(f);
+        }
+        Ok(())
+    }
+
+    /// A function line with no file line after it (the dump was cut): keep the function.
+    fn flush_pending(&mut self) {
+        if let Some((function, inlined, is_creator)) = self.pending.take()
+            && !is_creator
+            && let Some(task) = self.task.as_mut()
+            && task.frames.len() < self.limits.max_frames
+        {
+            task.frames.push(frame(function, inlined));
+        }
+    }
+
+    fn finish_task(&mut self) {
+        self.flush_pending();
+        if let Some(task) = self.task.take() {
+            self.dump.tasks.push(task);
+        }
+    }
+
+    fn intern(&mut self, text: &'t str) -> Arc<str> {
+        self.names
+            .entry(text)
+            .or_insert_with(|| text.into())
+            .clone()
+    }
+}
+
+fn frame(function: Arc<str>, inlined: bool) -> Frame {
+    Frame {
+        function,
+        file: None,
+        line: None,
+        column: None,
+        offset: None,
+        inlined,
+        provenance: Provenance::GoTraceback,
+    }
+}
+
+/// `goroutine 18 [chan receive, 5 minutes, locked to thread]:`, with optional
+/// `gp=… m=… mp=…` fields before the bracket.
+fn parse_header(line: &str) -> Option<Task> {
+    let rest = line.strip_prefix("goroutine ")?;
+    let body = rest.strip_suffix("]:")?;
+    let (head, status) = body.split_once(" [")?;
+    let mut words = head.split_ascii_whitespace();
+    let id: u64 = words.next()?.parse().ok()?;
+    // Anything else before the bracket must be `key=value` fields (gp=, m=, mp=).
+    if !words.all(|w| w.contains('=')) {
+        return None;
+    }
+    let mut task = Task::new(Some(id));
+    let mut state: Vec<&str> = Vec::new();
+    for part in status.split(", ") {
+        if part == "locked to thread" {
+            task.locked_to_thread = true;
+        } else if let Some(minutes) = part
+            .strip_suffix(" minutes")
+            .or_else(|| part.strip_suffix(" minute"))
+            .and_then(|m| m.parse::<u64>().ok())
+        {
+            task.wait_seconds = Some(minutes * 60);
+        } else {
+            state.push(part);
+        }
+    }
+    if !state.is_empty() {
+        task.state = Some(state.join(", "));
+    }
+    Some(task)
+}
+
+/// `main.(*T).Method(0xc000010000, {0x1, 0x2})` → (`main.(*T).Method`, inlined). Go prints
+/// `(...)` for the arguments of an inlined frame.
+fn parse_call(line: &str) -> Option<(&str, bool)> {
+    let body = line.strip_suffix(')')?;
+    // Walk back to the parenthesis that opens the argument list.
+    let mut depth = 1usize;
+    let mut open = None;
+    for (i, c) in body.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' => {
+                depth -= 1;
+                if depth == 0 {
+                    open = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let open = open?;
+    let function = &line[..open];
+    let args = &body[open + 1..];
+    if function.is_empty() || function.contains(' ') && !function.contains('[') {
+        return None;
+    }
+    Some((function, args == "..."))
+}
+
+/// `/src/main.go:42 +0x1d fp=0x… sp=0x… pc=0x…` → (file, line, offset).
+fn parse_location(line: &str) -> Option<(&str, u32, Option<u64>)> {
+    let (location, extra) = match line.find(" +0x") {
+        Some(i) => (&line[..i], Some(&line[i + 1..])),
+        None => match line.find(" fp=") {
+            Some(i) => (&line[..i], None),
+            None => (line, None),
+        },
+    };
+    let (file, number) = location.rsplit_once(':')?;
+    let number: u32 = number.parse().ok()?;
+    if file.is_empty() {
+        return None;
+    }
+    let offset = extra
+        .and_then(|e| e.split_ascii_whitespace().next())
+        .and_then(|o| o.strip_prefix("+0x"))
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+    Some((file, number, offset))
+}
+
+/// Lines dumps carry that say nothing about goroutines: register dumps under
+/// `GOTRACEBACK=crash`, `PC=… m=… sigcode=…`, `exit status 2`.
+fn is_noise(line: &str) -> bool {
+    if line.starts_with("PC=") || line.starts_with("exit status ") || line.starts_with("-----") {
+        return true;
+    }
+    let mut words = line.split_ascii_whitespace();
+    matches!(
+        (words.next(), words.next(), words.next()),
+        (Some(reg), Some(value), None)
+            if reg.len() <= 6
+                && reg.bytes().all(|b| b.is_ascii_alphanumeric())
+                && value.starts_with("0x")
+    )
+}
+
+fn shorten(line: &str) -> String {
+    const MAX: usize = 120;
+    if line.len() <= MAX {
+        return line.to_owned();
+    }
+    let mut end = MAX;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers() {
+        let t = parse_header("goroutine 18 [chan receive, 5 minutes, locked to thread]:").unwrap();
+        assert_eq!(t.id, Some(18));
+        assert_eq!(t.state.as_deref(), Some("chan receive"));
+        assert_eq!(t.wait_seconds, Some(300));
+        assert!(t.locked_to_thread);
+        let t = parse_header("goroutine 1 gp=0xc000002380 m=0 mp=0x55ab60 [running]:").unwrap();
+        assert_eq!((t.id, t.state.as_deref()), (Some(1), Some("running")));
+        let t = parse_header("goroutine 5 [chan receive (nil chan), 1 minute]:").unwrap();
+        assert_eq!(t.state.as_deref(), Some("chan receive (nil chan)"));
+        assert_eq!(t.wait_seconds, Some(60));
+        assert!(parse_header("goroutine x [running]:").is_none());
+        assert!(parse_header("goroutine 1 [running]").is_none());
+    }
+
+    #[test]
+    fn calls() {
+        assert_eq!(parse_call("main.main()"), Some(("main.main", false)));
+        assert_eq!(
+            parse_call("main.(*Server).serve(0xc000010000, {0x1, 0x2})"),
+            Some(("main.(*Server).serve", false))
+        );
+        assert_eq!(
+            parse_call("main.inlined(...)"),
+            Some(("main.inlined", true))
+        );
+        assert_eq!(
+            parse_call("panic({0x4a1b20?, 0x5c3e50?})"),
+            Some(("panic", false))
+        );
+        assert_eq!(
+            parse_call("example.com/x.Map[...].Get(0x1)"),
+            Some(("example.com/x.Map[...].Get", false))
+        );
+        assert_eq!(parse_call("not a call"), None);
+    }
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            parse_location("/usr/lib/go/src/runtime/proc.go:398 +0x1d"),
+            Some(("/usr/lib/go/src/runtime/proc.go", 398, Some(0x1d)))
+        );
+        assert_eq!(
+            parse_location("/src/main.go:12 +0x25 fp=0xc000 sp=0xc000 pc=0x4a"),
+            Some(("/src/main.go", 12, Some(0x25)))
+        );
+        assert_eq!(
+            parse_location("/src/main.go:7"),
+            Some(("/src/main.go", 7, None))
+        );
+        assert_eq!(parse_location("main.go"), None);
+    }
+}

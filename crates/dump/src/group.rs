@@ -1,0 +1,247 @@
+//! Folding tasks with the same stack into groups: the answer to "which stacks are piling up".
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::{Dump, Frame, Runtime, Task};
+
+/// How alike two tasks must be to share a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Level {
+    /// Same functions, files and lines, and the same state.
+    Exact,
+    /// Same functions and the same state; lines may differ (another build, another call site
+    /// in the same function).
+    Functions,
+    /// The same innermost N frames of the service's own code, whatever the runtime frames
+    /// around them and the state.
+    OwnTop(usize),
+}
+
+/// What tasks of one group share, at the level they were grouped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Signature {
+    /// The state, at levels that compare it.
+    pub state: Option<String>,
+    /// Function, and at [`Level::Exact`] file and line, of each frame that counts.
+    pub frames: Vec<FrameKey>,
+}
+
+/// A frame as a signature compares it: function, file, line.
+pub type FrameKey = (Arc<str>, Option<Arc<str>>, Option<u32>);
+
+/// Tasks with one signature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// What they share.
+    pub signature: Signature,
+    /// How many tasks.
+    pub count: u64,
+    /// The state of the first task (at [`Level::OwnTop`] states may differ: see
+    /// `mixed_states`).
+    pub state: Option<String>,
+    /// Whether tasks of the group are in different states.
+    pub mixed_states: bool,
+    /// Shortest and longest wait, in seconds, of the tasks that report one.
+    pub wait_seconds: Option<(u64, u64)>,
+    /// The tasks' ids, in dump order.
+    pub ids: Vec<u64>,
+    /// Tasks locked to an OS thread.
+    pub locked_to_thread: u64,
+    /// The frames of the first task: the group's representative stack.
+    pub frames: Vec<Frame>,
+    /// Index in `frames` of the first frame of the service's own code.
+    pub own_frame: Option<usize>,
+    /// The creator of the first task.
+    pub creator: Option<Frame>,
+}
+
+/// Groups the tasks of `dump` at `level`, largest group first (ties: first seen first).
+///
+/// `main_module` is the Go main module's path (`example.com/shop`), if known; it decides which
+/// frames are the service's own code (see [`is_own_code`]).
+pub fn group(dump: &Dump, level: Level, main_module: Option<&str>) -> Vec<Group> {
+    let mut index: HashMap<Signature, usize> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for task in &dump.tasks {
+        let own = |f: &Frame| is_own_code(dump.runtime, &f.function, main_module);
+        let signature = signature(task, level, &own);
+        match index.get(&signature) {
+            Some(&i) => add(&mut groups[i], task),
+            None => {
+                index.insert(signature.clone(), groups.len());
+                let own_frame = task.frames.iter().position(own);
+                groups.push(Group {
+                    signature,
+                    count: 0,
+                    state: task.state.clone(),
+                    mixed_states: false,
+                    wait_seconds: None,
+                    ids: Vec::new(),
+                    locked_to_thread: 0,
+                    frames: task.frames.clone(),
+                    own_frame,
+                    creator: task.creator.clone(),
+                });
+                if let Some(last) = groups.last_mut() {
+                    add(last, task);
+                }
+            }
+        }
+    }
+    // Stable: equal counts keep dump order.
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    groups
+}
+
+fn add(group: &mut Group, task: &Task) {
+    group.count += task.count;
+    if task.state != group.state {
+        group.mixed_states = true;
+    }
+    if let Some(wait) = task.wait_seconds {
+        group.wait_seconds = Some(match group.wait_seconds {
+            Some((lo, hi)) => (lo.min(wait), hi.max(wait)),
+            None => (wait, wait),
+        });
+    }
+    if let Some(id) = task.id {
+        group.ids.push(id);
+    }
+    if task.locked_to_thread {
+        group.locked_to_thread += task.count;
+    }
+}
+
+fn signature(task: &Task, level: Level, own: &dyn Fn(&Frame) -> bool) -> Signature {
+    let key = |f: &Frame, exact: bool| {
+        (
+            f.function.clone(),
+            if exact { f.file.clone() } else { None },
+            if exact { f.line } else { None },
+        )
+    };
+    match level {
+        Level::Exact => Signature {
+            state: task.state.clone(),
+            frames: task.frames.iter().map(|f| key(f, true)).collect(),
+        },
+        Level::Functions => Signature {
+            state: task.state.clone(),
+            frames: task.frames.iter().map(|f| key(f, false)).collect(),
+        },
+        Level::OwnTop(n) => {
+            let frames: Vec<_> = task
+                .frames
+                .iter()
+                .filter(|f| own(f))
+                .take(n)
+                .map(|f| key(f, false))
+                .collect();
+            if frames.is_empty() {
+                // No own code at all (runtime goroutines): fall back to the functions, so
+                // they do not all land in one group.
+                Signature {
+                    state: task.state.clone(),
+                    frames: task.frames.iter().map(|f| key(f, false)).collect(),
+                }
+            } else {
+                Signature {
+                    state: None,
+                    frames,
+                }
+            }
+        }
+    }
+}
+
+/// Whether `function` belongs to the service rather than its runtime or standard library.
+///
+/// Go: the `main` package, or a package of `main_module` when it is known; without it, any
+/// package outside the standard library (whose first path element has no dot) and outside
+/// `golang.org/x/`. Rust: any crate but std, core, alloc, tokio and the runtime crates around
+/// them.
+pub fn is_own_code(runtime: Runtime, function: &str, main_module: Option<&str>) -> bool {
+    match runtime {
+        Runtime::Go => {
+            let package = go_package(function);
+            if package == "main" {
+                return true;
+            }
+            match main_module {
+                Some(module) => {
+                    package == module
+                        || package
+                            .strip_prefix(module)
+                            .is_some_and(|rest| rest.starts_with('/'))
+                }
+                None => {
+                    let first = package.split('/').next().unwrap_or(package);
+                    first.contains('.') && !package.starts_with("golang.org/x/")
+                }
+            }
+        }
+        Runtime::Rust | Runtime::Tokio => {
+            const RUNTIME_CRATES: &[&str] = &[
+                "std",
+                "core",
+                "alloc",
+                "tokio",
+                "futures",
+                "futures_util",
+                "futures_core",
+                "faultline_capture",
+                "panic_unwind",
+                "panic_abort",
+            ];
+            let path = function.trim_start_matches(['<', '&']);
+            let krate = path.split("::").next().unwrap_or(path);
+            function.contains("::") && !RUNTIME_CRATES.contains(&krate) && !krate.starts_with("__")
+        }
+    }
+}
+
+/// The package path of a Go function name: `net/http.(*conn).serve` → `net/http`.
+fn go_package(function: &str) -> &str {
+    let last_slash = function.rfind('/').map_or(0, |i| i + 1);
+    match function[last_slash..].find('.') {
+        Some(dot) => &function[..last_slash + dot],
+        None => function,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_own_code() {
+        let own = |f: &str, m: Option<&str>| is_own_code(Runtime::Go, f, m);
+        assert!(own("main.waitOnChannel", None));
+        assert!(own("main.(*server).handle.func1", None));
+        assert!(!own("runtime.gopark", None));
+        assert!(!own("net/http.(*conn).serve", None));
+        assert!(!own("internal/poll.(*FD).Read", None));
+        assert!(own("example.com/shop/cart.(*Cart).Add", None));
+        assert!(!own("golang.org/x/net/http2.(*serverConn).serve", None));
+        assert!(own("example.com/shop/cart.Add", Some("example.com/shop")));
+        assert!(!own("example.com/shopping.Add", Some("example.com/shop")));
+        assert!(!own(
+            "github.com/lib/pq.(*conn).recv",
+            Some("example.com/shop")
+        ));
+        assert_eq!(go_package("net/http.(*conn).serve"), "net/http");
+        assert_eq!(go_package("main.main"), "main");
+        assert_eq!(go_package("example.com/x.Map[...].Get"), "example.com/x");
+    }
+
+    #[test]
+    fn rust_own_code() {
+        let own = |f: &str| is_own_code(Runtime::Rust, f, None);
+        assert!(own("shop::cart::add"));
+        assert!(own("<shop::Cart as core::fmt::Debug>::fmt"));
+        assert!(!own("tokio::runtime::task::raw::poll"));
+        assert!(!own("core::panicking::panic_fmt"));
+        assert!(!own("main"));
+    }
+}

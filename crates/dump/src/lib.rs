@@ -1,0 +1,207 @@
+//! Task dumps and panics, from Go and Rust runtimes, into one model.
+//!
+//! Bytes in, values out: no file system, no network, no clock. [`parse`] detects the format and
+//! returns a [`Dump`] — tasks (goroutines, tokio tasks, threads) with their state, wait time,
+//! creator and frames — plus [`Diagnostic`]s for every line it could not place. One malformed
+//! goroutine block never loses the others. [`group`] folds tasks with the same stack signature
+//! (at a chosen [`Level`]) into [`Group`]s; [`diff`] compares two dumps group by group.
+//!
+//! Formats so far: Go tracebacks (panics, fatal errors, `SIGQUIT` dumps with any
+//! `GOTRACEBACK`, `/debug/pprof/goroutine?debug=2`), also when embedded in logs (kubectl/CRI
+//! prefixes, timestamps and levels, CRLF, tabs turned to spaces).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use std::fmt;
+use std::sync::Arc;
+
+mod diff;
+mod go_text;
+mod group;
+mod logs;
+
+pub use diff::{Change, GroupChange, diff};
+pub use group::{Group, Level, Signature, group, is_own_code};
+
+/// Limits on untrusted input. Past them, parsing stops with [`Error::Limit`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most tasks in one dump.
+    pub max_tasks: usize,
+    /// Most frames in one task.
+    pub max_frames: usize,
+    /// Longest line, in bytes.
+    pub max_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_tasks: 2_000_000,
+            max_frames: 100_000,
+            max_line: 1 << 20,
+        }
+    }
+}
+
+/// Errors: the input is past a limit. Malformed lines are [`Diagnostic`]s, not errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A limit of [`Limits`] was exceeded.
+    #[error("line {line}: {what} exceeds the limit of {limit}")]
+    Limit {
+        /// 1-based line where the limit was crossed.
+        line: usize,
+        /// What was counted.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The runtime a dump came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// The Go runtime.
+    Go,
+    /// Rust std (panics, threads).
+    Rust,
+    /// The tokio runtime.
+    Tokio,
+}
+
+/// The format a dump was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Go traceback text: a panic, a fatal error, a `SIGQUIT` dump, or
+    /// `/debug/pprof/goroutine?debug=2`.
+    GoTraceback,
+}
+
+/// Where a frame came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provenance {
+    /// Go traceback text: function, file and line as the runtime printed them.
+    GoTraceback,
+}
+
+/// One stack frame, as the dump gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// The function, without its arguments (`main.(*Server).serve`).
+    pub function: Arc<str>,
+    /// The source file, if given.
+    pub file: Option<Arc<str>>,
+    /// 1-based line, if given.
+    pub line: Option<u32>,
+    /// 1-based column, if given.
+    pub column: Option<u32>,
+    /// The PC's offset from the function's entry (Go's `+0x1d`), if given.
+    pub offset: Option<u64>,
+    /// Whether the runtime marked this frame as inlined into its caller.
+    pub inlined: bool,
+    /// Where the frame came from.
+    pub provenance: Provenance,
+}
+
+/// One task: a goroutine, a tokio task, a thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// The runtime's id (`goroutine 42`), if it has one.
+    pub id: Option<u64>,
+    /// State or wait reason as the runtime named it (`chan receive`, `select`, `running`).
+    pub state: Option<String>,
+    /// How long it has waited, in seconds, if the runtime says (Go prints whole minutes).
+    pub wait_seconds: Option<u64>,
+    /// Locked to an OS thread (`runtime.LockOSThread`).
+    pub locked_to_thread: bool,
+    /// The function that created this task (`created by main.main`).
+    pub creator: Option<Frame>,
+    /// The id of the task that created it (`in goroutine 1`, Go 1.21 and later).
+    pub creator_id: Option<u64>,
+    /// Frames, innermost first.
+    pub frames: Vec<Frame>,
+    /// Frames the runtime left out (`...N frames elided...`; `None` inside: it did not say how
+    /// many).
+    pub elided: Option<Option<u64>>,
+    /// How many tasks this entry stands for (aggregated formats); 1 otherwise.
+    pub count: u64,
+}
+
+impl Task {
+    fn new(id: Option<u64>) -> Self {
+        Self {
+            id,
+            state: None,
+            wait_seconds: None,
+            locked_to_thread: false,
+            creator: None,
+            creator_id: None,
+            frames: Vec::new(),
+            elided: None,
+            count: 1,
+        }
+    }
+}
+
+/// What the runtime said about a crash, if the dump is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crash {
+    /// `panic`, `fatal error`, `SIGQUIT`…
+    pub kind: String,
+    /// The message, verbatim (`runtime error: invalid memory address or nil pointer
+    /// dereference`), with any `[recovered]` lines after it.
+    pub message: String,
+    /// The signal line, if any (`[signal SIGSEGV: segmentation violation code=… addr=0x0 …]`).
+    pub signal: Option<String>,
+}
+
+/// A line the parser could not place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// What was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// A parsed dump.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dump {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// The format it was parsed from.
+    pub format: Format,
+    /// The runtime's version, or what the format reveals of it (`go1.21+`).
+    pub version: Option<String>,
+    /// The crash, if the dump is a panic or fatal error.
+    pub crash: Option<Crash>,
+    /// The tasks, in the order the dump lists them.
+    pub tasks: Vec<Task>,
+    /// Lines that could not be placed.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Dump {
+    /// Total tasks, counting aggregated entries by their count.
+    pub fn task_count(&self) -> u64 {
+        self.tasks.iter().map(|t| t.count).sum()
+    }
+}
+
+/// Parses a dump of any supported format, detected from its content.
+///
+/// Returns `Ok` with diagnostics for lines it could not place; `Err` only past a limit.
+/// Input that is not a dump at all gives a dump with no tasks and a diagnostic saying so.
+pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
+    go_text::parse(input, limits)
+}
