@@ -12,19 +12,72 @@ use crate::exit::Failure;
 use crate::{AnalyzeArgs, AnalyzeFormat};
 
 pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
-    let bytes = std::fs::read(&args.record).map_err(|e| {
+    if let Some(paths) = &args.diff {
+        return crate::dumps::diff(&paths[0], &paths[1], &args);
+    }
+    let mut texts = Vec::new();
+    let many = args.inputs.len() > 1;
+    for path in &args.inputs {
+        let bytes = read_input(path)?;
+        let mut text = if is_crash_record(path, &bytes) {
+            record(path, &bytes, &args)?
+        } else {
+            crate::dumps::analyze(path, &bytes, &args)?
+        };
+        if many && matches!(args.format, AnalyzeFormat::Human) {
+            text = format!("== {}\n{text}", path.display());
+        }
+        texts.push(text);
+    }
+    let text = if many && matches!(args.format, AnalyzeFormat::Json) {
+        // One JSON array of the per-file documents.
+        format!(
+            "[\n{}]\n",
+            texts
+                .iter()
+                .map(|t| t.trim_end())
+                .collect::<Vec<_>>()
+                .join(",\n")
+        )
+    } else {
+        texts.join("\n")
+    };
+    write_stdout(&text)
+}
+
+/// Reads an input file; a missing file is bad input (exit 2), other I/O errors failures.
+pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| {
         let code = if e.kind() == std::io::ErrorKind::NotFound {
             crate::exit::BAD_INPUT
         } else {
             crate::exit::FAILED
         };
-        Failure::new(code, anyhow::anyhow!("{}: {e}", args.record.display()))
-    })?;
-    let record = CrashRecord::from_json(&bytes)
-        .map_err(|e| Failure::usage(format!("{}: {e}", args.record.display())))?;
+        Failure::new(code, anyhow::anyhow!("{}: {e}", path.display()))
+    })
+}
+
+/// JSON (a `.json` file, or content that opens an object) is read as a crash record, so a
+/// broken record gets the JSON parser's precise error; anything else is read as a dump.
+fn is_crash_record(path: &std::path::Path, bytes: &[u8]) -> bool {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    path.extension().is_some_and(|e| e == "json") || start.is_some_and(|i| bytes[i] == b'{')
+}
+
+pub fn write_stdout(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::failed(e)),
+        _ => Ok(()),
+    }
+}
+
+fn record(path: &std::path::Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, Failure> {
+    let record = CrashRecord::from_json(bytes)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     let locator = args.lookup.locator()?;
     let report = symbolize_record(&record, &locator, Demangle::Short);
-    let text = match args.format {
+    Ok(match args.format {
         AnalyzeFormat::Human => human(&record, &report, args.full),
         AnalyzeFormat::Json => {
             let mut s =
@@ -32,12 +85,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
             s.push('\n');
             s
         }
-    };
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::failed(e)),
-        _ => Ok(()),
-    }
+    })
 }
 
 fn source_name(source: &Source) -> &'static str {

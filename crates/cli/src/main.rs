@@ -2,6 +2,7 @@
 //! and map failures to the exit codes documented in docs/cli.md.
 
 mod analyze;
+mod dumps;
 mod exit;
 mod store;
 mod symbolize;
@@ -23,7 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Symbolize a crash record captured from a (stripped) binary.
+    /// Read crash records and task dumps (Go tracebacks and goroutine dumps): symbolize a
+    /// crash, group a dump's tasks by stack, diff two dumps.
     Analyze(AnalyzeArgs),
     /// Symbolize module-relative addresses, like llvm-symbolizer.
     Symbolize(SymbolizeArgs),
@@ -49,8 +51,22 @@ struct LookupArgs {
 
 #[derive(Debug, clap::Args)]
 struct AnalyzeArgs {
-    /// The crash record (JSON) written by faultline-capture.
-    record: PathBuf,
+    /// Crash records (JSON, from faultline-capture) or task dumps (Go panic or fatal-error
+    /// output, SIGQUIT dumps, /debug/pprof/goroutine?debug=2, also inside logs); the format is
+    /// detected from the content.
+    #[arg(value_name = "FILE", required_unless_present = "diff")]
+    inputs: Vec<PathBuf>,
+    /// Compare two task dumps: which stacks appeared, grew, shrank or vanished.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "inputs")]
+    diff: Option<Vec<PathBuf>>,
+    /// How alike tasks must be to share a group: `exact` (functions, files, lines, state),
+    /// `functions` (functions and state), `own` or `own:N` (the innermost N frames of your own
+    /// code; N defaults to 3).
+    #[arg(long, default_value = "functions", value_parser = parse_level)]
+    level: faultline_dump::Level,
+    /// The Go main module's path (`example.com/shop`), to tell your code from dependencies.
+    #[arg(long, value_name = "PATH")]
+    main_module: Option<String>,
     #[command(flatten)]
     lookup: LookupArgs,
     /// Output format.
@@ -112,6 +128,21 @@ enum StoreCommand {
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
     },
+}
+
+fn parse_level(text: &str) -> Result<faultline_dump::Level, String> {
+    use faultline_dump::Level;
+    match text {
+        "exact" => Ok(Level::Exact),
+        "functions" => Ok(Level::Functions),
+        "own" => Ok(Level::OwnTop(3)),
+        other => other
+            .strip_prefix("own:")
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0)
+            .map(Level::OwnTop)
+            .ok_or_else(|| format!("expected exact, functions, own or own:N, got {other:?}")),
+    }
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,277 @@
+//! `faultline analyze` of task dumps: groups largest first, and `--diff`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use faultline_dump::{Change, Dump, Frame, Group, GroupChange, Limits, Runtime};
+
+use crate::analyze::{read_input, write_stdout};
+use crate::exit::Failure;
+use crate::{AnalyzeArgs, AnalyzeFormat};
+
+/// Frames of a group's stack shown in the human format before `…`.
+const SHOWN_FRAMES: usize = 12;
+/// Task ids listed per group before `…`.
+const SHOWN_IDS: usize = 8;
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Dump, Failure> {
+    faultline_dump::parse(bytes, &Limits::default())
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+pub fn analyze(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, Failure> {
+    let dump = parse(path, bytes)?;
+    if dump.tasks.is_empty() && dump.crash.is_none() {
+        return Err(Failure::usage(format!(
+            "{}: not a crash record or a task dump this faultline reads (a faultline crash \
+             record, Go panic output or goroutine dump)",
+            path.display()
+        )));
+    }
+    let groups = faultline_dump::group(&dump, args.level, args.main_module.as_deref());
+    Ok(match args.format {
+        AnalyzeFormat::Human => human(path, &dump, &groups),
+        AnalyzeFormat::Json => {
+            let mut s =
+                serde_json::to_string_pretty(&json(&dump, &groups)).map_err(Failure::failed)?;
+            s.push('\n');
+            s
+        }
+    })
+}
+
+pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<(), Failure> {
+    let before = parse(old, &read_input(old)?)?;
+    let after = parse(new, &read_input(new)?)?;
+    let module = args.main_module.as_deref();
+    let changes = faultline_dump::diff(
+        &faultline_dump::group(&before, args.level, module),
+        &faultline_dump::group(&after, args.level, module),
+    );
+    let text = match args.format {
+        AnalyzeFormat::Human => {
+            let mut s = format!(
+                "{} → {}: {} → {} tasks\n",
+                old.display(),
+                new.display(),
+                before.task_count(),
+                after.task_count()
+            );
+            for c in changes.iter().filter(|c| c.change != Change::Unchanged) {
+                let _ = writeln!(
+                    s,
+                    "\n{:>9} {:>6} → {:<6} ({:+}) {}",
+                    change_name(c.change),
+                    c.before,
+                    c.after,
+                    c.delta(),
+                    state_text(&c.group)
+                );
+                write_stack(&mut s, &c.group, before.runtime, "    ");
+            }
+            let unchanged = changes
+                .iter()
+                .filter(|c| c.change == Change::Unchanged)
+                .count();
+            let _ = writeln!(s, "\n{unchanged} groups unchanged");
+            s
+        }
+        AnalyzeFormat::Json => {
+            let value = serde_json::json!({
+                "old": { "file": old.display().to_string(), "task_count": before.task_count() },
+                "new": { "file": new.display().to_string(), "task_count": after.task_count() },
+                "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
+            });
+            let mut s = serde_json::to_string_pretty(&value).map_err(Failure::failed)?;
+            s.push('\n');
+            s
+        }
+    };
+    write_stdout(&text)
+}
+
+fn change_name(change: Change) -> &'static str {
+    match change {
+        Change::Appeared => "appeared",
+        Change::Grew => "grew",
+        Change::Shrank => "shrank",
+        Change::Vanished => "vanished",
+        Change::Unchanged => "unchanged",
+    }
+}
+
+fn runtime_name(runtime: Runtime) -> &'static str {
+    match runtime {
+        Runtime::Go => "go",
+        Runtime::Rust => "rust",
+        Runtime::Tokio => "tokio",
+    }
+}
+
+fn state_text(group: &Group) -> String {
+    let mut s = format!("[{}", group.state.as_deref().unwrap_or("unknown state"));
+    if group.mixed_states {
+        s.push_str(" and others");
+    }
+    match group.wait_seconds {
+        Some((lo, hi)) if lo == hi => {
+            let _ = write!(s, ", {} min", lo / 60);
+        }
+        Some((lo, hi)) => {
+            let _ = write!(s, ", {}–{} min", lo / 60, hi / 60);
+        }
+        None => {}
+    }
+    if group.locked_to_thread > 0 {
+        let _ = write!(s, ", {} locked to thread", group.locked_to_thread);
+    }
+    s.push(']');
+    s
+}
+
+fn location(frame: &Frame) -> String {
+    match (&frame.file, frame.line) {
+        (Some(file), Some(line)) => format!("{file}:{line}"),
+        (Some(file), None) => file.to_string(),
+        _ => "??".into(),
+    }
+}
+
+fn write_stack(s: &mut String, group: &Group, runtime: Runtime, indent: &str) {
+    let _ = runtime;
+    for (i, frame) in group.frames.iter().enumerate().take(SHOWN_FRAMES) {
+        let mark = if group.own_frame == Some(i) {
+            "  <- first frame of your code"
+        } else {
+            ""
+        };
+        let inlined = if frame.inlined { " (inlined)" } else { "" };
+        let _ = writeln!(s, "{indent}{}{inlined}{mark}", frame.function);
+        let _ = writeln!(s, "{indent}    {}", location(frame));
+    }
+    if group.frames.len() > SHOWN_FRAMES {
+        let _ = writeln!(
+            s,
+            "{indent}… {} more frames",
+            group.frames.len() - SHOWN_FRAMES
+        );
+    }
+    if let Some(creator) = &group.creator {
+        let _ = writeln!(
+            s,
+            "{indent}created by {} at {}",
+            creator.function,
+            location(creator)
+        );
+    }
+}
+
+fn human(path: &Path, dump: &Dump, groups: &[Group]) -> String {
+    let mut s = String::new();
+    let version = dump
+        .version
+        .as_deref()
+        .map(|v| format!(", {v}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "{}: {} {} tasks in {} groups ({}{version})",
+        path.display(),
+        dump.task_count(),
+        runtime_name(dump.runtime),
+        groups.len(),
+        match dump.format {
+            faultline_dump::Format::GoTraceback => "traceback",
+        }
+    );
+    if let Some(crash) = &dump.crash {
+        let _ = writeln!(s, "{}: {}", crash.kind, crash.message);
+        if let Some(signal) = &crash.signal {
+            let _ = writeln!(s, "[{signal}]");
+        }
+    }
+    for group in groups {
+        let ids: Vec<String> = group
+            .ids
+            .iter()
+            .take(SHOWN_IDS)
+            .map(ToString::to_string)
+            .collect();
+        let more = if group.ids.len() > SHOWN_IDS {
+            ", …"
+        } else {
+            ""
+        };
+        let ids = if ids.is_empty() {
+            String::new()
+        } else {
+            format!("  ids {}{more}", ids.join(", "))
+        };
+        let _ = writeln!(s, "\n{:>6} × {}{ids}", group.count, state_text(group));
+        write_stack(&mut s, group, dump.runtime, "         ");
+    }
+    if !dump.diagnostics.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} lines not understood (first: {})",
+            dump.diagnostics.len(),
+            dump.diagnostics[0]
+        );
+    }
+    s
+}
+
+fn frame_json(frame: &Frame) -> serde_json::Value {
+    serde_json::json!({
+        "function": &*frame.function,
+        "file": frame.file.as_deref(),
+        "line": frame.line,
+        "column": frame.column,
+        "offset": frame.offset,
+        "inlined": frame.inlined,
+    })
+}
+
+fn group_json(group: &Group) -> serde_json::Value {
+    serde_json::json!({
+        "count": group.count,
+        "state": group.state,
+        "mixed_states": group.mixed_states,
+        "wait_seconds": group.wait_seconds.map(|(min, max)| serde_json::json!({"min": min, "max": max})),
+        "ids": group.ids,
+        "locked_to_thread": group.locked_to_thread,
+        "own_frame": group.own_frame,
+        "frames": group.frames.iter().map(frame_json).collect::<Vec<_>>(),
+        "creator": group.creator.as_ref().map(frame_json),
+    })
+}
+
+fn change_json(change: &GroupChange) -> serde_json::Value {
+    serde_json::json!({
+        "change": change_name(change.change),
+        "before": change.before,
+        "after": change.after,
+        "group": group_json(&change.group),
+    })
+}
+
+fn json(dump: &Dump, groups: &[Group]) -> serde_json::Value {
+    serde_json::json!({
+        "runtime": runtime_name(dump.runtime),
+        "format": match dump.format {
+            faultline_dump::Format::GoTraceback => "go_traceback",
+        },
+        "version": dump.version,
+        "task_count": dump.task_count(),
+        "crash": dump.crash.as_ref().map(|c| serde_json::json!({
+            "kind": c.kind,
+            "message": c.message,
+            "signal": c.signal,
+        })),
+        "groups": groups.iter().map(group_json).collect::<Vec<_>>(),
+        "diagnostics": dump.diagnostics.iter().map(|d| serde_json::json!({
+            "line": d.line,
+            "message": d.message,
+        })).collect::<Vec<_>>(),
+    })
+}
