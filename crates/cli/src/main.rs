@@ -14,9 +14,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::exit::Failure;
 
-/// Chaos and crash diagnosis for Go and Rust services.
+/// Crash diagnosis for Go and Rust services: symbolize crashes of stripped binaries offline,
+/// against debug files found by GNU build-id; group goroutine dumps by stack.
+///
+/// Exit codes: 0 done, 1 failed, 2 bad usage or input, 3 no debug file found (docs/cli.md).
 #[derive(Debug, Parser)]
-#[command(name = "faultline", version, about, max_term_width = 100)]
+#[command(name = "faultline", version, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -169,6 +172,19 @@ impl LookupArgs {
                 DebuginfodOptions::from_env(),
             ))
         };
+        for file in &self.debug_files {
+            if !file.is_file() {
+                let what = if file.is_dir() {
+                    "a directory"
+                } else {
+                    "no such file"
+                };
+                return Err(Failure::usage(format!(
+                    "--debug-file {}: {what}; expected a debug file or an unstripped binary",
+                    file.display()
+                )));
+            }
+        }
         for dir in &self.debug_dirs {
             if !dir.is_dir() {
                 return Err(Failure::usage(format!(

@@ -102,6 +102,9 @@ fn interactive(
         let Some(word) = line.split_whitespace().next() else {
             continue;
         };
+        if word.starts_with('#') {
+            continue;
+        }
         let result = match word.parse::<Addr>() {
             Ok(addr) => {
                 let symbolized = symbolizer.symbolize(addr.0);
@@ -111,7 +114,7 @@ fn interactive(
                 }
             }
             Err(e) => {
-                eprintln!("faultline: {e}");
+                eprintln!("faultline: error: {e}");
                 Ok(())
             }
         };

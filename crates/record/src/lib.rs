@@ -368,11 +368,10 @@ pub struct CrashRecord {
     /// The runtime's own text, verbatim (for a panic: what the default hook prints).
     #[serde(default)]
     pub raw_text: Option<String>,
-    /// Loaded modules.
-    #[serde(default)]
+    /// Loaded modules. Required (possibly empty), so a misspelt key is an error rather than an
+    /// empty stack.
     pub modules: Vec<Module>,
-    /// The crashing thread's frames, innermost first.
-    #[serde(default)]
+    /// The crashing thread's frames, innermost first. Required, like `modules`.
     pub frames: Vec<Frame>,
     /// Tasks, for task dumps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -21,10 +21,7 @@ pub struct ElfIdentity {
 
 /// Reads the build-id, debuglink and whether the file has DWARF.
 pub fn identity(path: &Path) -> Result<ElfIdentity> {
-    let file = File::open(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = open_file(path)?;
     // SAFETY: the map is read-only; a file truncated under us can fault, which is the same risk
     // every symbolizer (gdb, llvm-symbolizer, addr2line) accepts for debug files.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io {
@@ -38,6 +35,21 @@ pub fn identity(path: &Path) -> Result<ElfIdentity> {
         },
         other => other,
     })
+}
+
+/// Opens a file to map it, refusing a directory with a message that says what was expected.
+pub(crate) fn open_file(path: &Path) -> Result<File> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if std::fs::metadata(path).map_err(io)?.is_dir() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is a directory, expected an ELF file",
+        )));
+    }
+    File::open(path).map_err(io)
 }
 
 /// Like [`identity`], from bytes already in memory.

@@ -115,22 +115,55 @@ impl Locator {
 
     fn search(&self, build_id: &BuildId, binary: Option<&Path>) -> Result<Found, NotFound> {
         let mut tried = Vec::new();
+        // A file of another build found where this build's file should be (a store path, a
+        // debuglink of this binary): the reason, if nothing better turns up.
         let mut mismatch: Option<(PathBuf, Option<BuildId>)> = None;
-        let mut check = |path: &Path, source: Source, tried: &mut Vec<String>| {
-            let identity = self.identity(path)?;
+        // A file of this build without DWARF (a stripped binary filed in a store): used only
+        // if nothing with DWARF turns up, for its symbol table.
+        let mut without_dwarf: Option<Found> = None;
+        let mut check = |path: &Path,
+                         source: Source,
+                         targeted: bool,
+                         tried: &mut Vec<String>,
+                         without_dwarf: &mut Option<Found>|
+         -> Option<Found> {
+            let Some(identity) = self.identity(path) else {
+                tried.push(format!("{} (not a readable ELF file)", path.display()));
+                return None;
+            };
             if identity.build_id.as_ref() == Some(build_id) {
-                return Some(Found {
+                let found = Found {
                     path: path.to_owned(),
                     source,
-                });
+                };
+                if identity.has_dwarf {
+                    return Some(found);
+                }
+                tried.push(format!("{} (no DWARF)", path.display()));
+                without_dwarf.get_or_insert(found);
+                return None;
             }
-            tried.push(format!("{} (other build-id)", path.display()));
-            mismatch.get_or_insert((path.to_owned(), identity.build_id));
+            let id = identity
+                .build_id
+                .as_ref()
+                .map_or_else(|| "no build-id".to_owned(), |id| format!("build-id {id}"));
+            if targeted {
+                tried.push(format!("{} ({id})", path.display()));
+                mismatch.get_or_insert((path.to_owned(), identity.build_id));
+            } else {
+                tried.push(format!("{} (given: {id})", path.display()));
+            }
             None
         };
 
         for file in &self.explicit {
-            if let Some(found) = check(file, Source::Explicit, &mut tried) {
+            if let Some(found) = check(
+                file,
+                Source::Explicit,
+                false,
+                &mut tried,
+                &mut without_dwarf,
+            ) {
                 return Ok(found);
             }
         }
@@ -139,8 +172,9 @@ impl Locator {
             for candidate in store.candidates(build_id) {
                 if candidate.exists() {
                     hit = true;
+                    let source = Source::Store(candidate.clone());
                     if let Some(found) =
-                        check(&candidate, Source::Store(candidate.clone()), &mut tried)
+                        check(&candidate, source, true, &mut tried, &mut without_dwarf)
                     {
                         return Ok(found);
                     }
@@ -150,27 +184,41 @@ impl Locator {
                 tried.push(format!("store {}", store.candidates(build_id)[0].display()));
             }
         }
-        if let Some(binary) = binary
-            && let Some(identity) = self.identity(binary)
-        {
-            if let Some((name, _crc)) = &identity.debuglink {
-                for candidate in debuglink_candidates(binary, name) {
-                    if candidate.exists()
-                        && let Some(found) = check(&candidate, Source::Debuglink, &mut tried)
-                    {
-                        return Ok(found);
+        match binary.map(|b| (b, self.identity(b))) {
+            Some((binary, Some(identity))) => {
+                if let Some((name, _crc)) = &identity.debuglink {
+                    let candidates = debuglink_candidates(binary, name);
+                    for candidate in &candidates {
+                        if candidate.exists()
+                            && let Some(found) = check(
+                                candidate,
+                                Source::Debuglink,
+                                true,
+                                &mut tried,
+                                &mut without_dwarf,
+                            )
+                        {
+                            return Ok(found);
+                        }
                     }
+                    let places: Vec<String> =
+                        candidates.iter().map(|c| c.display().to_string()).collect();
+                    tried.push(format!("debuglink {}", places.join(", ")));
                 }
-                tried.push(format!("debuglink {name}"));
+                if identity.has_dwarf
+                    && let Some(found) =
+                        check(binary, Source::Binary, true, &mut tried, &mut without_dwarf)
+                {
+                    return Ok(found);
+                }
             }
-            if identity.has_dwarf
-                && let Some(found) = check(binary, Source::Binary, &mut tried)
-            {
-                return Ok(found);
+            Some((binary, None)) => {
+                tried.push(format!("{} (not on this machine)", binary.display()))
             }
+            None => {}
         }
-        if let Some(client) = &self.debuginfod {
-            match client.fetch_debuginfo(build_id) {
+        match &self.debuginfod {
+            Some(client) => match client.fetch_debuginfo(build_id) {
                 Ok(Fetched::Found { path, from_cache }) => {
                     return Ok(Found {
                         path,
@@ -179,7 +227,14 @@ impl Locator {
                 }
                 Ok(Fetched::NotFound { reason }) => tried.push(reason),
                 Err(e) => tried.push(e.to_chain()),
-            }
+            },
+            None => tried.push("no debuginfod server (set DEBUGINFOD_URLS)".into()),
+        }
+        if let Some(found) = without_dwarf {
+            return Ok(found);
+        }
+        if self.explicit.is_empty() && self.stores.is_empty() {
+            tried.push("no --debug-dir or --debug-file given".into());
         }
         match mismatch {
             Some((path, found)) => Err(Reason::BuildIdMismatch {

@@ -23,6 +23,9 @@ pub struct Added {
     pub path: PathBuf,
     /// False when a file with this build-id was already there (it is kept).
     pub new: bool,
+    /// True when the file replaced one of the same build-id without DWARF (a stripped copy
+    /// filed by mistake), or one whose build-id was not the one its path says.
+    pub replaced: bool,
     /// Whether the file has DWARF; a store entry without it can only give symbol names.
     pub has_dwarf: bool,
 }
@@ -60,13 +63,22 @@ impl DebugStore {
             path: file.to_owned(),
         })?;
         let [path, _] = self.candidates(&build_id);
+        let mut replaced = false;
         if path.exists() {
-            return Ok(Added {
-                build_id,
-                path,
-                new: false,
-                has_dwarf: identity.has_dwarf,
+            let existing = elf::identity(&path).ok();
+            let keep = existing.as_ref().is_some_and(|e| {
+                e.build_id.as_ref() == Some(&build_id) && (e.has_dwarf || !identity.has_dwarf)
             });
+            if keep {
+                return Ok(Added {
+                    build_id,
+                    path,
+                    new: false,
+                    replaced: false,
+                    has_dwarf: existing.is_some_and(|e| e.has_dwarf),
+                });
+            }
+            replaced = true;
         }
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         let io = |path: &Path| {
@@ -87,6 +99,7 @@ impl DebugStore {
             build_id,
             path,
             new: true,
+            replaced,
             has_dwarf: identity.has_dwarf,
         })
     }

@@ -9,7 +9,6 @@
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -70,7 +69,7 @@ impl DebugFile {
             path: path.to_owned(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
+        let file = crate::elf::open_file(path)?;
         // SAFETY: a read-only private map. If the file is truncated while mapped, reads fault;
         // every symbolizer shares that risk, and debug stores are not written in place.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
@@ -188,7 +187,13 @@ impl DebugFile {
                 .and_then(|i| obj.section_by_index(i).ok())
                 .is_some_and(|s| s.kind() == object::SectionKind::Text)
         };
-        let mut entries: Vec<(u64, u64, &str)> = obj
+        let section_end = |index: Option<object::SectionIndex>| {
+            index
+                .and_then(|i| obj.section_by_index(i).ok())
+                .map(|s| s.address().saturating_add(s.size()))
+        };
+        // (start, size, end, name)
+        let mut sized: Vec<(u64, u64, u64, &str)> = obj
             .symbols()
             .chain(obj.dynamic_symbols())
             .filter(|s| s.is_definition())
@@ -197,23 +202,30 @@ impl DebugFile {
                 SymbolKind::Unknown => is_code_section(s.section_index()),
                 _ => false,
             })
-            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?)))
+            .filter_map(|s| {
+                let start = s.address();
+                // A symbol without a size runs to the next symbol (the lookup takes the
+                // nearest), but never past the end of its section: an address beyond the
+                // code is nobody's.
+                let end = match s.size() {
+                    0 => section_end(s.section_index()).unwrap_or(start.saturating_add(1)),
+                    size => start.saturating_add(size),
+                };
+                Some((start, s.size(), end, s.name().ok()?))
+            })
             // ARM mapping symbols ($x, $d) mark code and data, they are not names.
-            .filter(|(_, _, name)| !name.is_empty() && !name.starts_with('$'))
+            .filter(|(_, _, _, name)| !name.is_empty() && !name.starts_with('$'))
             .collect();
-        // Stable: among equals table order is kept, and the last of each address wins.
-        entries.sort_by_key(|&(addr, size, _)| (addr, size));
-        entries.reverse();
-        entries.dedup_by_key(|e| e.0);
-        entries.reverse();
-        // From here on the middle field is the end address, not the size.
-        for e in &mut entries {
-            e.1 = if e.1 > 0 {
-                e.0.saturating_add(e.1)
-            } else {
-                u64::MAX
-            };
-        }
+        // Stable: among equals table order is kept, and the last of each address (the largest,
+        // then the last in the table) wins.
+        sized.sort_by_key(|&(start, size, _, _)| (start, size));
+        sized.reverse();
+        sized.dedup_by_key(|e| e.0);
+        sized.reverse();
+        let mut entries: Vec<(u64, u64, &str)> = sized
+            .into_iter()
+            .map(|(start, _, end, name)| (start, end, name))
+            .collect();
         entries.shrink_to_fit();
         Ok(SymbolTable { entries })
     }

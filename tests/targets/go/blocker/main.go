@@ -21,6 +21,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -165,7 +166,8 @@ func largeMutex(started *sync.WaitGroup) {
 }
 
 // Crash paths: main.main -> main.handle -> main.crash (-panic), or
-// main.main -> main.handle -> main.fault -> main.writeNilMap / main.derefNil (-fault).
+// main.main -> main.handle -> main.fault -> main.writeNilMap / main.derefNil / main.overflow /
+// main.unlockUnlocked (-fault).
 
 type request struct {
 	id    int
@@ -192,8 +194,15 @@ func fault(r *request, mode string) {
 		writeNilMap(r)
 	case "nilptr":
 		derefNil(nil)
+	case "overflow":
+		// A small limit keeps the overflow quick and its memory use low; the output is
+		// Go's "fatal error: stack overflow", with a "runtime stack:" section.
+		debug.SetMaxStack(1 << 20)
+		overflow(r, 0)
+	case "unlock":
+		unlockUnlocked()
 	default:
-		fmt.Fprintf(os.Stderr, "blocker: unknown -fault %q (want nilmap or nilptr)\n", mode)
+		fmt.Fprintf(os.Stderr, "blocker: unknown -fault %q (want nilmap, nilptr, overflow or unlock)\n", mode)
 		os.Exit(2)
 	}
 }
@@ -206,6 +215,19 @@ func writeNilMap(r *request) {
 //go:noinline
 func derefNil(r *request) {
 	r.id++ // r is nil: SIGSEGV, "invalid memory address or nil pointer dereference"
+}
+
+//go:noinline
+func overflow(r *request, n int) int {
+	var pad [64]byte // grows the frame so the limit is reached in fewer calls
+	pad[n%64] = byte(n)
+	return overflow(r, n+1) + int(pad[0])
+}
+
+//go:noinline
+func unlockUnlocked() {
+	var mu sync.Mutex
+	mu.Unlock() // "fatal error: sync: unlock of unlocked mutex": a fatal error, not a panic
 }
 
 // waitParked waits until every goroutine other than the caller is parked (blocked in a wait
@@ -293,7 +315,7 @@ func main() {
 		children = flag.Int("children", 2, "main.spawnedWorker goroutines [chan send] started by each spawner")
 		large    = flag.Int("n", 0, "extra goroutines spread over 20 distinct stacks (large-dump mode)")
 		doPanic  = flag.Bool("panic", false, "panic in main.crash once the goroutines are parked")
-		faultArg = flag.String("fault", "", "runtime error once the goroutines are parked: nilmap or nilptr")
+		faultArg = flag.String("fault", "", "runtime error once the goroutines are parked: nilmap, nilptr, overflow or unlock")
 	)
 	flag.Parse()
 
