@@ -109,6 +109,10 @@ fn runtime_name(runtime: Runtime) -> &'static str {
 }
 
 fn state_text(group: &Group) -> String {
+    if group.state.is_none() && group.wait_seconds.is_none() && group.locked_to_thread == 0 {
+        // Formats without states (pprof debug=1) say nothing rather than "unknown".
+        return String::new();
+    }
     let mut s = format!("[{}", group.state.as_deref().unwrap_or("unknown state"));
     if group.mixed_states {
         s.push_str(" and others");
@@ -180,9 +184,7 @@ fn human(path: &Path, dump: &Dump, groups: &[Group]) -> String {
         dump.task_count(),
         runtime_name(dump.runtime),
         groups.len(),
-        match dump.format {
-            faultline_dump::Format::GoTraceback => "traceback",
-        }
+        dump.format.name()
     );
     if let Some(crash) = &dump.crash {
         let _ = writeln!(s, "{}: {}", crash.kind, crash.message);
@@ -258,9 +260,7 @@ fn change_json(change: &GroupChange) -> serde_json::Value {
 fn json(dump: &Dump, groups: &[Group]) -> serde_json::Value {
     serde_json::json!({
         "runtime": runtime_name(dump.runtime),
-        "format": match dump.format {
-            faultline_dump::Format::GoTraceback => "go_traceback",
-        },
+        "format": dump.format.name(),
         "version": dump.version,
         "task_count": dump.task_count(),
         "crash": dump.crash.as_ref().map(|c| serde_json::json!({

@@ -26,11 +26,12 @@ struct Parser<'t> {
     names: HashMap<&'t str, Arc<str>>,
     /// Whether the crash message may still continue on the next line.
     crash_open: bool,
+    /// `runtime: …` lines printed before the crash line they explain.
+    preface: Vec<&'t str>,
     created_in_goroutine: bool,
 }
 
-pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
-    let text = String::from_utf8_lossy(input);
+pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
     let mut parser = Parser {
         limits: *limits,
         dump: Dump {
@@ -45,6 +46,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
         pending: None,
         names: HashMap::new(),
         crash_open: false,
+        preface: Vec::new(),
         created_in_goroutine: false,
     };
     for (n, raw) in text.split('\n').enumerate() {
@@ -158,13 +160,13 @@ impl<'t> Parser<'t> {
         }
         self.dump.diagnostics.push(Diagnostic {
             line: line_no,
-            message: format!("unexpected line: {}", shorten(trimmed)),
+            message: format!("unexpected line: {}", crate::shorten(trimmed)),
         });
         Ok(())
     }
 
     /// Lines before the first goroutine: what happened.
-    fn crash_line(&mut self, line: &str) -> bool {
+    fn crash_line(&mut self, line: &'t str) -> bool {
         if let Some(signal) = line.strip_prefix('[').filter(|l| l.starts_with("signal ")) {
             let crash = self.dump.crash.get_or_insert_with(|| Crash {
                 kind: "signal".into(),
@@ -195,9 +197,14 @@ impl<'t> Parser<'t> {
                         crash.message.push_str(line);
                     }
                     None => {
+                        let mut message = message.to_owned();
+                        for line in self.preface.drain(..) {
+                            message.push('\n');
+                            message.push_str(line);
+                        }
                         self.dump.crash = Some(Crash {
                             kind: kind.to_owned(),
-                            message: message.to_owned(),
+                            message,
                             signal: None,
                         });
                     }
@@ -207,12 +214,16 @@ impl<'t> Parser<'t> {
             }
         }
         if line.starts_with("runtime: ") || line.starts_with("goroutine ") {
-            // `runtime: out of memory …`, `goroutine 5 gp=… stack=[…]` explanations.
-            if let Some(crash) = self.dump.crash.as_mut() {
-                crash.message.push('\n');
-                crash.message.push_str(line);
-                return true;
+            // `runtime: out of memory …`, `goroutine 5 gp=… stack=[…]` explanations: part of
+            // the crash, before or after its first line.
+            match self.dump.crash.as_mut() {
+                Some(crash) => {
+                    crash.message.push('\n');
+                    crash.message.push_str(line);
+                }
+                None => self.preface.push(line),
             }
+            return true;
         }
         if self.crash_open
             && let Some(crash) = self.dump.crash.as_mut()
@@ -395,18 +406,6 @@ fn is_noise(line: &str) -> bool {
                 && reg.bytes().all(|b| b.is_ascii_alphanumeric())
                 && value.starts_with("0x")
     )
-}
-
-fn shorten(line: &str) -> String {
-    const MAX: usize = 120;
-    if line.len() <= MAX {
-        return line.to_owned();
-    }
-    let mut end = MAX;
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &line[..end])
 }
 
 #[cfg(test)]

@@ -8,13 +8,15 @@
 //!
 //! Formats so far: Go tracebacks (panics, fatal errors, `SIGQUIT` dumps with any
 //! `GOTRACEBACK`, `/debug/pprof/goroutine?debug=2`), also when embedded in logs (kubectl/CRI
-//! prefixes, timestamps and levels, CRLF, tabs turned to spaces).
+//! prefixes, timestamps and levels, CRLF, tabs turned to spaces), and
+//! `/debug/pprof/goroutine?debug=1`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 use std::sync::Arc;
 
 mod diff;
+mod go_pprof1;
 mod go_text;
 mod group;
 mod logs;
@@ -79,6 +81,18 @@ pub enum Format {
     /// Go traceback text: a panic, a fatal error, a `SIGQUIT` dump, or
     /// `/debug/pprof/goroutine?debug=2`.
     GoTraceback,
+    /// `/debug/pprof/goroutine?debug=1`: stacks with counts.
+    GoPprofDebug1,
+}
+
+impl Format {
+    /// A stable name, as `--format json` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::GoTraceback => "go_traceback",
+            Format::GoPprofDebug1 => "go_pprof_debug1",
+        }
+    }
 }
 
 /// Where a frame came from.
@@ -86,6 +100,8 @@ pub enum Format {
 pub enum Provenance {
     /// Go traceback text: function, file and line as the runtime printed them.
     GoTraceback,
+    /// A Go pprof goroutine profile.
+    GoPprof,
 }
 
 /// One stack frame, as the dump gave it.
@@ -203,5 +219,22 @@ impl Dump {
 /// Returns `Ok` with diagnostics for lines it could not place; `Err` only past a limit.
 /// Input that is not a dump at all gives a dump with no tasks and a diagnostic saying so.
 pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
-    go_text::parse(input, limits)
+    let text = String::from_utf8_lossy(input);
+    if go_pprof1::detect(&text) {
+        return go_pprof1::parse(&text, limits);
+    }
+    go_text::parse(&text, limits)
+}
+
+/// A line cut to a readable length for a diagnostic.
+fn shorten(line: &str) -> String {
+    const MAX: usize = 120;
+    if line.len() <= MAX {
+        return line.to_owned();
+    }
+    let mut end = MAX;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
 }

@@ -1,0 +1,137 @@
+//! `/debug/pprof/goroutine?debug=1`: goroutines aggregated by stack.
+//!
+//! ```text
+//! goroutine profile: total 35
+//! 7 @ 0x48c22a 0x419bae 0x683e29 0x493181
+//! #	0x683e28	main.waitOnChannel+0x28	/src/main.go:44
+//! #	0x6863f6	main.main.func2+0x16	/src/main.go:339
+//!
+//! 5 @ 0x48c22a 0x4655f7 0x683f38 0x493181
+//! # labels: {"role":"selector"}
+//! #	0x683f37	main.waitInSelect+0xd7	/src/main.go:53
+//! ```
+//!
+//! Each entry is one stack and how many goroutines have it; there are no ids, states or wait
+//! times. Runtime frames have a PC after `@` but no `#` line.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::{Diagnostic, Dump, Error, Format, Frame, Limits, Provenance, Result, Runtime, Task};
+
+/// Whether `text` is a debug=1 goroutine profile.
+pub fn detect(text: &str) -> bool {
+    text.trim_start().starts_with("goroutine profile: total ")
+}
+
+pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
+    let mut dump = Dump {
+        runtime: Runtime::Go,
+        format: Format::GoPprofDebug1,
+        version: None,
+        crash: None,
+        tasks: Vec::new(),
+        diagnostics: Vec::new(),
+    };
+    let mut names: HashMap<&str, Arc<str>> = HashMap::new();
+    let mut intern = |s| {
+        names
+            .entry(s)
+            .or_insert_with(|| Arc::<str>::from(s))
+            .clone()
+    };
+    let mut task: Option<Task> = None;
+    let mut total: Option<u64> = None;
+    for (n, raw) in text.split('\n').enumerate() {
+        let line_no = n + 1;
+        if raw.len() > limits.max_line {
+            return Err(Error::Limit {
+                line: line_no,
+                what: "line length",
+                limit: limits.max_line,
+            });
+        }
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() {
+            dump.tasks.extend(task.take());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("goroutine profile: total ") {
+            total = rest.trim().parse().ok();
+            continue;
+        }
+        if let Some((count, _pcs)) = line.split_once(" @ ")
+            && let Ok(count) = count.trim().parse::<u64>()
+        {
+            dump.tasks.extend(task.take());
+            if dump.tasks.len() >= limits.max_tasks {
+                return Err(Error::Limit {
+                    line: line_no,
+                    what: "task count",
+                    limit: limits.max_tasks,
+                });
+            }
+            let mut t = Task::new(None);
+            t.count = count;
+            task = Some(t);
+            continue;
+        }
+        if line.starts_with("# labels:") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('#')
+            && let Some(t) = task.as_mut()
+        {
+            // `#\tPC\tFUNC+0xOFF\tFILE:LINE`; the columns are tab-separated, padded with tabs.
+            let mut fields = rest.split('\t').filter(|f| !f.is_empty());
+            let (_pc, function, location) = (fields.next(), fields.next(), fields.next());
+            if let Some(function) = function {
+                let (name, offset) = match function.rsplit_once("+0x") {
+                    Some((name, hex)) => (name, u64::from_str_radix(hex, 16).ok()),
+                    None => (function, None),
+                };
+                let (file, line) = match location.and_then(|l| l.rsplit_once(':')) {
+                    Some((file, line)) => (Some(intern(file)), line.trim().parse().ok()),
+                    None => (None, None),
+                };
+                if t.frames.len() >= limits.max_frames {
+                    return Err(Error::Limit {
+                        line: line_no,
+                        what: "frame count",
+                        limit: limits.max_frames,
+                    });
+                }
+                t.frames.push(Frame {
+                    function: intern(name),
+                    file,
+                    line,
+                    column: None,
+                    offset,
+                    inlined: false,
+                    provenance: Provenance::GoPprof,
+                });
+                continue;
+            }
+        }
+        dump.diagnostics.push(Diagnostic {
+            line: line_no,
+            message: format!(
+                "unexpected line in a debug=1 goroutine profile: {}",
+                crate::shorten(line)
+            ),
+        });
+    }
+    dump.tasks.extend(task);
+    if let Some(total) = total
+        && total != dump.task_count()
+    {
+        dump.diagnostics.push(Diagnostic {
+            line: 1,
+            message: format!(
+                "the profile says {total} goroutines, its entries add up to {}",
+                dump.task_count()
+            ),
+        });
+    }
+    Ok(dump)
+}

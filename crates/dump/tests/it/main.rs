@@ -1,0 +1,5 @@
+//! faultline-dump against real Go output: the fixtures in tests/fixtures/go, made by
+//! scripts/go-fixtures.sh from tests/targets/go/blocker with Go 1.19 and Go 1.27, default and
+//! stripped builds. The facts checked here are the ones the fixtures' README states.
+
+mod go;
