@@ -3,15 +3,15 @@
 //! ```text
 //! goroutine profile: total 35
 //! 7 @ 0x48c22a 0x419bae 0x683e29 0x493181
-//! #	0x683e28	main.waitOnChannel+0x28	/src/main.go:44
-//! #	0x6863f6	main.main.func2+0x16	/src/main.go:339
+//! #    0x683e28    main.waitOnChannel+0x28    /src/main.go:44
+//! #    0x6863f6    main.main.func2+0x16    /src/main.go:339
 //!
 //! 5 @ 0x48c22a 0x4655f7 0x683f38 0x493181
 //! # labels: {"role":"selector"}
-//! #	0x683f37	main.waitInSelect+0xd7	/src/main.go:53
+//! #    0x683f37    main.waitInSelect+0xd7    /src/main.go:53
 //! ```
 //!
-//! Each entry is one stack and how many goroutines have it; there are no ids, states or wait
+//! (The columns are separated by tabs.) Each entry is one stack and how many goroutines have it; there are no ids, states or wait
 //! times. Runtime frames have a PC after `@` but no `#` line.
 
 use std::collections::HashMap;
