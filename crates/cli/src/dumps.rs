@@ -209,7 +209,13 @@ fn human(path: &Path, dump: &Dump, groups: &[Group]) -> String {
         } else {
             format!("  ids {}{more}", ids.join(", "))
         };
-        let _ = writeln!(s, "\n{:>6} × {}{ids}", group.count, state_text(group));
+        let state = state_text(group);
+        let state = if state.is_empty() {
+            state
+        } else {
+            format!(" {state}")
+        };
+        let _ = writeln!(s, "\n{:>6} ×{state}{ids}", group.count);
         write_stack(&mut s, group, dump.runtime, "         ");
     }
     if !dump.diagnostics.is_empty() {

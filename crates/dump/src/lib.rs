@@ -8,14 +8,15 @@
 //!
 //! Formats so far: Go tracebacks (panics, fatal errors, `SIGQUIT` dumps with any
 //! `GOTRACEBACK`, `/debug/pprof/goroutine?debug=2`), also when embedded in logs (kubectl/CRI
-//! prefixes, timestamps and levels, CRLF, tabs turned to spaces), and
-//! `/debug/pprof/goroutine?debug=1`.
+//! prefixes, timestamps and levels, CRLF, tabs turned to spaces), and pprof goroutine profiles
+//! (`debug=1` text, `debug=0` gzipped protobuf).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 use std::sync::Arc;
 
 mod diff;
+mod go_pprof0;
 mod go_pprof1;
 mod go_text;
 mod group;
@@ -33,6 +34,8 @@ pub struct Limits {
     pub max_frames: usize,
     /// Longest line, in bytes.
     pub max_line: usize,
+    /// Largest decompressed size of compressed input (gzipped profiles), in bytes.
+    pub max_decompressed: usize,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
             max_tasks: 2_000_000,
             max_frames: 100_000,
             max_line: 1 << 20,
+            max_decompressed: 1 << 30,
         }
     }
 }
@@ -83,6 +87,8 @@ pub enum Format {
     GoTraceback,
     /// `/debug/pprof/goroutine?debug=1`: stacks with counts.
     GoPprofDebug1,
+    /// `/debug/pprof/goroutine?debug=0`: a gzipped `profile.proto`.
+    GoPprofProto,
 }
 
 impl Format {
@@ -91,6 +97,7 @@ impl Format {
         match self {
             Format::GoTraceback => "go_traceback",
             Format::GoPprofDebug1 => "go_pprof_debug1",
+            Format::GoPprofProto => "go_pprof_proto",
         }
     }
 }
@@ -219,6 +226,9 @@ impl Dump {
 /// Returns `Ok` with diagnostics for lines it could not place; `Err` only past a limit.
 /// Input that is not a dump at all gives a dump with no tasks and a diagnostic saying so.
 pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
+    if go_pprof0::detect(input) {
+        return go_pprof0::parse(input, limits);
+    }
     let text = String::from_utf8_lossy(input);
     if go_pprof1::detect(&text) {
         return go_pprof1::parse(&text, limits);

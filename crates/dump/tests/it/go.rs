@@ -279,6 +279,38 @@ fn debug1_profiles() {
 }
 
 #[test]
+fn debug0_profiles() {
+    every_build(|version, build| {
+        let what = format!("{version}/{build}/goroutine-debug0.pb.gz");
+        let d = dump(&what);
+        assert_eq!(d.format, Format::GoPprofProto);
+        assert!(d.diagnostics.is_empty(), "{what}: {:?}", d.diagnostics);
+        assert_eq!(d.tasks.len(), 13, "{what}");
+        assert_eq!(d.task_count(), 35, "{what}");
+        // The same stacks as the debug=1 text of the same process, with the runtime frames the
+        // text leaves out.
+        let text = dump(&format!("{version}/{build}/goroutine-debug1.txt"));
+        let tally_proto = tally(&d);
+        let tally_text = tally(&text);
+        assert_eq!(tally_proto, tally_text, "{what}");
+        let first = &d.tasks[0];
+        assert_eq!(first.count, 7);
+        assert!(
+            first
+                .frames
+                .iter()
+                .any(|f| &*f.function == "main.waitOnChannel")
+        );
+        assert!(
+            first
+                .frames
+                .iter()
+                .all(|f| f.file.is_some() && f.line.is_some())
+        );
+    });
+}
+
+#[test]
 fn dumps_inside_logs_parse_like_the_originals() {
     let original = dump("go1.27/default/goroutine-debug2.txt");
     for name in ["cri", "crlf", "logfmt"] {
