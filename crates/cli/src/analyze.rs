@@ -1,7 +1,7 @@
 //! `faultline analyze`: a crash record in, a readable (or JSON) crash report out.
 
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{Read, Write};
 
 use faultline_record::{Addr, CrashRecord, FrameKind};
 use faultline_symbolize::Demangle;
@@ -45,8 +45,16 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
     write_stdout(&text)
 }
 
-/// Reads an input file; a missing file is bad input (exit 2), other I/O errors failures.
+/// Reads an input: a file, or an `http://`/`https://` URL fetched once (a Go service's
+/// `/debug/pprof/goroutine?debug=2`, say). A missing file is bad input (exit 2), other I/O and
+/// network errors failures (exit 1).
 pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    if let Some(url) = path
+        .to_str()
+        .filter(|p| p.starts_with("http://") || p.starts_with("https://"))
+    {
+        return fetch(url);
+    }
     if path.is_dir() {
         return Err(Failure::usage(format!(
             "{}: is a directory, expected a crash record or a task dump",
@@ -61,6 +69,46 @@ pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
         };
         Failure::new(code, anyhow::anyhow!("{}: {e}", path.display()))
     })
+}
+
+/// The most a fetched dump may be: pprof's own debug=2 output stops at 64 MiB.
+const MAX_FETCH: u64 = 1 << 30;
+
+fn fetch(url: &str) -> Result<Vec<u8>, Failure> {
+    let failed = |what: String| Failure::failed(anyhow::anyhow!("{url}: {what}"));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .user_agent(concat!("faultline/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    let response = client
+        .get(url)
+        .send()
+        .map_err(|e| failed(error_chain(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(failed(format!("HTTP {status}")));
+    }
+    let mut body = Vec::new();
+    response
+        .take(MAX_FETCH + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| failed(e.to_string()))?;
+    if body.len() as u64 > MAX_FETCH {
+        return Err(failed(format!("larger than {MAX_FETCH} bytes")));
+    }
+    Ok(body)
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// JSON (a `.json` file, or content that opens an object) is read as a crash record, so a

@@ -9,6 +9,7 @@
 //! - `split_dwarf`: `-gsplit-dwarf` programs, resolved through their `.dwo` and `.dwp` files and
 //!   compared with llvm-symbolizer.
 //! - `differential`: faultline against llvm-symbolizer on random addresses of a large binary.
+//! - `dumps`: `analyze` on real Go goroutine dumps: groups, JSON, `--diff`, a URL.
 //! - `interactive`: `faultline symbolize` typed at in a real terminal (tmux).
 //!
 //! Shared machinery (process guards, the debuginfod harness, fixture builders, markers) is in
@@ -18,6 +19,7 @@ mod bad_input;
 mod debuginfod;
 mod demo;
 mod differential;
+mod dumps;
 mod interactive;
 mod split_dwarf;
 
