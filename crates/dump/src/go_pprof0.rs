@@ -258,9 +258,11 @@ fn decode(data: &[u8], limits: &Limits) -> ProtoResult<Vec<Task>> {
         (!s.is_empty()).then(|| names.entry(index).or_insert_with(|| s.into()).clone())
     };
     let mut tasks = Vec::with_capacity(samples.len());
+    let mut frames = Vec::new();
     for sample in samples {
         let mut task = Task::new(None);
         task.count = sample.values.first().copied().unwrap_or(1);
+        frames.clear();
         for id in &sample.locations {
             let Some(location) = locations.get(id) else {
                 return Err(ProtoError::Malformed(
@@ -270,7 +272,7 @@ fn decode(data: &[u8], limits: &Limits) -> ProtoResult<Vec<Task>> {
             let last = location.lines.len().saturating_sub(1);
             for (i, &(function_id, line)) in location.lines.iter().enumerate() {
                 let function = functions.get(&function_id);
-                task.frames.push(Frame {
+                frames.push(Frame {
                     function: function
                         .and_then(|f| text(f.name))
                         .unwrap_or_else(|| Arc::from("??")),
@@ -283,9 +285,10 @@ fn decode(data: &[u8], limits: &Limits) -> ProtoResult<Vec<Task>> {
                 });
             }
         }
-        if task.frames.len() > limits.max_frames {
+        if frames.len() > limits.max_frames {
             return Err(ProtoError::Limit("frame count", limits.max_frames));
         }
+        task.frames = Arc::from(frames.as_slice());
         tasks.push(task);
     }
     // Largest first, like the debug=1 text, so the two read alike.

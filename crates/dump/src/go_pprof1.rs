@@ -17,7 +17,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::{Diagnostic, Dump, Error, Format, Frame, Limits, Provenance, Result, Runtime, Task};
+use crate::{
+    Diagnostic, Dump, Error, FastHash, Format, Frame, Limits, Provenance, Result, Runtime, Stacks,
+    Task,
+};
 
 /// Whether `text` is a debug=1 goroutine profile.
 pub fn detect(text: &str) -> bool {
@@ -33,7 +36,16 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
         tasks: Vec::new(),
         diagnostics: Vec::new(),
     };
-    let mut names: HashMap<&str, Arc<str>> = HashMap::new();
+    let mut names: HashMap<&str, Arc<str>, FastHash> = HashMap::default();
+    let mut stacks = Stacks::default();
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut finish = |task: &mut Option<Task>, frames: &mut Vec<Frame>, out: &mut Vec<Task>| {
+        if let Some(mut t) = task.take() {
+            t.frames = stacks.intern(frames);
+            out.push(t);
+        }
+        frames.clear();
+    };
     let mut intern = |s| {
         names
             .entry(s)
@@ -53,7 +65,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
         }
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.trim().is_empty() {
-            dump.tasks.extend(task.take());
+            finish(&mut task, &mut frames, &mut dump.tasks);
             continue;
         }
         if let Some(rest) = line.strip_prefix("goroutine profile: total ") {
@@ -63,7 +75,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
         if let Some((count, _pcs)) = line.split_once(" @ ")
             && let Ok(count) = count.trim().parse::<u64>()
         {
-            dump.tasks.extend(task.take());
+            finish(&mut task, &mut frames, &mut dump.tasks);
             if dump.tasks.len() >= limits.max_tasks {
                 return Err(Error::Limit {
                     line: line_no,
@@ -80,7 +92,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
             continue;
         }
         if let Some(rest) = line.strip_prefix('#')
-            && let Some(t) = task.as_mut()
+            && task.is_some()
         {
             // `#\tPC\tFUNC+0xOFF\tFILE:LINE`; the columns are tab-separated, padded with tabs.
             let mut fields = rest.split('\t').filter(|f| !f.is_empty());
@@ -94,14 +106,14 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
                     Some((file, line)) => (Some(intern(file)), line.trim().parse().ok()),
                     None => (None, None),
                 };
-                if t.frames.len() >= limits.max_frames {
+                if frames.len() >= limits.max_frames {
                     return Err(Error::Limit {
                         line: line_no,
                         what: "frame count",
                         limit: limits.max_frames,
                     });
                 }
-                t.frames.push(Frame {
+                frames.push(Frame {
                     function: intern(name),
                     file,
                     line,
@@ -121,7 +133,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
             ),
         });
     }
-    dump.tasks.extend(task);
+    finish(&mut task, &mut frames, &mut dump.tasks);
     if let Some(total) = total
         && total != dump.task_count()
     {

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use crate::logs;
 use crate::{
-    Crash, Diagnostic, Dump, Error, Format, Frame, Limits, Provenance, Result, Runtime, Task,
+    Crash, Diagnostic, Dump, Error, FastHash, Format, Frame, Limits, Provenance, Result, Runtime,
+    Stacks, Task,
 };
 
 struct Parser<'t> {
@@ -22,8 +23,14 @@ struct Parser<'t> {
     dump: Dump,
     task: Option<Task>,
     /// A function line waiting for its file line: (function, inlined, is the creator).
-    pending: Option<(Arc<str>, bool, bool)>,
-    names: HashMap<&'t str, Arc<str>>,
+    pending: Option<(&'t str, bool, bool)>,
+    /// The stack of the previous task: the next one is usually the same, and comparing text
+    /// with it is cheaper than looking names up.
+    previous: Arc<[Frame]>,
+    names: HashMap<&'t str, Arc<str>, FastHash>,
+    /// The frames of the task being read; interned into `stacks` when it ends.
+    frames: Vec<Frame>,
+    stacks: Stacks,
     /// Whether the crash message may still continue on the next line.
     crash_open: bool,
     /// `runtime: …` lines printed before the crash line they explain.
@@ -44,7 +51,10 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
         },
         task: None,
         pending: None,
-        names: HashMap::new(),
+        previous: Arc::from(Vec::new()),
+        names: HashMap::default(),
+        frames: Vec::new(),
+        stacks: Stacks::default(),
         crash_open: false,
         preface: Vec::new(),
         created_in_goroutine: false,
@@ -76,7 +86,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
 
 impl<'t> Parser<'t> {
     fn line(&mut self, line_no: usize, line: &'t str) -> Result<()> {
-        let trimmed = line.trim();
+        let trimmed = line.trim_ascii();
         if trimmed.is_empty() {
             // A blank line ends a goroutine block, and the crash message.
             self.finish_task();
@@ -141,15 +151,14 @@ impl<'t> Parser<'t> {
                 let name = self.intern(function);
                 if let Some(task) = self.task.as_mut() {
                     task.creator_id = creator_id;
-                    task.creator = Some(frame(name.clone(), false));
+                    task.creator = Some(frame(name, false));
                 }
-                self.pending = Some((name, false, true));
+                self.pending = Some((function, false, true));
                 return Ok(());
             }
             if !indented && let Some((function, inlined)) = parse_call(trimmed) {
                 self.flush_pending();
-                let name = self.intern(function);
-                self.pending = Some((name, inlined, false));
+                self.pending = Some((function, inlined, false));
                 return Ok(());
             }
         } else if self.crash_line(trimmed) {
@@ -248,7 +257,12 @@ impl<'t> Parser<'t> {
             });
             return Ok(());
         };
-        let file = self.intern(file);
+        let (function, file) = if is_creator {
+            (self.intern(function), self.intern(file))
+        } else {
+            let at = self.frames.len();
+            (self.function_at(at, function), self.file_at(at, file))
+        };
         let Some(task) = self.task.as_mut() else {
             return Ok(());
         };
@@ -259,14 +273,14 @@ impl<'t> Parser<'t> {
         if is_creator {
             task.creator = Some(f);
         } else {
-            if task.frames.len() >= self.limits.max_frames {
+            if self.frames.len() >= self.limits.max_frames {
                 return Err(Error::Limit {
                     line: line_no,
                     what: "frame count",
                     limit: self.limits.max_frames,
                 });
             }
-            task.frames.push(f);
+            self.frames.push(f);
         }
         Ok(())
     }
@@ -275,17 +289,37 @@ impl<'t> Parser<'t> {
     fn flush_pending(&mut self) {
         if let Some((function, inlined, is_creator)) = self.pending.take()
             && !is_creator
-            && let Some(task) = self.task.as_mut()
-            && task.frames.len() < self.limits.max_frames
+            && self.task.is_some()
+            && self.frames.len() < self.limits.max_frames
         {
-            task.frames.push(frame(function, inlined));
+            let function = self.function_at(self.frames.len(), function);
+            self.frames.push(frame(function, inlined));
         }
     }
 
     fn finish_task(&mut self) {
         self.flush_pending();
-        if let Some(task) = self.task.take() {
+        if let Some(mut task) = self.task.take() {
+            task.frames = self.stacks.intern(&self.frames);
+            self.previous = task.frames.clone();
             self.dump.tasks.push(task);
+        }
+        self.frames.clear();
+    }
+
+    /// The function of frame `at`, shared with the previous task's when they are the same.
+    fn function_at(&mut self, at: usize, text: &'t str) -> Arc<str> {
+        match self.previous.get(at) {
+            Some(f) if &*f.function == text => f.function.clone(),
+            _ => self.intern(text),
+        }
+    }
+
+    /// The file of frame `at`, shared with the previous task's when they are the same.
+    fn file_at(&mut self, at: usize, text: &'t str) -> Arc<str> {
+        match self.previous.get(at).and_then(|f| f.file.as_ref()) {
+            Some(file) if &**file == text => file.clone(),
+            _ => self.intern(text),
         }
     }
 
@@ -372,23 +406,34 @@ fn parse_call(line: &str) -> Option<(&str, bool)> {
 }
 
 /// `/src/main.go:42 +0x1d fp=0x… sp=0x… pc=0x…` → (file, line, offset).
+///
+/// Byte by byte rather than with substring searches: this runs once per frame, and a dump of
+/// 100,000 goroutines has a million frames.
 fn parse_location(line: &str) -> Option<(&str, u32, Option<u64>)> {
-    let (location, extra) = match line.find(" +0x") {
-        Some(i) => (&line[..i], Some(&line[i + 1..])),
-        None => match line.find(" fp=") {
-            Some(i) => (&line[..i], None),
-            None => (line, None),
-        },
-    };
-    let (file, number) = location.rsplit_once(':')?;
-    let number: u32 = number.parse().ok()?;
+    // The offset and the fp/sp/pc fields have no colon, so the last colon ends the file.
+    let colon = line.rfind(':')?;
+    let file = &line[..colon];
     if file.is_empty() {
         return None;
     }
-    let offset = extra
-        .and_then(|e| e.split_ascii_whitespace().next())
-        .and_then(|o| o.strip_prefix("+0x"))
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+    let rest = line[colon + 1..].as_bytes();
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 9 {
+        return None;
+    }
+    let number = rest[..digits]
+        .iter()
+        .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    let after = &rest[digits..];
+    if !after.is_empty() && after[0] != b' ' {
+        return None;
+    }
+    let offset = after.strip_prefix(b" +0x").and_then(|hex| {
+        let len = hex.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        std::str::from_utf8(&hex[..len])
+            .ok()
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+    });
     Some((file, number, offset))
 }
 

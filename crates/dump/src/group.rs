@@ -49,7 +49,7 @@ pub struct Group {
     /// Tasks locked to an OS thread.
     pub locked_to_thread: u64,
     /// The frames of the first task: the group's representative stack.
-    pub frames: Vec<Frame>,
+    pub frames: Arc<[Frame]>,
     /// Index in `frames` of the first frame of the service's own code.
     pub own_frame: Option<usize>,
     /// The creator of the first task.
@@ -62,13 +62,27 @@ pub struct Group {
 /// frames are the service's own code (see [`is_own_code`]).
 pub fn group(dump: &Dump, level: Level, main_module: Option<&str>) -> Vec<Group> {
     let mut index: HashMap<Signature, usize> = HashMap::new();
+    // Tasks with the same (shared) stack and state have the same signature: look it up once.
+    let mut by_stack: HashMap<(usize, Option<&str>), usize, crate::FastHash> = HashMap::default();
     let mut groups: Vec<Group> = Vec::new();
     for task in &dump.tasks {
+        let stack = (
+            Arc::as_ptr(&task.frames).cast::<Frame>() as usize,
+            task.state.as_deref(),
+        );
+        if let Some(&i) = by_stack.get(&stack) {
+            add(&mut groups[i], task);
+            continue;
+        }
         let own = |f: &Frame| is_own_code(dump.runtime, &f.function, main_module);
         let signature = signature(task, level, &own);
         match index.get(&signature) {
-            Some(&i) => add(&mut groups[i], task),
+            Some(&i) => {
+                by_stack.insert(stack, i);
+                add(&mut groups[i], task);
+            }
             None => {
+                by_stack.insert(stack, groups.len());
                 index.insert(signature.clone(), groups.len());
                 let own_frame = task.frames.iter().position(own);
                 groups.push(Group {

@@ -12,6 +12,7 @@
 //! (`debug=1` text, `debug=0` gzipped protobuf).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -145,8 +146,9 @@ pub struct Task {
     pub creator: Option<Frame>,
     /// The id of the task that created it (`in goroutine 1`, Go 1.21 and later).
     pub creator_id: Option<u64>,
-    /// Frames, innermost first.
-    pub frames: Vec<Frame>,
+    /// Frames, innermost first. Shared: tasks with the same stack (in a dump of 100,000
+    /// goroutines, most of them) share one copy.
+    pub frames: Arc<[Frame]>,
     /// Frames the runtime left out (`...N frames elided...`; `None` inside: it did not say how
     /// many).
     pub elided: Option<Option<u64>>,
@@ -163,7 +165,7 @@ impl Task {
             locked_to_thread: false,
             creator: None,
             creator_id: None,
-            frames: Vec::new(),
+            frames: Arc::from(Vec::new()),
             elided: None,
             count: 1,
         }
@@ -229,12 +231,77 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
     if go_pprof0::detect(input) {
         return go_pprof0::parse(input, limits);
     }
-    let text = String::from_utf8_lossy(input);
+    // Valid UTF-8 (the usual case) is read in place; only broken text pays for a lossy copy.
+    let text = match std::str::from_utf8(input) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(input),
+    };
     if go_pprof1::detect(&text) {
         return go_pprof1::parse(&text, limits);
     }
     go_text::parse(&text, limits)
 }
+
+/// Identical stacks, stored once. Frames are compared by the identity of their interned
+/// strings, so the parsers must intern function and file names (they do).
+#[derive(Default)]
+pub(crate) struct Stacks {
+    map: HashMap<Vec<(usize, usize, u32, u64, bool)>, Arc<[Frame]>, FastHash>,
+}
+
+impl Stacks {
+    pub(crate) fn intern(&mut self, frames: &[Frame]) -> Arc<[Frame]> {
+        let key: Vec<_> = frames
+            .iter()
+            .map(|f| {
+                (
+                    Arc::as_ptr(&f.function).cast::<u8>() as usize,
+                    f.file
+                        .as_ref()
+                        .map_or(0, |a| Arc::as_ptr(a).cast::<u8>() as usize),
+                    f.line.unwrap_or(0),
+                    f.offset.unwrap_or(u64::MAX),
+                    f.inlined,
+                )
+            })
+            .collect();
+        self.map
+            .entry(key)
+            .or_insert_with(|| Arc::from(frames))
+            .clone()
+    }
+}
+
+/// A fast, non-cryptographic hash for the parsers' interning tables (the Fx hash of rustc):
+/// the keys are short strings and integers from the dump, and SipHash's protection against
+/// chosen keys buys nothing against a file the user chose to read.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `HashMap` with [`FxHasher`].
+pub(crate) type FastHash = std::hash::BuildHasherDefault<FxHasher>;
 
 /// A line cut to a readable length for a diagnostic.
 fn shorten(line: &str) -> String {

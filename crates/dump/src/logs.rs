@@ -8,6 +8,11 @@
 /// up to `msg=`, and a trailing CR removed. Lines without a prefix come back unchanged.
 pub fn strip_prefix(line: &str) -> &str {
     let line = line.strip_suffix('\r').unwrap_or(line);
+    // Fast path: a runtime's own line starts with a tab, a letter other than t or l, or a dot.
+    match line.as_bytes().first() {
+        Some(b'0'..=b'9' | b'[' | b't' | b'l') => {}
+        _ => return line,
+    }
     if let Some(rest) = strip_timestamp(line) {
         let rest = strip_cri_stream(rest).unwrap_or_else(|| strip_level(rest));
         return rest;
