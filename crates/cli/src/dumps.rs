@@ -135,7 +135,10 @@ fn state_text(group: &Group) -> String {
 
 fn location(frame: &Frame) -> String {
     match (&frame.file, frame.line) {
-        (Some(file), Some(line)) => format!("{file}:{line}"),
+        (Some(file), Some(line)) => match frame.column {
+            Some(column) => format!("{file}:{line}:{column}"),
+            None => format!("{file}:{line}"),
+        },
         (Some(file), None) => file.to_string(),
         _ => "??".into(),
     }
@@ -216,6 +219,14 @@ fn human(path: &Path, dump: &Dump, groups: &[Group]) -> String {
             format!(" {state}")
         };
         let _ = writeln!(s, "\n{:>6} ×{state}{ids}", group.count);
+        if let Some(name) = &group.name {
+            let _ = writeln!(s, "         thread '{name}'");
+        }
+        if let Some(message) = &group.message {
+            for line in message.lines() {
+                let _ = writeln!(s, "         | {line}");
+            }
+        }
         write_stack(&mut s, group, dump.runtime, "         ");
     }
     if !dump.diagnostics.is_empty() {
@@ -236,6 +247,7 @@ fn frame_json(frame: &Frame) -> serde_json::Value {
         "line": frame.line,
         "column": frame.column,
         "offset": frame.offset,
+        "address": frame.address,
         "inlined": frame.inlined,
     })
 }
@@ -251,6 +263,8 @@ fn group_json(group: &Group) -> serde_json::Value {
         "own_frame": group.own_frame,
         "frames": group.frames.iter().map(frame_json).collect::<Vec<_>>(),
         "creator": group.creator.as_ref().map(frame_json),
+        "name": group.name,
+        "message": group.message,
     })
 }
 

@@ -50,7 +50,7 @@ pub fn diff(old: &[Group], new: &[Group]) -> Vec<GroupChange> {
             seen.insert(&g.signature, ());
             let was = before.get(&g.signature).map_or(0, |o| o.count);
             let change = match (was, g.count) {
-                (0, _) => Change::Appeared,
+                _ if !before.contains_key(&g.signature) => Change::Appeared,
                 (a, b) if b > a => Change::Grew,
                 (a, b) if b < a => Change::Shrank,
                 _ => Change::Unchanged,

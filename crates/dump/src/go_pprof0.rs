@@ -280,6 +280,7 @@ fn decode(data: &[u8], limits: &Limits) -> ProtoResult<Vec<Task>> {
                     line: u32::try_from(line).ok().filter(|&l| l > 0),
                     column: None,
                     offset: None,
+                    address: None,
                     inlined: i < last,
                     provenance: Provenance::GoPprof,
                 });

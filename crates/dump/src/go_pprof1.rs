@@ -119,6 +119,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
                     line,
                     column: None,
                     offset,
+                    address: None,
                     inlined: false,
                     provenance: Provenance::GoPprof,
                 });

@@ -338,6 +338,7 @@ fn frame(function: Arc<str>, inlined: bool) -> Frame {
         line: None,
         column: None,
         offset: None,
+        address: None,
         inlined,
         provenance: Provenance::GoTraceback,
     }
@@ -365,7 +366,7 @@ fn parse_header(line: &str) -> Option<Task> {
             .or_else(|| part.strip_suffix(" minute"))
             .and_then(|m| m.parse::<u64>().ok())
         {
-            task.wait_seconds = Some(minutes * 60);
+            task.wait_seconds = Some(minutes.saturating_mul(60));
         } else {
             state.push(part);
         }

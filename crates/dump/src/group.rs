@@ -54,6 +54,10 @@ pub struct Group {
     pub own_frame: Option<usize>,
     /// The creator of the first task.
     pub creator: Option<Frame>,
+    /// The first task's name (a thread's), if it has one.
+    pub name: Option<String>,
+    /// The first task's own message (a Rust thread's panic message), if it has one.
+    pub message: Option<String>,
 }
 
 /// Groups the tasks of `dump` at `level`, largest group first (ties: first seen first).
@@ -96,6 +100,8 @@ pub fn group(dump: &Dump, level: Level, main_module: Option<&str>) -> Vec<Group>
                     frames: task.frames.clone(),
                     own_frame,
                     creator: task.creator.clone(),
+                    name: task.name.clone(),
+                    message: task.message.clone(),
                 });
                 if let Some(last) = groups.last_mut() {
                     add(last, task);
@@ -109,7 +115,7 @@ pub fn group(dump: &Dump, level: Level, main_module: Option<&str>) -> Vec<Group>
 }
 
 fn add(group: &mut Group, task: &Task) {
-    group.count += task.count;
+    group.count = group.count.saturating_add(task.count);
     if task.state != group.state {
         group.mixed_states = true;
     }

@@ -22,6 +22,7 @@ mod go_pprof1;
 mod go_text;
 mod group;
 mod logs;
+mod rust_text;
 
 pub use diff::{Change, GroupChange, diff};
 pub use group::{Group, Level, Signature, group, is_own_code};
@@ -90,6 +91,8 @@ pub enum Format {
     GoPprofDebug1,
     /// `/debug/pprof/goroutine?debug=0`: a gzipped `profile.proto`.
     GoPprofProto,
+    /// Rust std's panic output, with or without a backtrace.
+    RustPanic,
 }
 
 impl Format {
@@ -99,6 +102,7 @@ impl Format {
             Format::GoTraceback => "go_traceback",
             Format::GoPprofDebug1 => "go_pprof_debug1",
             Format::GoPprofProto => "go_pprof_proto",
+            Format::RustPanic => "rust_panic",
         }
     }
 }
@@ -110,6 +114,8 @@ pub enum Provenance {
     GoTraceback,
     /// A Go pprof goroutine profile.
     GoPprof,
+    /// A Rust panic's backtrace as std printed it.
+    RustPanic,
 }
 
 /// One stack frame, as the dump gave it.
@@ -125,6 +131,8 @@ pub struct Frame {
     pub column: Option<u32>,
     /// The PC's offset from the function's entry (Go's `+0x1d`), if given.
     pub offset: Option<u64>,
+    /// The absolute address, if given (Rust's `RUST_BACKTRACE=full`).
+    pub address: Option<u64>,
     /// Whether the runtime marked this frame as inlined into its caller.
     pub inlined: bool,
     /// Where the frame came from.
@@ -134,8 +142,12 @@ pub struct Frame {
 /// One task: a goroutine, a tokio task, a thread.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
-    /// The runtime's id (`goroutine 42`), if it has one.
+    /// The runtime's id (`goroutine 42`, a thread id), if it has one.
     pub id: Option<u64>,
+    /// The thread's name, for runtimes that name them (`thread 'worker-1'`).
+    pub name: Option<String>,
+    /// What the runtime said about this task in particular: a Rust thread's panic message.
+    pub message: Option<String>,
     /// State or wait reason as the runtime named it (`chan receive`, `select`, `running`).
     pub state: Option<String>,
     /// How long it has waited, in seconds, if the runtime says (Go prints whole minutes).
@@ -160,6 +172,8 @@ impl Task {
     fn new(id: Option<u64>) -> Self {
         Self {
             id,
+            name: None,
+            message: None,
             state: None,
             wait_seconds: None,
             locked_to_thread: false,
@@ -219,7 +233,7 @@ pub struct Dump {
 impl Dump {
     /// Total tasks, counting aggregated entries by their count.
     pub fn task_count(&self) -> u64 {
-        self.tasks.iter().map(|t| t.count).sum()
+        self.tasks.iter().fold(0, |n, t| n.saturating_add(t.count))
     }
 }
 
@@ -238,6 +252,9 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
     };
     if go_pprof1::detect(&text) {
         return go_pprof1::parse(&text, limits);
+    }
+    if rust_text::detect(&text) {
+        return rust_text::parse(&text, limits);
     }
     go_text::parse(&text, limits)
 }
