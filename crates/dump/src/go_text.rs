@@ -417,7 +417,7 @@ fn parse_location(line: &str) -> Option<(&str, u32, Option<u64>)> {
     if file.is_empty() {
         return None;
     }
-    let rest = line[colon + 1..].as_bytes();
+    let rest = &line.as_bytes()[colon + 1..];
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 9 {
         return None;

@@ -263,8 +263,11 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
 /// strings, so the parsers must intern function and file names (they do).
 #[derive(Default)]
 pub(crate) struct Stacks {
-    map: HashMap<Vec<(usize, usize, u32, u64, bool)>, Arc<[Frame]>, FastHash>,
+    map: HashMap<Vec<FrameIdentity>, Arc<[Frame]>, FastHash>,
 }
+
+/// A frame by the addresses of its interned function and file, its line, offset and inlining.
+type FrameIdentity = (usize, usize, u32, u64, bool);
 
 impl Stacks {
     pub(crate) fn intern(&mut self, frames: &[Frame]) -> Arc<[Frame]> {
