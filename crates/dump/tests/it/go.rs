@@ -153,6 +153,12 @@ fn sigquit_dumps() {
                 Some("SIGQUIT"),
                 "{what}"
             );
+            // `PC=…` lines and the repeats for other threads are not part of the message.
+            assert_eq!(
+                dump.crash.as_ref().map(|c| c.message.as_str()),
+                Some("quit"),
+                "{what}"
+            );
             check_parked(version, &dump, &what);
             // Runtime frames are shown, and the deep stacks are cut with a marker.
             assert!(
