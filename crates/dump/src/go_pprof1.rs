@@ -18,8 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::{
-    Diagnostic, Dump, Error, FastHash, Format, Frame, Limits, Provenance, Result, Runtime, Stacks,
-    Task,
+    Diagnostic, Dump, FastHash, Format, Frame, Limits, Provenance, Result, Runtime, Stacks, Task,
 };
 
 /// Whether `text` is a debug=1 goroutine profile.
@@ -56,13 +55,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
     let mut total: Option<u64> = None;
     for (n, raw) in text.split('\n').enumerate() {
         let line_no = n + 1;
-        if raw.len() > limits.max_line {
-            return Err(Error::Limit {
-                line: line_no,
-                what: "line length",
-                limit: limits.max_line,
-            });
-        }
+        limits.check_line(line_no, raw)?;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.trim().is_empty() {
             finish(&mut task, &mut frames, &mut dump.tasks);
@@ -76,13 +69,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
             && let Ok(count) = count.trim().parse::<u64>()
         {
             finish(&mut task, &mut frames, &mut dump.tasks);
-            if dump.tasks.len() >= limits.max_tasks {
-                return Err(Error::Limit {
-                    line: line_no,
-                    what: "task count",
-                    limit: limits.max_tasks,
-                });
-            }
+            limits.check_tasks(line_no, dump.tasks.len())?;
             let mut t = Task::new(None);
             t.count = count;
             task = Some(t);
@@ -106,13 +93,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
                     Some((file, line)) => (Some(intern(file)), line.trim().parse().ok()),
                     None => (None, None),
                 };
-                if frames.len() >= limits.max_frames {
-                    return Err(Error::Limit {
-                        line: line_no,
-                        what: "frame count",
-                        limit: limits.max_frames,
-                    });
-                }
+                limits.check_frames(line_no, frames.len())?;
                 frames.push(Frame {
                     function: intern(name),
                     file,

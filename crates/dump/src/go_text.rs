@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use crate::logs;
 use crate::{
-    Crash, Diagnostic, Dump, Error, FastHash, Format, Frame, Limits, Provenance, Result, Runtime,
-    Stacks, Task,
+    Crash, Diagnostic, Dump, FastHash, Format, Frame, Limits, Provenance, Result, Runtime, Stacks,
+    Task,
 };
 
 struct Parser<'t> {
@@ -61,13 +61,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
     };
     for (n, raw) in text.split('\n').enumerate() {
         let line_no = n + 1;
-        if raw.len() > limits.max_line {
-            return Err(Error::Limit {
-                line: line_no,
-                what: "line length",
-                limit: limits.max_line,
-            });
-        }
+        limits.check_line(line_no, raw)?;
         parser.line(line_no, logs::strip_prefix(raw))?;
     }
     parser.finish_task();
@@ -95,13 +89,7 @@ impl<'t> Parser<'t> {
         }
         if let Some(task) = parse_header(trimmed) {
             self.finish_task();
-            if self.dump.tasks.len() >= self.limits.max_tasks {
-                return Err(Error::Limit {
-                    line: line_no,
-                    what: "task count",
-                    limit: self.limits.max_tasks,
-                });
-            }
+            self.limits.check_tasks(line_no, self.dump.tasks.len())?;
             self.task = Some(task);
             self.crash_open = false;
             return Ok(());
@@ -278,13 +266,7 @@ impl<'t> Parser<'t> {
         if is_creator {
             task.creator = Some(f);
         } else {
-            if self.frames.len() >= self.limits.max_frames {
-                return Err(Error::Limit {
-                    line: line_no,
-                    what: "frame count",
-                    limit: self.limits.max_frames,
-                });
-            }
+            self.limits.check_frames(line_no, self.frames.len())?;
             self.frames.push(f);
         }
         Ok(())

@@ -40,6 +40,35 @@ pub struct Limits {
     pub max_decompressed: usize,
 }
 
+impl Limits {
+    /// An error if `line` (1-based `line_no`) is longer than [`Limits::max_line`].
+    pub(crate) fn check_line(&self, line_no: usize, line: &str) -> Result<()> {
+        self.check(line_no, "line length", line.len(), self.max_line)
+    }
+
+    /// An error if a task already has [`Limits::max_frames`] frames.
+    pub(crate) fn check_frames(&self, line_no: usize, frames: usize) -> Result<()> {
+        self.check(line_no, "frame count", frames, self.max_frames)
+    }
+
+    /// An error if a dump already has [`Limits::max_tasks`] tasks.
+    pub(crate) fn check_tasks(&self, line_no: usize, tasks: usize) -> Result<()> {
+        self.check(line_no, "task count", tasks, self.max_tasks)
+    }
+
+    fn check(&self, line: usize, what: &'static str, have: usize, limit: usize) -> Result<()> {
+        let over = if what == "line length" {
+            have > limit
+        } else {
+            have >= limit
+        };
+        if over {
+            return Err(Error::Limit { line, what, limit });
+        }
+        Ok(())
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

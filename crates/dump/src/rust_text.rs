@@ -19,8 +19,7 @@ use std::sync::Arc;
 
 use crate::logs;
 use crate::{
-    Crash, Diagnostic, Dump, Error, FastHash, Format, Frame, Limits, Provenance, Result, Runtime,
-    Task,
+    Crash, Diagnostic, Dump, FastHash, Format, Frame, Limits, Provenance, Result, Runtime, Task,
 };
 
 /// Whether `text` holds a Rust panic (a header line, possibly behind log prefixes).
@@ -146,23 +145,11 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
 
     for (n, raw) in text.split('\n').enumerate() {
         let line_no = n + 1;
-        if raw.len() > limits.max_line {
-            return Err(Error::Limit {
-                line: line_no,
-                what: "line length",
-                limit: limits.max_line,
-            });
-        }
+        limits.check_line(line_no, raw)?;
         let line = logs::strip_prefix(raw);
         if let Some(header) = parse_header(line) {
             finish(&mut task, &mut frames, &mut message, &mut dump);
-            if dump.tasks.len() >= limits.max_tasks {
-                return Err(Error::Limit {
-                    line: line_no,
-                    what: "task count",
-                    limit: limits.max_tasks,
-                });
-            }
+            limits.check_tasks(line_no, dump.tasks.len())?;
             let mut t = Task::new(header.tid);
             t.name = Some(header.thread.to_owned());
             t.state = Some("panicked".into());
@@ -222,13 +209,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
                         }),
                     }
                 } else if let Some((address, function)) = parse_frame(line) {
-                    if frames.len() >= limits.max_frames {
-                        return Err(Error::Limit {
-                            line: line_no,
-                            what: "frame count",
-                            limit: limits.max_frames,
-                        });
-                    }
+                    limits.check_frames(line_no, frames.len())?;
                     frames.push(Frame {
                         function: name(function),
                         file: None,

@@ -156,31 +156,10 @@ fn mark_machinery(frames: &mut [FrameReport]) {
     }
 }
 
-/// Crates whose frames are never the service's own code.
-const RUNTIME_CRATES: &[&str] = &[
-    "std",
-    "core",
-    "alloc",
-    "tokio",
-    "futures",
-    "futures_util",
-    "futures_core",
-    "faultline_capture",
-    "backtrace",
-    "panic_unwind",
-    "panic_abort",
-];
-
-/// Whether a demangled function name belongs to the service rather than std or a runtime.
+/// Whether a demangled function name belongs to the service rather than std or a runtime: the
+/// rule `faultline analyze` applies to task dumps too.
 pub fn is_own_code(function: &str) -> bool {
-    // `<alloc::vec::Vec<T> as core::ops::Drop>::drop` belongs to the crate of the type.
-    let path = function.trim_start_matches('<').trim_start_matches('&');
-    let krate = path.split("::").next().unwrap_or(path);
-    if !function.contains("::") {
-        // C symbols and start-up code: `main`, `__libc_start_main`, `_start`, `rust_begin_unwind`.
-        return false;
-    }
-    !RUNTIME_CRATES.contains(&krate) && !krate.starts_with("__")
+    faultline_dump::is_own_code(faultline_dump::Runtime::Rust, function, None)
 }
 
 fn mark_own_code(frames: &mut [FrameReport]) {

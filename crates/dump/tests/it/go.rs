@@ -41,7 +41,7 @@ fn tally(dump: &Dump) -> BTreeMap<(String, String), u64> {
 }
 
 /// The parked goroutines of the blocker: (own frame, state on 1.19, state on 1.27, count).
-const PARKED: &[(&str, &str, &str, u64)] = &[
+pub(super) const PARKED: &[(&str, &str, &str, u64)] = &[
     ("main.waitOnChannel", "chan receive", "chan receive", 7),
     ("main.waitInSelect", "select", "select", 5),
     ("main.lockMutex", "semacquire", "sync.Mutex.Lock", 4),

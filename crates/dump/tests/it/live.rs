@@ -29,21 +29,8 @@ use faultline_tests::{
 /// becomes a failure with the process's output instead of a stuck test.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The parked goroutines of the blocker: (own frame, state on Go 1.19, state on Go 1.27, count).
-/// The table of "The parked goroutines" in `tests/fixtures/go/README.md`, with the header's
-/// `locked to thread` as a flag of the task rather than part of its state.
-const PARKED: &[(&str, &str, &str, u64)] = &[
-    ("main.waitOnChannel", "chan receive", "chan receive", 7),
-    ("main.waitInSelect", "select", "select", 5),
-    ("main.lockMutex", "semacquire", "sync.Mutex.Lock", 4),
-    ("main.readForever", "IO wait", "IO wait", 3),
-    ("main.sleepForever", "sleep", "sleep", 6),
-    ("main.deepWait", "chan receive", "chan receive", 2),
-    // `locked to thread` is not part of the state: see `check_parked`.
-    ("main.lockedWait", "chan receive", "chan receive", 1),
-    ("main.spawner", "semacquire", "sync.WaitGroup.Wait", 1),
-    ("main.spawnedWorker", "chan send", "chan send", 2),
-];
+// The parked goroutines: the table of tests/fixtures/go/README.md, shared with `go.rs`.
+use super::go::PARKED;
 
 /// The entry counts of a `?debug=1` profile of a serving blocker, in order.
 const DEBUG1_COUNTS: [u64; 13] = [7, 6, 5, 4, 3, 2, 2, 1, 1, 1, 1, 1, 1];
