@@ -201,7 +201,7 @@ mod tests {
     fn parse_runtime(doc: &str) -> faultline_record::Runtime {
         let record = format!(
             r#"{{"format": "faultline-crash", "version": 1, "time": "", "kind": "panic",
-                "pid": 1, "arch": "x", "runtimes": [{doc}]}}"#
+                "pid": 1, "arch": "x", "runtimes": [{doc}], "modules": [], "frames": []}}"#
         );
         let mut record = faultline_record::CrashRecord::from_json(record.as_bytes())
             .unwrap_or_else(|e| panic!("{e}\n{record}"));
