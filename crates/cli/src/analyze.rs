@@ -17,6 +17,11 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
     }
     let mut texts = Vec::new();
     let many = args.inputs.len() > 1;
+    if many && matches!(args.format, AnalyzeFormat::Svg) {
+        return Err(Failure::usage(
+            "--format svg draws one task dump; give one FILE",
+        ));
+    }
     for path in &args.inputs {
         let bytes = read_input(path)?;
         let mut text = if is_crash_record(path, &bytes) {
@@ -132,6 +137,12 @@ fn record(path: &std::path::Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<St
     let locator = args.lookup.locator()?;
     let report = symbolize_record(&record, &locator, Demangle::Short);
     Ok(match args.format {
+        AnalyzeFormat::Svg => {
+            return Err(Failure::usage(format!(
+                "{}: --format svg draws task dumps; this is a crash record (use human or json)",
+                path.display()
+            )));
+        }
         AnalyzeFormat::Human => human(&record, &report, args.full),
         AnalyzeFormat::Json => {
             let mut s =

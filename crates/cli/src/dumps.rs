@@ -28,16 +28,60 @@ pub fn analyze(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, 
             path.display()
         )));
     }
-    let groups = faultline_dump::group(&dump, args.level, args.main_module.as_deref());
+    let grouped = || faultline_dump::group(&dump, args.level, args.main_module.as_deref());
     Ok(match args.format {
-        AnalyzeFormat::Human => human(path, &dump, &groups),
+        AnalyzeFormat::Svg => flame_graph(path, &dump)?,
+        AnalyzeFormat::Human => human(path, &dump, &grouped()),
         AnalyzeFormat::Json => {
             let mut s =
-                serde_json::to_string_pretty(&json(&dump, &groups)).map_err(Failure::failed)?;
+                serde_json::to_string_pretty(&json(&dump, &grouped())).map_err(Failure::failed)?;
             s.push('\n');
             s
         }
     })
+}
+
+/// A flame graph (inferno) of every task's stack, root at the bottom, widths by task count:
+/// for 30,000 goroutines, a picture reads faster than a list.
+fn flame_graph(path: &Path, dump: &Dump) -> Result<String, Failure> {
+    // Identical stacks fold into one line: `root;caller;…;leaf COUNT`.
+    let groups = faultline_dump::group(dump, faultline_dump::Level::Exact, None);
+    let lines: Vec<String> = groups
+        .iter()
+        .filter(|g| !g.frames.is_empty())
+        .map(|g| {
+            let stack: Vec<String> = g
+                .frames
+                .iter()
+                .rev()
+                .map(|f| f.function.replace(';', ":"))
+                .collect();
+            let state = g
+                .state
+                .as_deref()
+                .map(|s| format!(";[{}]", s.replace(';', ":")))
+                .unwrap_or_default();
+            format!("{}{state} {}", stack.join(";"), g.count)
+        })
+        .collect();
+    if lines.is_empty() {
+        return Err(Failure::usage(format!(
+            "{}: no stacks to draw (the dump has no frames)",
+            path.display()
+        )));
+    }
+    let mut options = inferno::flamegraph::Options::default();
+    options.title = format!(
+        "{}: {} {} tasks",
+        path.display(),
+        dump.task_count(),
+        runtime_name(dump.runtime)
+    );
+    options.count_name = "tasks".into();
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
+        .map_err(Failure::failed)?;
+    String::from_utf8(svg).map_err(Failure::failed)
 }
 
 pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<(), Failure> {
@@ -49,6 +93,11 @@ pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<(), Failure> {
         &faultline_dump::group(&after, args.level, module),
     );
     let text = match args.format {
+        AnalyzeFormat::Svg => {
+            return Err(Failure::usage(
+                "--format svg draws one dump; --diff prints human or json",
+            ));
+        }
         AnalyzeFormat::Human => {
             let mut s = format!(
                 "{} → {}: {} → {} tasks\n",

@@ -84,6 +84,8 @@ struct AnalyzeArgs {
 enum AnalyzeFormat {
     Human,
     Json,
+    /// A flame graph of a task dump's stacks (SVG), one input only.
+    Svg,
 }
 
 #[derive(Debug, clap::Args)]

@@ -156,3 +156,39 @@ fn reads_a_dump_from_a_url_once() {
     let out = run(faultline().args(["analyze", &gone])).assert_code(1);
     assert!(out.stderr.contains(&gone), "{}", out.stderr);
 }
+
+#[test]
+fn draws_a_flame_graph_of_a_dump() {
+    let out = run(faultline()
+        .args(["analyze", "--format", "svg"])
+        .arg(fixture("go1.19/default/goroutine-debug2.txt")))
+    .assert_code(exit::OK);
+    let svg = &out.stdout;
+    assert!(
+        svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"),
+        "not an SVG"
+    );
+    assert!(
+        svg.contains("35 go tasks"),
+        "the title counts the goroutines"
+    );
+    for function in ["main.waitOnChannel", "main.sleepForever", "main.lockMutex"] {
+        assert!(
+            svg.contains(function),
+            "{function} missing from the flame graph"
+        );
+    }
+    // The 7 goroutines on the channel are one frame 7 tasks wide.
+    assert!(
+        svg.contains("main.waitOnChannel (7 tasks"),
+        "widths by task count"
+    );
+
+    // Several dumps are not one picture.
+    let out = run(faultline()
+        .args(["analyze", "--format", "svg"])
+        .arg(fixture("go1.19/default/goroutine-debug2.txt"))
+        .arg(fixture("go1.27/default/goroutine-debug2.txt")))
+    .assert_code(exit::BAD_INPUT);
+    assert!(out.stderr.contains("give one FILE"), "{}", out.stderr);
+}
