@@ -192,3 +192,38 @@ fn draws_a_flame_graph_of_a_dump() {
     .assert_code(exit::BAD_INPUT);
     assert!(out.stderr.contains("give one FILE"), "{}", out.stderr);
 }
+
+/// The human and JSON reports of real dumps, as snapshots (crates/cli/tests/it/snapshots/): a
+/// change to what users read shows up in review. Run from the fixtures' directory with relative
+/// paths, so nothing in them depends on where the checkout is; ids, addresses and paths come
+/// from the committed fixture files and so are stable.
+#[test]
+fn reports_match_their_snapshots() {
+    let root = fixture("");
+    for (name, file, level) in [
+        (
+            "go119_debug2",
+            "go1.19/default/goroutine-debug2.txt",
+            "functions",
+        ),
+        (
+            "go127_sigquit_crash_own",
+            "go1.27/default/sigquit-crash.txt",
+            "own:1",
+        ),
+        (
+            "go127_debug1",
+            "go1.27/stripped/goroutine-debug1.txt",
+            "functions",
+        ),
+        ("rust_backtrace", "../rust/panic-backtrace.txt", "functions"),
+    ] {
+        for format in ["human", "json"] {
+            let out = run(faultline()
+                .current_dir(&root)
+                .args(["analyze", "--format", format, "--level", level, file]))
+            .assert_code(exit::OK);
+            insta::assert_snapshot!(format!("{name}_{format}"), out.stdout);
+        }
+    }
+}
