@@ -55,8 +55,9 @@ struct LookupArgs {
 #[derive(Debug, clap::Args)]
 struct AnalyzeArgs {
     /// Crash records (JSON, from faultline-capture) or task dumps (Go panic or fatal-error
-    /// output, SIGQUIT dumps, /debug/pprof/goroutine?debug=0|1|2, also inside logs), as files or
-    /// http(s) URLs fetched once; the format is detected from the content.
+    /// output, SIGQUIT dumps, /debug/pprof/goroutine?debug=0|1|2, Rust panic output, tokio task
+    /// dumps, also inside logs), as files or http(s) URLs fetched once; the format is detected
+    /// from the content.
     #[arg(value_name = "FILE", required_unless_present = "diff")]
     inputs: Vec<PathBuf>,
     /// Compare two task dumps: which stacks appeared, grew, shrank or vanished.

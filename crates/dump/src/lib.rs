@@ -9,7 +9,7 @@
 //! Formats so far: Go tracebacks (panics, fatal errors, `SIGQUIT` dumps with any
 //! `GOTRACEBACK`, `/debug/pprof/goroutine?debug=2`), also when embedded in logs (kubectl/CRI
 //! prefixes, timestamps and levels, CRLF, tabs turned to spaces), and pprof goroutine profiles
-//! (`debug=1` text, `debug=0` gzipped protobuf).
+//! (`debug=1` text, `debug=0` gzipped protobuf); Rust panics; tokio task dumps.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::HashMap;
@@ -23,6 +23,7 @@ mod go_text;
 mod group;
 mod logs;
 mod rust_text;
+mod tokio_text;
 
 pub use diff::{Change, GroupChange, diff};
 pub use group::{Group, Level, Signature, group, is_own_code};
@@ -122,6 +123,8 @@ pub enum Format {
     GoPprofProto,
     /// Rust std's panic output, with or without a backtrace.
     RustPanic,
+    /// A tokio task dump: the `Display` of `tokio::runtime::dump::Trace`, one tree per task.
+    TokioTaskDump,
 }
 
 impl Format {
@@ -132,6 +135,7 @@ impl Format {
             Format::GoPprofDebug1 => "go_pprof_debug1",
             Format::GoPprofProto => "go_pprof_proto",
             Format::RustPanic => "rust_panic",
+            Format::TokioTaskDump => "tokio_taskdump",
         }
     }
 }
@@ -145,6 +149,8 @@ pub enum Provenance {
     GoPprof,
     /// A Rust panic's backtrace as std printed it.
     RustPanic,
+    /// A node of a tokio task dump's tree: the function, file, line and column tokio printed.
+    TokioTree,
 }
 
 /// One stack frame, as the dump gave it.
@@ -195,6 +201,9 @@ pub struct Task {
     pub elided: Option<Option<u64>>,
     /// How many tasks this entry stands for (aggregated formats); 1 otherwise.
     pub count: u64,
+    /// Further branches the task awaits at once, beyond the one in [`Task::frames`]: a tokio
+    /// task in `join!` prints a forked tree, and only its first leaf path is kept. 0 elsewhere.
+    pub branches: u64,
 }
 
 impl Task {
@@ -211,6 +220,7 @@ impl Task {
             frames: Arc::from(Vec::new()),
             elided: None,
             count: 1,
+            branches: 0,
         }
     }
 }
@@ -284,6 +294,9 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
     }
     if rust_text::detect(&text) {
         return rust_text::parse(&text, limits);
+    }
+    if tokio_text::detect(&text) {
+        return tokio_text::parse(&text, limits);
     }
     go_text::parse(&text, limits)
 }

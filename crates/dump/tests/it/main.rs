@@ -9,3 +9,4 @@ mod go;
 mod live;
 mod props;
 mod rust;
+mod tokio;
