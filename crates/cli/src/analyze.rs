@@ -80,40 +80,27 @@ pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
 const MAX_FETCH: u64 = 1 << 30;
 
 fn fetch(url: &str) -> Result<Vec<u8>, Failure> {
-    let failed = |what: String| Failure::failed(anyhow::anyhow!("{url}: {what}"));
-    let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .user_agent(concat!("faultline/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| failed(e.to_string()))?;
-    let response = client
-        .get(url)
-        .send()
-        .map_err(|e| failed(error_chain(&e)))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(failed(format!("HTTP {status}")));
-    }
-    let mut body = Vec::new();
-    response
-        .take(MAX_FETCH + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| failed(e.to_string()))?;
-    if body.len() as u64 > MAX_FETCH {
-        return Err(failed(format!("larger than {MAX_FETCH} bytes")));
-    }
-    Ok(body)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    use anyhow::Context as _;
+    let fetched = (|| -> anyhow::Result<Vec<u8>> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .user_agent(concat!("faultline/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let response = client.get(url).send()?;
+        let status = response.status();
+        anyhow::ensure!(status.is_success(), "HTTP {status}");
+        let mut body = Vec::new();
+        response.take(MAX_FETCH + 1).read_to_end(&mut body)?;
+        anyhow::ensure!(
+            body.len() as u64 <= MAX_FETCH,
+            "larger than {MAX_FETCH} bytes"
+        );
+        Ok(body)
+    })();
+    // The report prints the whole chain of causes (`{:#}`), naming the URL first.
+    fetched
+        .with_context(|| url.to_owned())
+        .map_err(Failure::failed)
 }
 
 /// JSON (a `.json` file, or content that opens an object) is read as a crash record, so a

@@ -116,7 +116,7 @@ pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<(), Failure> {
                     c.delta(),
                     state_text(&c.group)
                 );
-                write_stack(&mut s, &c.group, before.runtime, "    ");
+                write_stack(&mut s, &c.group, "    ");
             }
             let unchanged = changes
                 .iter()
@@ -193,8 +193,7 @@ fn location(frame: &Frame) -> String {
     }
 }
 
-fn write_stack(s: &mut String, group: &Group, runtime: Runtime, indent: &str) {
-    let _ = runtime;
+fn write_stack(s: &mut String, group: &Group, indent: &str) {
     for (i, frame) in group.frames.iter().enumerate().take(SHOWN_FRAMES) {
         let mark = if group.own_frame == Some(i) {
             "  <- first frame of your code"
@@ -276,7 +275,7 @@ fn human(path: &Path, dump: &Dump, groups: &[Group]) -> String {
                 let _ = writeln!(s, "         | {line}");
             }
         }
-        write_stack(&mut s, group, dump.runtime, "         ");
+        write_stack(&mut s, group, "         ");
     }
     if !dump.diagnostics.is_empty() {
         let _ = writeln!(

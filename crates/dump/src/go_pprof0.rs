@@ -18,14 +18,7 @@ pub fn detect(input: &[u8]) -> bool {
 }
 
 pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
-    let mut dump = Dump {
-        runtime: Runtime::Go,
-        format: Format::GoPprofProto,
-        version: None,
-        crash: None,
-        tasks: Vec::new(),
-        diagnostics: Vec::new(),
-    };
+    let mut dump = Dump::empty(Runtime::Go, Format::GoPprofProto);
     let mut data = Vec::new();
     let mut decoder = flate2::read::GzDecoder::new(input).take(limits.max_decompressed as u64 + 1);
     if let Err(e) = decoder.read_to_end(&mut data) {

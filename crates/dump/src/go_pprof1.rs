@@ -27,14 +27,7 @@ pub fn detect(text: &str) -> bool {
 }
 
 pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
-    let mut dump = Dump {
-        runtime: Runtime::Go,
-        format: Format::GoPprofDebug1,
-        version: None,
-        crash: None,
-        tasks: Vec::new(),
-        diagnostics: Vec::new(),
-    };
+    let mut dump = Dump::empty(Runtime::Go, Format::GoPprofDebug1);
     let mut names: HashMap<&str, Arc<str>, FastHash> = HashMap::default();
     let mut stacks = Stacks::default();
     let mut frames: Vec<Frame> = Vec::new();

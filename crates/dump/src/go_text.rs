@@ -41,14 +41,7 @@ struct Parser<'t> {
 pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
     let mut parser = Parser {
         limits: *limits,
-        dump: Dump {
-            runtime: Runtime::Go,
-            format: Format::GoTraceback,
-            version: None,
-            crash: None,
-            tasks: Vec::new(),
-            diagnostics: Vec::new(),
-        },
+        dump: Dump::empty(Runtime::Go, Format::GoTraceback),
         task: None,
         pending: None,
         previous: Arc::from(Vec::new()),

@@ -270,6 +270,18 @@ pub struct Dump {
 }
 
 impl Dump {
+    /// A dump with nothing in it yet, for a parser to fill.
+    pub(crate) fn empty(runtime: Runtime, format: Format) -> Self {
+        Self {
+            runtime,
+            format,
+            version: None,
+            crash: None,
+            tasks: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
     /// Total tasks, counting aggregated entries by their count.
     pub fn task_count(&self) -> u64 {
         self.tasks.iter().fold(0, |n, t| n.saturating_add(t.count))

@@ -95,21 +95,14 @@ fn parse_at(line: &str) -> Option<(&str, u32, Option<u32>)> {
 }
 
 pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
-    let mut dump = Dump {
-        runtime: Runtime::Rust,
-        format: Format::RustPanic,
-        version: None,
-        crash: None,
-        tasks: Vec::new(),
-        diagnostics: Vec::new(),
-    };
-    let mut names2: HashMap<String, Arc<str>, FastHash> = HashMap::default();
+    let mut dump = Dump::empty(Runtime::Rust, Format::RustPanic);
+    let mut names: HashMap<String, Arc<str>, FastHash> = HashMap::default();
     let mut name = |s: &str| -> Arc<str> {
-        if let Some(a) = names2.get(s) {
+        if let Some(a) = names.get(s) {
             return a.clone();
         }
         let a: Arc<str> = s.into();
-        names2.insert(s.to_owned(), a.clone());
+        names.insert(s.to_owned(), a.clone());
         a
     };
 

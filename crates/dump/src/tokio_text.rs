@@ -108,14 +108,7 @@ fn parse_symbol(text: &str) -> (&str, Option<Location<'_>>) {
 }
 
 pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
-    let mut dump = Dump {
-        runtime: Runtime::Tokio,
-        format: Format::TokioTaskDump,
-        version: None,
-        crash: None,
-        tasks: Vec::new(),
-        diagnostics: Vec::new(),
-    };
+    let mut dump = Dump::empty(Runtime::Tokio, Format::TokioTaskDump);
     let mut names: HashMap<String, Arc<str>, FastHash> = HashMap::default();
     let mut name = |s: &str| -> Arc<str> {
         if let Some(a) = names.get(s) {
