@@ -14,6 +14,10 @@ demo: deps
 test: deps
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    # faultline-capture's `tokio` feature builds only with tokio's --cfg tokio_unstable: it is
+    # checked with the tokio service that uses it, in that service's own target directory.
+    cd tests/targets/tokio-service && cargo fmt --check
+    RUSTFLAGS="--cfg tokio_unstable" cargo clippy --manifest-path tests/targets/tokio-service/Cargo.toml --locked --target-dir target/tokio-service -p faultline-capture -p tokio-service --features faultline-capture/tokio -- -D warnings
     cargo test --workspace --locked 2>&1 | tee target/test-output.txt
     awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.txt
 

@@ -6,8 +6,18 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Each workspace package's normal (non-dev, non-build) dependencies, by package name.
+/// Each workspace package's normal (non-dev, non-build), non-optional dependencies, by package
+/// name.
 fn dependencies() -> BTreeMap<String, Vec<String>> {
+    declared(false)
+}
+
+/// Each workspace package's optional dependencies (those only a feature turns on).
+fn optional_dependencies() -> BTreeMap<String, Vec<String>> {
+    declared(true)
+}
+
+fn declared(optional: bool) -> BTreeMap<String, Vec<String>> {
     let output = Command::new(env!("CARGO"))
         .args([
             "metadata",
@@ -35,6 +45,7 @@ fn dependencies() -> BTreeMap<String, Vec<String>> {
                 .unwrap()
                 .iter()
                 .filter(|d| d["kind"].is_null())
+                .filter(|d| d["optional"].as_bool().unwrap_or(false) == optional)
                 .map(|d| d["name"].as_str().unwrap().to_owned())
                 .collect();
             (package["name"].as_str().unwrap().to_owned(), deps)
@@ -66,6 +77,24 @@ fn record_is_serde_only() {
 #[test]
 fn capture_depends_on_libc_only() {
     check_only("faultline-capture", &["libc"]);
+    // tokio only behind the `tokio` feature (task dumps), for services that already run it.
+    let optional = optional_dependencies();
+    assert_eq!(optional["faultline-capture"], ["tokio"]);
+}
+
+#[test]
+fn pure_crates_stay_pure() {
+    check_only(
+        "faultline-dump",
+        &["faultline-record", "flate2", "thiserror"],
+    );
+    check_only("faultline-leak", &["faultline-dump", "libm", "thiserror"]);
+    for package in ["faultline-record", "faultline-dump", "faultline-leak"] {
+        assert!(
+            optional_dependencies()[package].is_empty(),
+            "{package} has optional dependencies"
+        );
+    }
 }
 
 #[test]
@@ -90,7 +119,8 @@ fn only_the_binary_presents() {
 #[test]
 fn no_library_depends_on_kube_or_tokio_directly() {
     // Only faultline-kube may import kube; tokio belongs to the agent, scenario runner, TUI and
-    // CLI. None of those exists yet, so no package may name either.
+    // CLI. None of those exists yet, so no package may require either (faultline-capture's
+    // optional tokio, for the services that link it, is checked above).
     for (package, deps) in dependencies() {
         for forbidden in ["kube", "tokio"] {
             assert!(

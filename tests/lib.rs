@@ -893,6 +893,43 @@ pub fn demo_binary() -> &'static Path {
     })
 }
 
+/// `tests/targets/tokio-service` (a tokio service with tasks stuck in known places, serving
+/// faultline-capture's task-dump endpoint), built unoptimised with full DWARF and not stripped.
+///
+/// It is not a workspace member: tokio's task dumps need `--cfg tokio_unstable` for the whole
+/// build. Built once per test process, by the first caller, into `<target>/tokio-service`. The
+/// binary is shared: copy or split it, never modify it in place.
+#[track_caller]
+pub fn tokio_service_binary() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target = target_dir().join("tokio-service");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        run_with(
+            Command::new(cargo)
+                .current_dir(workspace_root())
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .env("RUSTFLAGS", "--cfg tokio_unstable")
+                .args([
+                    "build",
+                    "--locked",
+                    "--manifest-path",
+                    "tests/targets/tokio-service/Cargo.toml",
+                    "--target-dir",
+                ])
+                .arg(&target),
+            RunOptions {
+                deadline: BUILD_DEADLINE,
+                ..RunOptions::default()
+            },
+        )
+        .assert_success();
+        let binary = target.join("debug").join("tokio-service");
+        assert!(binary.is_file(), "{} was not built", binary.display());
+        binary
+    })
+}
+
 /// The 1-based number of the one line of `source` that ends with the marker comment
 /// `// faultline-marker: NAME`. Fails the test unless exactly one line does. Tests compute
 /// expected line numbers with this, so editing the source does not break them.

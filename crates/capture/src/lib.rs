@@ -17,6 +17,10 @@
 //! the `backtrace` crate (it carries a symbolizer) or serde (the JSON is written by hand): it is
 //! linked into every service, so its only dependency is `libc`.
 //!
+//! With the `tokio` feature (and `RUSTFLAGS="--cfg tokio_unstable"`, which tokio's task dumps
+//! need), [`tasks`] takes tokio task dumps as records of raw addresses too, and serves them on
+//! an opt-in HTTP endpoint, `/debug/faultline/tasks`.
+//!
 //! Frames and modules are captured on Linux (glibc or musl). On other systems the hook still
 //! writes a record, with no frames or modules.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -35,7 +39,15 @@ mod notes;
 mod record;
 mod stack;
 mod store;
+#[cfg(all(feature = "tokio", tokio_unstable))]
+pub mod tasks;
 mod time;
+
+#[cfg(all(feature = "tokio", not(tokio_unstable)))]
+compile_error!(
+    "faultline-capture's `tokio` feature takes task dumps, which tokio only offers when built \
+     with `RUSTFLAGS=\"--cfg tokio_unstable\"`"
+);
 
 pub use record::Record;
 

@@ -41,7 +41,7 @@ struct SourceLocation {
 
 /// A frame mapped to its module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Frame {
+pub(crate) struct Frame {
     address: u64,
     exact: bool,
     module: Option<usize>,
@@ -117,19 +117,7 @@ impl Record {
         w.key("arch");
         w.string(std::env::consts::ARCH);
         w.key("runtimes");
-        w.begin_array();
-        for (name, version) in [
-            ("rust", RUSTC_VERSION),
-            ("faultline-capture", env!("CARGO_PKG_VERSION")),
-        ] {
-            w.begin_object();
-            w.key("name");
-            w.string(name);
-            w.key("version");
-            w.string(version);
-            w.end_object();
-        }
-        w.end_array();
+        write_runtimes(&mut w);
         w.key("message");
         w.string(&self.message);
         w.key("location");
@@ -155,26 +143,7 @@ impl Record {
         }
         w.end_array();
         w.key("frames");
-        w.begin_array();
-        for frame in &self.frames {
-            w.begin_object();
-            w.key("address");
-            w.address(frame.address);
-            w.key("kind");
-            w.string(if frame.exact { "pc" } else { "return_address" });
-            w.key("module");
-            match frame.module {
-                Some(index) => w.number(index as u64),
-                None => w.null(),
-            }
-            w.key("module_address");
-            match frame.module_address {
-                Some(address) => w.address(address),
-                None => w.null(),
-            }
-            w.end_object();
-        }
-        w.end_array();
+        write_frames(&mut w, &self.frames);
         w.end_object();
         w.finish()
     }
@@ -198,7 +167,48 @@ impl Record {
     }
 }
 
-fn write_module(w: &mut JsonWriter, module: &Module) {
+/// A JSON array of frames, innermost first.
+pub(crate) fn write_frames(w: &mut JsonWriter, frames: &[Frame]) {
+    w.begin_array();
+    for frame in frames {
+        w.begin_object();
+        w.key("address");
+        w.address(frame.address);
+        w.key("kind");
+        w.string(if frame.exact { "pc" } else { "return_address" });
+        w.key("module");
+        match frame.module {
+            Some(index) => w.number(index as u64),
+            None => w.null(),
+        }
+        w.key("module_address");
+        match frame.module_address {
+            Some(address) => w.address(address),
+            None => w.null(),
+        }
+        w.end_object();
+    }
+    w.end_array();
+}
+
+/// The `runtimes` field: the compiler that built the service and this crate's version.
+pub(crate) fn write_runtimes(w: &mut JsonWriter) {
+    w.begin_array();
+    for (name, version) in [
+        ("rust", RUSTC_VERSION),
+        ("faultline-capture", env!("CARGO_PKG_VERSION")),
+    ] {
+        w.begin_object();
+        w.key("name");
+        w.string(name);
+        w.key("version");
+        w.string(version);
+        w.end_object();
+    }
+    w.end_array();
+}
+
+pub(crate) fn write_module(w: &mut JsonWriter, module: &Module) {
     w.begin_object();
     w.key("path");
     w.string(&module.path);
@@ -242,7 +252,7 @@ fn write_module(w: &mut JsonWriter, module: &Module) {
 /// `noreturn` function). So containment is tested at `address - 1`, the call itself; exact
 /// addresses are tested as they are. The recorded `module_address` is always
 /// `address - load_bias`: the record's reader applies the `- 1` again when it symbolizes.
-fn map_frames(stack: &[RawFrame], modules: &[Module]) -> Vec<Frame> {
+pub(crate) fn map_frames(stack: &[RawFrame], modules: &[Module]) -> Vec<Frame> {
     stack
         .iter()
         .map(|raw| {

@@ -24,7 +24,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
     }
     for path in &args.inputs {
         let bytes = read_input(path)?;
-        let mut text = if is_crash_record(path, &bytes) {
+        let mut text = if is_crash_record(path, &bytes) && !is_task_dump_record(&bytes) {
             record(path, &bytes, &args)?
         } else {
             crate::dumps::analyze(path, &bytes, &args)?
@@ -110,6 +110,14 @@ fn is_crash_record(path: &std::path::Path, bytes: &[u8]) -> bool {
     path.extension().is_some_and(|e| e == "json") || start.is_some_and(|i| bytes[i] == b'{')
 }
 
+/// A faultline record of `kind: task_dump` (what faultline-capture's tokio endpoint serves)
+/// is analyzed as a dump: grouped, not printed frame by frame. Only the envelope is read here;
+/// the dump reader parses (and reports errors in) the whole record.
+pub fn is_task_dump_record(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .is_ok_and(|v| v.get("kind").is_some_and(|k| k == "task_dump"))
+}
+
 pub fn write_stdout(text: &str) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()) {
@@ -140,7 +148,7 @@ fn record(path: &std::path::Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<St
     })
 }
 
-fn source_name(source: &Source) -> &'static str {
+pub fn source_name(source: &Source) -> &'static str {
     match source {
         Source::Explicit => "given",
         Source::Store(_) => "store",

@@ -4,6 +4,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use faultline_dump::{Change, Dump, Frame, Group, GroupChange, Limits, Runtime};
+use faultline_record::CrashRecord;
+use faultline_symbolize::Demangle;
+use faultline_symbolize::record::ResolvedRecord;
 
 use crate::analyze::{read_input, write_stdout};
 use crate::exit::Failure;
@@ -14,13 +17,60 @@ const SHOWN_FRAMES: usize = 12;
 /// Task ids listed per group before `…`.
 const SHOWN_IDS: usize = 8;
 
-fn parse(path: &Path, bytes: &[u8]) -> Result<Dump, Failure> {
-    faultline_dump::parse(bytes, &Limits::default())
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+/// A parsed dump, and for a task-dump record what became of its modules' debug files.
+struct Loaded {
+    dump: Dump,
+    modules: Vec<ModuleNote>,
+}
+
+/// A module of a task-dump record whose frames were looked up.
+struct ModuleNote {
+    path: String,
+    build_id: Option<String>,
+    /// The debug file and how it was found, or why there is none.
+    debug_file: Result<(String, &'static str), String>,
+}
+
+fn parse(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<Loaded, Failure> {
+    let bad = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
+    if !crate::analyze::is_task_dump_record(bytes) {
+        let dump = faultline_dump::parse(bytes, &Limits::default()).map_err(|e| bad(&e))?;
+        return Ok(Loaded {
+            dump,
+            modules: Vec::new(),
+        });
+    }
+    // A task dump of raw addresses (faultline-capture's tokio endpoint): resolve them against
+    // the debug files found by build-id, then read it like any other dump.
+    let record = CrashRecord::from_json(bytes).map_err(|e| bad(&e))?;
+    let locator = args.lookup.locator()?;
+    let mut resolved = ResolvedRecord::new(&record, &locator, Demangle::Short);
+    let dump = faultline_dump::from_record(&record, &Limits::default(), &mut resolved)
+        .map_err(|e| bad(&e))?;
+    let modules = record
+        .modules
+        .iter()
+        .zip(&resolved.modules)
+        .filter_map(|(module, report)| {
+            let debug_file = report.debug_file.as_ref()?;
+            Some(ModuleNote {
+                path: module.path.clone(),
+                build_id: module.build_id.as_ref().map(ToString::to_string),
+                debug_file: match debug_file {
+                    Ok((file, source)) => Ok((
+                        file.display().to_string(),
+                        crate::analyze::source_name(source),
+                    )),
+                    Err(reason) => Err(reason.to_string()),
+                },
+            })
+        })
+        .collect();
+    Ok(Loaded { dump, modules })
 }
 
 pub fn analyze(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, Failure> {
-    let dump = parse(path, bytes)?;
+    let Loaded { dump, modules } = parse(path, bytes, args)?;
     if dump.tasks.is_empty() && dump.crash.is_none() {
         return Err(Failure::usage(format!(
             "{}: not a crash record or a task dump this faultline reads (a faultline crash \
@@ -31,10 +81,10 @@ pub fn analyze(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, 
     let grouped = || faultline_dump::group(&dump, args.level, args.main_module.as_deref());
     Ok(match args.format {
         AnalyzeFormat::Svg => flame_graph(path, &dump)?,
-        AnalyzeFormat::Human => human(path, &dump, &grouped()),
+        AnalyzeFormat::Human => human(path, &dump, &grouped(), &modules),
         AnalyzeFormat::Json => {
-            let mut s =
-                serde_json::to_string_pretty(&json(&dump, &grouped())).map_err(Failure::failed)?;
+            let mut s = serde_json::to_string_pretty(&json(&dump, &grouped(), &modules))
+                .map_err(Failure::failed)?;
             s.push('\n');
             s
         }
@@ -85,8 +135,8 @@ fn flame_graph(path: &Path, dump: &Dump) -> Result<String, Failure> {
 }
 
 pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<(), Failure> {
-    let before = parse(old, &read_input(old)?)?;
-    let after = parse(new, &read_input(new)?)?;
+    let before = parse(old, &read_input(old)?, args)?.dump;
+    let after = parse(new, &read_input(new)?, args)?.dump;
     let module = args.main_module.as_deref();
     let changes = faultline_dump::diff(
         &faultline_dump::group(&before, args.level, module),
@@ -221,22 +271,42 @@ fn write_stack(s: &mut String, group: &Group, indent: &str) {
     }
 }
 
-fn human(path: &Path, dump: &Dump, groups: &[Group]) -> String {
+fn human(path: &Path, dump: &Dump, groups: &[Group], modules: &[ModuleNote]) -> String {
     let mut s = String::new();
     let version = dump
         .version
         .as_deref()
         .map(|v| format!(", {v}"))
         .unwrap_or_default();
+    let alive = dump
+        .alive_tasks
+        .map(|n| format!(", {n} alive"))
+        .unwrap_or_default();
+    let at = dump
+        .captured_at
+        .as_deref()
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default();
     let _ = writeln!(
         s,
-        "{}: {} {} tasks in {} groups ({}{version})",
+        "{}: {} {} tasks in {} groups ({}{version}{alive}){at}",
         path.display(),
         dump.task_count(),
         runtime_name(dump.runtime),
         groups.len(),
         dump.format.name()
     );
+    for module in modules {
+        let id = module.build_id.as_deref().unwrap_or("no build-id");
+        match &module.debug_file {
+            Ok((file, source)) => {
+                let _ = writeln!(s, "{} [{id}]: debug file {file} ({source})", module.path);
+            }
+            Err(reason) => {
+                let _ = writeln!(s, "{} [{id}]: frames unknown: {reason}", module.path);
+            }
+        }
+    }
     if let Some(crash) = &dump.crash {
         let _ = writeln!(s, "{}: {}", crash.kind, crash.message);
         if let Some(signal) = &crash.signal {
@@ -325,12 +395,22 @@ fn change_json(change: &GroupChange) -> serde_json::Value {
     })
 }
 
-fn json(dump: &Dump, groups: &[Group]) -> serde_json::Value {
+fn json(dump: &Dump, groups: &[Group], modules: &[ModuleNote]) -> serde_json::Value {
     serde_json::json!({
         "runtime": runtime_name(dump.runtime),
         "format": dump.format.name(),
         "version": dump.version,
+        "captured_at": dump.captured_at,
+        "alive_tasks": dump.alive_tasks,
         "task_count": dump.task_count(),
+        "modules": modules.iter().map(|m| match &m.debug_file {
+            Ok((file, source)) => serde_json::json!({
+                "path": m.path, "build_id": m.build_id, "debug_file": file, "source": source,
+            }),
+            Err(reason) => serde_json::json!({
+                "path": m.path, "build_id": m.build_id, "debug_file": null, "unknown": reason,
+            }),
+        }).collect::<Vec<_>>(),
         "crash": dump.crash.as_ref().map(|c| serde_json::json!({
             "kind": c.kind,
             "message": c.message,

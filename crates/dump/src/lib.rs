@@ -9,7 +9,8 @@
 //! Formats so far: Go tracebacks (panics, fatal errors, `SIGQUIT` dumps with any
 //! `GOTRACEBACK`, `/debug/pprof/goroutine?debug=2`), also when embedded in logs (kubectl/CRI
 //! prefixes, timestamps and levels, CRLF, tabs turned to spaces), and pprof goroutine profiles
-//! (`debug=1` text, `debug=0` gzipped protobuf); Rust panics; tokio task dumps.
+//! (`debug=1` text, `debug=0` gzipped protobuf); Rust panics; tokio task dumps, as tokio prints
+//! them and as faultline records of raw addresses (resolved through a [`Resolve`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::HashMap;
@@ -23,10 +24,12 @@ mod go_text;
 mod group;
 mod logs;
 mod rust_text;
+mod task_record;
 mod tokio_text;
 
 pub use diff::{Change, GroupChange, diff};
 pub use group::{Group, Level, Signature, group, is_own_code};
+pub use task_record::{Resolve, Unresolved, from_record};
 
 /// Limits on untrusted input. Past them, parsing stops with [`Error::Limit`].
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +128,9 @@ pub enum Format {
     RustPanic,
     /// A tokio task dump: the `Display` of `tokio::runtime::dump::Trace`, one tree per task.
     TokioTaskDump,
+    /// A faultline record (`faultline-crash` JSON): a task dump `faultline-capture` took from a
+    /// tokio runtime, or a crash record, its raw addresses resolved through a [`Resolve`].
+    FaultlineRecord,
 }
 
 impl Format {
@@ -136,6 +142,7 @@ impl Format {
             Format::GoPprofProto => "go_pprof_proto",
             Format::RustPanic => "rust_panic",
             Format::TokioTaskDump => "tokio_taskdump",
+            Format::FaultlineRecord => "faultline_record",
         }
     }
 }
@@ -151,6 +158,8 @@ pub enum Provenance {
     RustPanic,
     /// A node of a tokio task dump's tree: the function, file, line and column tokio printed.
     TokioTree,
+    /// A recorded address, resolved offline from debug info (or left as `module+offset`).
+    Symbolized,
 }
 
 /// One stack frame, as the dump gave it.
@@ -261,6 +270,11 @@ pub struct Dump {
     pub format: Format,
     /// The runtime's version, or what the format reveals of it (`go1.21+`).
     pub version: Option<String>,
+    /// When the dump was taken (RFC 3339), if the dump says.
+    pub captured_at: Option<String>,
+    /// How many tasks the runtime counted alive, if it says (a tokio dump lists only the tasks
+    /// it could trace).
+    pub alive_tasks: Option<u64>,
     /// The crash, if the dump is a panic or fatal error.
     pub crash: Option<Crash>,
     /// The tasks, in the order the dump lists them.
@@ -276,6 +290,8 @@ impl Dump {
             runtime,
             format,
             version: None,
+            captured_at: None,
+            alive_tasks: None,
             crash: None,
             tasks: Vec::new(),
             diagnostics: Vec::new(),
@@ -293,6 +309,15 @@ impl Dump {
 /// Returns `Ok` with diagnostics for lines it could not place; `Err` only past a limit.
 /// Input that is not a dump at all gives a dump with no tasks and a diagnostic saying so.
 pub fn parse(input: &[u8], limits: &Limits) -> Result<Dump> {
+    parse_with(input, limits, &mut Unresolved)
+}
+
+/// [`parse`], resolving the raw addresses of a faultline record with `resolver`. The other
+/// formats carry their names already and never call it.
+pub fn parse_with(input: &[u8], limits: &Limits, resolver: &mut dyn Resolve) -> Result<Dump> {
+    if task_record::detect(input) {
+        return task_record::parse(input, limits, resolver);
+    }
     if go_pprof0::detect(input) {
         return go_pprof0::parse(input, limits);
     }

@@ -21,7 +21,7 @@
 //! and its frames are dropped.
 //!
 //! Framing lines a program may print around the trees are understood: `task <id>:` before a
-//! tree gives the task its id, and `alive tasks: <n>` is skipped. Blank lines separate trees.
+//! tree gives the task its id, and `alive tasks: <n>` gives the dump's alive-task count. Blank lines separate trees.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -157,7 +157,11 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
         let line_no = n + 1;
         limits.check_line(line_no, raw)?;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if line.trim().is_empty() || parse_alive(line).is_some() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(alive) = parse_alive(line) {
+            dump.alive_tasks = Some(alive);
             continue;
         }
         if let Some(id) = parse_task_header(line) {

@@ -333,6 +333,10 @@ pub struct Task {
     /// The task's frames, innermost first.
     #[serde(default)]
     pub frames: Vec<Frame>,
+    /// Further stacks the task was parked in at once, each innermost first: a tokio task
+    /// awaiting several futures (`join!`, `select!`) has one backtrace per leaf future.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<Vec<Frame>>,
 }
 
 /// A crash record or task dump, format version 1.
@@ -376,6 +380,10 @@ pub struct CrashRecord {
     /// Tasks, for task dumps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<Task>,
+    /// For task dumps: how many tasks the runtime counted alive when the dump was taken (it
+    /// may list fewer: tasks running on another thread cannot be traced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alive_tasks: Option<u64>,
 }
 
 impl CrashRecord {
@@ -439,17 +447,28 @@ impl CrashRecord {
     /// Checks what the types cannot: module indices in range, module-relative addresses that
     /// agree with the load bias.
     pub fn validate(&self) -> Result<()> {
-        let frames = self
-            .frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (format!("frames[{i}]"), f))
-            .chain(self.tasks.iter().enumerate().flat_map(|(t, task)| {
-                task.frames
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, f)| (format!("tasks[{t}].frames[{i}]"), f))
-            }));
+        let frames =
+            self.frames
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (format!("frames[{i}]"), f))
+                .chain(self.tasks.iter().enumerate().flat_map(|(t, task)| {
+                    let main = task
+                        .frames
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, f)| (format!("tasks[{t}].frames[{i}]"), f));
+                    let branches =
+                        task.branches
+                            .iter()
+                            .enumerate()
+                            .flat_map(move |(b, frames)| {
+                                frames.iter().enumerate().map(move |(i, f)| {
+                                    (format!("tasks[{t}].branches[{b}][{i}]"), f)
+                                })
+                            });
+                    main.chain(branches)
+                }));
         for (path, frame) in frames {
             let Some(index) = frame.module else {
                 if frame.module_address.is_some() {

@@ -97,6 +97,7 @@ fn arb_record() -> impl Strategy<Value = CrashRecord> {
                     modules,
                     frames,
                     tasks: vec![],
+                    alive_tasks: None,
                 }
             },
         )
@@ -206,4 +207,22 @@ fn build_id_rejects_bad_input() {
     assert!(BuildId::from_hex("zz").is_err());
     assert!(BuildId::from_hex("ab").is_err());
     assert_eq!(BuildId::from_hex("ABcd").unwrap().to_hex(), "abcd");
+}
+
+#[test]
+fn task_dump_branch_frames_are_validated() {
+    let mut v = minimal();
+    v["kind"] = "task_dump".into();
+    v["frames"] = serde_json::json!([]);
+    v["alive_tasks"] = 3.into();
+    let good = serde_json::json!({"address": "0x1234", "kind": "return_address", "module": 0, "module_address": "0x234"});
+    let bad = serde_json::json!({"address": "0x1234", "kind": "return_address", "module": 0, "module_address": "0x999"});
+    v["tasks"] =
+        serde_json::json!([{"id": "7", "frames": [good.clone()], "branches": [[good.clone()]]}]);
+    let r = CrashRecord::from_json(v.to_string().as_bytes()).unwrap();
+    assert_eq!(r.alive_tasks, Some(3));
+    assert_eq!(r.tasks[0].branches[0][0].lookup_address(), Some(0x233));
+
+    v["tasks"][0]["branches"][0] = serde_json::json!([good, bad]);
+    check_err(v, "tasks[0].branches[0][1].module_address");
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use faultline_record::{CrashRecord, Frame};
 
@@ -40,16 +41,26 @@ pub struct RecordReport {
     pub frames: Vec<FrameReport>,
 }
 
-/// Symbolizes every frame of `record`, finding debug files with `locator`.
-pub fn symbolize_record(
+/// Every recorded frame of `record`: the crashing thread's, then each task's (its stack, then
+/// its branches).
+fn all_frames(record: &CrashRecord) -> impl Iterator<Item = &Frame> {
+    record.frames.iter().chain(
+        record
+            .tasks
+            .iter()
+            .flat_map(|t| t.frames.iter().chain(t.branches.iter().flatten())),
+    )
+}
+
+/// Finds and opens the debug file of each module some frame points into. Only those are looked
+/// up: a record lists every loaded library, and asking debuginfod for each would be slow and
+/// pointless.
+fn open_modules(
     record: &CrashRecord,
     locator: &Locator,
-    demangle: Demangle,
-) -> RecordReport {
-    // Only modules that frames point into are looked up: a record lists every loaded library,
-    // and asking debuginfod for each would be slow and pointless.
+) -> (Vec<ModuleReport>, HashMap<usize, DebugFile>) {
     let used: std::collections::HashSet<usize> =
-        record.frames.iter().filter_map(|f| f.module).collect();
+        all_frames(record).filter_map(|f| f.module).collect();
     let mut files: HashMap<usize, DebugFile> = HashMap::new();
     let modules = record
         .modules
@@ -69,6 +80,85 @@ pub fn symbolize_record(
             }
         })
         .collect::<Vec<_>>();
+    (modules, files)
+}
+
+/// The frames of a task-dump record (all tasks, all branches), symbolized up front — each
+/// distinct address once — and served to `faultline_dump::from_record` through
+/// [`faultline_dump::Resolve`].
+#[derive(Debug)]
+pub struct ResolvedRecord {
+    /// One entry per module of the record, same order.
+    pub modules: Vec<ModuleReport>,
+    table: HashMap<(usize, u64), Symbolized>,
+}
+
+impl ResolvedRecord {
+    /// Symbolizes every frame of `record`, finding debug files with `locator`.
+    pub fn new(record: &CrashRecord, locator: &Locator, demangle: Demangle) -> Self {
+        let (modules, files) = open_modules(record, locator);
+        let mut wanted: Vec<(usize, u64)> = all_frames(record)
+            .filter_map(|f| Some((f.module?, f.lookup_address()?)))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut table = HashMap::with_capacity(wanted.len());
+        // Per module, in ascending address order: the order the symbolizer is fastest in.
+        for group in wanted.chunk_by(|a, b| a.0 == b.0) {
+            let m = group[0].0;
+            let symbolizer = files.get(&m).map(|file| file.symbolizer(demangle));
+            for &(_, address) in group {
+                let symbolized = match (&symbolizer, &modules[m].debug_file) {
+                    (Some(Ok(s)), _) => s.symbolize(address),
+                    (Some(Err(e)), _) => {
+                        Symbolized::Unknown(Reason::CorruptDebugInfo(e.to_chain()))
+                    }
+                    (None, Some(Err(reason))) => Symbolized::Unknown(reason.clone()),
+                    (None, _) => Symbolized::Unknown(Reason::NoDebugInfo),
+                };
+                table.insert((m, address), symbolized);
+            }
+        }
+        Self { modules, table }
+    }
+
+    /// What became of the frame at `address` (module-relative lookup address) in `module`.
+    pub fn get(&self, module: usize, address: u64) -> Option<&Symbolized> {
+        self.table.get(&(module, address))
+    }
+}
+
+impl faultline_dump::Resolve for ResolvedRecord {
+    fn resolve(&mut self, _: &CrashRecord, frame: &Frame) -> Vec<faultline_dump::Frame> {
+        let (Some(module), Some(address)) = (frame.module, frame.lookup_address()) else {
+            return Vec::new();
+        };
+        let Some(Symbolized::Frames(frames)) = self.get(module, address) else {
+            return Vec::new();
+        };
+        frames
+            .iter()
+            .map(|f| faultline_dump::Frame {
+                function: f.function.clone().unwrap_or_else(|| Arc::from("??")),
+                file: f.file.clone(),
+                line: f.line,
+                column: f.column.filter(|&c| c > 0),
+                offset: None,
+                address: Some(frame.address.0),
+                inlined: f.inlined,
+                provenance: faultline_dump::Provenance::Symbolized,
+            })
+            .collect()
+    }
+}
+
+/// Symbolizes every frame of `record`, finding debug files with `locator`.
+pub fn symbolize_record(
+    record: &CrashRecord,
+    locator: &Locator,
+    demangle: Demangle,
+) -> RecordReport {
+    let (modules, files) = open_modules(record, locator);
 
     let symbolizers: HashMap<usize, Result<Symbolizer<'_>, Reason>> = files
         .iter()

@@ -11,6 +11,8 @@
 //! - `differential`: faultline against llvm-symbolizer on random addresses of a large binary.
 //! - `dumps`: `analyze` on real Go goroutine dumps: groups, JSON, `--diff`, a URL.
 //! - `interactive`: `faultline symbolize` typed at in a real terminal (tmux).
+//! - `tokio_service`: a stripped tokio service's task dump, served by faultline-capture's
+//!   endpoint and symbolized from a store; a blocked worker answered with 503.
 //!
 //! Shared machinery (process guards, the debuginfod harness, fixture builders, markers) is in
 //! the `faultline-tests` package.
@@ -22,6 +24,7 @@ mod differential;
 mod dumps;
 mod interactive;
 mod split_dwarf;
+mod tokio_service;
 
 use std::process::Command;
 
@@ -145,6 +148,7 @@ mod records {
             modules,
             frames,
             tasks: Vec::new(),
+            alive_tasks: None,
         };
         record.validate().expect("a valid hand-made record");
         record

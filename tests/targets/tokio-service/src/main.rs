@@ -1,0 +1,100 @@
+//! A tokio service with tasks stuck in known places, serving faultline task dumps.
+//!
+//! `tokio-service ADDR [--workers N] [--block-worker]` (a multi-thread runtime, 2 workers unless
+//! told) listens on ADDR (`127.0.0.1:0` picks a port) and prints
+//! `listening on <addr>`. Expected in a dump: 3 tasks in `orders::wait_for_payment`, 2 in
+//! `cache::refresh_every`, 1 in `ledger::append` (waiting for a lock held by main), plus the
+//! endpoint's own accept loop. `--block-worker` then parks one worker in a blocking sleep, so
+//! a dump cannot finish (tokio needs every worker to pause) and the endpoint answers 503.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, oneshot};
+
+mod orders {
+    use tokio::sync::oneshot;
+
+    pub async fn wait_for_payment(paid: oneshot::Receiver<u64>) -> u64 {
+        paid.await.unwrap_or(0) // faultline-marker: payment
+    }
+}
+
+mod cache {
+    use std::time::Duration;
+
+    pub async fn refresh_every(period: Duration) {
+        loop {
+            tokio::time::sleep(period).await; // faultline-marker: refresh
+        }
+    }
+}
+
+mod ledger {
+    use std::sync::Arc;
+
+    use tokio::sync::Mutex;
+
+    pub async fn append(ledger: Arc<Mutex<Vec<u64>>>, entry: u64) {
+        ledger.lock().await.push(entry); // faultline-marker: ledger
+    }
+}
+
+fn main() {
+    faultline_capture::install();
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:0".to_owned());
+    let mut workers = 2;
+    let mut block_worker = false;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--block-worker" => block_worker = true,
+            "--workers" => {
+                workers = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--workers N")
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(serve(addr, block_worker));
+}
+
+async fn serve(addr: String, block_worker: bool) {
+    let mut payments = Vec::new();
+    for _ in 0..3 {
+        let (tx, rx) = oneshot::channel::<u64>();
+        payments.push(tx);
+        tokio::spawn(orders::wait_for_payment(rx));
+    }
+    for _ in 0..2 {
+        tokio::spawn(cache::refresh_every(Duration::from_secs(3600)));
+    }
+    let ledger = Arc::new(Mutex::new(Vec::new()));
+    let held = ledger.clone().lock_owned().await;
+    tokio::spawn(ledger::append(ledger.clone(), 7));
+
+    if block_worker {
+        // A blocking call on a worker: the mistake that makes a dump hang.
+        tokio::spawn(async { std::thread::sleep(Duration::from_secs(3600)) });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+    println!("listening on {}", listener.local_addr().expect("bound"));
+    tokio::spawn(faultline_capture::tasks::serve(
+        listener,
+        Duration::from_secs(2),
+    ));
+    // Runs until killed; keeps the sender halves and the lock alive.
+    std::future::pending::<()>().await;
+    drop((payments, held));
+}
