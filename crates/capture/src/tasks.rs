@@ -194,7 +194,7 @@ const STUCK_AFTER: Duration = Duration::from_millis(1000);
 /// and a service that was partly stuck is now wholly stuck. The same leak also happens without
 /// any blocking: a worker that goes idle right after a dump, before the dump's requester has
 /// cleared the request, enters the barrier alone — so each dump of a multi-thread runtime has
-/// a small chance of losing a worker (measured in docs/benchmarks.md). So: wake every worker with a burst of no-op tasks, and require each
+/// a small chance of losing a worker (measured: docs/cli.md). So: wake every worker with a burst of no-op tasks, and require each
 /// worker's counters (which tokio publishes when a worker parks or does maintenance) to move
 /// within `within`. A worker that cannot move is blocked (or busy in one poll), and no dump is
 /// requested.

@@ -88,7 +88,17 @@ fn fetch(url: &str) -> Result<Vec<u8>, Failure> {
             .build()?;
         let response = client.get(url).send()?;
         let status = response.status();
-        anyhow::ensure!(status.is_success(), "HTTP {status}");
+        if !status.is_success() {
+            // A debug endpoint says why it refused (faultline-capture's 503 names the stuck
+            // worker): pass its first line on.
+            let mut body = String::new();
+            let _ = response.take(4096).read_to_string(&mut body);
+            let reason = body.lines().next().unwrap_or_default().trim();
+            if reason.is_empty() {
+                anyhow::bail!("HTTP {status}");
+            }
+            anyhow::bail!("HTTP {status}: {reason}");
+        }
         let mut body = Vec::new();
         response.take(MAX_FETCH + 1).read_to_end(&mut body)?;
         anyhow::ensure!(

@@ -244,6 +244,11 @@ fn location(frame: &Frame) -> String {
 }
 
 fn write_stack(s: &mut String, group: &Group, indent: &str) {
+    if group.frames.is_empty() {
+        // A tokio task parked on a future tokio does not trace (socket I/O, say), or a
+        // goroutine whose stack the runtime did not print.
+        let _ = writeln!(s, "{indent}(no frames recorded)");
+    }
     for (i, frame) in group.frames.iter().enumerate().take(SHOWN_FRAMES) {
         let mark = if group.own_frame == Some(i) {
             "  <- first frame of your code"

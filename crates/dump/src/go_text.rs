@@ -27,6 +27,8 @@ struct Parser<'t> {
     /// The stack of the previous task: the next one is usually the same, and comparing text
     /// with it is cheaper than looking names up.
     previous: Arc<[Frame]>,
+    /// The previous task's creator, for the same reason.
+    previous_creator: Option<Frame>,
     names: HashMap<&'t str, Arc<str>, FastHash>,
     /// The frames of the task being read; interned into `stacks` when it ends.
     frames: Vec<Frame>,
@@ -38,28 +40,67 @@ struct Parser<'t> {
     created_in_goroutine: bool,
 }
 
+/// Inputs smaller than this are parsed on one thread.
+const PARALLEL_MIN: usize = 8 << 20;
+/// The smallest piece a thread gets.
+const CHUNK_MIN: usize = 4 << 20;
+
 pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
-    let mut parser = Parser {
-        limits: *limits,
-        dump: Dump::empty(Runtime::Go, Format::GoTraceback),
-        task: None,
-        pending: None,
-        previous: Arc::from(Vec::new()),
-        names: HashMap::default(),
-        frames: Vec::new(),
-        stacks: Stacks::default(),
-        crash_open: false,
-        preface: Vec::new(),
-        created_in_goroutine: false,
+    let chunks = split_at_goroutines(text);
+    let parsed: Vec<Result<Chunk>> = if chunks.len() < 2 {
+        vec![parse_chunk(text, limits)]
+    } else {
+        // Goroutine blocks are independent once a blank line has closed the one before: each
+        // thread parses whole blocks, and the pieces are joined in order.
+        std::thread::scope(|scope| {
+            let others: Vec<_> = chunks[1..]
+                .iter()
+                .map(|chunk| scope.spawn(|| parse_chunk(chunk, limits)))
+                .collect();
+            let mut parsed = vec![parse_chunk(chunks[0], limits)];
+            for handle in others {
+                parsed.push(
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+            parsed
+        })
     };
-    for (n, raw) in text.split('\n').enumerate() {
-        let line_no = n + 1;
-        limits.check_line(line_no, raw)?;
-        parser.line(line_no, logs::strip_prefix(raw))?;
+    let mut lines = 0;
+    let mut dump = Dump::empty(Runtime::Go, Format::GoTraceback);
+    let mut created_in_goroutine = false;
+    for chunk in parsed {
+        let chunk = chunk.map_err(|e| match e {
+            crate::Error::Limit { line, what, limit } => crate::Error::Limit {
+                line: line + lines,
+                what,
+                limit,
+            },
+        })?;
+        if dump.tasks.is_empty() {
+            dump.tasks = chunk.dump.tasks;
+        } else {
+            dump.tasks.extend(chunk.dump.tasks);
+        }
+        dump.diagnostics
+            .extend(chunk.dump.diagnostics.into_iter().map(|mut d| {
+                d.line += lines;
+                d
+            }));
+        if dump.crash.is_none() {
+            dump.crash = chunk.dump.crash;
+        }
+        created_in_goroutine |= chunk.created_in_goroutine;
+        lines += chunk.lines;
     }
-    parser.finish_task();
-    let mut dump = parser.dump;
-    if parser.created_in_goroutine {
+    if chunks.len() > 1 && dump.tasks.len() > limits.max_tasks {
+        // Each piece kept to the limit alone; together they went past it. Parse on one thread
+        // for the exact line where that happens.
+        return parse_chunk(text, limits).map(|c| c.dump);
+    }
+    if created_in_goroutine {
         dump.version = Some("go1.21 or later".into());
     }
     if dump.tasks.is_empty() && dump.crash.is_none() {
@@ -69,6 +110,74 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
         });
     }
     Ok(dump)
+}
+
+/// A piece of the input, parsed.
+struct Chunk {
+    dump: Dump,
+    /// Lines in the piece, to number the next piece's lines.
+    lines: usize,
+    created_in_goroutine: bool,
+}
+
+/// The input cut into one piece per available thread, each cut just before a goroutine
+/// header that follows a blank line. Small inputs, and inputs with no such place (a dump in
+/// a log with prefixes), stay whole.
+fn split_at_goroutines(text: &str) -> Vec<&str> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || text.len() < PARALLEL_MIN {
+        return vec![text];
+    }
+    let pieces = threads.min(text.len() / CHUNK_MIN).max(1);
+    let mut chunks = Vec::with_capacity(pieces);
+    let mut start = 0;
+    for k in 1..pieces {
+        let target = (text.len() / pieces * k).max(start);
+        let Some(found) = text
+            .get(target..)
+            .and_then(|rest| rest.find("\n\ngoroutine "))
+        else {
+            break;
+        };
+        let cut = target + found + 2;
+        chunks.push(&text[start..cut]);
+        start = cut;
+    }
+    chunks.push(&text[start..]);
+    chunks
+}
+
+fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunk> {
+    let mut parser = Parser {
+        limits: *limits,
+        dump: Dump::empty(Runtime::Go, Format::GoTraceback),
+        task: None,
+        pending: None,
+        previous: Arc::from(Vec::new()),
+        previous_creator: None,
+        names: HashMap::default(),
+        frames: Vec::new(),
+        stacks: Stacks::default(),
+        crash_open: false,
+        preface: Vec::new(),
+        created_in_goroutine: false,
+    };
+    // A goroutine block of a pprof dump takes about a kilobyte: room for most without regrowing
+    // (and copying) a vector of a hundred thousand tasks.
+    parser.dump.tasks.reserve(text.len() / 1024);
+    let mut lines = 0;
+    for (n, raw) in text.split('\n').enumerate() {
+        let line_no = n + 1;
+        lines = n;
+        limits.check_line(line_no, raw)?;
+        parser.line(line_no, logs::strip_prefix(raw))?;
+    }
+    parser.finish_task();
+    Ok(Chunk {
+        dump: parser.dump,
+        lines,
+        created_in_goroutine: parser.created_in_goroutine,
+    })
 }
 
 impl<'t> Parser<'t> {
@@ -122,14 +231,14 @@ impl<'t> Parser<'t> {
             }
             if let Some(rest) = trimmed.strip_prefix("created by ") {
                 self.flush_pending();
-                let (function, creator_id) = match rest.rsplit_once(" in goroutine ") {
-                    Some((f, id)) => (f, id.parse().ok()),
-                    None => (rest, None),
-                };
+                let (function, creator_id) = split_creator(rest);
                 if creator_id.is_some() {
                     self.created_in_goroutine = true;
                 }
-                let name = self.intern(function);
+                let name = match &self.previous_creator {
+                    Some(c) if &*c.function == function => c.function.clone(),
+                    _ => self.intern(function),
+                };
                 if let Some(task) = self.task.as_mut() {
                     task.creator_id = creator_id;
                     task.creator = Some(frame(name, false));
@@ -244,7 +353,17 @@ impl<'t> Parser<'t> {
             return Ok(());
         };
         let (function, file) = if is_creator {
-            (self.intern(function), self.intern(file))
+            let previous = self.previous_creator.as_ref();
+            let same_function = previous
+                .filter(|c| &*c.function == function)
+                .map(|c| c.function.clone());
+            let same_file = previous
+                .and_then(|c| c.file.clone())
+                .filter(|f| &**f == file);
+            (
+                same_function.unwrap_or_else(|| self.intern(function)),
+                same_file.unwrap_or_else(|| self.intern(file)),
+            )
         } else {
             let at = self.frames.len();
             (self.function_at(at, function), self.file_at(at, file))
@@ -280,8 +399,17 @@ impl<'t> Parser<'t> {
     fn finish_task(&mut self) {
         self.flush_pending();
         if let Some(mut task) = self.task.take() {
-            task.frames = self.stacks.intern(&self.frames);
+            // Most goroutines have the stack of the one before: then the names are the very
+            // same shared strings, and comparing them is cheaper than hashing the stack.
+            task.frames = if same_stack(&self.frames, &self.previous) {
+                self.previous.clone()
+            } else {
+                self.stacks.intern(&self.frames)
+            };
             self.previous = task.frames.clone();
+            if task.creator.is_some() {
+                self.previous_creator.clone_from(&task.creator);
+            }
             self.dump.tasks.push(task);
         }
         self.frames.clear();
@@ -311,6 +439,33 @@ impl<'t> Parser<'t> {
     }
 }
 
+/// Whether `frames` is `previous` frame for frame, names compared by identity.
+fn same_stack(frames: &[Frame], previous: &[Frame]) -> bool {
+    frames.len() == previous.len()
+        && frames.iter().zip(previous).all(|(a, b)| {
+            Arc::ptr_eq(&a.function, &b.function)
+                && match (&a.file, &b.file) {
+                    (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+                    (None, None) => true,
+                    _ => false,
+                }
+                && a.line == b.line
+                && a.offset == b.offset
+                && a.inlined == b.inlined
+        })
+}
+
+/// `F in goroutine 7` → (`F`, Some(7)); `F` (before Go 1.21) → (`F`, None).
+fn split_creator(rest: &str) -> (&str, Option<u64>) {
+    if let Some((head, id)) = rest.rsplit_once(' ')
+        && let Some(function) = head.strip_suffix(" in goroutine")
+        && let Ok(id) = id.parse()
+    {
+        return (function, Some(id));
+    }
+    (rest, None)
+}
+
 fn frame(function: Arc<str>, inlined: bool) -> Frame {
     Frame {
         function,
@@ -329,7 +484,9 @@ fn frame(function: Arc<str>, inlined: bool) -> Frame {
 fn parse_header(line: &str) -> Option<Task> {
     let rest = line.strip_prefix("goroutine ")?;
     let body = rest.strip_suffix("]:")?;
-    let (head, status) = body.split_once(" [")?;
+    let open = body.bytes().position(|b| b == b'[')?;
+    let head = body[..open].strip_suffix(' ')?;
+    let status = &body[open + 1..];
     let mut words = head.split_ascii_whitespace();
     let id: u64 = words.next()?.parse().ok()?;
     // Anything else before the bracket must be `key=value` fields (gp=, m=, mp=).
@@ -338,7 +495,7 @@ fn parse_header(line: &str) -> Option<Task> {
     }
     let mut task = Task::new(Some(id));
     let mut state: Vec<&str> = Vec::new();
-    for part in status.split(", ") {
+    for part in status.split(',').map(|p| p.strip_prefix(' ').unwrap_or(p)) {
         if part == "locked to thread" {
             task.locked_to_thread = true;
         } else if let Some(minutes) = part
@@ -474,6 +631,63 @@ mod tests {
             Some(("example.com/x.Map[...].Get", false))
         );
         assert_eq!(parse_call("not a call"), None);
+    }
+
+    /// A dump large enough to be parsed by several threads: a real go1.27 debug=2 dump
+    /// repeated, with a crash before it and unknown lines scattered through it.
+    fn big_dump() -> String {
+        let block = include_str!("../tests/fixtures/go/go1.27/default/goroutine-debug2.txt");
+        let mut text = String::from("panic: boom\n\n");
+        let mut copy = 0;
+        while text.len() < PARALLEL_MIN + 3 * CHUNK_MIN {
+            text.push_str(block.trim_end());
+            text.push_str(&format!("\n\nnot a goroutine line {copy}\n\n"));
+            copy += 1;
+        }
+        text
+    }
+
+    #[test]
+    fn threads_parse_what_one_thread_parses() {
+        let text = big_dump();
+        assert!(split_at_goroutines(&text).len() >= 2 || num_threads() < 2);
+        let limits = Limits::default();
+        let threaded = parse(&text, &limits).unwrap();
+        let single = parse_chunk(&text, &limits).unwrap().dump;
+        assert_eq!(threaded.tasks, single.tasks);
+        assert_eq!(threaded.diagnostics, single.diagnostics);
+        assert_eq!(threaded.crash, single.crash);
+        assert!(threaded.diagnostics.len() > 100);
+        // Every diagnostic points at the line it quotes.
+        let lines: Vec<&str> = text.split('\n').collect();
+        for d in &threaded.diagnostics {
+            assert!(d.message.ends_with(lines[d.line - 1]), "{d}");
+        }
+
+        // A limit crossed in a later piece names the same line as on one thread.
+        let tasks = single.tasks.len();
+        for max_tasks in [tasks - 1, tasks / 2 + 7] {
+            let limits = Limits {
+                max_tasks,
+                ..Limits::default()
+            };
+            assert_eq!(
+                parse(&text, &limits).unwrap_err(),
+                parse_chunk(&text, &limits).map(|_| ()).unwrap_err()
+            );
+        }
+        let limits = Limits {
+            max_line: 60,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse(&text, &limits).unwrap_err(),
+            parse_chunk(&text, &limits).map(|_| ()).unwrap_err()
+        );
+    }
+
+    fn num_threads() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
     #[test]
