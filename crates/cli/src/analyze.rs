@@ -80,10 +80,15 @@ pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
 const MAX_FETCH: u64 = 1 << 30;
 
 fn fetch(url: &str) -> Result<Vec<u8>, Failure> {
+    fetch_with_timeout(url, std::time::Duration::from_secs(60))
+}
+
+/// `GET url`, the whole body, or a failure (exit 1) naming the URL and why.
+pub fn fetch_with_timeout(url: &str, timeout: std::time::Duration) -> Result<Vec<u8>, Failure> {
     use anyhow::Context as _;
     let fetched = (|| -> anyhow::Result<Vec<u8>> {
         let client = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
+            .timeout(timeout)
             .user_agent(concat!("faultline/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let response = client.get(url).send()?;

@@ -10,7 +10,7 @@ use faultline_symbolize::record::ResolvedRecord;
 
 use crate::analyze::{read_input, write_stdout};
 use crate::exit::Failure;
-use crate::{AnalyzeArgs, AnalyzeFormat};
+use crate::{AnalyzeArgs, AnalyzeFormat, LookupArgs};
 
 /// Frames of a group's stack shown in the human format before `…`.
 const SHOWN_FRAMES: usize = 12;
@@ -18,20 +18,21 @@ const SHOWN_FRAMES: usize = 12;
 const SHOWN_IDS: usize = 8;
 
 /// A parsed dump, and for a task-dump record what became of its modules' debug files.
-struct Loaded {
-    dump: Dump,
-    modules: Vec<ModuleNote>,
+pub struct Loaded {
+    pub dump: Dump,
+    pub modules: Vec<ModuleNote>,
 }
 
 /// A module of a task-dump record whose frames were looked up.
-struct ModuleNote {
+pub struct ModuleNote {
     path: String,
     build_id: Option<String>,
     /// The debug file and how it was found, or why there is none.
     debug_file: Result<(String, &'static str), String>,
 }
 
-fn parse(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<Loaded, Failure> {
+/// Parses a dump of any format; a task-dump record's addresses are resolved with `lookup`.
+pub fn load(path: &Path, bytes: &[u8], lookup: &LookupArgs) -> Result<Loaded, Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
     if !crate::analyze::is_task_dump_record(bytes) {
         let dump = faultline_dump::parse(bytes, &Limits::default()).map_err(|e| bad(&e))?;
@@ -43,7 +44,7 @@ fn parse(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<Loaded, Failur
     // A task dump of raw addresses (faultline-capture's tokio endpoint): resolve them against
     // the debug files found by build-id, then read it like any other dump.
     let record = CrashRecord::from_json(bytes).map_err(|e| bad(&e))?;
-    let locator = args.lookup.locator()?;
+    let locator = lookup.locator()?;
     let mut resolved = ResolvedRecord::new(&record, &locator, Demangle::Short);
     let dump = faultline_dump::from_record(&record, &Limits::default(), &mut resolved)
         .map_err(|e| bad(&e))?;
@@ -70,7 +71,7 @@ fn parse(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<Loaded, Failur
 }
 
 pub fn analyze(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, Failure> {
-    let Loaded { dump, modules } = parse(path, bytes, args)?;
+    let Loaded { dump, modules } = load(path, bytes, &args.lookup)?;
     if dump.tasks.is_empty() && dump.crash.is_none() {
         return Err(Failure::usage(format!(
             "{}: not a crash record or a task dump this faultline reads (a faultline crash \
@@ -135,8 +136,8 @@ fn flame_graph(path: &Path, dump: &Dump) -> Result<String, Failure> {
 }
 
 pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<(), Failure> {
-    let before = parse(old, &read_input(old)?, args)?.dump;
-    let after = parse(new, &read_input(new)?, args)?.dump;
+    let before = load(old, &read_input(old)?, &args.lookup)?.dump;
+    let after = load(new, &read_input(new)?, &args.lookup)?.dump;
     let module = args.main_module.as_deref();
     let changes = faultline_dump::diff(
         &faultline_dump::group(&before, args.level, module),
@@ -199,7 +200,7 @@ fn change_name(change: Change) -> &'static str {
     }
 }
 
-fn runtime_name(runtime: Runtime) -> &'static str {
+pub fn runtime_name(runtime: Runtime) -> &'static str {
     match runtime {
         Runtime::Go => "go",
         Runtime::Rust => "rust",
@@ -207,7 +208,7 @@ fn runtime_name(runtime: Runtime) -> &'static str {
     }
 }
 
-fn state_text(group: &Group) -> String {
+pub fn state_text(group: &Group) -> String {
     if group.state.is_none() && group.wait_seconds.is_none() && group.locked_to_thread == 0 {
         // Formats without states (pprof debug=1) say nothing rather than "unknown".
         return String::new();
@@ -232,7 +233,7 @@ fn state_text(group: &Group) -> String {
     s
 }
 
-fn location(frame: &Frame) -> String {
+pub fn location(frame: &Frame) -> String {
     match (&frame.file, frame.line) {
         (Some(file), Some(line)) => match frame.column {
             Some(column) => format!("{file}:{line}:{column}"),
@@ -243,14 +244,31 @@ fn location(frame: &Frame) -> String {
     }
 }
 
-fn write_stack(s: &mut String, group: &Group, indent: &str) {
-    if group.frames.is_empty() {
+pub fn write_stack(s: &mut String, group: &Group, indent: &str) {
+    write_frames(
+        s,
+        &group.frames,
+        group.own_frame,
+        group.creator.as_ref(),
+        indent,
+    );
+}
+
+/// A stack, innermost first, the first frame of your own code marked, then its creator.
+pub fn write_frames(
+    s: &mut String,
+    frames: &[Frame],
+    own_frame: Option<usize>,
+    creator: Option<&Frame>,
+    indent: &str,
+) {
+    if frames.is_empty() {
         // A tokio task parked on a future tokio does not trace (socket I/O, say), or a
         // goroutine whose stack the runtime did not print.
         let _ = writeln!(s, "{indent}(no frames recorded)");
     }
-    for (i, frame) in group.frames.iter().enumerate().take(SHOWN_FRAMES) {
-        let mark = if group.own_frame == Some(i) {
+    for (i, frame) in frames.iter().enumerate().take(SHOWN_FRAMES) {
+        let mark = if own_frame == Some(i) {
             "  <- first frame of your code"
         } else {
             ""
@@ -259,14 +277,10 @@ fn write_stack(s: &mut String, group: &Group, indent: &str) {
         let _ = writeln!(s, "{indent}{}{inlined}{mark}", frame.function);
         let _ = writeln!(s, "{indent}    {}", location(frame));
     }
-    if group.frames.len() > SHOWN_FRAMES {
-        let _ = writeln!(
-            s,
-            "{indent}… {} more frames",
-            group.frames.len() - SHOWN_FRAMES
-        );
+    if frames.len() > SHOWN_FRAMES {
+        let _ = writeln!(s, "{indent}… {} more frames", frames.len() - SHOWN_FRAMES);
     }
-    if let Some(creator) = &group.creator {
+    if let Some(creator) = creator {
         let _ = writeln!(
             s,
             "{indent}created by {} at {}",
@@ -363,7 +377,7 @@ fn human(path: &Path, dump: &Dump, groups: &[Group], modules: &[ModuleNote]) -> 
     s
 }
 
-fn frame_json(frame: &Frame) -> serde_json::Value {
+pub fn frame_json(frame: &Frame) -> serde_json::Value {
     serde_json::json!({
         "function": &*frame.function,
         "file": frame.file.as_deref(),

@@ -10,20 +10,37 @@ pub const FAILED: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 /// No debug file could be found for the build-id asked for.
 pub const NOT_FOUND: u8 = 3;
+/// `faultline leaks`: at least one task group is leaking (the report was printed).
+pub const LEAKING: u8 = 4;
 
 /// A failure with its exit code.
 #[derive(Debug)]
 pub struct Failure {
     code: u8,
-    error: anyhow::Error,
+    /// `None` for an outcome that is not an error but needs its own exit code (a leak found):
+    /// nothing is printed for it.
+    error: Option<anyhow::Error>,
 }
 
 impl Failure {
     pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
         Self {
             code,
-            error: error.into(),
+            error: Some(error.into()),
         }
+    }
+
+    /// Exit with `code` and print nothing more: the output already said it.
+    pub fn quiet(code: u8) -> Self {
+        Self { code, error: None }
+    }
+
+    /// The error and its causes on one line.
+    pub fn message(&self) -> String {
+        self.error
+            .as_ref()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
     }
 
     pub fn usage(message: impl std::fmt::Display) -> Self {
@@ -37,7 +54,9 @@ impl Failure {
     pub fn report(self) -> ExitCode {
         debug_assert_ne!(self.code, OK);
         // `{:#}` prints the whole chain on one line: "file: what: why".
-        eprintln!("faultline: error: {:#}", self.error);
+        if let Some(error) = &self.error {
+            eprintln!("faultline: error: {error:#}");
+        }
         ExitCode::from(self.code)
     }
 }

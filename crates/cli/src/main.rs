@@ -4,6 +4,7 @@
 mod analyze;
 mod dumps;
 mod exit;
+mod leaks;
 mod store;
 mod symbolize;
 
@@ -17,7 +18,8 @@ use crate::exit::Failure;
 /// Crash diagnosis for Go and Rust services: symbolize crashes of stripped binaries offline,
 /// against debug files found by GNU build-id; group goroutine dumps by stack.
 ///
-/// Exit codes: 0 done, 1 failed, 2 bad usage or input, 3 no debug file found (docs/cli.md).
+/// Exit codes: 0 done, 1 failed, 2 bad usage or input, 3 no debug file found, 4 a task group
+/// is leaking (docs/cli.md).
 #[derive(Debug, Parser)]
 #[command(name = "faultline", version, max_term_width = 100)]
 struct Cli {
@@ -30,6 +32,9 @@ enum Command {
     /// Read crash records and task dumps (Go tracebacks and goroutine dumps): symbolize a
     /// crash, group a dump's tasks by stack, diff two dumps.
     Analyze(AnalyzeArgs),
+    /// Find leaking task groups: the stacks whose goroutine or task count keeps growing across
+    /// dumps (saved files, or a live endpoint sampled with --scrape). Exit 4 when one leaks.
+    Leaks(LeaksArgs),
     /// Symbolize module-relative addresses, like llvm-symbolizer.
     Symbolize(SymbolizeArgs),
     /// Manage a store of debug files indexed by GNU build-id.
@@ -79,6 +84,69 @@ struct AnalyzeArgs {
     /// Show every frame, including the panic machinery std hides.
     #[arg(long)]
     full: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct LeaksArgs {
+    /// Dumps taken over time (any format `analyze` reads, files or URLs). Their time is the
+    /// capture time a dump records, else the file's modification time, unless --interval.
+    #[arg(
+        value_name = "DUMP",
+        required_unless_present = "scrape",
+        conflicts_with = "scrape"
+    )]
+    inputs: Vec<PathBuf>,
+    /// The dumps were taken this far apart, in the order given (`30s`, `1m`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    interval: Option<std::time::Duration>,
+    /// Sample a live endpoint instead: Go's /debug/pprof/goroutine?debug=2 (or debug=0), or
+    /// faultline-capture's /debug/faultline/tasks.
+    #[arg(long, value_name = "URL")]
+    scrape: Option<String>,
+    /// Time between samples with --scrape.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    every: std::time::Duration,
+    /// How long to sample with --scrape.
+    #[arg(long = "for", value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Stop sampling as soon as a group is leaking.
+    #[arg(long, requires = "scrape")]
+    until_verdict: bool,
+    /// Keep every scraped dump in DIR (`sample-0001.txt`, …) for a postmortem.
+    #[arg(long, value_name = "DIR", requires = "scrape")]
+    save: Option<PathBuf>,
+    /// Grouping level, as for `analyze`.
+    #[arg(long, default_value = "functions", value_parser = parse_level)]
+    level: faultline_dump::Level,
+    /// The Go main module's path (`example.com/shop`), to tell your code from dependencies.
+    #[arg(long, value_name = "PATH")]
+    main_module: Option<String>,
+    /// Project each group's count this far ahead.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    horizon: std::time::Duration,
+    /// Fewest samples before a group can be called leaking.
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    min_samples: usize,
+    /// Significance level of the Mann-Kendall trend test.
+    #[arg(long, default_value_t = 0.01, value_name = "P")]
+    alpha: f64,
+    /// Fewest tasks a group must have gained (last sample minus first) to be leaking.
+    #[arg(long, default_value_t = 10, value_name = "TASKS")]
+    min_growth: u64,
+    /// Slowest growth (Theil–Sen slope, tasks per minute) that counts as a leak.
+    #[arg(long, default_value_t = 1.0, value_name = "PER_MIN")]
+    min_slope: f64,
+    #[command(flatten)]
+    lookup: LookupArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = LeaksFormat::Human)]
+    format: LeaksFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LeaksFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -155,6 +223,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Leaks(args) => leaks::run(args),
         Command::Symbolize(args) => symbolize::run(args),
         Command::DebugStore(StoreCommand::Add { files, store }) => store::add(&files, &store),
     };

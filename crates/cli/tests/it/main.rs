@@ -11,6 +11,8 @@
 //! - `differential`: faultline against llvm-symbolizer on random addresses of a large binary.
 //! - `dumps`: `analyze` on real Go goroutine dumps: groups, JSON, `--diff`, a URL.
 //! - `interactive`: `faultline symbolize` typed at in a real terminal (tmux).
+//! - `leaks`: `faultline leaks` on the evaluation corpus, ten live Go workloads with known
+//!   leaks (or none), sampled at once; saved dumps read again later.
 //! - `tokio_service`: a stripped tokio service's task dump, served by faultline-capture's
 //!   endpoint and symbolized from a store; a blocked worker answered with 503.
 //!
@@ -23,6 +25,7 @@ mod demo;
 mod differential;
 mod dumps;
 mod interactive;
+mod leaks;
 mod split_dwarf;
 mod tokio_service;
 
