@@ -33,3 +33,7 @@ fuzz SECONDS="60":
 # Benchmark faultline analyze on a 100,000-goroutine Go dump.
 bench-dumps: deps
     scripts/bench-dumps.sh
+
+# Benchmark leak tracking against parsing: 1,000 dumps x 10,000 goroutines, memory per 100 dumps.
+bench-leaks:
+    cargo bench --locked -p faultline-tests --bench leaks
