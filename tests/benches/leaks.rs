@@ -41,7 +41,9 @@ fn main() {
         parsing += started.elapsed();
         assert_eq!(dump.tasks.len(), TASKS);
         let started = Instant::now();
-        tracker.push(n as f64 * 30.0, &dump).expect("increasing times");
+        tracker
+            .push(n as f64 * 30.0, &dump)
+            .expect("increasing times");
         tracking += started.elapsed();
         if (n + 1) % 100 == 0 {
             rss.push((n + 1, resident_kib()));

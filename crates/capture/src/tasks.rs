@@ -93,6 +93,12 @@ pub enum TaskDumpError {
         /// How long it was watched.
         for_at_least: Duration,
     },
+    /// Too many tasks were waiting to run for tokio to dump safely (see [`task_dump`]'s
+    /// notes), and they did not drain in time. No dump was requested.
+    Backlog {
+        /// Tasks in the workers' run queues at the last look.
+        queued: usize,
+    },
     /// The thread that read the trace's addresses failed.
     Resolve(tokio::task::JoinError),
 }
@@ -114,6 +120,12 @@ impl fmt::Display for TaskDumpError {
                  or busy in one poll, or was lost to an earlier task dump (tokio-rs/tokio#8370); \
                  no dump was requested, because tokio cannot pause such a worker and the dump \
                  would stall every other worker too. Look for blocking calls in async code"
+            ),
+            TaskDumpError::Backlog { queued } => write!(
+                f,
+                "{queued} tasks were waiting in the tokio run queues; no dump was requested, \
+                 because tokio 1.54 loops forever when it gathers more than 128 of them for a \
+                 dump. Try again when the service is less busy"
             ),
             TaskDumpError::Resolve(e) => write!(f, "reading the task traces failed: {e}"),
         }
@@ -184,6 +196,13 @@ pub async fn task_dump(handle: &Handle, timeout: Duration) -> Result<TaskDump, T
 /// dump: tokio itself gives up waiting for a worker after 250 ms.
 const STUCK_AFTER: Duration = Duration::from_millis(1000);
 
+/// Most tasks waiting in the workers' run queues for a dump to be requested. tokio 1.54
+/// gathers the queued tasks of every worker into one queue of 256 before tracing, and once
+/// that holds more than 128 it can take no more yet keeps trying: the dump spins forever on
+/// a worker (`steal_all`). The check waits (within the same second) for the queues to drain
+/// below this; tasks woken between the check and the dump can still cross the line.
+const MAX_QUEUED: usize = 64;
+
 /// Refuses a dump while a worker of a multi-thread runtime is stuck in one poll.
 ///
 /// tokio (up to 1.54.1 at least) pauses every worker at a barrier to take a dump. A worker
@@ -201,8 +220,9 @@ const STUCK_AFTER: Duration = Duration::from_millis(1000);
 async fn check_workers(handle: &Handle, within: Duration) -> Result<(), TaskDumpError> {
     let metrics = handle.metrics();
     let workers = metrics.num_workers();
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread || workers < 2 {
-        // A current-thread runtime is dumped from inside, by the one thread that runs us.
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        // A current-thread runtime is dumped from inside, by the one thread that runs us, and
+        // without gathering queues.
         return Ok(());
     }
     let activity = |w: usize| {
@@ -212,8 +232,14 @@ async fn check_workers(handle: &Handle, within: Duration) -> Result<(), TaskDump
             .wrapping_add(metrics.worker_noop_count(w))
             .wrapping_add(metrics.worker_steal_operations(w))
     };
+    let queued = || {
+        (0..workers)
+            .map(|w| metrics.worker_local_queue_depth(w))
+            .sum::<usize>()
+    };
     let before: Vec<u64> = (0..workers).map(activity).collect();
-    let mut moved = vec![false; workers];
+    // With one worker, that worker is running this check: it is alive.
+    let mut moved = vec![workers < 2; workers];
     let deadline = tokio::time::Instant::now() + within;
     loop {
         // Spawned from outside the workers, the tasks go to the shared queue, and tokio wakes
@@ -229,14 +255,17 @@ async fn check_workers(handle: &Handle, within: Duration) -> Result<(), TaskDump
         for (w, moved) in moved.iter_mut().enumerate() {
             *moved |= activity(w) != before[w];
         }
-        if moved.iter().all(|&m| m) {
+        let backlog = queued();
+        if moved.iter().all(|&m| m) && backlog <= MAX_QUEUED {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            let worker = moved.iter().position(|&m| !m).unwrap_or(0);
-            return Err(TaskDumpError::WorkerStuck {
-                worker,
-                for_at_least: within,
+            return Err(match moved.iter().position(|&m| !m) {
+                Some(worker) => TaskDumpError::WorkerStuck {
+                    worker,
+                    for_at_least: within,
+                },
+                None => TaskDumpError::Backlog { queued: backlog },
             });
         }
     }

@@ -319,3 +319,78 @@ fn repeated_dumps_of_two_workers_answer_or_refuse_but_never_hang() {
     );
     assert!(!service.guard.has_exited(), "{answers:?}");
 }
+
+/// The tokio part of the leak-detection corpus (docs/leaks.md): three workloads, each sampled
+/// once a second through the endpoint and symbolized from the store. On current-thread
+/// runtimes: tokio 1.54's multi-thread dumps lose workers (see above) and can spin forever
+/// when many tasks are queued (docs/cli.md), which a dump a second under load runs into.
+#[test]
+fn tokio_workloads_leak_where_they_should_and_nowhere_else() {
+    let cases: [(&str, Option<&str>); 3] = [
+        (
+            "steady-leak",
+            Some("tokio_service::workloads::forgotten_reply::{{closure}}"),
+        ),
+        ("burst-drain", None),
+        ("constant", None),
+    ];
+    let services: Vec<Service> = cases
+        .iter()
+        .map(|(workload, _)| Service::start(&["--workers", "0", "--workload", workload]))
+        .collect();
+    let runs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = services
+            .iter()
+            .zip(&cases)
+            .map(|(service, (_, leak))| {
+                scope.spawn(move || {
+                    let mut command = faultline();
+                    command
+                        .args(["leaks", "--format", "json", "--every", "1s", "--for", "30s"])
+                        .arg("--debug-dir")
+                        .arg(&service.store)
+                        .arg("--scrape")
+                        .arg(service.url("/debug/faultline/tasks"));
+                    if leak.is_some() {
+                        command.arg("--until-verdict");
+                    }
+                    run(&mut command)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((workload, leak), ran) in cases.iter().zip(&runs) {
+        let doc: Value = serde_json::from_str(&ran.stdout)
+            .unwrap_or_else(|e| panic!("{workload}: {e}\n{}", ran.context()));
+        assert_eq!(doc["runtime"], "tokio");
+        assert!(
+            doc["alive"]["count_last"].is_number(),
+            "{workload}: {doc:#}"
+        );
+        let leaking: Vec<&Value> = doc["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["verdict"] == "leaking")
+            .collect();
+        match leak {
+            Some(function) => {
+                assert_eq!(ran.code(), Some(4), "{workload}: {}", ran.context());
+                assert_eq!(leaking.len(), 1, "{workload}: {doc:#}");
+                let frames = leaking[0]["frames"].as_array().unwrap();
+                assert!(
+                    frames.iter().any(|f| f["function"] == *function),
+                    "{workload}: {frames:#?}"
+                );
+                let samples = doc["samples"].as_u64().unwrap();
+                println!("{workload}: flagged after {samples} samples");
+                assert!(samples <= 30, "{workload}: {samples} samples");
+            }
+            None => {
+                assert_eq!(ran.code(), Some(0), "{workload}: {}", ran.context());
+                assert!(leaking.is_empty(), "{workload}: {leaking:#?}");
+            }
+        }
+    }
+}

@@ -1,11 +1,12 @@
 //! A tokio service with tasks stuck in known places, serving faultline task dumps.
 //!
-//! `tokio-service ADDR [--workers N] [--block-worker]` (a multi-thread runtime, 2 workers unless
-//! told) listens on ADDR (`127.0.0.1:0` picks a port) and prints
+//! `tokio-service ADDR [--workers N] [--block-worker] [--workload NAME]` (a multi-thread runtime, 2 workers unless
+//! told; 0 for a current-thread runtime) listens on ADDR (`127.0.0.1:0` picks a port) and prints
 //! `listening on <addr>`. Expected in a dump: 3 tasks in `orders::wait_for_payment`, 2 in
 //! `cache::refresh_every`, 1 in `ledger::append` (waiting for a lock held by main), plus the
 //! endpoint's own accept loop. `--block-worker` then parks one worker in a blocking sleep, so
 //! a dump cannot finish (tokio needs every worker to pause) and the endpoint answers 503.
+//! `--workload NAME` adds a leak-detection workload (see `workloads::start`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,9 +47,11 @@ fn main() {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:0".to_owned());
     let mut workers = 2;
     let mut block_worker = false;
+    let mut workload = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--block-worker" => block_worker = true,
+            "--workload" => workload = Some(args.next().expect("--workload NAME")),
             "--workers" => {
                 workers = args
                     .next()
@@ -58,15 +61,85 @@ fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+    // `--workers 0`: a current-thread runtime.
+    let mut builder = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    builder
         .enable_all()
         .build()
         .expect("a tokio runtime")
-        .block_on(serve(addr, block_worker));
+        .block_on(serve(addr, block_worker, workload));
 }
 
-async fn serve(addr: String, block_worker: bool) {
+/// Leak-detection workloads (docs/leaks.md), on top of the stuck tasks above.
+mod workloads {
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
+    /// Awaits a reply whose sender was forgotten in a map that is never cleaned: leaks.
+    pub async fn forgotten_reply(reply: oneshot::Receiver<u64>) -> u64 {
+        reply.await.unwrap_or(0)
+    }
+
+    /// One short job of a burst.
+    pub async fn burst_job(seconds: u64) {
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+    }
+
+    /// One of a fixed number of request handlers, each replaced when it ends.
+    pub async fn handle_request(millis: u64) {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+    }
+
+    /// Starts `name`: `steady-leak` (one forgotten reply per second), `burst-drain` (300 jobs
+    /// at 3 s, all done by 13 s) or `constant` (100 handlers, churned).
+    pub fn start(name: &str) {
+        match name {
+            "steady-leak" => {
+                tokio::spawn(async {
+                    let mut forgotten = Vec::new();
+                    loop {
+                        let (tx, rx) = oneshot::channel();
+                        forgotten.push(tx);
+                        tokio::spawn(forgotten_reply(rx));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                });
+            }
+            "burst-drain" => {
+                tokio::spawn(async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    for i in 0..300 {
+                        tokio::spawn(burst_job(1 + i % 10));
+                    }
+                });
+            }
+            "constant" => {
+                for i in 0..100u64 {
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::spawn(handle_request(100 + (i * 37) % 400))
+                                .await
+                                .ok();
+                        }
+                    });
+                }
+            }
+            other => panic!("unknown workload {other}"),
+        }
+    }
+}
+
+async fn serve(addr: String, block_worker: bool, workload: Option<String>) {
+    if let Some(name) = &workload {
+        workloads::start(name);
+    }
     let mut payments = Vec::new();
     for _ in 0..3 {
         let (tx, rx) = oneshot::channel::<u64>();
