@@ -518,13 +518,14 @@ fn parse_header(line: &str) -> Option<Task> {
 /// `(...)` for the arguments of an inlined frame.
 fn parse_call(line: &str) -> Option<(&str, bool)> {
     let body = line.strip_suffix(')')?;
-    // Walk back to the parenthesis that opens the argument list.
+    // Walk back to the parenthesis that opens the argument list. Byte by byte: parentheses are
+    // ASCII, and a UTF-8 continuation byte is never mistaken for one.
     let mut depth = 1usize;
     let mut open = None;
-    for (i, c) in body.char_indices().rev() {
-        match c {
-            ')' => depth += 1,
-            '(' => {
+    for (i, &b) in body.as_bytes().iter().enumerate().rev() {
+        match b {
+            b')' => depth += 1,
+            b'(' => {
                 depth -= 1;
                 if depth == 0 {
                     open = Some(i);
@@ -549,7 +550,7 @@ fn parse_call(line: &str) -> Option<(&str, bool)> {
 /// 100,000 goroutines has a million frames.
 fn parse_location(line: &str) -> Option<(&str, u32, Option<u64>)> {
     // The offset and the fp/sp/pc fields have no colon, so the last colon ends the file.
-    let colon = line.rfind(':')?;
+    let colon = line.as_bytes().iter().rposition(|&b| b == b':')?;
     let file = &line[..colon];
     if file.is_empty() {
         return None;
