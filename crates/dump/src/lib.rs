@@ -338,6 +338,34 @@ pub fn parse_with(input: &[u8], limits: &Limits, resolver: &mut dyn Resolve) -> 
     go_text::parse(&text, limits)
 }
 
+/// Parses `input` as `format`, without detecting it: for callers that know what they fetched,
+/// and for fuzzing each parser on its own. Input of another format gives a dump with
+/// diagnostics, never a panic.
+pub fn parse_as(
+    format: Format,
+    input: &[u8],
+    limits: &Limits,
+    resolver: &mut dyn Resolve,
+) -> Result<Dump> {
+    if format == Format::FaultlineRecord {
+        return task_record::parse(input, limits, resolver);
+    }
+    if format == Format::GoPprofProto {
+        return go_pprof0::parse(input, limits);
+    }
+    let text = match std::str::from_utf8(input) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(input),
+    };
+    match format {
+        Format::GoTraceback => go_text::parse(&text, limits),
+        Format::GoPprofDebug1 => go_pprof1::parse(&text, limits),
+        Format::RustPanic => rust_text::parse(&text, limits),
+        Format::TokioTaskDump => tokio_text::parse(&text, limits),
+        Format::GoPprofProto | Format::FaultlineRecord => Ok(Dump::empty(Runtime::Go, format)),
+    }
+}
+
 /// Identical stacks, stored once. Frames are compared by the identity of their interned
 /// strings, so the parsers must intern function and file names (they do).
 #[derive(Default)]
