@@ -83,6 +83,17 @@ fn capture_depends_on_libc_only() {
 }
 
 #[test]
+fn only_the_fault_crate_touches_the_kernel_for_faults() {
+    // Signals, namespaces and nftables go through faultline-fault alone; the binary asks it.
+    check_only("faultline-fault", &["libc", "thiserror"]);
+    let deps = dependencies();
+    assert!(
+        !deps["faultline"].iter().any(|d| d == "libc"),
+        "the faultline binary must leave signals and namespaces to faultline-fault"
+    );
+}
+
+#[test]
 fn pure_crates_stay_pure() {
     check_only(
         "faultline-dump",

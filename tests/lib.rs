@@ -1072,3 +1072,174 @@ mod tests {
         assert!(!still_running, "sleep {marker} is still running");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A two-host network lab in network namespaces, for network faults
+
+/// Two network namespaces joined by a veth pair — `a` at [`NetLab::A_IP`], `b` at
+/// [`NetLab::B_IP`] — made for one test, named after the test process and a counter so tests
+/// running at once never share one. Everything started in them through [`NetLab::spawn`] is
+/// killed, and both namespaces (with the veth pair and any nftables table in them) deleted,
+/// when the lab is dropped, also when the test fails. Traffic stays inside the pair.
+#[derive(Debug)]
+pub struct NetLab {
+    names: [String; 2],
+    children: Vec<ChildGuard>,
+}
+
+impl NetLab {
+    /// The address of host `a` (index 0).
+    pub const A_IP: &'static str = "10.231.0.1";
+    /// The address of host `b` (index 1).
+    pub const B_IP: &'static str = "10.231.0.2";
+
+    /// Creates the namespaces and the link between them.
+    #[track_caller]
+    pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("fl{}x{n}", std::process::id());
+        let lab = Self {
+            names: [format!("{tag}a"), format!("{tag}b")],
+            children: Vec::new(),
+        };
+        let [a, b] = &lab.names;
+        let (va, vb) = (format!("{tag}va"), format!("{tag}vb"));
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), a.clone()],
+            vec!["netns".into(), "add".into(), b.clone()],
+            vec!["link", "add", &va, "type", "veth", "peer", "name", &vb]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            vec![
+                "link".into(),
+                "set".into(),
+                va.clone(),
+                "netns".into(),
+                a.clone(),
+            ],
+            vec![
+                "link".into(),
+                "set".into(),
+                vb.clone(),
+                "netns".into(),
+                b.clone(),
+            ],
+            vec![
+                "-n".into(),
+                a.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{}/24", Self::A_IP),
+                "dev".into(),
+                va.clone(),
+            ],
+            vec![
+                "-n".into(),
+                b.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{}/24", Self::B_IP),
+                "dev".into(),
+                vb.clone(),
+            ],
+            vec![
+                "-n".into(),
+                a.clone(),
+                "link".into(),
+                "set".into(),
+                va.clone(),
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                b.clone(),
+                "link".into(),
+                "set".into(),
+                vb.clone(),
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                a.clone(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                b.clone(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+        ];
+        for step in steps {
+            run_ok(Command::new("ip").args(&step));
+        }
+        lab
+    }
+
+    /// The namespace name of host `i` (0 for a, 1 for b).
+    pub fn netns(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
+    /// A command that runs `program` in host `i`'s namespace.
+    pub fn command(&self, i: usize, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.names[i], program]);
+        command
+    }
+
+    /// Starts `command` (from [`Self::command`]); it lives until the lab is dropped. Returns
+    /// its pid (`ip netns exec` execs the program, so it is the program's pid).
+    pub fn spawn(&mut self, command: &mut Command) -> u32 {
+        let guard = ChildGuard::spawn(command);
+        let pid = guard.id();
+        self.children.push(guard);
+        pid
+    }
+
+    /// The `faultline_*` nftables tables in host `i`'s namespace.
+    pub fn faultline_tables(&self, i: usize) -> Vec<String> {
+        let out = run_ok(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.names[i],
+            "nft",
+            "list",
+            "tables",
+        ]));
+        out.stdout
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("table inet "))
+            .filter(|t| t.starts_with("faultline_"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Default for NetLab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NetLab {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            child.stop();
+        }
+        for name in &self.names {
+            let _ = Command::new("ip")
+                .args(["netns", "del", name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}

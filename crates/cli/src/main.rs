@@ -4,6 +4,7 @@
 mod analyze;
 mod dumps;
 mod exit;
+mod inject;
 mod leaks;
 mod store;
 mod symbolize;
@@ -35,6 +36,12 @@ enum Command {
     /// Find leaking task groups: the stacks whose goroutine or task count keeps growing across
     /// dumps (saved files, or a live endpoint sampled with --scrape). Exit 4 when one leaks.
     Leaks(LeaksArgs),
+    /// Apply a fault to a local process in the foreground: kill, pause, partition or loss. It
+    /// lasts --for, or until Ctrl-C, and goes away with this process whatever happens to it.
+    Inject(InjectArgs),
+    /// (internal) resume a paused process when its lease pipe closes: started by `inject pause`.
+    #[command(name = "__resume-guard", hide = true)]
+    ResumeGuard { pid: u32, deadline_ms: u64 },
     /// Symbolize module-relative addresses, like llvm-symbolizer.
     Symbolize(SymbolizeArgs),
     /// Manage a store of debug files indexed by GNU build-id.
@@ -143,6 +150,78 @@ struct LeaksArgs {
     format: LeaksFormat,
 }
 
+#[derive(Debug, clap::Args)]
+struct InjectArgs {
+    #[command(subcommand)]
+    kind: InjectKind,
+}
+
+#[derive(Debug, Subcommand)]
+enum InjectKind {
+    /// Cut the target off from peers: its packets to and/or from them are dropped (or
+    /// refused with --reject), inside the target's network namespace.
+    Partition(NetArgs),
+    /// Drop a percentage of the packets between the target and peers, at random.
+    Loss {
+        /// Percentage of matching packets to drop (1-100).
+        #[arg(long, value_name = "PERCENT")]
+        percent: u32,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Send a signal (TERM unless told), then SIGKILL if the process outlives --grace.
+    Kill {
+        /// The process.
+        #[arg(long)]
+        pid: u32,
+        /// The first signal: TERM, INT, QUIT, HUP, KILL, USR1, USR2, ABRT or a number.
+        #[arg(long, default_value = "TERM")]
+        signal: String,
+        /// How long to wait before SIGKILL.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
+    },
+    /// Stop the process (SIGSTOP) for a while, then continue it (SIGCONT).
+    Pause {
+        /// The process.
+        #[arg(long)]
+        pid: u32,
+        /// How long it stays stopped.
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+    },
+}
+
+/// A network fault's target, traffic and duration.
+#[derive(Debug, clap::Args)]
+struct NetArgs {
+    /// A process in the network namespace to fault.
+    #[arg(long)]
+    pid: u32,
+    /// A peer address or CIDR block (repeatable; at least one).
+    #[arg(long = "peer", value_name = "CIDR", required = true)]
+    peers: Vec<String>,
+    /// Only the peers' port(s) (repeatable): destination ports going to them, source ports
+    /// coming from them.
+    #[arg(long = "port", value_name = "PORT")]
+    ports: Vec<u16>,
+    /// Only this protocol: tcp, udp or icmp.
+    #[arg(long)]
+    protocol: Option<String>,
+    /// Which traffic: `to` the peers, `from` them, or `both`.
+    #[arg(long, default_value = "both")]
+    direction: String,
+    /// Refuse instead of dropping: TCP gets a reset, the rest ICMP port unreachable.
+    #[arg(long)]
+    reject: bool,
+    /// Allow a target in faultline's own network namespace (normally the host's).
+    #[arg(long)]
+    allow_host_netns: bool,
+    /// How long the fault lasts.
+    #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LeaksFormat {
     Human,
@@ -224,6 +303,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Leaks(args) => leaks::run(args),
+        Command::Inject(args) => inject::run(args),
+        Command::ResumeGuard { pid, deadline_ms } => inject::resume_guard(pid, deadline_ms),
         Command::Symbolize(args) => symbolize::run(args),
         Command::DebugStore(StoreCommand::Add { files, store }) => store::add(&files, &store),
     };

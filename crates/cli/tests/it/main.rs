@@ -10,6 +10,8 @@
 //!   compared with llvm-symbolizer.
 //! - `differential`: faultline against llvm-symbolizer on random addresses of a large binary.
 //! - `dumps`: `analyze` on real Go goroutine dumps: groups, JSON, `--diff`, a URL.
+//! - `faults`: `faultline inject` against the real kernel, in network namespaces made for each
+//!   test: partitions, reject, selectors, loss, pause, kill; reverts verified; SIGKILL-proof.
 //! - `interactive`: `faultline symbolize` typed at in a real terminal (tmux).
 //! - `leaks`: `faultline leaks` on the evaluation corpus, ten live Go workloads with known
 //!   leaks (or none), sampled at once; saved dumps read again later.
@@ -24,6 +26,7 @@ mod debuginfod;
 mod demo;
 mod differential;
 mod dumps;
+mod faults;
 mod interactive;
 mod leaks;
 mod split_dwarf;

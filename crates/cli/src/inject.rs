@@ -1,0 +1,150 @@
+//! `faultline inject`: apply one fault to a local process, in the foreground, until its
+//! duration ends or Ctrl-C; then revert it and check the kernel's state says so.
+//!
+//! The lifetime does not depend on this process reaching its revert: a network fault's table
+//! belongs to an `nft` child that dies with this process (and the kernel deletes the table
+//! with it), and a paused process is resumed by a guard that notices this process is gone.
+
+use std::time::{Duration, Instant};
+
+use faultline_fault::{
+    AppliedNetFault, Cidr, Direction, Effect, Interrupts, NetFault, PausedProcess, Process,
+    Protocol, Selector, Target,
+};
+
+use crate::exit::Failure;
+use crate::{InjectArgs, InjectKind, NetArgs};
+
+pub fn run(args: InjectArgs) -> Result<(), Failure> {
+    match args.kind {
+        InjectKind::Partition(net) => {
+            let effect = if net.reject {
+                Effect::Reject
+            } else {
+                Effect::Drop
+            };
+            network("partition", &net, effect)
+        }
+        InjectKind::Loss { percent, net } => {
+            let percent = u8::try_from(percent)
+                .ok()
+                .filter(|p| (1..=100).contains(p))
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "--percent {percent}: expected a percentage from 1 to 100"
+                    ))
+                })?;
+            network("loss", &net, Effect::Loss(percent))
+        }
+        InjectKind::Kill { pid, signal, grace } => kill(pid, &signal, grace),
+        InjectKind::Pause { pid, duration } => pause(pid, duration),
+    }
+}
+
+fn invalid(e: faultline_fault::Error) -> Failure {
+    use faultline_fault::Error as E;
+    match e {
+        E::Invalid(_) | E::NoSuchProcess(_) | E::HostNetns(_) | E::Nft(_) => Failure::usage(e),
+        other => Failure::failed(other),
+    }
+}
+
+fn network(kind: &str, net: &NetArgs, effect: Effect) -> Result<(), Failure> {
+    let peers = net
+        .peers
+        .iter()
+        .map(|p| p.parse::<Cidr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    let direction: Direction = net.direction.parse().map_err(invalid)?;
+    let protocol: Option<Protocol> = net
+        .protocol
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(invalid)?;
+    let fault = NetFault {
+        selector: Selector {
+            peers,
+            ports: net.ports.clone(),
+            protocol,
+            direction,
+        },
+        effect,
+    };
+    fault.validate().map_err(invalid)?;
+    let target = Target::process(net.pid).map_err(invalid)?;
+    let id = faultline_fault::new_fault_id();
+    let interrupts = Interrupts::block();
+    let started = Instant::now();
+    let applied =
+        AppliedNetFault::apply(&target, &fault, &id, net.allow_host_netns).map_err(invalid)?;
+    println!(
+        "faultline: {kind} {} applied to pid {} (table held by pid {}); reverting in {} or on Ctrl-C",
+        applied.table(),
+        net.pid,
+        applied.holder_pid(),
+        humantime::format_duration(net.duration)
+    );
+    let interrupted = interrupts.wait(net.duration);
+    let packets = applied.packets().unwrap_or(0);
+    applied.revert().map_err(Failure::failed)?;
+    println!(
+        "faultline: {kind} reverted after {:.1}s{}; {packets} packets matched; revert verified",
+        started.elapsed().as_secs_f64(),
+        interrupted
+            .map(|s| format!(" (signal {s})"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn kill(pid: u32, signal: &str, grace: Duration) -> Result<(), Failure> {
+    let signal = faultline_fault::parse_signal(signal).map_err(invalid)?;
+    let process = Process::open(pid).map_err(invalid)?;
+    let outcome = process.kill(signal, grace).map_err(Failure::failed)?;
+    match outcome {
+        faultline_fault::KillOutcome::Exited { signal, after } => println!(
+            "faultline: kill: pid {pid} exited {:.0} ms after signal {signal}",
+            after.as_secs_f64() * 1000.0
+        ),
+        faultline_fault::KillOutcome::Killed { signal, grace } => println!(
+            "faultline: kill: pid {pid} outlived signal {signal} for {}, so SIGKILL followed; it is gone",
+            humantime::format_duration(grace)
+        ),
+    }
+    Ok(())
+}
+
+fn pause(pid: u32, duration: Duration) -> Result<(), Failure> {
+    let exe = std::env::current_exe().map_err(Failure::failed)?;
+    let mut guard = std::process::Command::new(exe);
+    guard
+        .arg("__resume-guard")
+        .arg(pid.to_string())
+        .arg(duration.as_millis().to_string());
+    let interrupts = Interrupts::block();
+    let started = Instant::now();
+    let paused = PausedProcess::apply(pid, guard).map_err(invalid)?;
+    println!(
+        "faultline: pause: pid {pid} stopped (resume guard pid {}); resuming in {} or on Ctrl-C",
+        paused.guard_pid(),
+        humantime::format_duration(duration)
+    );
+    let interrupted = interrupts.wait(duration);
+    paused.revert().map_err(Failure::failed)?;
+    println!(
+        "faultline: pause reverted after {:.1}s{}; pid {pid} running; revert verified",
+        started.elapsed().as_secs_f64(),
+        interrupted
+            .map(|s| format!(" (signal {s})"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The hidden `__resume-guard PID DEADLINE_MS` mode (see faultline_fault::PausedProcess).
+pub fn resume_guard(pid: u32, deadline_ms: u64) -> Result<(), Failure> {
+    faultline_fault::run_resume_guard(pid, Duration::from_millis(deadline_ms))
+        .map_err(Failure::failed)
+}

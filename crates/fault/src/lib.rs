@@ -1,0 +1,119 @@
+//! Faults on local targets, with lifetimes the kernel enforces.
+//!
+//! The only crate that sends signals, enters network namespaces and writes nftables rules.
+//! Faults are typed values, validated before anything is touched; nothing is passed through a
+//! shell. So far: [`process`] (kill with a grace period, pause and resume, by pidfd) and
+//! [`net`] (partitions that drop or reject, and packet loss, as nftables tables owned by a
+//! holder process: [`nft::OwnedTable`]). Each applied fault is undone by dropping it or
+//! calling its revert, which reads the kernel's state back.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod foreground;
+pub mod net;
+pub mod nft;
+pub mod process;
+pub mod target;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use foreground::Interrupts;
+pub use net::{Cidr, Direction, Effect, NetFault, Protocol, Selector};
+pub use process::{KillOutcome, PausedProcess, Process, parse_signal, run_resume_guard};
+pub use target::{CgroupPaths, Target};
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A fault's options are not acceptable; nothing was applied.
+    #[error("{0}")]
+    Invalid(String),
+    /// The target process does not exist (any more).
+    #[error("no process {0}")]
+    NoSuchProcess(u32),
+    /// The target runs in faultline's own network namespace (normally the host's).
+    #[error(
+        "process {0} runs in faultline's own network namespace (the host's, normally): a \
+         network fault there would cut this machine off too. Pass --allow-host-netns if that \
+         is really meant"
+    )]
+    HostNetns(u32),
+    /// nft refused the rules, or could not be run.
+    #[error("nft: {0}")]
+    Nft(String),
+    /// An operating-system call failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A revert left something behind: the kernel still has it.
+    #[error("revert not verified: {0}")]
+    Residue(String),
+}
+
+impl Error {
+    pub(crate) fn io(what: String, source: std::io::Error) -> Self {
+        Error::Io { what, source }
+    }
+}
+
+/// A fault's id: unique on this machine, and usable in an nftables table name
+/// (`faultline_<id>`).
+pub fn new_fault_id() -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{ms:x}{:04x}", std::process::id() & 0xffff)
+}
+
+/// A network fault in force on a target.
+#[derive(Debug)]
+pub struct AppliedNetFault {
+    table: nft::OwnedTable,
+}
+
+impl AppliedNetFault {
+    /// Applies `fault` inside `target`'s network namespace as table `faultline_<id>`. Refuses
+    /// faultline's own namespace unless `allow_own_netns`.
+    pub fn apply(
+        target: &Target,
+        fault: &NetFault,
+        id: &str,
+        allow_own_netns: bool,
+    ) -> Result<Self, Error> {
+        fault.validate()?;
+        if target.in_own_netns && !allow_own_netns {
+            return Err(Error::HostNetns(target.pid));
+        }
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::Invalid(format!("fault id {id:?}")));
+        }
+        let name = format!("faultline_{id}");
+        let script = fault.nft_script(&name, true);
+        let table = nft::OwnedTable::create(&target.netns, &name, &script)?;
+        Ok(Self { table })
+    }
+
+    /// The nftables table (`faultline_<id>`).
+    pub fn table(&self) -> &str {
+        self.table.name()
+    }
+
+    /// The process whose death deletes the table.
+    pub fn holder_pid(&self) -> u32 {
+        self.table.holder_pid()
+    }
+
+    /// Packets the fault's rules matched so far.
+    pub fn packets(&self) -> Result<u64, Error> {
+        self.table.packets()
+    }
+
+    /// Removes the fault and checks the table is gone.
+    pub fn revert(self) -> Result<(), Error> {
+        self.table.remove()
+    }
+}

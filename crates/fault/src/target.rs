@@ -1,0 +1,271 @@
+//! Local targets: a process, its network namespace and its cgroup.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// A process to fault, with what a fault needs to know about it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The process id.
+    pub pid: u32,
+    /// Its network namespace, as a path that holds it open while read (`/proc/PID/ns/net`).
+    pub netns: PathBuf,
+    /// The namespace's inode: equal inodes, same namespace.
+    pub netns_inode: u64,
+    /// Whether that is the namespace this process (faultline, the agent) runs in, normally the
+    /// host's.
+    pub in_own_netns: bool,
+    /// Its cgroups, as far as the host has them.
+    pub cgroup: CgroupPaths,
+}
+
+impl Target {
+    /// Resolves process `pid` under `/proc`.
+    pub fn process(pid: u32) -> Result<Self, Error> {
+        Self::process_in(Path::new("/proc"), pid)
+    }
+
+    fn process_in(proc: &Path, pid: u32) -> Result<Self, Error> {
+        let dir = proc.join(pid.to_string());
+        if !dir.exists() {
+            return Err(Error::NoSuchProcess(pid));
+        }
+        let netns = dir.join("ns/net");
+        let inode = std::fs::metadata(&netns)
+            .map_err(|e| Error::io(format!("{}", netns.display()), e))?
+            .ino();
+        let own = std::fs::metadata(proc.join("self/ns/net"))
+            .map_err(|e| Error::io("/proc/self/ns/net".into(), e))?
+            .ino();
+        let cgroup_text = std::fs::read_to_string(dir.join("cgroup"))
+            .map_err(|e| Error::io(format!("{}/cgroup", dir.display()), e))?;
+        let mountinfo = std::fs::read_to_string(proc.join("self/mountinfo"))
+            .map_err(|e| Error::io("/proc/self/mountinfo".into(), e))?;
+        Ok(Self {
+            pid,
+            netns,
+            netns_inode: inode,
+            in_own_netns: inode == own,
+            cgroup: CgroupPaths::resolve(&cgroup_text, &mountinfo),
+        })
+    }
+}
+
+/// Where a process's CPU cgroup is on this host: the v1 `cpu` controller's directory, the v2
+/// unified directory, or both (hybrid hosts), whichever exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupPaths {
+    /// The directory of the cgroup in the v1 hierarchy that has the `cpu` controller.
+    pub v1_cpu: Option<PathBuf>,
+    /// The directory in the v2 (unified) hierarchy.
+    pub v2: Option<PathBuf>,
+    /// Whether the v2 hierarchy has the `cpu` controller enabled for it (a v2 CPU quota is
+    /// possible only then); see [`CgroupPaths::probe_v2_cpu`].
+    pub v2_has_cpu: bool,
+}
+
+impl CgroupPaths {
+    /// From a process's `/proc/PID/cgroup` and the reader's `/proc/self/mountinfo`: pure, so
+    /// v1, v2 and hybrid hosts can be tested with their text.
+    pub fn resolve(cgroup: &str, mountinfo: &str) -> Self {
+        let mut paths = Self::default();
+        let mounts = mounts(mountinfo);
+        for line in cgroup.lines() {
+            let mut fields = line.splitn(3, ':');
+            let (Some(_id), Some(controllers), Some(path)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if controllers.is_empty() {
+                // `0::/path`: the unified hierarchy.
+                if let Some(m) = mounts.iter().find(|m| m.fstype == "cgroup2") {
+                    paths.v2 = Some(m.join(path));
+                }
+            } else if controllers.split(',').any(|c| c == "cpu")
+                && let Some(m) = mounts
+                    .iter()
+                    .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == "cpu"))
+            {
+                paths.v1_cpu = Some(m.join(path));
+            }
+        }
+        paths
+    }
+
+    /// Fills [`CgroupPaths::v2_has_cpu`] from the v2 directory's `cgroup.controllers`.
+    pub fn probe_v2_cpu(&mut self) {
+        self.v2_has_cpu = self.v2.as_ref().is_some_and(|dir| {
+            std::fs::read_to_string(dir.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|w| w == "cpu"))
+        });
+    }
+}
+
+/// A cgroup mount from mountinfo.
+struct Mount {
+    /// The root of the mount inside its hierarchy (field 4).
+    root: String,
+    /// Where it is mounted (field 5).
+    point: PathBuf,
+    fstype: String,
+    /// Super options (after the fstype and source): the v1 controllers.
+    options: String,
+}
+
+impl Mount {
+    /// The directory of hierarchy path `path` under this mount.
+    fn join(&self, path: &str) -> PathBuf {
+        let relative = path
+            .strip_prefix(self.root.trim_end_matches('/'))
+            .unwrap_or(path)
+            .trim_start_matches('/');
+        if relative.is_empty() {
+            self.point.clone()
+        } else {
+            self.point.join(relative)
+        }
+    }
+}
+
+fn mounts(mountinfo: &str) -> Vec<Mount> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut l = left.split_whitespace();
+            let root = l.nth(3)?.to_owned();
+            let point = PathBuf::from(unescape(l.next()?));
+            let mut r = right.split_whitespace();
+            let fstype = r.next()?.to_owned();
+            let _source = r.next()?;
+            let options = r.next().unwrap_or_default().to_owned();
+            (fstype == "cgroup" || fstype == "cgroup2").then_some(Mount {
+                root,
+                point,
+                fstype,
+                options,
+            })
+        })
+        .collect()
+}
+
+/// mountinfo escapes spaces and the like as `\040`.
+fn unescape(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let code: String = chars.by_ref().take(3).collect();
+            match u8::from_str_radix(&code, 8) {
+                Ok(b) => out.push(char::from(b)),
+                Err(_) => {
+                    out.push('\\');
+                    out.push_str(&code);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_MOUNTS: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+40 31 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn hybrid_hosts_have_both() {
+        let cgroup = "12:cpuacct:/svc\n11:cpu:/svc/api\n0::/system.slice/api.service\n";
+        let paths = CgroupPaths::resolve(cgroup, HYBRID_MOUNTS);
+        assert_eq!(
+            paths.v1_cpu.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/cpu/svc/api"))
+        );
+        assert_eq!(
+            paths.v2.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified/system.slice/api.service"))
+        );
+    }
+
+    #[test]
+    fn v1_controllers_mounted_together() {
+        let mounts = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+        let paths = CgroupPaths::resolve("4:cpu,cpuacct:/kubepods/pod1/c1\n", mounts);
+        assert_eq!(
+            paths.v1_cpu.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/c1"))
+        );
+        assert_eq!(paths.v2, None);
+    }
+
+    #[test]
+    fn pure_v2_with_a_namespaced_root() {
+        // Inside a container the mount's root is the container's own cgroup.
+        let mounts = "50 40 0:30 /kubepods/pod1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let paths = CgroupPaths::resolve("0::/kubepods/pod1/c1\n", mounts);
+        assert_eq!(paths.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/c1")));
+        assert_eq!(paths.v1_cpu, None);
+        let root = CgroupPaths::resolve(
+            "0::/\n",
+            "50 40 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        );
+        assert_eq!(root.v2.as_deref(), Some(Path::new("/sys/fs/cgroup")));
+    }
+
+    #[test]
+    fn v2_cpu_controller_is_read_from_a_fake_tree() {
+        let tree = tempfile::tempdir().unwrap();
+        let dir = tree.path().join("kubepods/pod1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounts = format!(
+            "50 40 0:30 / {} rw - cgroup2 cgroup2 rw\n",
+            tree.path().display()
+        );
+        let mut paths = CgroupPaths::resolve("0::/kubepods/pod1\n", &mounts);
+        assert_eq!(paths.v2.as_deref(), Some(dir.as_path()));
+        paths.probe_v2_cpu();
+        assert!(!paths.v2_has_cpu, "no cgroup.controllers file");
+        std::fs::write(dir.join("cgroup.controllers"), "cpuset memory pids\n").unwrap();
+        paths.probe_v2_cpu();
+        assert!(!paths.v2_has_cpu);
+        std::fs::write(
+            dir.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        paths.probe_v2_cpu();
+        assert!(paths.v2_has_cpu);
+    }
+
+    #[test]
+    fn mount_points_with_spaces() {
+        let mounts = "32 31 0:29 / /mnt/my\\040cgroups rw - cgroup cgroup rw,cpu\n";
+        let paths = CgroupPaths::resolve("3:cpu:/a\n", mounts);
+        assert_eq!(
+            paths.v1_cpu.as_deref(),
+            Some(Path::new("/mnt/my cgroups/a"))
+        );
+    }
+
+    #[test]
+    fn this_process_resolves() {
+        let target = Target::process(std::process::id()).unwrap();
+        assert!(target.in_own_netns);
+        assert!(target.netns.ends_with("ns/net"));
+        assert!(matches!(
+            Target::process(u32::MAX - 1),
+            Err(Error::NoSuchProcess(_))
+        ));
+    }
+}
