@@ -1243,3 +1243,82 @@ impl Drop for NetLab {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A cgroup with a CPU limit, for CPU stress
+
+/// A cgroup made for one test in the cgroup v1 `cpu` hierarchy (`/sys/fs/cgroup/cpu`), with a
+/// CPU quota. Dropping it waits for the processes in it to be gone (the test stops its own;
+/// faultline's workers end with their fault) and removes it, also when the test fails.
+#[derive(Debug)]
+pub struct CpuCgroup {
+    dir: PathBuf,
+}
+
+impl CpuCgroup {
+    /// The v1 `cpu` hierarchy's mount point on this kind of machine.
+    pub const V1_CPU: &'static str = "/sys/fs/cgroup/cpu";
+
+    /// A new cgroup limited to `cores` of CPU (`cpu.cfs_quota_us` over a 100 ms period).
+    #[track_caller]
+    pub fn with_quota(cores: f64) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            Path::new(Self::V1_CPU).join(format!("faultline-test-{}-{n}", std::process::id()));
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let group = Self { dir };
+        fs::write(group.dir.join("cpu.cfs_period_us"), "100000").unwrap();
+        fs::write(
+            group.dir.join("cpu.cfs_quota_us"),
+            format!("{}", (cores * 100_000.0) as u64),
+        )
+        .unwrap();
+        group
+    }
+
+    /// Moves process `pid` into the cgroup.
+    #[track_caller]
+    pub fn add(&self, pid: u32) {
+        fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+
+    /// The process ids in the cgroup now.
+    pub fn pids(&self) -> Vec<u32> {
+        fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// The cgroup's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for CpuCgroup {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fs::remove_dir(&self.dir).is_err() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use faultline_fault::{
-    AppliedNetFault, Cidr, Direction, Effect, Interrupts, NetFault, PausedProcess, Process,
-    Protocol, Selector, Target,
+    AppliedNetFault, AppliedStress, Cidr, Direction, Effect, Interrupts, NetFault, PausedProcess,
+    Process, Protocol, Selector, Stress, Target,
 };
 
 use crate::exit::Failure;
@@ -38,6 +38,12 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         }
         InjectKind::Kill { pid, signal, grace } => kill(pid, &signal, grace),
         InjectKind::Pause { pid, duration } => pause(pid, duration),
+        InjectKind::Stress {
+            pid,
+            workers,
+            load,
+            duration,
+        } => stress(pid, Stress { workers, load }, duration),
     }
 }
 
@@ -146,5 +152,54 @@ fn pause(pid: u32, duration: Duration) -> Result<(), Failure> {
 /// The hidden `__resume-guard PID DEADLINE_MS` mode (see faultline_fault::PausedProcess).
 pub fn resume_guard(pid: u32, deadline_ms: u64) -> Result<(), Failure> {
     faultline_fault::run_resume_guard(pid, Duration::from_millis(deadline_ms))
+        .map_err(Failure::failed)
+}
+
+fn stress(pid: u32, stress: Stress, duration: Duration) -> Result<(), Failure> {
+    let target = Target::process(pid).map_err(invalid)?;
+    let exe = std::env::current_exe().map_err(Failure::failed)?;
+    let deadline_ms = duration.as_millis().to_string();
+    let interrupts = Interrupts::block();
+    let started = Instant::now();
+    let applied = AppliedStress::apply(&target, &stress, |fraction| {
+        let mut worker = std::process::Command::new(&exe);
+        worker
+            .arg("__stress-worker")
+            .arg(format!("{fraction:.4}"))
+            .arg(&deadline_ms);
+        worker
+    })
+    .map_err(invalid)?;
+    println!(
+        "faultline: stress: {} workers in the cgroup of pid {pid}, each busy {:.0}% of the time \
+         (pids {:?}); reverting in {} or on Ctrl-C",
+        stress.workers,
+        applied.busy_fraction() * 100.0,
+        applied.worker_pids(),
+        humantime::format_duration(duration)
+    );
+    let interrupted = interrupts.wait(duration);
+    let report = applied.revert().map_err(Failure::failed)?;
+    let throttled = match (report.throttled_periods, report.throttled_seconds) {
+        (Some(periods), Some(seconds)) => {
+            format!("; the cgroup was throttled {periods} times ({seconds:.2} s)")
+        }
+        _ => String::new(),
+    };
+    println!(
+        "faultline: stress reverted after {:.1}s{}; workers used {:.2} cores of {:.2} asked{throttled}; revert verified",
+        started.elapsed().as_secs_f64(),
+        interrupted
+            .map(|s| format!(" (signal {s})"))
+            .unwrap_or_default(),
+        report.cores_used,
+        report.cores_asked,
+    );
+    Ok(())
+}
+
+/// The hidden `__stress-worker FRACTION DEADLINE_MS` mode.
+pub fn stress_worker(busy_fraction: f64, deadline_ms: u64) -> Result<(), Failure> {
+    faultline_fault::run_stress_worker(busy_fraction, Duration::from_millis(deadline_ms))
         .map_err(Failure::failed)
 }

@@ -39,6 +39,12 @@ enum Command {
     /// Apply a fault to a local process in the foreground: kill, pause, partition or loss. It
     /// lasts --for, or until Ctrl-C, and goes away with this process whatever happens to it.
     Inject(InjectArgs),
+    /// (internal) a CPU stress worker: started by `inject stress`.
+    #[command(name = "__stress-worker", hide = true)]
+    StressWorker {
+        busy_fraction: f64,
+        deadline_ms: u64,
+    },
     /// (internal) resume a paused process when its lease pipe closes: started by `inject pause`.
     #[command(name = "__resume-guard", hide = true)]
     ResumeGuard { pid: u32, deadline_ms: u64 },
@@ -181,6 +187,21 @@ enum InjectKind {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         grace: std::time::Duration,
     },
+    /// Burn CPU inside the process's cgroup, competing for its CPU limit.
+    Stress {
+        /// The process whose cgroup to stress.
+        #[arg(long)]
+        pid: u32,
+        /// Worker processes.
+        #[arg(long, default_value_t = 1)]
+        workers: u32,
+        /// Load in percent of the cgroup's CPU quota (of one core per worker without a quota).
+        #[arg(long, default_value_t = 100)]
+        load: u8,
+        /// How long.
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+    },
     /// Stop the process (SIGSTOP) for a while, then continue it (SIGCONT).
     Pause {
         /// The process.
@@ -305,6 +326,10 @@ fn main() -> ExitCode {
         Command::Leaks(args) => leaks::run(args),
         Command::Inject(args) => inject::run(args),
         Command::ResumeGuard { pid, deadline_ms } => inject::resume_guard(pid, deadline_ms),
+        Command::StressWorker {
+            busy_fraction,
+            deadline_ms,
+        } => inject::stress_worker(busy_fraction, deadline_ms),
         Command::Symbolize(args) => symbolize::run(args),
         Command::DebugStore(StoreCommand::Add { files, store }) => store::add(&files, &store),
     };

@@ -4,7 +4,8 @@
 //! Faults are typed values, validated before anything is touched; nothing is passed through a
 //! shell. So far: [`process`] (kill with a grace period, pause and resume, by pidfd) and
 //! [`net`] (partitions that drop or reject, and packet loss, as nftables tables owned by a
-//! holder process: [`nft::OwnedTable`]). Each applied fault is undone by dropping it or
+//! holder process: [`nft::OwnedTable`]) and [`stress`] (CPU workers inside the target's
+//! cgroup, on lease pipes). Each applied fault is undone by dropping it or
 //! calling its revert, which reads the kernel's state back.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -12,6 +13,7 @@ mod foreground;
 pub mod net;
 pub mod nft;
 pub mod process;
+pub mod stress;
 pub mod target;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use foreground::Interrupts;
 pub use net::{Cidr, Direction, Effect, NetFault, Protocol, Selector};
 pub use process::{KillOutcome, PausedProcess, Process, parse_signal, run_resume_guard};
+pub use stress::{AppliedStress, Stress, StressReport, run_stress_worker};
 pub use target::{CgroupPaths, Target};
 
 /// What can go wrong.

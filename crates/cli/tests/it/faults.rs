@@ -435,3 +435,87 @@ fn bad_faults_are_refused_before_anything_is_applied() {
     let gone = run(faultline().args(["inject", "kill", "--pid", "4194304"]));
     assert_eq!(gone.code(), Some(2), "{}", gone.context());
 }
+
+/// The share of a core `pid` gets over `window`.
+fn cpu_share(pid: u32, window: Duration) -> f64 {
+    let before = faultline_tests::cpu_seconds(pid);
+    std::thread::sleep(window);
+    (faultline_tests::cpu_seconds(pid) - before) / window.as_secs_f64()
+}
+
+#[test]
+fn stress_squeezes_a_target_within_its_cpu_quota_and_leaves_nothing() {
+    let cgroup = faultline_tests::CpuCgroup::with_quota(0.5);
+    let mut busy = ChildGuard::spawn(Command::new("sh").args(["-c", "while :; do :; done"]));
+    cgroup.add(busy.id());
+    let alone = cpu_share(busy.id(), Duration::from_millis(1500));
+    assert!(
+        alone > 0.35,
+        "the target alone gets its quota: {alone:.2} cores"
+    );
+
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut stressing = ChildGuard::spawn(
+        faultline()
+            .args([
+                "inject",
+                "stress",
+                "--workers",
+                "1",
+                "--load",
+                "100",
+                "--for",
+                "4s",
+            ])
+            .args(["--pid", &busy.id().to_string()])
+            .stdout(out.reopen().unwrap())
+            .stderr(out.reopen().unwrap()),
+    );
+    assert!(wait_until(
+        Instant::now() + Duration::from_secs(10),
+        || cgroup.pids().len() >= 2
+    ));
+    let squeezed = cpu_share(busy.id(), Duration::from_millis(1500));
+    assert!(
+        squeezed < alone * 0.8,
+        "the target's share fell: {alone:.2} → {squeezed:.2} cores"
+    );
+    let (code, text) = finish(&mut stressing, &out);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("revert verified"), "{text}");
+    assert!(text.contains("throttled"), "{text}");
+    assert_eq!(cgroup.pids(), [busy.id()], "only the target is left");
+
+    // SIGKILL the faultline holding the stress: its workers die with it.
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let stressing = ChildGuard::spawn(
+        faultline()
+            .args([
+                "inject",
+                "stress",
+                "--workers",
+                "2",
+                "--load",
+                "50",
+                "--for",
+                "10m",
+            ])
+            .args(["--pid", &busy.id().to_string()])
+            .stdout(out.reopen().unwrap())
+            .stderr(out.reopen().unwrap()),
+    );
+    assert!(wait_until(
+        Instant::now() + Duration::from_secs(10),
+        || cgroup.pids().len() >= 3
+    ));
+    signal(stressing.id(), libc::SIGKILL);
+    let killed = Instant::now();
+    assert!(
+        wait_until(killed + Duration::from_secs(1), || cgroup.pids()
+            == [busy.id()]),
+        "workers outlived faultline: {:?}",
+        cgroup.pids()
+    );
+    drop(stressing);
+    busy.stop();
+}
