@@ -16,6 +16,9 @@ use crate::exit::Failure;
 use crate::{InjectArgs, InjectKind, NetArgs};
 
 pub fn run(args: InjectArgs) -> Result<(), Failure> {
+    if let Some(client) = crate::agent::client(&args.agent, false)? {
+        return crate::agent::inject(&client, &args.kind, args.lease);
+    }
     match args.kind {
         InjectKind::Partition(net) => {
             let effect = if net.reject {

@@ -1,6 +1,7 @@
 //! `faultline`: the one binary. Thin glue over the libraries: parse arguments, call, present,
 //! and map failures to the exit codes documented in docs/cli.md.
 
+mod agent;
 mod analyze;
 mod dumps;
 mod exit;
@@ -39,6 +40,12 @@ enum Command {
     /// Apply a fault to a local process in the foreground: kill, pause, partition or loss. It
     /// lasts --for, or until Ctrl-C, and goes away with this process whatever happens to it.
     Inject(InjectArgs),
+    /// Run the node agent: hold faults for clients over an HTTP API, with leases, a journal,
+    /// and lifetimes the kernel enforces. Stops (reverting everything) on SIGTERM or Ctrl-C.
+    Agent(AgentArgs),
+    /// List or revert the faults an agent holds.
+    #[command(subcommand)]
+    Faults(FaultsCommand),
     /// (internal) a CPU stress worker: started by `inject stress`.
     #[command(name = "__stress-worker", hide = true)]
     StressWorker {
@@ -160,6 +167,63 @@ struct LeaksArgs {
 struct InjectArgs {
     #[command(subcommand)]
     kind: InjectKind,
+    #[command(flatten)]
+    agent: AgentClientArgs,
+    /// Through an agent: the lease this process renews while it waits; if renewals stop (this
+    /// process killed, stopped or cut off), the agent reverts the fault when it runs out.
+    #[arg(long, global = true, default_value = "15s", value_parser = humantime::parse_duration)]
+    lease: std::time::Duration,
+}
+
+/// Which agent to talk to.
+#[derive(Debug, clap::Args)]
+struct AgentClientArgs {
+    /// The agent: unix:PATH or tcp:IP:PORT. Without it, a local agent at
+    /// /run/faultline/agent.sock if one listens there (else `inject` applies the fault itself).
+    #[arg(long, global = true, value_name = "ADDR")]
+    agent: Option<String>,
+    /// A file holding the agent's bearer token.
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// Where to listen: unix:PATH (created 0600) or tcp:IP:PORT (needs --token-file).
+    #[arg(
+        long,
+        default_value = "unix:/run/faultline/agent.sock",
+        value_name = "ADDR"
+    )]
+    listen: String,
+    /// A file holding the bearer token clients must send.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Where the journal lives.
+    #[arg(long, default_value = "/var/lib/faultline", value_name = "DIR")]
+    state_dir: PathBuf,
+    /// A policy file (JSON): max_faults, max_seconds, cgroup_prefixes, denied_pids.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum FaultsCommand {
+    /// Every fault the agent holds or has reverted.
+    List {
+        #[command(flatten)]
+        agent: AgentClientArgs,
+    },
+    /// Revert a fault now (or every fault with --all), and show the verified result.
+    Revert {
+        /// The fault's id.
+        id: Option<String>,
+        /// Every active fault.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        #[command(flatten)]
+        agent: AgentClientArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,6 +389,8 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Leaks(args) => leaks::run(args),
         Command::Inject(args) => inject::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Faults(command) => agent::faults(command),
         Command::ResumeGuard { pid, deadline_ms } => inject::resume_guard(pid, deadline_ms),
         Command::StressWorker {
             busy_fraction,

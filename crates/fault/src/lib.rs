@@ -20,7 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use foreground::Interrupts;
 pub use net::{Cidr, Direction, Effect, NetFault, Protocol, Selector};
-pub use process::{KillOutcome, PausedProcess, Process, parse_signal, run_resume_guard};
+pub use process::{
+    KillOutcome, PausedProcess, Process, parse_signal, run_resume_guard, start_time,
+};
 pub use stress::{AppliedStress, Stress, StressReport, run_stress_worker};
 pub use target::{CgroupPaths, Target};
 

@@ -220,3 +220,19 @@ impl Drop for OwnedTable {
         self.end_holder();
     }
 }
+
+/// Deletes table `inet <name>` in `netns` (a table left behind where owner tables were not
+/// used), and checks it is gone.
+pub fn delete_table(netns: &Path, name: &str) -> Result<(), Error> {
+    if !name.starts_with("faultline_")
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(Error::Invalid(format!("not a faultline table: {name:?}")));
+    }
+    let file = open_netns(netns)?;
+    run(&file, &["delete", "table", "inet", name], None)?;
+    if table_exists(netns, name)? {
+        return Err(Error::Residue(format!("table inet {name} is still there")));
+    }
+    Ok(())
+}

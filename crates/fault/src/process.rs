@@ -342,3 +342,12 @@ pub fn run_resume_guard(pid: u32, deadline: Duration) -> Result<(), Error> {
         Err(e) => Err(e),
     }
 }
+
+/// When process `pid` started, in clock ticks since boot (`/proc/PID/stat` field 22): with the
+/// pid, it names one process and never a later one that reused the pid.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    // Field 3 (state) is the first after the comm; field 22 is 19 further.
+    after.split_whitespace().nth(19)?.parse().ok()
+}

@@ -10,18 +10,18 @@ use faultline_tests::{ChildGuard, NetLab, run, wait_until, workspace_root};
 
 use crate::faultline;
 
-const ECHO: u16 = 7007;
+pub(crate) const ECHO: u16 = 7007;
 const OTHER: u16 = 7008;
 const UDP: u16 = 7009;
 const COUNT: u16 = 7010;
 
 /// A lab with the echo server in `a` and a target process (`sleep`) in `b`.
-struct Setup {
-    lab: NetLab,
-    target: u32,
+pub(crate) struct Setup {
+    pub(crate) lab: NetLab,
+    pub(crate) target: u32,
 }
 
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let mut lab = NetLab::new();
     let script = workspace_root().join("tests/targets/net/echo.py");
     let out = tempfile::NamedTempFile::new().unwrap();
@@ -56,7 +56,7 @@ fn setup() -> Setup {
 
 impl Setup {
     /// A TCP connect + echo from `b` to `a`: `ok`, `timeout`, `refused`, and the seconds taken.
-    fn probe(&self, port: u16, timeout: f64) -> (String, f64) {
+    pub(crate) fn probe(&self, port: u16, timeout: f64) -> (String, f64) {
         let script = workspace_root().join("tests/targets/net/probe.py");
         let ran = run(self.lab.command(1, "python3").arg(script).args([
             "tcp",
@@ -126,7 +126,7 @@ impl Setup {
     }
 }
 
-fn signal(pid: u32, signal: i32) {
+pub(crate) fn signal(pid: u32, signal: i32) {
     // SAFETY: kill(2) on a process this test started.
     assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
 }
@@ -297,7 +297,7 @@ fn loss_drops_about_the_percentage_asked() {
     assert!(setup.udp_delivered(200) >= 190);
 }
 
-fn state(pid: u32) -> char {
+pub(crate) fn state(pid: u32) -> char {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 1..];
     after.trim_start().chars().next().unwrap()

@@ -3,6 +3,8 @@
 //!
 //! - `demo`: the demo service, stripped, panics; its crash record is symbolized from a store,
 //!   from compressed debug files and through its debuglink.
+//! - `agent`: `faultline agent` and its clients: API refusals, faults gone with a SIGKILLed
+//!   agent, expired leases, graceful shutdown, the journal's sweep.
 //! - `bad_input`: debug files of another build, truncated and garbage files, invalid records,
 //!   malformed addresses; each with the exit code docs/cli.md documents.
 //! - `debuginfod`: lookup through a real debuginfod server, then from the cache once it is gone.
@@ -21,6 +23,7 @@
 //! Shared machinery (process guards, the debuginfod harness, fixture builders, markers) is in
 //! the `faultline-tests` package.
 
+mod agent;
 mod bad_input;
 mod debuginfod;
 mod demo;

@@ -1,0 +1,253 @@
+//! A small blocking HTTP/1.1 client for the agent's API, over a unix socket or TCP: one
+//! request per connection (`Connection: close`), bodies as JSON.
+
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::spec::{CreateFault, ErrorBody, FaultView};
+
+/// Where an agent listens: `unix:PATH` or `tcp:HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentAddr {
+    /// A unix socket.
+    Unix(PathBuf),
+    /// A TCP address.
+    Tcp(SocketAddr),
+}
+
+impl AgentAddr {
+    /// The local agent's default socket.
+    pub const DEFAULT_SOCKET: &'static str = "/run/faultline/agent.sock";
+}
+
+impl FromStr for AgentAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path (unix:/run/faultline/agent.sock)".into());
+            }
+            return Ok(AgentAddr::Unix(PathBuf::from(path)));
+        }
+        if let Some(addr) = s.strip_prefix("tcp:") {
+            return addr
+                .parse()
+                .map(AgentAddr::Tcp)
+                .map_err(|_| format!("tcp:{addr}: expected tcp:IP:PORT (tcp:127.0.0.1:7070)"));
+        }
+        Err(format!("{s:?}: expected unix:PATH or tcp:IP:PORT"))
+    }
+}
+
+impl std::fmt::Display for AgentAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            AgentAddr::Tcp(a) => write!(f, "tcp:{a}"),
+        }
+    }
+}
+
+/// A client of one agent.
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: AgentAddr,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+/// What a request came to.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The agent could not be reached or answered nonsense.
+    Transport(String),
+    /// The agent answered with an error status and message.
+    Status(u16, String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Transport(m) => write!(f, "{m}"),
+            ClientError::Status(code, m) => write!(f, "the agent answered {code}: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+trait Stream: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> Stream for T {}
+
+impl Client {
+    /// A client of the agent at `addr`, sending `token` if given.
+    pub fn new(addr: AgentAddr, token: Option<String>) -> Self {
+        Self {
+            addr,
+            token,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Where it connects.
+    pub fn addr(&self) -> &AgentAddr {
+        &self.addr
+    }
+
+    /// Applies a fault.
+    pub fn create(&self, request: &CreateFault) -> Result<FaultView, ClientError> {
+        self.json("POST", "/v1/faults", Some(request))
+    }
+
+    /// Every fault the agent knows.
+    pub fn list(&self) -> Result<Vec<FaultView>, ClientError> {
+        self.json::<(), _>("GET", "/v1/faults", None)
+    }
+
+    /// Renews a fault's lease.
+    pub fn renew(&self, id: &str) -> Result<FaultView, ClientError> {
+        self.json::<(), _>("POST", &format!("/v1/faults/{id}/renew"), None)
+    }
+
+    /// Reverts a fault now.
+    pub fn revert(&self, id: &str) -> Result<FaultView, ClientError> {
+        self.json::<(), _>("DELETE", &format!("/v1/faults/{id}"), None)
+    }
+
+    /// Reverts every fault.
+    pub fn revert_all(&self) -> Result<Vec<FaultView>, ClientError> {
+        self.json::<(), _>("DELETE", "/v1/faults", None)
+    }
+
+    fn json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let (status, bytes) = self.request(method, path, body.as_deref())?;
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_owned());
+            return Err(ClientError::Status(status, message));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Transport(format!("the agent's answer is not what was expected: {e}"))
+        })
+    }
+
+    /// One raw request: the status and the body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let transport = |e: std::io::Error| ClientError::Transport(format!("{}: {e}", self.addr));
+        let mut stream: Box<dyn Stream> = match &self.addr {
+            AgentAddr::Unix(path) => {
+                let s = std::os::unix::net::UnixStream::connect(path).map_err(transport)?;
+                s.set_read_timeout(Some(self.timeout)).map_err(transport)?;
+                Box::new(s)
+            }
+            AgentAddr::Tcp(addr) => {
+                let s = std::net::TcpStream::connect_timeout(addr, Duration::from_secs(5))
+                    .map_err(transport)?;
+                s.set_read_timeout(Some(self.timeout)).map_err(transport)?;
+                Box::new(s)
+            }
+        };
+        let body = body.unwrap_or_default();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: faultline-agent\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if !body.is_empty() {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        if let Some(token) = &self.token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).map_err(transport)?;
+        stream.write_all(body).map_err(transport)?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).map_err(transport)?;
+        parse_response(&raw)
+            .ok_or_else(|| ClientError::Transport(format!("{}: not an HTTP response", self.addr)))
+    }
+}
+
+/// The status and body of an HTTP/1.1 response (identity or chunked).
+fn parse_response(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+    let body = &raw[end + 4..];
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
+    if !chunked {
+        return Some((status, body.to_vec()));
+    }
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?.trim(), 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some((status, out));
+        }
+        out.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            "unix:/run/f.sock".parse::<AgentAddr>().unwrap(),
+            AgentAddr::Unix("/run/f.sock".into())
+        );
+        assert_eq!(
+            "tcp:127.0.0.1:7070".parse::<AgentAddr>().unwrap(),
+            AgentAddr::Tcp("127.0.0.1:7070".parse().unwrap())
+        );
+        assert!("127.0.0.1:7070".parse::<AgentAddr>().is_err());
+        assert!("tcp:localhost".parse::<AgentAddr>().is_err());
+        assert!("unix:".parse::<AgentAddr>().is_err());
+    }
+
+    #[test]
+    fn responses() {
+        assert_eq!(
+            parse_response(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}"),
+            Some((201, b"{}".to_vec()))
+        );
+        assert_eq!(
+            parse_response(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+            ),
+            Some((200, b"abcde".to_vec()))
+        );
+        assert_eq!(parse_response(b"garbage"), None);
+    }
+}

@@ -1,0 +1,498 @@
+//! The thread that holds every fault.
+//!
+//! One long-lived OS thread applies, holds and reverts faults, and watches their durations and
+//! leases; the HTTP handlers send it [`Command`]s and wait for the answer. It is a thread, not
+//! a task, because `PR_SET_PDEATHSIG` — which kills the `nft` holding a table, and the stress
+//! workers, when the agent dies — follows the thread that spawned the child: a tokio worker or
+//! blocking thread that exits would take them down early.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use faultline_fault::{
+    AppliedNetFault, AppliedStress, Cidr, Direction, Effect, NetFault, PausedProcess, Process,
+    Protocol, Selector, Stress, Target,
+};
+use tokio::sync::oneshot;
+
+use crate::journal::{Entry, Journal};
+use crate::spec::{CreateFault, FaultSpec, FaultView};
+use crate::{Count as _, Counters, Policy};
+
+/// What the holder can be asked.
+#[derive(Debug)]
+pub enum Command {
+    /// Apply a fault.
+    Create(CreateFault, oneshot::Sender<Result<FaultView, Refusal>>),
+    /// Every fault, newest last.
+    List(oneshot::Sender<Vec<FaultView>>),
+    /// One fault.
+    Get(String, oneshot::Sender<Option<FaultView>>),
+    /// Revert one fault now.
+    Revert(String, oneshot::Sender<Option<FaultView>>),
+    /// Renew a fault's lease.
+    Renew(String, oneshot::Sender<Result<FaultView, Refusal>>),
+    /// Revert every active fault (graceful shutdown, `revert --all`).
+    RevertAll(oneshot::Sender<Vec<FaultView>>),
+}
+
+/// Why a request was not carried out, with the HTTP status it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: the fault is not valid.
+    Invalid(String),
+    /// 403: the policy forbids it.
+    Forbidden(String),
+    /// 404: no such fault.
+    NotFound(String),
+    /// 409: not possible in the fault's state.
+    Conflict(String),
+    /// 500: applying failed.
+    Failed(String),
+}
+
+#[derive(Debug)]
+enum Applied {
+    Net(AppliedNetFault),
+    Pause(PausedProcess),
+    Stress(AppliedStress),
+}
+
+#[derive(Debug)]
+struct Held {
+    view: FaultView,
+    applied: Option<Applied>,
+    ends: Option<Instant>,
+    lease: Option<(Duration, Instant)>,
+}
+
+/// Where the holder's helpers (resume guards, stress workers) come from: the faultline
+/// binary, re-executed in a hidden mode.
+#[derive(Debug, Clone)]
+pub struct Helpers {
+    /// The faultline executable.
+    pub exe: PathBuf,
+}
+
+/// The holder's state.
+#[derive(Debug)]
+pub struct Holder {
+    faults: BTreeMap<String, Held>,
+    journal: Journal,
+    policy: Policy,
+    helpers: Helpers,
+    counters: Counters,
+}
+
+impl Holder {
+    /// A holder writing to `journal`.
+    pub fn new(journal: Journal, policy: Policy, helpers: Helpers, counters: Counters) -> Self {
+        Self {
+            faults: BTreeMap::new(),
+            journal,
+            policy,
+            helpers,
+            counters,
+        }
+    }
+
+    /// Serves commands until every sender is gone, then reverts what is left.
+    pub fn run(mut self, commands: &Receiver<Command>) {
+        loop {
+            let timeout = self.next_deadline().map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            match commands.recv_timeout(timeout) {
+                Ok(command) => self.handle(command),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.expire();
+            self.counters.set_active(self.active());
+        }
+        self.revert_all("shutdown");
+        self.counters.set_active(self.active());
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Create(request, reply) => {
+                let _ = reply.send(self.create(request));
+            }
+            Command::List(reply) => {
+                let views = self.faults.values().map(|h| self.view(h)).collect();
+                let _ = reply.send(views);
+            }
+            Command::Get(id, reply) => {
+                let _ = reply.send(self.faults.get(&id).map(|h| self.view(h)));
+            }
+            Command::Revert(id, reply) => {
+                let _ = reply.send(self.revert(&id, "request"));
+            }
+            Command::Renew(id, reply) => {
+                let _ = reply.send(self.renew(&id));
+            }
+            Command::RevertAll(reply) => {
+                let _ = reply.send(self.revert_all("request"));
+            }
+        }
+    }
+
+    fn view(&self, held: &Held) -> FaultView {
+        let mut view = held.view.clone();
+        if view.state == "active" {
+            view.seconds_left = held
+                .ends
+                .map(|e| e.saturating_duration_since(Instant::now()).as_secs_f64());
+            if let Some(Applied::Net(net)) = &held.applied {
+                view.packets = net.packets().ok();
+            }
+        }
+        view
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.faults
+            .values()
+            .filter(|h| h.applied.is_some())
+            .flat_map(|h| [h.ends, h.lease.map(|l| l.1)])
+            .flatten()
+            .min()
+    }
+
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(String, &'static str)> = self
+            .faults
+            .iter()
+            .filter(|(_, h)| h.applied.is_some())
+            .filter_map(|(id, h)| {
+                if h.lease.is_some_and(|l| l.1 <= now) {
+                    Some((id.clone(), "lease expired"))
+                } else if h.ends.is_some_and(|e| e <= now) {
+                    Some((id.clone(), "duration"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in due {
+            if why == "lease expired" {
+                self.counters.bump(&self.counters.lease_expiries);
+            }
+            self.revert(&id, why);
+        }
+    }
+
+    fn create(&mut self, request: CreateFault) -> Result<FaultView, Refusal> {
+        let spec = request.fault;
+        let seconds = spec.seconds();
+        if !seconds.is_finite() || seconds < 0.0 || (seconds == 0.0 && spec.kind() != "kill") {
+            return Err(Refusal::Invalid(format!(
+                "seconds: {seconds} is not a duration (a positive number of seconds)"
+            )));
+        }
+        if seconds > self.policy.max_seconds {
+            return Err(Refusal::Forbidden(format!(
+                "{seconds} s is longer than the policy allows ({} s)",
+                self.policy.max_seconds
+            )));
+        }
+        let active = self.faults.values().filter(|h| h.applied.is_some()).count();
+        if active >= self.policy.max_faults {
+            return Err(Refusal::Forbidden(format!(
+                "{active} faults are active, the most the policy allows"
+            )));
+        }
+        let lease = match request.lease_seconds {
+            Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+            Some(s) => {
+                return Err(Refusal::Invalid(format!(
+                    "lease_seconds: {s} is not a positive number"
+                )));
+            }
+            None => None,
+        };
+        let pid = spec.pid();
+        let target = Target::process(pid).map_err(|e| Refusal::Invalid(e.to_string()))?;
+        if let Some(denied) = self.policy.denies(&target) {
+            return Err(Refusal::Forbidden(denied));
+        }
+        let id = faultline_fault::new_fault_id();
+        let table = matches!(spec, FaultSpec::Partition { .. } | FaultSpec::Loss { .. })
+            .then(|| format!("faultline_{id}"));
+        self.journal
+            .write(&Entry::Apply {
+                id: id.clone(),
+                kind: spec.kind().into(),
+                pid,
+                pid_start: faultline_fault::start_time(pid),
+                table,
+            })
+            .map_err(|e| Refusal::Failed(format!("journal: {e}")))?;
+        let (applied, detail) = match self.apply(&id, &spec, &target) {
+            Ok(applied) => applied,
+            Err(refusal) => {
+                let _ = self.journal.write(&Entry::Revert { id });
+                return Err(refusal);
+            }
+        };
+        let state = if applied.is_some() { "active" } else { "done" };
+        if state == "done" {
+            let _ = self.journal.write(&Entry::Revert { id: id.clone() });
+        }
+        let now = Instant::now();
+        let held = Held {
+            view: FaultView {
+                id: id.clone(),
+                kind: spec.kind().into(),
+                pid,
+                state: state.into(),
+                seconds_left: None,
+                lease_seconds: lease.map(|l| l.as_secs_f64()),
+                kernel_anchored: true,
+                detail,
+                packets: None,
+                revert: None,
+                reverted_by: None,
+            },
+            applied,
+            ends: (state == "active").then(|| now + Duration::from_secs_f64(seconds)),
+            lease: lease.map(|l| (l, now + l)),
+        };
+        let view = self.view(&held);
+        self.faults.insert(id, held);
+        Ok(view)
+    }
+
+    fn apply(
+        &mut self,
+        id: &str,
+        spec: &FaultSpec,
+        target: &Target,
+    ) -> Result<(Option<Applied>, String), Refusal> {
+        let invalid = |e: faultline_fault::Error| match e {
+            faultline_fault::Error::Io { .. } | faultline_fault::Error::Residue(_) => {
+                Refusal::Failed(e.to_string())
+            }
+            faultline_fault::Error::HostNetns(_) => Refusal::Forbidden(e.to_string()),
+            other => Refusal::Invalid(other.to_string()),
+        };
+        match spec {
+            FaultSpec::Partition {
+                peers,
+                ports,
+                protocol,
+                direction,
+                reject,
+                allow_host_netns,
+                ..
+            } => {
+                let effect = if *reject {
+                    Effect::Reject
+                } else {
+                    Effect::Drop
+                };
+                let fault = net_fault(peers, ports, protocol.as_deref(), direction, effect)
+                    .map_err(invalid)?;
+                let applied = AppliedNetFault::apply(target, &fault, id, *allow_host_netns)
+                    .map_err(invalid)?;
+                let detail = format!(
+                    "table inet {} held by pid {}",
+                    applied.table(),
+                    applied.holder_pid()
+                );
+                Ok((Some(Applied::Net(applied)), detail))
+            }
+            FaultSpec::Loss {
+                percent,
+                peers,
+                ports,
+                protocol,
+                direction,
+                allow_host_netns,
+                ..
+            } => {
+                let fault = net_fault(
+                    peers,
+                    ports,
+                    protocol.as_deref(),
+                    direction,
+                    Effect::Loss(*percent),
+                )
+                .map_err(invalid)?;
+                let applied = AppliedNetFault::apply(target, &fault, id, *allow_host_netns)
+                    .map_err(invalid)?;
+                let detail = format!(
+                    "table inet {} held by pid {}",
+                    applied.table(),
+                    applied.holder_pid()
+                );
+                Ok((Some(Applied::Net(applied)), detail))
+            }
+            FaultSpec::Pause { pid, seconds } => {
+                let mut guard = std::process::Command::new(&self.helpers.exe);
+                guard
+                    .arg("__resume-guard")
+                    .arg(pid.to_string())
+                    .arg(((seconds * 1000.0) as u64).to_string());
+                let paused = PausedProcess::apply(*pid, guard).map_err(invalid)?;
+                let detail = format!("resume guard pid {}", paused.guard_pid());
+                Ok((Some(Applied::Pause(paused)), detail))
+            }
+            FaultSpec::Stress {
+                workers,
+                load,
+                seconds,
+                ..
+            } => {
+                let stress = Stress {
+                    workers: *workers,
+                    load: *load,
+                };
+                let exe = self.helpers.exe.clone();
+                let deadline_ms = ((seconds * 1000.0) as u64).to_string();
+                let applied = AppliedStress::apply(target, &stress, |fraction| {
+                    let mut worker = std::process::Command::new(&exe);
+                    worker
+                        .arg("__stress-worker")
+                        .arg(format!("{fraction:.4}"))
+                        .arg(&deadline_ms);
+                    worker
+                })
+                .map_err(invalid)?;
+                let workers: Vec<(u32, u64)> = applied
+                    .worker_pids()
+                    .into_iter()
+                    .filter_map(|p| Some((p, faultline_fault::start_time(p)?)))
+                    .collect();
+                let _ = self.journal.write(&Entry::Workers {
+                    id: id.into(),
+                    workers,
+                });
+                let detail = format!("workers {:?}", applied.worker_pids());
+                Ok((Some(Applied::Stress(applied)), detail))
+            }
+            FaultSpec::Kill {
+                pid,
+                signal,
+                grace_seconds,
+            } => {
+                let signal = faultline_fault::parse_signal(signal).map_err(invalid)?;
+                let grace = Duration::try_from_secs_f64(*grace_seconds)
+                    .map_err(|_| Refusal::Invalid(format!("grace_seconds: {grace_seconds}")))?;
+                let process = Process::open(*pid).map_err(invalid)?;
+                let outcome = process.kill(signal, grace).map_err(invalid)?;
+                let detail = match outcome {
+                    faultline_fault::KillOutcome::Exited { signal, after } => {
+                        format!("exited {} ms after signal {signal}", after.as_millis())
+                    }
+                    faultline_fault::KillOutcome::Killed { signal, .. } => {
+                        format!("outlived signal {signal}; killed with SIGKILL")
+                    }
+                };
+                Ok((None, detail))
+            }
+        }
+    }
+
+    fn renew(&mut self, id: &str) -> Result<FaultView, Refusal> {
+        let Some(held) = self.faults.get_mut(id) else {
+            return Err(Refusal::NotFound(format!("no fault {id}")));
+        };
+        if held.applied.is_none() {
+            return Err(Refusal::Conflict(format!(
+                "fault {id} is {}, not active",
+                held.view.state
+            )));
+        }
+        let Some(lease) = held.lease.as_mut() else {
+            return Err(Refusal::Conflict(format!("fault {id} has no lease")));
+        };
+        lease.1 = Instant::now() + lease.0;
+        let held = &self.faults[id];
+        Ok(self.view(held))
+    }
+
+    fn revert(&mut self, id: &str, why: &str) -> Option<FaultView> {
+        let held = self.faults.get_mut(id)?;
+        if let Some(applied) = held.applied.take() {
+            let packets = match &applied {
+                Applied::Net(net) => net.packets().ok(),
+                _ => None,
+            };
+            let outcome = match applied {
+                Applied::Net(net) => net.revert(),
+                Applied::Pause(paused) => paused.revert(),
+                Applied::Stress(stress) => stress.revert().map(|_| ()),
+            };
+            held.view.packets = packets.or(held.view.packets);
+            held.view.reverted_by = Some(why.into());
+            held.view.seconds_left = None;
+            match outcome {
+                Ok(()) => {
+                    held.view.state = "reverted".into();
+                    held.view.revert = Some("verified".into());
+                    self.counters.bump(&self.counters.reverts);
+                }
+                Err(e) => {
+                    held.view.state = "failed".into();
+                    held.view.revert = Some(e.to_string());
+                    self.counters.bump(&self.counters.revert_failures);
+                }
+            }
+            let _ = self.journal.write(&Entry::Revert { id: id.into() });
+            eprintln!(
+                "faultline agent: {} {} reverted ({why}): {}",
+                held.view.kind,
+                id,
+                held.view.revert.as_deref().unwrap_or_default()
+            );
+        }
+        let held = &self.faults[id];
+        Some(self.view(held))
+    }
+
+    fn revert_all(&mut self, why: &str) -> Vec<FaultView> {
+        let active: Vec<String> = self
+            .faults
+            .iter()
+            .filter(|(_, h)| h.applied.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        active
+            .iter()
+            .filter_map(|id| self.revert(id, why))
+            .collect()
+    }
+
+    /// The number of faults in force.
+    pub fn active(&self) -> usize {
+        self.faults.values().filter(|h| h.applied.is_some()).count()
+    }
+}
+
+fn net_fault(
+    peers: &[String],
+    ports: &[u16],
+    protocol: Option<&str>,
+    direction: &str,
+    effect: Effect,
+) -> Result<NetFault, faultline_fault::Error> {
+    let fault = NetFault {
+        selector: Selector {
+            peers: peers
+                .iter()
+                .map(|p| p.parse::<Cidr>())
+                .collect::<Result<_, _>>()?,
+            ports: ports.to_vec(),
+            protocol: protocol.map(str::parse::<Protocol>).transpose()?,
+            direction: direction.parse::<Direction>()?,
+        },
+        effect,
+    };
+    fault.validate()?;
+    Ok(fault)
+}

@@ -1,0 +1,221 @@
+//! The node agent and its client.
+//!
+//! `faultline agent` holds faults for clients on this machine (later: one per Kubernetes
+//! node): an HTTP API over a unix socket (mode 0600) or TCP (bearer token required), a
+//! [`holder`] thread that applies, holds and reverts faults through faultline-fault, durations
+//! and leases it enforces, a write-ahead [`journal`] replayed at start to remove what a
+//! previous agent left behind, `/healthz` and `/metrics`. Every fault keeps the kernel-anchored
+//! lifetime faultline-fault gives it, so even a SIGKILLed agent leaves nothing in force.
+//! [`client`] is the blocking client the CLI uses.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod client;
+pub mod holder;
+pub mod journal;
+mod server;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Deserialize;
+
+pub use client::{AgentAddr, Client};
+pub use holder::Helpers;
+pub use server::{AgentOptions, run};
+
+/// What the policy allows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Most faults in force at once.
+    #[serde(default = "default_max_faults")]
+    pub max_faults: usize,
+    /// Longest fault, in seconds.
+    #[serde(default = "default_max_seconds")]
+    pub max_seconds: f64,
+    /// If not empty, only processes whose cgroup directory (v1 `cpu` or v2) starts with one of
+    /// these paths may be targeted (`/sys/fs/cgroup/cpu/kubepods`).
+    #[serde(default)]
+    pub cgroup_prefixes: Vec<PathBuf>,
+    /// Processes that may never be targeted (besides the agent itself).
+    #[serde(default = "default_denied_pids")]
+    pub denied_pids: Vec<u32>,
+}
+
+fn default_max_faults() -> usize {
+    64
+}
+fn default_max_seconds() -> f64 {
+    3600.0
+}
+fn default_denied_pids() -> Vec<u32> {
+    vec![1]
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_faults: default_max_faults(),
+            max_seconds: default_max_seconds(),
+            cgroup_prefixes: Vec::new(),
+            denied_pids: default_denied_pids(),
+        }
+    }
+}
+
+impl Policy {
+    /// Reads a policy file (JSON); errors name the field.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read(path).map_err(|e| format!("--policy {}: {e}", path.display()))?;
+        let mut de = serde_json::Deserializer::from_slice(&text);
+        serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| format!("--policy {}: {}: {}", path.display(), e.path(), e.inner()))
+    }
+
+    /// Why `target` may not be faulted, if it may not.
+    pub fn denies(&self, target: &faultline_fault::Target) -> Option<String> {
+        if target.pid == std::process::id() || self.denied_pids.contains(&target.pid) {
+            return Some(format!("process {} may not be targeted", target.pid));
+        }
+        if self.cgroup_prefixes.is_empty() {
+            return None;
+        }
+        let dirs = [&target.cgroup.v1_cpu, &target.cgroup.v2];
+        let allowed = dirs
+            .into_iter()
+            .flatten()
+            .any(|d| self.cgroup_prefixes.iter().any(|p| d.starts_with(p)));
+        (!allowed).then(|| {
+            format!(
+                "process {} is outside the cgroups the policy allows ({:?})",
+                target.pid, self.cgroup_prefixes
+            )
+        })
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CounterSet {
+    /// Faults in force.
+    pub active: AtomicU64,
+    /// Reverts that were verified.
+    pub reverts: AtomicU64,
+    /// Reverts that left residue.
+    pub revert_failures: AtomicU64,
+    /// Faults reverted because their lease expired.
+    pub lease_expiries: AtomicU64,
+}
+
+/// Shared counters.
+pub type Counters = Arc<CounterSet>;
+
+/// Counting helpers.
+pub trait Count {
+    /// Adds one.
+    fn bump(&self, counter: &AtomicU64);
+    /// Sets the active gauge.
+    fn set_active(&self, n: usize);
+}
+
+impl Count for Counters {
+    fn bump(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn set_active(&self, n: usize) {
+        self.active.store(n as u64, Ordering::Relaxed);
+    }
+}
+
+impl CounterSet {
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "# HELP faultline_active_faults Faults in force.\n\
+             # TYPE faultline_active_faults gauge\n\
+             faultline_active_faults {}\n\
+             # HELP faultline_reverts_total Faults reverted with the revert verified.\n\
+             # TYPE faultline_reverts_total counter\n\
+             faultline_reverts_total {}\n\
+             # HELP faultline_revert_failures_total Reverts that left residue.\n\
+             # TYPE faultline_revert_failures_total counter\n\
+             faultline_revert_failures_total {}\n\
+             # HELP faultline_lease_expiries_total Faults reverted because their lease expired.\n\
+             # TYPE faultline_lease_expiries_total counter\n\
+             faultline_lease_expiries_total {}\n",
+            get(&self.active),
+            get(&self.reverts),
+            get(&self.revert_failures),
+            get(&self.lease_expiries)
+        )
+    }
+}
+
+/// Removes what the faults in `pending` (from a previous agent's journal) left behind, and
+/// says what it did, one line each.
+pub fn sweep(pending: &[journal::Entry]) -> Vec<String> {
+    use faultline_fault::{Process, start_time};
+    let mut log = Vec::new();
+    // The same process: alive, and started when the journal says.
+    let same = |pid: u32, start: Option<u64>| start.is_some() && start_time(pid) == start;
+    for entry in pending {
+        match entry {
+            journal::Entry::Apply {
+                id,
+                kind,
+                pid,
+                pid_start,
+                table,
+            } => {
+                if let Some(table) = table {
+                    if !same(*pid, *pid_start) {
+                        log.push(format!(
+                            "{kind} {id}: target {pid} is gone; its namespace cannot be reached"
+                        ));
+                        continue;
+                    }
+                    let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+                    match faultline_fault::nft::table_exists(&netns, table) {
+                        Ok(true) => match faultline_fault::nft::delete_table(&netns, table) {
+                            Ok(()) => log.push(format!(
+                                "{kind} {id}: removed leftover table inet {table} from the network namespace of pid {pid}"
+                            )),
+                            Err(e) => log.push(format!("{kind} {id}: {e}")),
+                        },
+                        Ok(false) => log.push(format!(
+                            "{kind} {id}: table inet {table} already gone (the kernel removed it with its owner)"
+                        )),
+                        Err(e) => log.push(format!("{kind} {id}: {e}")),
+                    }
+                } else if kind == "pause" && same(*pid, *pid_start) {
+                    match Process::open(*pid).and_then(|p| p.resume()) {
+                        Ok(()) => log.push(format!("pause {id}: pid {pid} continued")),
+                        Err(e) => log.push(format!("pause {id}: {e}")),
+                    }
+                }
+            }
+            journal::Entry::Workers { id, workers } => {
+                for &(pid, start) in workers {
+                    // Open first, then check: the pidfd pins the process, so the start time
+                    // checked is the one of the process that would get the signal.
+                    let Ok(process) = Process::open(pid) else {
+                        continue;
+                    };
+                    if start_time(pid) == Some(start)
+                        && process
+                            .kill(libc::SIGKILL, std::time::Duration::from_secs(1))
+                            .is_ok()
+                    {
+                        log.push(format!("stress {id}: killed stale worker {pid}"));
+                    }
+                }
+            }
+            journal::Entry::Revert { .. } => {}
+        }
+    }
+    log
+}

@@ -1,0 +1,294 @@
+//! The HTTP API (axum) in front of the holder thread.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::oneshot;
+
+use crate::client::AgentAddr;
+use crate::holder::{Command, Helpers, Holder, Refusal};
+use crate::journal::Journal;
+use crate::spec::{CreateFault, ErrorBody};
+use crate::{CounterSet, Counters, Policy};
+
+/// Largest request body.
+const MAX_BODY: usize = 64 * 1024;
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Where it listens.
+    pub listen: AgentAddr,
+    /// The bearer token clients must send (required on TCP).
+    pub token: Option<String>,
+    /// Where the journal lives.
+    pub state_dir: PathBuf,
+    /// What may be faulted.
+    pub policy: Policy,
+    /// The faultline binary, for resume guards and stress workers.
+    pub helpers: Helpers,
+}
+
+#[derive(Clone)]
+struct AppState {
+    commands: Sender<Command>,
+    token: Option<Arc<str>>,
+    counters: Counters,
+}
+
+/// Runs the agent until SIGTERM or SIGINT, then reverts every fault and returns. Errors are
+/// for the operator: a TCP listener without a token, an address in use, an unwritable state
+/// directory.
+pub fn run(options: AgentOptions) -> Result<(), String> {
+    if matches!(options.listen, AgentAddr::Tcp(_)) && options.token.is_none() {
+        return Err(
+            "a TCP listener needs a bearer token: give --token-file (a unix socket does not)"
+                .into(),
+        );
+    }
+    let (mut journal, pending) = Journal::open(&options.state_dir)
+        .map_err(|e| format!("--state-dir {}: {e}", options.state_dir.display()))?;
+    for line in crate::sweep(&pending) {
+        eprintln!("faultline agent: journal: {line}");
+    }
+    journal
+        .truncate()
+        .map_err(|e| format!("--state-dir {}: {e}", options.state_dir.display()))?;
+
+    let counters: Counters = Arc::new(CounterSet::default());
+    let (commands, receiver) = std::sync::mpsc::channel();
+    let holder = Holder::new(
+        journal,
+        options.policy.clone(),
+        options.helpers.clone(),
+        counters.clone(),
+    );
+    let holder_thread = std::thread::Builder::new()
+        .name("fault-holder".into())
+        .spawn(move || holder.run(&receiver))
+        .map_err(|e| format!("start the fault holder: {e}"))?;
+
+    let state = AppState {
+        commands,
+        token: options.token.as_deref().map(Arc::from),
+        counters,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("start the runtime: {e}"))?;
+    let served = runtime.block_on(serve(options.listen.clone(), state));
+    // The handlers (and their senders) are gone: the holder reverts everything and ends.
+    drop(runtime);
+    let _ = holder_thread.join();
+    if let AgentAddr::Unix(path) = &options.listen {
+        let _ = std::fs::remove_file(path);
+    }
+    eprintln!("faultline agent: stopped; every fault reverted");
+    served
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/faults", get(list).post(create).delete(revert_all))
+        .route("/v1/faults/{id}", get(get_one).delete(revert_one))
+        .route("/v1/faults/{id}/renew", post(renew))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn serve(listen: AgentAddr, state: AppState) -> Result<(), String> {
+    let app = router(state);
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        eprintln!("faultline agent: shutting down, reverting every fault");
+    };
+    match listen {
+        AgentAddr::Unix(path) => {
+            if path.exists() {
+                if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                    return Err(format!("{}: another agent is listening", path.display()));
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            // Owner-only from the start: no window in which others could connect.
+            // SAFETY: umask only changes this process's file-creation mask.
+            let old = unsafe { libc::umask(0o177) };
+            let listener = tokio::net::UnixListener::bind(&path);
+            // SAFETY: as above, restoring it.
+            unsafe { libc::umask(old) };
+            let listener = listener.map_err(|e| format!("listen on {}: {e}", path.display()))?;
+            eprintln!("faultline agent: listening on unix:{}", path.display());
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        AgentAddr::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| format!("listen on {addr}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            eprintln!("faultline agent: listening on tcp:{bound}");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn auth(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    use subtle::ConstantTimeEq as _;
+    if let Some(token) = &state.token
+        && request.uri().path() != "/healthz"
+    {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
+        if !ok {
+            return error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+        }
+    }
+    next.run(request).await
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(ErrorBody {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+fn refusal(r: Refusal) -> Response {
+    match r {
+        Refusal::Invalid(m) => error(StatusCode::BAD_REQUEST, m),
+        Refusal::Forbidden(m) => error(StatusCode::FORBIDDEN, m),
+        Refusal::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+        Refusal::Conflict(m) => error(StatusCode::CONFLICT, m),
+        Refusal::Failed(m) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
+    }
+}
+
+/// Sends a command to the holder and waits for its answer (the holder may be applying a
+/// fault, which takes milliseconds; it never waits on the network).
+async fn ask<T>(state: &AppState, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    state.commands.send(make(reply)).ok()?;
+    answer.await.ok()
+}
+
+fn unavailable() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the agent is shutting down",
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.counters.render(),
+    )
+        .into_response()
+}
+
+async fn create(State(state): State<AppState>, body: Bytes) -> Response {
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let request: CreateFault = match serde_path_to_error::deserialize(&mut de) {
+        Ok(request) => request,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("request body: {path}: {inner}"),
+            );
+        }
+    };
+    match ask(&state, |reply| Command::Create(request, reply)).await {
+        Some(Ok(view)) => (StatusCode::CREATED, axum::Json(view)).into_response(),
+        Some(Err(r)) => refusal(r),
+        None => unavailable(),
+    }
+}
+
+async fn list(State(state): State<AppState>) -> Response {
+    match ask(&state, Command::List).await {
+        Some(views) => axum::Json(views).into_response(),
+        None => unavailable(),
+    }
+}
+
+async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match ask(&state, |reply| Command::Get(id.clone(), reply)).await {
+        Some(Some(view)) => axum::Json(view).into_response(),
+        Some(None) => error(StatusCode::NOT_FOUND, format!("no fault {id}")),
+        None => unavailable(),
+    }
+}
+
+async fn revert_one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match ask(&state, |reply| Command::Revert(id.clone(), reply)).await {
+        Some(Some(view)) => axum::Json(view).into_response(),
+        Some(None) => error(StatusCode::NOT_FOUND, format!("no fault {id}")),
+        None => unavailable(),
+    }
+}
+
+async fn revert_all(State(state): State<AppState>) -> Response {
+    match ask(&state, Command::RevertAll).await {
+        Some(views) => axum::Json(views).into_response(),
+        None => unavailable(),
+    }
+}
+
+async fn renew(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match ask(&state, |reply| Command::Renew(id, reply)).await {
+        Some(Ok(view)) => axum::Json(view).into_response(),
+        Some(Err(r)) => refusal(r),
+        None => unavailable(),
+    }
+}

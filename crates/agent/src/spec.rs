@@ -1,0 +1,184 @@
+//! What crosses the API: a fault request, and what the agent says about a fault.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/faults`: a fault and, optionally, a lease.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFault {
+    /// The fault.
+    pub fault: FaultSpec,
+    /// With a lease, the fault is reverted unless renewed within this many seconds
+    /// (`POST /v1/faults/{id}/renew`). Without, it lasts its duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_seconds: Option<f64>,
+}
+
+/// A fault, as a client asks for it. Externally tagged (`{"partition": {...}}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultSpec {
+    /// Drop (or reject) traffic between the target's network namespace and peers.
+    Partition {
+        /// A process in the namespace.
+        pid: u32,
+        /// Peer addresses or CIDR blocks (at least one).
+        peers: Vec<String>,
+        /// The peers' ports; empty for all.
+        #[serde(default)]
+        ports: Vec<u16>,
+        /// `tcp`, `udp` or `icmp`.
+        #[serde(default)]
+        protocol: Option<String>,
+        /// `to`, `from` or `both` (the default).
+        #[serde(default = "both")]
+        direction: String,
+        /// Refuse instead of drop.
+        #[serde(default)]
+        reject: bool,
+        /// Allow the agent's own (host) namespace.
+        #[serde(default)]
+        allow_host_netns: bool,
+        /// Duration in seconds.
+        seconds: f64,
+    },
+    /// Drop a percentage of the traffic between the target and peers.
+    Loss {
+        /// A process in the namespace.
+        pid: u32,
+        /// Percentage (1–100).
+        percent: u8,
+        /// Peer addresses or CIDR blocks (at least one).
+        peers: Vec<String>,
+        /// The peers' ports; empty for all.
+        #[serde(default)]
+        ports: Vec<u16>,
+        /// `tcp`, `udp` or `icmp`.
+        #[serde(default)]
+        protocol: Option<String>,
+        /// `to`, `from` or `both` (the default).
+        #[serde(default = "both")]
+        direction: String,
+        /// Allow the agent's own (host) namespace.
+        #[serde(default)]
+        allow_host_netns: bool,
+        /// Duration in seconds.
+        seconds: f64,
+    },
+    /// Stop the process, then continue it.
+    Pause {
+        /// The process.
+        pid: u32,
+        /// Duration in seconds.
+        seconds: f64,
+    },
+    /// Burn CPU in the process's cgroup.
+    Stress {
+        /// The process whose cgroup to stress.
+        pid: u32,
+        /// Worker processes.
+        #[serde(default = "one")]
+        workers: u32,
+        /// Percent of the cgroup's quota.
+        #[serde(default = "hundred")]
+        load: u8,
+        /// Duration in seconds.
+        seconds: f64,
+    },
+    /// Signal the process, SIGKILL after a grace period.
+    Kill {
+        /// The process.
+        pid: u32,
+        /// The first signal (`TERM` by default).
+        #[serde(default = "term")]
+        signal: String,
+        /// Seconds before SIGKILL.
+        #[serde(default = "ten")]
+        grace_seconds: f64,
+    },
+}
+
+fn both() -> String {
+    "both".into()
+}
+fn one() -> u32 {
+    1
+}
+fn hundred() -> u8 {
+    100
+}
+fn term() -> String {
+    "TERM".into()
+}
+fn ten() -> f64 {
+    10.0
+}
+
+impl FaultSpec {
+    /// `partition`, `loss`, …
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FaultSpec::Partition { .. } => "partition",
+            FaultSpec::Loss { .. } => "loss",
+            FaultSpec::Pause { .. } => "pause",
+            FaultSpec::Stress { .. } => "stress",
+            FaultSpec::Kill { .. } => "kill",
+        }
+    }
+
+    /// The target process.
+    pub fn pid(&self) -> u32 {
+        match self {
+            FaultSpec::Partition { pid, .. }
+            | FaultSpec::Loss { pid, .. }
+            | FaultSpec::Pause { pid, .. }
+            | FaultSpec::Stress { pid, .. }
+            | FaultSpec::Kill { pid, .. } => *pid,
+        }
+    }
+
+    /// The duration, in seconds (0 for a kill, which is instant).
+    pub fn seconds(&self) -> f64 {
+        match self {
+            FaultSpec::Partition { seconds, .. }
+            | FaultSpec::Loss { seconds, .. }
+            | FaultSpec::Pause { seconds, .. }
+            | FaultSpec::Stress { seconds, .. } => *seconds,
+            FaultSpec::Kill { .. } => 0.0,
+        }
+    }
+}
+
+/// What the agent says about a fault.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultView {
+    /// Its id (its nftables table is `faultline_<id>`).
+    pub id: String,
+    /// `partition`, `loss`, `pause`, `stress`, `kill`.
+    pub kind: String,
+    /// The target process.
+    pub pid: u32,
+    /// `active`, `reverted`, `done` (a kill), or `failed`.
+    pub state: String,
+    /// Seconds until its duration ends (active faults).
+    pub seconds_left: Option<f64>,
+    /// Its lease, in seconds, if it has one.
+    pub lease_seconds: Option<f64>,
+    /// Whether the kernel removes it if the agent dies (always, for the faults built so far).
+    pub kernel_anchored: bool,
+    /// What holds it or what it did: the table and its holder, the workers, the kill outcome.
+    pub detail: String,
+    /// Packets its rules matched (network faults), as of the last look.
+    pub packets: Option<u64>,
+    /// `verified`, or the residue a revert left, once reverted.
+    pub revert: Option<String>,
+    /// Why it was reverted: `duration`, `request`, `lease expired`, `shutdown`.
+    pub reverted_by: Option<String>,
+}
+
+/// An error body: `{"error": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+}

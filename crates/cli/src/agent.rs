@@ -1,0 +1,251 @@
+//! `faultline agent`, `faultline faults`, and `inject` through an agent.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use faultline_agent::client::ClientError;
+use faultline_agent::spec::{CreateFault, FaultSpec, FaultView};
+use faultline_agent::{AgentAddr, AgentOptions, Client, Helpers, Policy};
+use faultline_fault::Interrupts;
+
+use crate::exit::Failure;
+use crate::{AgentArgs, AgentClientArgs, FaultsCommand, InjectKind};
+
+pub fn run(args: AgentArgs) -> Result<(), Failure> {
+    let listen: AgentAddr = args.listen.parse().map_err(Failure::usage)?;
+    let token = read_token(args.token_file.as_ref())?;
+    let policy = match &args.policy {
+        Some(path) => Policy::load(path).map_err(Failure::usage)?,
+        None => Policy::default(),
+    };
+    let exe = std::env::current_exe().map_err(Failure::failed)?;
+    faultline_agent::run(AgentOptions {
+        listen,
+        token,
+        state_dir: args.state_dir,
+        policy,
+        helpers: Helpers { exe },
+    })
+    .map_err(|e| {
+        if e.contains("needs a bearer token") || e.contains("--policy") {
+            Failure::usage(e)
+        } else {
+            Failure::failed(anyhow::anyhow!(e))
+        }
+    })
+}
+
+fn read_token(file: Option<&PathBuf>) -> Result<Option<String>, Failure> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let token = std::fs::read_to_string(file)
+        .map_err(|e| Failure::usage(format!("--token-file {}: {e}", file.display())))?;
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        return Err(Failure::usage(format!(
+            "--token-file {}: the file is empty",
+            file.display()
+        )));
+    }
+    Ok(Some(token))
+}
+
+/// The agent a command should use: `--agent`, else a local agent at the default socket if one
+/// is there, else none.
+pub fn client(args: &AgentClientArgs, required: bool) -> Result<Option<Client>, Failure> {
+    let token = read_token(args.token_file.as_ref())?;
+    let addr = match &args.agent {
+        Some(addr) => addr.parse().map_err(Failure::usage)?,
+        None => {
+            let default = PathBuf::from(AgentAddr::DEFAULT_SOCKET);
+            if std::os::unix::net::UnixStream::connect(&default).is_ok() {
+                AgentAddr::Unix(default)
+            } else if required {
+                return Err(Failure::usage(format!(
+                    "no agent at {}: give --agent unix:PATH or tcp:IP:PORT",
+                    AgentAddr::DEFAULT_SOCKET
+                )));
+            } else {
+                return Ok(None);
+            }
+        }
+    };
+    Ok(Some(Client::new(addr, token)))
+}
+
+fn client_failure(e: ClientError) -> Failure {
+    match e {
+        ClientError::Status(400 | 403 | 404 | 409, _) => Failure::usage(e),
+        other => Failure::failed(other),
+    }
+}
+
+fn describe(view: &FaultView) -> String {
+    let left = view
+        .seconds_left
+        .map(|s| format!(", {s:.0}s left"))
+        .unwrap_or_default();
+    let packets = view
+        .packets
+        .map(|p| format!(", {p} packets matched"))
+        .unwrap_or_default();
+    let revert = view
+        .revert
+        .as_ref()
+        .map(|r| {
+            format!(
+                ", revert {r}{}",
+                view.reverted_by
+                    .as_ref()
+                    .map(|b| format!(" ({b})"))
+                    .unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{} {} pid {} {}{left}{packets}{revert}; {}",
+        view.id, view.kind, view.pid, view.state, view.detail
+    )
+}
+
+pub fn faults(command: FaultsCommand) -> Result<(), Failure> {
+    match command {
+        FaultsCommand::List { agent } => {
+            let client = client(&agent, true)?.ok_or_else(|| Failure::usage("no agent"))?;
+            let views = client.list().map_err(client_failure)?;
+            if views.is_empty() {
+                println!("no faults");
+            }
+            for view in &views {
+                println!("{}", describe(view));
+            }
+        }
+        FaultsCommand::Revert { id, all, agent } => {
+            let client = client(&agent, true)?.ok_or_else(|| Failure::usage("no agent"))?;
+            let views = match (id, all) {
+                (Some(id), false) => vec![client.revert(&id).map_err(client_failure)?],
+                (None, true) => client.revert_all().map_err(client_failure)?,
+                _ => return Err(Failure::usage("give a fault id or --all")),
+            };
+            for view in &views {
+                println!("{}", describe(view));
+            }
+            if views
+                .iter()
+                .any(|v| v.revert.as_deref().is_some_and(|r| r != "verified"))
+            {
+                return Err(Failure::failed(anyhow::anyhow!(
+                    "a revert left residue (see above)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The agent's form of an `inject` fault.
+pub fn spec(kind: &InjectKind) -> FaultSpec {
+    match kind {
+        InjectKind::Partition(net) => FaultSpec::Partition {
+            pid: net.pid,
+            peers: net.peers.clone(),
+            ports: net.ports.clone(),
+            protocol: net.protocol.clone(),
+            direction: net.direction.clone(),
+            reject: net.reject,
+            allow_host_netns: net.allow_host_netns,
+            seconds: net.duration.as_secs_f64(),
+        },
+        InjectKind::Loss { percent, net } => FaultSpec::Loss {
+            pid: net.pid,
+            percent: u8::try_from(*percent).unwrap_or(u8::MAX),
+            peers: net.peers.clone(),
+            ports: net.ports.clone(),
+            protocol: net.protocol.clone(),
+            direction: net.direction.clone(),
+            allow_host_netns: net.allow_host_netns,
+            seconds: net.duration.as_secs_f64(),
+        },
+        InjectKind::Pause { pid, duration } => FaultSpec::Pause {
+            pid: *pid,
+            seconds: duration.as_secs_f64(),
+        },
+        InjectKind::Stress {
+            pid,
+            workers,
+            load,
+            duration,
+        } => FaultSpec::Stress {
+            pid: *pid,
+            workers: *workers,
+            load: *load,
+            seconds: duration.as_secs_f64(),
+        },
+        InjectKind::Kill { pid, signal, grace } => FaultSpec::Kill {
+            pid: *pid,
+            signal: signal.clone(),
+            grace_seconds: grace.as_secs_f64(),
+        },
+    }
+}
+
+/// `inject` through an agent: create the fault with a lease, renew it while waiting, revert
+/// at the end. If this process stops renewing (killed, stopped, cut off), the lease expires
+/// and the agent reverts the fault.
+pub fn inject(client: &Client, kind: &InjectKind, lease: Duration) -> Result<(), Failure> {
+    let spec = spec(kind);
+    let duration = Duration::from_secs_f64(spec.seconds());
+    let interrupts = Interrupts::block();
+    let started = Instant::now();
+    let view = client
+        .create(&CreateFault {
+            fault: spec,
+            lease_seconds: Some(lease.as_secs_f64()),
+        })
+        .map_err(client_failure)?;
+    println!(
+        "faultline: {} applied by the agent at {}: {}",
+        view.kind,
+        client.addr(),
+        describe(&view)
+    );
+    if view.state != "active" {
+        return Ok(());
+    }
+    let renew_every = (lease / 3).max(Duration::from_millis(200));
+    let end = started + duration;
+    let mut interrupted = None;
+    while Instant::now() < end {
+        let step = renew_every.min(end.saturating_duration_since(Instant::now()));
+        if let Some(signal) = interrupts.wait(step) {
+            interrupted = Some(signal);
+            break;
+        }
+        if Instant::now() < end {
+            let renewed = client.renew(&view.id).map_err(client_failure)?;
+            if renewed.state != "active" {
+                println!(
+                    "faultline: the agent ended the fault: {}",
+                    describe(&renewed)
+                );
+                return Ok(());
+            }
+        }
+    }
+    // At the end of its duration the agent reverts it by itself; ask, so the answer says how.
+    let done = client.revert(&view.id).map_err(client_failure)?;
+    println!(
+        "faultline: {} after {:.1}s{}: {}",
+        done.state,
+        started.elapsed().as_secs_f64(),
+        interrupted
+            .map(|s| format!(" (signal {s})"))
+            .unwrap_or_default(),
+        describe(&done)
+    );
+    if done.revert.as_deref().is_some_and(|r| r != "verified") {
+        return Err(Failure::failed(anyhow::anyhow!("the revert left residue")));
+    }
+    Ok(())
+}

@@ -1,0 +1,455 @@
+//! `faultline agent` and its clients (`inject --agent`, `faults`): the API's refusals, faults
+//! held for a client and gone when the agent is SIGKILLed, leases that expire, graceful
+//! shutdown, and the journal's sweep of what a dead agent left.
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use faultline_tests::{ChildGuard, NetLab, free_port, run, wait_until};
+
+use crate::faultline;
+use crate::faults::{ECHO, setup, signal, state};
+
+/// A running agent and its log.
+struct Agent {
+    guard: ChildGuard,
+    log: PathBuf,
+    addr: String,
+}
+
+impl Agent {
+    fn start(dir: &Path, listen: &str, extra: &[&str]) -> Self {
+        let log = dir.join(format!("agent-{}.log", free_port()));
+        let guard = ChildGuard::spawn(
+            faultline()
+                .args(["agent", "--listen", listen, "--state-dir"])
+                .arg(dir.join("state"))
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap()),
+        );
+        let mut agent = Self {
+            guard,
+            log,
+            addr: listen.to_owned(),
+        };
+        let ok = wait_until(Instant::now() + Duration::from_secs(20), || {
+            agent.log_text().contains("listening on") || agent.guard.has_exited()
+        });
+        assert!(ok && !agent.guard.has_exited(), "{}", agent.log_text());
+        agent
+    }
+
+    fn unix(dir: &Path) -> Self {
+        let socket = dir.join("agent.sock");
+        Self::start(dir, &format!("unix:{}", socket.display()), &[])
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `faultline ARGS --agent ADDR` in the background.
+    fn client(&self, args: &[&str]) -> (ChildGuard, tempfile::NamedTempFile) {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let guard = ChildGuard::spawn(
+            faultline()
+                .args(args)
+                .args(["--agent", &self.addr])
+                .stdout(out.reopen().unwrap())
+                .stderr(out.reopen().unwrap()),
+        );
+        (guard, out)
+    }
+}
+
+/// A raw HTTP/1.1 request to 127.0.0.1:`port`: the status and body.
+fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+#[test]
+fn the_api_refuses_what_it_should() {
+    let dir = tempfile::tempdir().unwrap();
+    // TCP without a token is refused at start.
+    let port = free_port();
+    let listen = format!("tcp:127.0.0.1:{port}");
+    let ran = run(faultline()
+        .args(["agent", "--listen", &listen, "--state-dir"])
+        .arg(dir.path().join("state")));
+    assert_eq!(ran.code(), Some(2), "{}", ran.context());
+    assert!(ran.stderr.contains("bearer token"), "{}", ran.stderr);
+
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    let mut sleeper = ChildGuard::spawn(Command::new("sleep").arg("600"));
+    let denied = ChildGuard::spawn(Command::new("sleep").arg("600"));
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"{{"max_seconds": 60, "denied_pids": [1, {}]}}"#,
+            denied.id()
+        ),
+    )
+    .unwrap();
+    let _agent = Agent::start(
+        dir.path(),
+        &listen,
+        &[
+            "--token-file",
+            token.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    let t = Some("s3cret-token");
+    assert_eq!(http(port, "GET", "/v1/faults", None, b"").0, 401);
+    assert_eq!(http(port, "GET", "/v1/faults", Some("wrong"), b"").0, 401);
+    assert_eq!(http(port, "GET", "/healthz", None, b"").0, 200);
+    let (status, metrics) = http(port, "GET", "/metrics", t, b"");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("faultline_active_faults 0"), "{metrics}");
+
+    let (status, body) = http(port, "POST", "/v1/faults", t, b"{not json");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("request body"), "{body}");
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/faults",
+        t,
+        br#"{"fault": {"pause": {"pid": 5}}}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("seconds"), "{body}");
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/faults",
+        t,
+        br#"{"fault": {"pause": {"pid": 5, "seconds": 1, "colour": "red"}}}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("colour"), "{body}");
+    let big = vec![b' '; 100 * 1024];
+    assert_eq!(http(port, "POST", "/v1/faults", t, &big).0, 413);
+
+    let pause = |pid: u32, seconds: u32| {
+        format!(r#"{{"fault": {{"pause": {{"pid": {pid}, "seconds": {seconds}}}}}}}"#)
+    };
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/faults",
+        t,
+        pause(sleeper.id(), 3600).as_bytes(),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("longer than the policy"), "{body}");
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/faults",
+        t,
+        pause(denied.id(), 5).as_bytes(),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/faults",
+        t,
+        pause(4_194_304, 5).as_bytes(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no process"), "{body}");
+
+    assert_eq!(http(port, "GET", "/v1/faults/nope", t, b"").0, 404);
+    assert_eq!(http(port, "DELETE", "/v1/faults/nope", t, b"").0, 404);
+    assert_eq!(http(port, "POST", "/v1/faults/nope/renew", t, b"").0, 404);
+
+    // And one that is allowed: created, listed, reverted, verified.
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/faults",
+        t,
+        pause(sleeper.id(), 30).as_bytes(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["state"], "active");
+    assert_eq!(state(sleeper.id()), 'T');
+    let id = view["id"].as_str().unwrap();
+    let (status, body) = http(port, "DELETE", &format!("/v1/faults/{id}"), t, b"");
+    assert_eq!(status, 200, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["revert"], "verified");
+    assert_ne!(state(sleeper.id()), 'T');
+    let (_, metrics) = http(port, "GET", "/metrics", t, b"");
+    assert!(metrics.contains("faultline_reverts_total 1"), "{metrics}");
+    sleeper.stop();
+}
+
+#[test]
+fn the_unix_socket_is_for_its_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let _agent = Agent::unix(dir.path());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.path().join("agent.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_partition_held_by_the_agent_goes_when_the_agent_is_sigkilled() {
+    let setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::unix(dir.path());
+    let target = setup.target.to_string();
+    let (_client, out) = agent.client(&[
+        "inject",
+        "partition",
+        "--pid",
+        &target,
+        "--peer",
+        NetLab::A_IP,
+        "--for",
+        "10m",
+    ]);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || !setup
+            .lab
+            .faultline_tables(1)
+            .is_empty()),
+        "{}",
+        std::fs::read_to_string(out.path()).unwrap_or_default()
+    );
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    let listed = run(faultline().args(["faults", "list", "--agent", &agent.addr]));
+    assert!(listed.stdout.contains("partition"), "{}", listed.context());
+    assert!(listed.stdout.contains("active"), "{}", listed.stdout);
+
+    signal(agent.guard.id(), libc::SIGKILL);
+    let killed = Instant::now();
+    assert!(
+        wait_until(killed + Duration::from_secs(1), || setup
+            .lab
+            .faultline_tables(1)
+            .is_empty()),
+        "the table outlived the agent"
+    );
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
+}
+
+#[test]
+fn a_lease_that_is_not_renewed_reverts_the_fault() {
+    let setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::unix(dir.path());
+    let target = setup.target.to_string();
+    let (client, out) = agent.client(&[
+        "inject",
+        "partition",
+        "--pid",
+        &target,
+        "--peer",
+        NetLab::A_IP,
+        "--for",
+        "10m",
+        "--lease",
+        "1s",
+    ]);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || !setup
+            .lab
+            .faultline_tables(1)
+            .is_empty()),
+        "{}",
+        std::fs::read_to_string(out.path()).unwrap_or_default()
+    );
+    // The client stops (a stopped CI job, a frozen laptop): no more renewals.
+    signal(client.id(), libc::SIGSTOP);
+    let stopped = Instant::now();
+    assert!(
+        wait_until(stopped + Duration::from_secs(5), || setup
+            .lab
+            .faultline_tables(1)
+            .is_empty()),
+        "the fault outlived its lease: {}",
+        agent.log_text()
+    );
+    // The agent logs the revert once it has verified it.
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(5), || agent
+            .log_text()
+            .contains("lease expired")),
+        "{}",
+        agent.log_text()
+    );
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
+    signal(client.id(), libc::SIGCONT);
+    drop(client);
+}
+
+#[test]
+fn sigterm_reverts_everything_before_the_agent_exits() {
+    let setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::unix(dir.path());
+    let target = setup.target.to_string();
+    let (_client, _out) = agent.client(&[
+        "inject",
+        "partition",
+        "--pid",
+        &target,
+        "--peer",
+        NetLab::A_IP,
+        "--for",
+        "10m",
+    ]);
+    assert!(wait_until(Instant::now() + Duration::from_secs(10), || {
+        !setup.lab.faultline_tables(1).is_empty()
+    }));
+    signal(agent.guard.id(), libc::SIGTERM);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || agent
+            .guard
+            .has_exited()),
+        "the agent did not stop"
+    );
+    let status = agent.guard.try_status();
+    assert!(setup.lab.faultline_tables(1).is_empty());
+    assert!(
+        agent.log_text().contains("reverted (shutdown): verified"),
+        "{}",
+        agent.log_text()
+    );
+    assert!(
+        status.is_none() || status.is_some_and(|s| s.success()),
+        "{status:?}"
+    );
+    assert!(!dir.path().join("agent.sock").exists());
+}
+
+#[test]
+fn pause_and_stress_held_by_a_sigkilled_agent_go_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::unix(dir.path());
+    let sleeper = ChildGuard::spawn(Command::new("sleep").arg("600"));
+    let (_pausing, _out) = agent.client(&[
+        "inject",
+        "pause",
+        "--pid",
+        &sleeper.id().to_string(),
+        "--for",
+        "10m",
+    ]);
+    assert!(wait_until(
+        Instant::now() + Duration::from_secs(10),
+        || state(sleeper.id()) == 'T'
+    ));
+    let cgroup = faultline_tests::CpuCgroup::with_quota(0.5);
+    let mut busy = ChildGuard::spawn(Command::new("sh").args(["-c", "while :; do :; done"]));
+    cgroup.add(busy.id());
+    let (_stressing, out) = agent.client(&[
+        "inject",
+        "stress",
+        "--pid",
+        &busy.id().to_string(),
+        "--workers",
+        "2",
+        "--for",
+        "10m",
+    ]);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || cgroup
+            .pids()
+            .len()
+            >= 3),
+        "{}",
+        std::fs::read_to_string(out.path()).unwrap_or_default()
+    );
+    signal(agent.guard.id(), libc::SIGKILL);
+    let killed = Instant::now();
+    assert!(
+        wait_until(killed + Duration::from_secs(1), || state(sleeper.id())
+            != 'T'
+            && cgroup.pids() == [busy.id()]),
+        "left behind: state {}, cgroup {:?}",
+        state(sleeper.id()),
+        cgroup.pids()
+    );
+    agent.guard.stop();
+    busy.stop();
+}
+
+#[test]
+fn the_journal_of_a_dead_agent_is_swept_at_the_next_start() {
+    let setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    // What an agent on a kernel without owner tables leaves behind when it is SIGKILLed: a
+    // plain table, and its journal line.
+    run(setup
+        .lab
+        .command(1, "nft")
+        .args(["add", "table", "inet", "faultline_leftover1"]))
+    .assert_success();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", setup.target)).unwrap();
+    let start: u64 = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(
+        dir.path().join("state/journal.jsonl"),
+        format!(
+            "{{\"op\":\"apply\",\"id\":\"leftover1\",\"kind\":\"partition\",\"pid\":{},\"pid_start\":{start},\"table\":\"faultline_leftover1\"}}\n",
+            setup.target
+        ),
+    )
+    .unwrap();
+    assert_eq!(setup.lab.faultline_tables(1), ["faultline_leftover1"]);
+    let agent = Agent::unix(dir.path());
+    assert!(setup.lab.faultline_tables(1).is_empty());
+    assert!(
+        agent
+            .log_text()
+            .contains("removed leftover table inet faultline_leftover1"),
+        "{}",
+        agent.log_text()
+    );
+}
