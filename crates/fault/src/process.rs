@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn a_process_that_ignores_term_is_killed_after_the_grace() {
         let mut child = Command::new("sh")
-            .args(["-c", "trap '' TERM; sleep 30"])
+            .args(["-c", "trap '' TERM; exec sleep 30"])
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(100));
