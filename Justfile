@@ -37,3 +37,9 @@ bench-dumps: deps
 # Benchmark leak tracking against parsing: 1,000 dumps x 10,000 goroutines, memory per 100 dumps.
 bench-leaks:
     cargo bench --locked -p faultline-tests --bench leaks
+
+# Benchmark faults through the agent (inject/revert latency, idle footprint) and soak it with
+# SIGKILLs; needs root (it makes network namespaces).
+bench-faults: deps
+    cargo build --release --locked -p faultline
+    cargo bench --locked -p faultline-tests --bench faults -- --faultline "$PWD/target/release/faultline"

@@ -133,7 +133,10 @@ fn no_library_depends_on_kube_or_tokio_directly() {
     // CLI. Of those only the agent exists yet (faultline-capture's optional tokio, for the
     // services that link it, is checked above).
     for (package, deps) in dependencies() {
-        assert!(!deps.iter().any(|d| d == "kube"), "{package} depends on kube");
+        assert!(
+            !deps.iter().any(|d| d == "kube"),
+            "{package} depends on kube"
+        );
         if package != "faultline-agent" {
             assert!(
                 !deps.iter().any(|d| d == "tokio" || d == "axum"),

@@ -340,7 +340,10 @@ fn pause_stops_then_continues_and_survives_a_sigkilled_faultline() {
 #[test]
 fn kill_terms_then_kills() {
     let mut lab = NetLab::new();
-    let stubborn = lab.spawn(lab.command(1, "sh").args(["-c", "trap '' TERM; exec sleep 600"]));
+    let stubborn = lab.spawn(
+        lab.command(1, "sh")
+            .args(["-c", "trap '' TERM; exec sleep 600"]),
+    );
     std::thread::sleep(Duration::from_millis(200));
     let ran = run(faultline().args([
         "inject",

@@ -1,0 +1,197 @@
+//! Fault-engine benchmark and soak, against the real kernel in a lab of two network namespaces
+//! this program creates (and removes, also on failure):
+//!
+//! 1. inject and revert latency through the agent's API: 1,000 partitions, each created
+//!    (`POST /v1/faults` returns once the table is in the kernel: the rule is active) and
+//!    reverted (`DELETE` returns once the table is verified gone); p50 and p99 of each;
+//! 2. the agent's idle footprint: resident memory and CPU over 10 s with nothing to do;
+//! 3. soak: 200 cycles of start agent → apply a partition and a pause → SIGKILL the agent after
+//!    a random delay → census of `faultline_*` tables and stopped targets: must be 0 every time.
+//!
+//! `just bench-faults` runs it (`cargo bench -p faultline-tests --bench faults -- --faultline
+//! target/release/faultline`); it needs root. Under `cargo test` it only says how to run it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use faultline_agent::spec::{CreateFault, FaultSpec};
+use faultline_agent::{AgentAddr, Client};
+use faultline_tests::{NetLab, wait_until};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(faultline) = args
+        .iter()
+        .position(|a| a == "--faultline")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+    else {
+        println!("the faults benchmark runs under `just bench-faults`");
+        return;
+    };
+    let faults: usize = flag(&args, "--faults").unwrap_or(1000);
+    let cycles: usize = flag(&args, "--cycles").unwrap_or(200);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut lab = NetLab::new();
+    let target = lab.spawn(lab.command(1, "sleep").arg("3600"));
+
+    // 1. Latency.
+    let mut agent = start_agent(&faultline, dir.path());
+    let client = Client::new(AgentAddr::Unix(dir.path().join("agent.sock")), None);
+    let mut inject = Vec::with_capacity(faults);
+    let mut revert = Vec::with_capacity(faults);
+    for _ in 0..faults {
+        let started = Instant::now();
+        let view = client
+            .create(&partition(target, 60.0))
+            .expect("the agent applies the partition");
+        inject.push(started.elapsed());
+        let started = Instant::now();
+        let done = client.revert(&view.id).expect("the agent reverts it");
+        revert.push(started.elapsed());
+        assert_eq!(done.revert.as_deref(), Some("verified"));
+    }
+    assert!(lab.faultline_tables(1).is_empty());
+    println!(
+        "{faults} partitions through the agent: inject p50 {:.1} ms, p99 {:.1} ms; revert p50 {:.1} ms, p99 {:.1} ms",
+        ms(percentile(&mut inject, 0.50)),
+        ms(percentile(&mut inject, 0.99)),
+        ms(percentile(&mut revert, 0.50)),
+        ms(percentile(&mut revert, 0.99)),
+    );
+
+    // 2. Idle footprint.
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = agent.id();
+    let cpu_before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(10));
+    let cpu = cpu_seconds(pid) - cpu_before;
+    println!(
+        "agent idle: RSS {:.1} MiB, CPU {:.2}% of a core over 10 s",
+        rss_kib(pid) as f64 / 1024.0,
+        cpu / 10.0 * 100.0
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    // 3. Soak.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut left_behind = 0;
+    let started = Instant::now();
+    for cycle in 0..cycles {
+        let mut agent = start_agent(&faultline, dir.path());
+        let client = Client::new(AgentAddr::Unix(dir.path().join("agent.sock")), None);
+        client.create(&partition(target, 600.0)).expect("partition");
+        client
+            .create(&CreateFault {
+                fault: FaultSpec::Pause {
+                    pid: target,
+                    seconds: 600.0,
+                },
+                lease_seconds: None,
+            })
+            .expect("pause");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(seed % 200));
+        let _ = agent.kill(); // SIGKILL
+        let _ = agent.wait();
+        let clean = wait_until(Instant::now() + Duration::from_secs(2), || {
+            lab.faultline_tables(1).is_empty() && state(target) != 'T'
+        });
+        if !clean {
+            left_behind += 1;
+            eprintln!(
+                "cycle {cycle}: left behind: tables {:?}, target state {}",
+                lab.faultline_tables(1),
+                state(target)
+            );
+        }
+    }
+    println!(
+        "soak: {cycles} cycles of apply → random SIGKILL of the agent → census in {:.0} s: {left_behind} left behind",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(left_behind, 0);
+}
+
+fn flag(args: &[String], name: &str) -> Option<usize> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn partition(pid: u32, seconds: f64) -> CreateFault {
+    CreateFault {
+        fault: FaultSpec::Partition {
+            pid,
+            peers: vec![NetLab::A_IP.into()],
+            ports: Vec::new(),
+            protocol: None,
+            direction: "both".into(),
+            reject: false,
+            allow_host_netns: false,
+            seconds,
+        },
+        lease_seconds: None,
+    }
+}
+
+fn start_agent(faultline: &PathBuf, dir: &std::path::Path) -> Child {
+    let socket = dir.join("agent.sock");
+    let child = Command::new(faultline)
+        .args(["agent", "--listen"])
+        .arg(format!("unix:{}", socket.display()))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the agent");
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+        }),
+        "the agent did not start"
+    );
+    child
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    faultline_tests::cpu_seconds(pid)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn state(pid: u32) -> char {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s[s.rfind(')')? + 1..].trim_start().chars().next()?;
+            Some(after)
+        })
+        .unwrap_or('?')
+}
