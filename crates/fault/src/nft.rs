@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::os::fd::AsRawFd as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -119,44 +119,122 @@ pub struct OwnedTable {
     netns: PathBuf,
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
 }
 
 impl OwnedTable {
-    /// Checks `script` (nft's own dry run, which gives nft's error message), then creates the
-    /// table in `netns` through a long-lived `nft -i` and waits until it is there.
+    /// Creates the table in `netns` through a long-lived `nft -i`: the whole script as one
+    /// line of `;`-separated commands, which nft applies as one transaction (all or nothing),
+    /// then `list table` on the same socket, whose answer proves the table is in the kernel.
+    /// An error is nft's own message, and nothing is left applied.
     pub fn create(netns: &Path, name: &str, script: &str) -> Result<Self, Error> {
         let file = open_netns(netns)?;
-        run(&file, &["-c", "-f", "-"], Some(script))?;
         let mut child = in_netns(&file, &["-i"], true)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::io(format!("run {} -i", nft_binary().display()), e))?;
-        let mut stdin = child.stdin.take();
-        if let Some(pipe) = stdin.as_mut() {
-            pipe.write_all(script.as_bytes())
-                .and_then(|()| pipe.flush())
-                .map_err(|e| Error::io("write to nft -i".into(), e))?;
-        }
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
         let mut table = Self {
             name: name.to_owned(),
             netns: netns.to_owned(),
             child,
             stdin,
+            stdout,
+            stderr,
+        };
+        let commands: Vec<&str> = script.lines().filter(|l| !l.trim().is_empty()).collect();
+        let request = format!("{}\nlist table inet {name}\n", commands.join("; "));
+        // On any error below, dropping `table` ends the child: nothing half-made stays.
+        table.send(&request)?;
+        table.read_listing()?;
+        Ok(table)
+    }
+
+    fn send(&mut self, text: &str) -> Result<(), Error> {
+        let pipe = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| Error::Nft("nft -i is gone".into()))?;
+        pipe.write_all(text.as_bytes())
+            .and_then(|()| pipe.flush())
+            .map_err(|e| Error::io("write to nft -i".into(), e))
+    }
+
+    /// Reads what nft -i answers to `list table`: the listing, up to its closing `}` line, or
+    /// an error on its stderr. Gives up after 5 s.
+    fn read_listing(&mut self) -> Result<String, Error> {
+        use std::io::Read as _;
+        use std::os::fd::AsRawFd as _;
+        let (Some(out), Some(err)) = (self.stdout.as_mut(), self.stderr.as_mut()) else {
+            return Err(Error::Nft("nft -i is gone".into()));
         };
         let deadline = Instant::now() + Duration::from_secs(5);
+        let mut listing = Vec::new();
+        let mut errors = Vec::new();
         loop {
-            if table_exists(netns, name)? {
-                return Ok(table);
+            if listing.ends_with(b"\n}\n") || listing == b"}\n" {
+                return Ok(String::from_utf8_lossy(&listing).into_owned());
             }
-            if Instant::now() > deadline || table.child.try_wait().ok().flatten().is_some() {
-                // Dropping `table` ends the child, so nothing half-made stays behind.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(Error::Nft(format!(
-                    "nft -i did not create table {name} within 5 s"
+                    "nft -i did not answer within 5 s{}",
+                    if errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", String::from_utf8_lossy(&errors).trim())
+                    }
                 )));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            let mut fds = [
+                libc::pollfd {
+                    fd: out.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: err.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+            // SAFETY: two valid pollfds.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            if n <= 0 {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            if fds[1].revents != 0 {
+                let got = err.read(&mut buf).unwrap_or(0);
+                errors.extend_from_slice(&buf[..got]);
+                // nft prints an error and the offending line with a caret under it; once
+                // the caret line is there, the message is complete.
+                let text = String::from_utf8_lossy(&errors);
+                if got == 0 || text.lines().any(|l| l.trim_start().starts_with('^')) {
+                    let message = text
+                        .lines()
+                        .find(|l| l.starts_with("Error"))
+                        .unwrap_or(text.trim())
+                        .to_owned();
+                    return Err(Error::Nft(message));
+                }
+            }
+            if fds[0].revents != 0 {
+                let got = out.read(&mut buf).unwrap_or(0);
+                if got == 0 {
+                    return Err(Error::Nft(format!(
+                        "nft -i exited: {}",
+                        String::from_utf8_lossy(&errors).trim()
+                    )));
+                }
+                listing.extend_from_slice(&buf[..got]);
+            }
         }
     }
 
@@ -235,4 +313,60 @@ pub fn delete_table(netns: &Path, name: &str) -> Result<(), Error> {
         return Err(Error::Residue(format!("table inet {name} is still there")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+
+    /// A network namespace for one test, deleted on drop.
+    struct Netns(String);
+
+    impl Netns {
+        fn new(tag: &str) -> Self {
+            let name = format!("flnft{}{tag}", std::process::id());
+            let ok = Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip netns add {name}");
+            Self(name)
+        }
+
+        fn path(&self) -> PathBuf {
+            PathBuf::from("/run/netns").join(&self.0)
+        }
+    }
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+
+    #[test]
+    fn a_script_nft_refuses_leaves_nothing_and_says_why() {
+        let ns = Netns::new("bad");
+        let script = "add table inet faultline_bad { flags owner; }\n\
+                      add rule inet faultline_bad nochain ip daddr 192.0.2.1 drop\n";
+        let err = OwnedTable::create(&ns.path(), "faultline_bad", script).unwrap_err();
+        assert!(err.to_string().contains("Error"), "{err}");
+        assert!(!table_exists(&ns.path(), "faultline_bad").unwrap(), "half applied");
+    }
+
+    #[test]
+    fn a_table_lives_exactly_as_long_as_its_holder() {
+        let ns = Netns::new("ok");
+        let script = "add table inet faultline_ok { flags owner; }\n\
+                      add chain inet faultline_ok c { type filter hook output priority -10; policy accept; }\n\
+                      add rule inet faultline_ok c ip daddr 192.0.2.1 counter drop\n";
+        let table = OwnedTable::create(&ns.path(), "faultline_ok", script).unwrap();
+        assert!(table_exists(&ns.path(), "faultline_ok").unwrap());
+        assert_eq!(faultline_tables(&ns.path()).unwrap(), ["faultline_ok"]);
+        assert_eq!(table.packets().unwrap(), 0);
+        table.remove().unwrap();
+        assert!(faultline_tables(&ns.path()).unwrap().is_empty());
+    }
 }
