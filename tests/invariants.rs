@@ -129,8 +129,8 @@ fn only_the_binary_presents() {
 
 #[test]
 fn no_library_depends_on_kube_or_tokio_directly() {
-    // Only faultline-kube may import kube; tokio belongs to the agent, scenario runner, TUI and
-    // CLI. Of those only the agent exists yet (faultline-capture's optional tokio, for the
+    // Only faultline-kube may import kube; tokio belongs to the agent, scenario runner and TUI
+    // (the CLI reaches it through them). Of those only the agent exists yet (faultline-capture's optional tokio, for the
     // services that link it, is checked above).
     for (package, deps) in dependencies() {
         assert!(

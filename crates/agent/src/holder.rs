@@ -110,6 +110,7 @@ impl Holder {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.expire();
+            self.prune();
             self.counters.set_active(self.active());
         }
         self.revert_all("shutdown");
@@ -119,7 +120,16 @@ impl Holder {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Create(request, reply) => {
-                let _ = reply.send(self.create(request));
+                if let FaultSpec::Kill { .. } = request.fault {
+                    // A kill waits out its grace period: on a thread of its own, so the holder
+                    // keeps answering and enforcing durations and leases meanwhile.
+                    let checked = self.check(&request);
+                    std::thread::spawn(move || {
+                        let _ = reply.send(checked.and_then(|()| kill(&request.fault)));
+                    });
+                } else {
+                    let _ = reply.send(self.create(request));
+                }
             }
             Command::List(reply) => {
                 let views = self.faults.values().map(|h| self.view(h)).collect();
@@ -186,10 +196,19 @@ impl Holder {
         }
     }
 
-    fn create(&mut self, request: CreateFault) -> Result<FaultView, Refusal> {
-        let spec = request.fault;
-        let seconds = spec.seconds();
-        if !seconds.is_finite() || seconds < 0.0 || (seconds == 0.0 && spec.kind() != "kill") {
+    /// The policy's and the request's checks that need no target.
+    fn check(&self, request: &CreateFault) -> Result<(), Refusal> {
+        let pid = request.fault.pid();
+        if pid == std::process::id() || self.policy.denied_pids.contains(&pid) {
+            return Err(Refusal::Forbidden(format!(
+                "process {pid} may not be targeted"
+            )));
+        }
+        let seconds = request.fault.seconds();
+        if !seconds.is_finite()
+            || seconds < 0.0
+            || (seconds == 0.0 && request.fault.kind() != "kill")
+        {
             return Err(Refusal::Invalid(format!(
                 "seconds: {seconds} is not a duration (a positive number of seconds)"
             )));
@@ -200,6 +219,23 @@ impl Holder {
                 self.policy.max_seconds
             )));
         }
+        if let FaultSpec::Kill { grace_seconds, .. } = &request.fault
+            && !(grace_seconds.is_finite()
+                && *grace_seconds >= 0.0
+                && *grace_seconds <= self.policy.max_seconds)
+        {
+            return Err(Refusal::Invalid(format!(
+                "grace_seconds: {grace_seconds} is not a duration the policy allows (0 to {} s)",
+                self.policy.max_seconds
+            )));
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, request: CreateFault) -> Result<FaultView, Refusal> {
+        self.check(&request)?;
+        let spec = request.fault;
+        let seconds = spec.seconds();
         let active = self.faults.values().filter(|h| h.applied.is_some()).count();
         if active >= self.policy.max_faults {
             return Err(Refusal::Forbidden(format!(
@@ -375,26 +411,9 @@ impl Holder {
                 let detail = format!("workers {:?}", applied.worker_pids());
                 Ok((Some(Applied::Stress(applied)), detail))
             }
-            FaultSpec::Kill {
-                pid,
-                signal,
-                grace_seconds,
-            } => {
-                let signal = faultline_fault::parse_signal(signal).map_err(invalid)?;
-                let grace = Duration::try_from_secs_f64(*grace_seconds)
-                    .map_err(|_| Refusal::Invalid(format!("grace_seconds: {grace_seconds}")))?;
-                let process = Process::open(*pid).map_err(invalid)?;
-                let outcome = process.kill(signal, grace).map_err(invalid)?;
-                let detail = match outcome {
-                    faultline_fault::KillOutcome::Exited { signal, after } => {
-                        format!("exited {} ms after signal {signal}", after.as_millis())
-                    }
-                    faultline_fault::KillOutcome::Killed { signal, .. } => {
-                        format!("outlived signal {signal}; killed with SIGKILL")
-                    }
-                };
-                Ok((None, detail))
-            }
+            FaultSpec::Kill { .. } => Err(Refusal::Failed(
+                "a kill is carried out on its own thread, not held".into(),
+            )),
         }
     }
 
@@ -419,12 +438,9 @@ impl Holder {
     fn revert(&mut self, id: &str, why: &str) -> Option<FaultView> {
         let held = self.faults.get_mut(id)?;
         if let Some(applied) = held.applied.take() {
-            let packets = match &applied {
-                Applied::Net(net) => net.packets().ok(),
-                _ => None,
-            };
+            let mut packets = None;
             let outcome = match applied {
-                Applied::Net(net) => net.revert(),
+                Applied::Net(net) => net.revert().map(|p| packets = p),
                 Applied::Pause(paused) => paused.revert(),
                 Applied::Stress(stress) => stress.revert().map(|_| ()),
             };
@@ -455,6 +471,20 @@ impl Holder {
         Some(self.view(held))
     }
 
+    /// Forgets the oldest finished faults beyond the last thousand.
+    fn prune(&mut self) {
+        const KEEP: usize = 1000;
+        let finished: Vec<String> = self
+            .faults
+            .iter()
+            .filter(|(_, h)| h.applied.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in finished.iter().take(finished.len().saturating_sub(KEEP)) {
+            self.faults.remove(id);
+        }
+    }
+
     fn revert_all(&mut self, why: &str) -> Vec<FaultView> {
         let active: Vec<String> = self
             .faults
@@ -472,6 +502,50 @@ impl Holder {
     pub fn active(&self) -> usize {
         self.faults.values().filter(|h| h.applied.is_some()).count()
     }
+}
+
+/// Carries out a kill (nothing to hold or journal: it cannot be undone) and says how it went.
+fn kill(spec: &FaultSpec) -> Result<FaultView, Refusal> {
+    let FaultSpec::Kill {
+        pid,
+        signal,
+        grace_seconds,
+    } = spec
+    else {
+        return Err(Refusal::Failed("not a kill".into()));
+    };
+    let invalid = |e: faultline_fault::Error| match e {
+        faultline_fault::Error::Io { .. } | faultline_fault::Error::Residue(_) => {
+            Refusal::Failed(e.to_string())
+        }
+        other => Refusal::Invalid(other.to_string()),
+    };
+    let signal = faultline_fault::parse_signal(signal).map_err(invalid)?;
+    let grace = Duration::try_from_secs_f64(*grace_seconds)
+        .map_err(|_| Refusal::Invalid(format!("grace_seconds: {grace_seconds}")))?;
+    let process = Process::open(*pid).map_err(invalid)?;
+    let outcome = process.kill(signal, grace).map_err(invalid)?;
+    let detail = match outcome {
+        faultline_fault::KillOutcome::Exited { signal, after } => {
+            format!("exited {} ms after signal {signal}", after.as_millis())
+        }
+        faultline_fault::KillOutcome::Killed { signal, .. } => {
+            format!("outlived signal {signal}; killed with SIGKILL")
+        }
+    };
+    Ok(FaultView {
+        id: faultline_fault::new_fault_id(),
+        kind: "kill".into(),
+        pid: *pid,
+        state: "done".into(),
+        seconds_left: None,
+        lease_seconds: None,
+        kernel_anchored: true,
+        detail,
+        packets: None,
+        revert: None,
+        reverted_by: None,
+    })
 }
 
 fn net_fault(

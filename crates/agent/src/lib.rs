@@ -155,11 +155,12 @@ impl CounterSet {
     }
 }
 
-/// Removes what the faults in `pending` (from a previous agent's journal) left behind, and
-/// says what it did, one line each.
-pub fn sweep(pending: &[journal::Entry]) -> Vec<String> {
+/// Removes what the faults in `pending` (from a previous agent's journal) left behind. Returns
+/// what it did, one line each, and the entries it could not settle (to keep in the journal).
+pub fn sweep(pending: &[journal::Entry]) -> (Vec<String>, Vec<journal::Entry>) {
     use faultline_fault::{Process, start_time};
     let mut log = Vec::new();
+    let mut unresolved = Vec::new();
     // The same process: alive, and started when the journal says.
     let same = |pid: u32, start: Option<u64>| start.is_some() && start_time(pid) == start;
     for entry in pending {
@@ -184,17 +185,27 @@ pub fn sweep(pending: &[journal::Entry]) -> Vec<String> {
                             Ok(()) => log.push(format!(
                                 "{kind} {id}: removed leftover table inet {table} from the network namespace of pid {pid}"
                             )),
-                            Err(e) => log.push(format!("{kind} {id}: {e}")),
+                            Err(e) => {
+                                log.push(format!("{kind} {id}: {e}; kept in the journal"));
+                                unresolved.push(entry.clone());
+                            }
                         },
                         Ok(false) => log.push(format!(
                             "{kind} {id}: table inet {table} already gone (the kernel removed it with its owner)"
                         )),
-                        Err(e) => log.push(format!("{kind} {id}: {e}")),
+                        Err(e) => {
+                            log.push(format!("{kind} {id}: {e}; kept in the journal"));
+                            unresolved.push(entry.clone());
+                        }
                     }
                 } else if kind == "pause" && same(*pid, *pid_start) {
                     match Process::open(*pid).and_then(|p| p.resume()) {
                         Ok(()) => log.push(format!("pause {id}: pid {pid} continued")),
-                        Err(e) => log.push(format!("pause {id}: {e}")),
+                        Err(faultline_fault::Error::NoSuchProcess(_)) => {}
+                        Err(e) => {
+                            log.push(format!("pause {id}: {e}; kept in the journal"));
+                            unresolved.push(entry.clone());
+                        }
                     }
                 }
             }
@@ -217,5 +228,5 @@ pub fn sweep(pending: &[journal::Entry]) -> Vec<String> {
             journal::Entry::Revert { .. } => {}
         }
     }
-    log
+    (log, unresolved)
 }

@@ -54,14 +54,25 @@ pub fn run(options: AgentOptions) -> Result<(), String> {
                 .into(),
         );
     }
-    let (mut journal, pending) = Journal::open(&options.state_dir)
-        .map_err(|e| format!("--state-dir {}: {e}", options.state_dir.display()))?;
-    for line in crate::sweep(&pending) {
+    // Before touching the journal: is another agent already here?
+    if let AgentAddr::Unix(path) = &options.listen
+        && std::os::unix::net::UnixStream::connect(path).is_ok()
+    {
+        return Err(format!("{}: another agent is listening", path.display()));
+    }
+    let state_dir = |e: std::io::Error| format!("--state-dir {}: {e}", options.state_dir.display());
+    std::fs::create_dir_all(&options.state_dir).map_err(state_dir)?;
+    let _lock = lock_state_dir(&options.state_dir)?;
+    let (mut journal, pending) = Journal::open(&options.state_dir).map_err(state_dir)?;
+    let (log, unresolved) = crate::sweep(&pending);
+    for line in log {
         eprintln!("faultline agent: journal: {line}");
     }
-    journal
-        .truncate()
-        .map_err(|e| format!("--state-dir {}: {e}", options.state_dir.display()))?;
+    journal.truncate().map_err(state_dir)?;
+    // What the sweep could not settle stays in the journal for the next start.
+    for entry in &unresolved {
+        journal.write(entry).map_err(state_dir)?;
+    }
 
     let counters: Counters = Arc::new(CounterSet::default());
     let (commands, receiver) = std::sync::mpsc::channel();
@@ -86,15 +97,44 @@ pub fn run(options: AgentOptions) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("start the runtime: {e}"))?;
+    let counters = state.counters.clone();
     let served = runtime.block_on(serve(options.listen.clone(), state));
     // The handlers (and their senders) are gone: the holder reverts everything and ends.
     drop(runtime);
     let _ = holder_thread.join();
-    if let AgentAddr::Unix(path) = &options.listen {
+    if let (AgentAddr::Unix(path), Ok(())) = (&options.listen, &served) {
         let _ = std::fs::remove_file(path);
     }
-    eprintln!("faultline agent: stopped; every fault reverted");
+    let failures = counters
+        .revert_failures
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if failures == 0 {
+        eprintln!("faultline agent: stopped; every fault reverted");
+    } else {
+        eprintln!("faultline agent: stopped; {failures} reverts left residue (logged above)");
+    }
     served
+}
+
+/// An exclusive lock on the state directory, held while the agent runs: two agents sharing a
+/// journal would sweep each other's faults.
+fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd as _;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "--state-dir {}: another agent uses it",
+            dir.display()
+        ));
+    }
+    Ok(file)
 }
 
 fn router(state: AppState) -> Router {
@@ -210,7 +250,8 @@ fn refusal(r: Refusal) -> Response {
 }
 
 /// Sends a command to the holder and waits for its answer (the holder may be applying a
-/// fault, which takes milliseconds; it never waits on the network).
+/// fault, which takes milliseconds; it never waits on the network, and kills with a grace
+/// period run on threads of their own).
 async fn ask<T>(state: &AppState, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
     let (reply, answer) = oneshot::channel();
     state.commands.send(make(reply)).ok()?;

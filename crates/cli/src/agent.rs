@@ -76,7 +76,7 @@ pub fn client(args: &AgentClientArgs, required: bool) -> Result<Option<Client>, 
 
 fn client_failure(e: ClientError) -> Failure {
     match e {
-        ClientError::Status(400 | 403 | 404 | 409, _) => Failure::usage(e),
+        ClientError::Status(400 | 401 | 403 | 404 | 409, _) => Failure::usage(e),
         other => Failure::failed(other),
     }
 }
@@ -223,13 +223,21 @@ pub fn inject(client: &Client, kind: &InjectKind, lease: Duration) -> Result<(),
             break;
         }
         if Instant::now() < end {
-            let renewed = client.renew(&view.id).map_err(client_failure)?;
-            if renewed.state != "active" {
-                println!(
-                    "faultline: the agent ended the fault: {}",
-                    describe(&renewed)
-                );
-                return Ok(());
+            match client.renew(&view.id) {
+                Ok(_) => {}
+                // Not active any more: reverted by someone else, or its lease ran out while
+                // this process could not renew it. The fault did not last its duration.
+                Err(ClientError::Status(409, _)) => {
+                    let ended = client
+                        .list()
+                        .ok()
+                        .and_then(|views| views.into_iter().find(|v| v.id == view.id));
+                    let what = ended.as_ref().map_or_else(|| view.id.clone(), describe);
+                    return Err(Failure::failed(anyhow::anyhow!(
+                        "the fault ended before its duration: {what}"
+                    )));
+                }
+                Err(e) => return Err(client_failure(e)),
             }
         }
     }

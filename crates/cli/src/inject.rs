@@ -96,8 +96,7 @@ fn network(kind: &str, net: &NetArgs, effect: Effect) -> Result<(), Failure> {
         humantime::format_duration(net.duration)
     );
     let interrupted = interrupts.wait(net.duration);
-    let packets = applied.packets().unwrap_or(0);
-    applied.revert().map_err(Failure::failed)?;
+    let packets = applied.revert().map_err(Failure::failed)?.unwrap_or(0);
     println!(
         "faultline: {kind} reverted after {:.1}s{}; {packets} packets matched; revert verified",
         started.elapsed().as_secs_f64(),

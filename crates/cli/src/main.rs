@@ -37,8 +37,9 @@ enum Command {
     /// Find leaking task groups: the stacks whose goroutine or task count keeps growing across
     /// dumps (saved files, or a live endpoint sampled with --scrape). Exit 4 when one leaks.
     Leaks(LeaksArgs),
-    /// Apply a fault to a local process in the foreground: kill, pause, partition or loss. It
-    /// lasts --for, or until Ctrl-C, and goes away with this process whatever happens to it.
+    /// Apply a fault to a local process: kill, pause, partition, loss or stress. It lasts
+    /// --for, or until Ctrl-C, and goes away with this process (or the agent holding it)
+    /// whatever happens to it.
     Inject(InjectArgs),
     /// Run the node agent: hold faults for clients over an HTTP API, with leases, a journal,
     /// and lifetimes the kernel enforces. Stops (reverting everything) on SIGTERM or Ctrl-C.

@@ -68,10 +68,12 @@ impl Error {
 /// A fault's id: unique on this machine, and usable in an nftables table name
 /// (`faultline_<id>`).
 pub fn new_fault_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    format!("{ms:x}{:04x}", std::process::id() & 0xffff)
+    format!("{ms:x}{:04x}{n:x}", std::process::id() & 0xffff)
 }
 
 /// A network fault in force on a target.
@@ -117,8 +119,9 @@ impl AppliedNetFault {
         self.table.packets()
     }
 
-    /// Removes the fault and checks the table is gone.
-    pub fn revert(self) -> Result<(), Error> {
+    /// Removes the fault and checks the table is gone. Returns the packets its rules matched,
+    /// read just before the delete (`None` if they could not be read).
+    pub fn revert(self) -> Result<Option<u64>, Error> {
         self.table.remove()
     }
 }

@@ -112,6 +112,15 @@ pub fn faultline_tables(netns: &Path) -> Result<Vec<String>, Error> {
         .collect())
 }
 
+/// The packets every counter of a table listing counted.
+fn count_packets(listing: &str) -> u64 {
+    listing
+        .split("counter packets ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// A table held by a live `nft -i` child.
 #[derive(Debug)]
 pub struct OwnedTable {
@@ -210,6 +219,19 @@ impl OwnedTable {
                 continue;
             }
             let mut buf = [0u8; 4096];
+            // The listing first: when a listing and a later command's error are both waiting,
+            // the listing answers this call and the error is left for the next.
+            if fds[0].revents != 0 {
+                let got = out.read(&mut buf).unwrap_or(0);
+                if got == 0 {
+                    return Err(Error::Nft(format!(
+                        "nft -i exited: {}",
+                        String::from_utf8_lossy(&errors).trim()
+                    )));
+                }
+                listing.extend_from_slice(&buf[..got]);
+                continue;
+            }
             if fds[1].revents != 0 {
                 let got = err.read(&mut buf).unwrap_or(0);
                 errors.extend_from_slice(&buf[..got]);
@@ -224,16 +246,6 @@ impl OwnedTable {
                         .to_owned();
                     return Err(Error::Nft(message));
                 }
-            }
-            if fds[0].revents != 0 {
-                let got = out.read(&mut buf).unwrap_or(0);
-                if got == 0 {
-                    return Err(Error::Nft(format!(
-                        "nft -i exited: {}",
-                        String::from_utf8_lossy(&errors).trim()
-                    )));
-                }
-                listing.extend_from_slice(&buf[..got]);
             }
         }
     }
@@ -252,21 +264,37 @@ impl OwnedTable {
     pub fn packets(&self) -> Result<u64, Error> {
         let file = open_netns(&self.netns)?;
         let listing = run(&file, &["list", "table", "inet", &self.name], None)?;
-        Ok(listing
-            .split("counter packets ")
-            .skip(1)
-            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-            .sum())
+        Ok(count_packets(&listing))
     }
 
     /// Ends the holder (closing its stdin, then killing it if it lingers) and checks the kernel
     /// removed the table. Returns an error naming the residue if it did not.
-    pub fn remove(mut self) -> Result<(), Error> {
+    pub fn remove(mut self) -> Result<Option<u64>, Error> {
+        // On the holder's own socket: the last counters, the delete, then the table again:
+        // nft's "No such file or directory" is the kernel saying it is gone. Then the holder
+        // can simply be killed.
+        let request = format!(
+            "list table inet {0}\ndelete table inet {0}\nlist table inet {0}\n",
+            self.name
+        );
+        let sent = self.send(&request);
+        let packets = sent
+            .as_ref()
+            .ok()
+            .and_then(|()| self.read_listing().ok())
+            .map(|listing| count_packets(&listing));
+        let confirmed = sent.and_then(|()| self.read_listing());
         self.end_holder();
+        if let Err(Error::Nft(message)) = &confirmed
+            && message.contains("No such file or directory")
+        {
+            return Ok(packets);
+        }
+        // Otherwise the holder's death removes an owner table: look from outside.
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             if !table_exists(&self.netns, &self.name)? {
-                return Ok(());
+                return Ok(packets);
             }
             if Instant::now() > deadline {
                 return Err(Error::Residue(format!(
@@ -279,15 +307,9 @@ impl OwnedTable {
         }
     }
 
+    /// Ends the holder at once (the table, if it is still there, goes with it).
     fn end_holder(&mut self) {
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -353,7 +375,10 @@ mod tests {
                       add rule inet faultline_bad nochain ip daddr 192.0.2.1 drop\n";
         let err = OwnedTable::create(&ns.path(), "faultline_bad", script).unwrap_err();
         assert!(err.to_string().contains("Error"), "{err}");
-        assert!(!table_exists(&ns.path(), "faultline_bad").unwrap(), "half applied");
+        assert!(
+            !table_exists(&ns.path(), "faultline_bad").unwrap(),
+            "half applied"
+        );
     }
 
     #[test]
@@ -366,7 +391,7 @@ mod tests {
         assert!(table_exists(&ns.path(), "faultline_ok").unwrap());
         assert_eq!(faultline_tables(&ns.path()).unwrap(), ["faultline_ok"]);
         assert_eq!(table.packets().unwrap(), 0);
-        table.remove().unwrap();
+        assert_eq!(table.remove().unwrap(), Some(0));
         assert!(faultline_tables(&ns.path()).unwrap().is_empty());
     }
 }

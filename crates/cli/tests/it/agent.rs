@@ -116,7 +116,7 @@ fn the_api_refuses_what_it_should() {
     std::fs::write(
         &policy,
         format!(
-            r#"{{"max_seconds": 60, "denied_pids": [1, {}]}}"#,
+            r#"{{"max_seconds": 60, "max_faults": 1, "denied_pids": [1, {}]}}"#,
             denied.id()
         ),
     )
@@ -210,6 +210,17 @@ fn the_api_refuses_what_it_should() {
     assert_eq!(view["state"], "active");
     assert_eq!(state(sleeper.id()), 'T');
     let id = view["id"].as_str().unwrap();
+    // One at a time, says the policy.
+    let other = ChildGuard::spawn(Command::new("sleep").arg("600"));
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/faults",
+        t,
+        pause(other.id(), 5).as_bytes(),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("faults are active"), "{body}");
     let (status, body) = http(port, "DELETE", &format!("/v1/faults/{id}"), t, b"");
     assert_eq!(status, 200, "{body}");
     let view: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -217,7 +228,91 @@ fn the_api_refuses_what_it_should() {
     assert_ne!(state(sleeper.id()), 'T');
     let (_, metrics) = http(port, "GET", "/metrics", t, b"");
     assert!(metrics.contains("faultline_reverts_total 1"), "{metrics}");
+    // Renewing a fault that is over is a conflict.
+    let (status, _) = http(port, "POST", &format!("/v1/faults/{id}/renew"), t, b"");
+    assert_eq!(status, 409);
+
+    // The agent ends a fault at the end of its duration by itself.
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/faults",
+        t,
+        pause(sleeper.id(), 1).as_bytes(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = view["id"].as_str().unwrap().to_owned();
+    assert!(wait_until(Instant::now() + Duration::from_secs(5), || {
+        let (_, body) = http(port, "GET", &format!("/v1/faults/{id}"), t, b"");
+        body.contains(r#""reverted_by":"duration""#)
+    }));
+    assert_ne!(state(sleeper.id()), 'T');
+
+    // DELETE /v1/faults reverts every active fault.
+    let (status, _) = http(
+        port,
+        "POST",
+        "/v1/faults",
+        t,
+        pause(other.id(), 30).as_bytes(),
+    );
+    assert_eq!(status, 201);
+    let (status, body) = http(port, "DELETE", "/v1/faults", t, b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""revert":"verified""#), "{body}");
+    assert_ne!(state(other.id()), 'T');
     sleeper.stop();
+}
+
+#[test]
+fn a_second_agent_is_refused_and_harms_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Agent::unix(dir.path());
+    let sleeper = ChildGuard::spawn(Command::new("sleep").arg("600"));
+    let (_pausing, _out) = first.client(&[
+        "inject",
+        "pause",
+        "--pid",
+        &sleeper.id().to_string(),
+        "--for",
+        "10m",
+    ]);
+    assert!(wait_until(
+        Instant::now() + Duration::from_secs(10),
+        || state(sleeper.id()) == 'T'
+    ));
+    let socket = dir.path().join("agent.sock");
+    // The same socket: refused before it touches anything.
+    let ran = run(faultline()
+        .args(["agent", "--listen", &first.addr, "--state-dir"])
+        .arg(dir.path().join("other-state")));
+    assert_eq!(ran.code(), Some(1), "{}", ran.context());
+    assert!(
+        ran.stderr.contains("another agent is listening"),
+        "{}",
+        ran.stderr
+    );
+    assert!(socket.exists(), "the first agent's socket was removed");
+    // The same state directory on another socket: refused, and the journal left alone.
+    let ran = run(faultline()
+        .args(["agent", "--listen"])
+        .arg(format!("unix:{}", dir.path().join("second.sock").display()))
+        .arg("--state-dir")
+        .arg(dir.path().join("state")));
+    assert_eq!(ran.code(), Some(1), "{}", ran.context());
+    assert!(
+        ran.stderr.contains("another agent uses it"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        state(sleeper.id()),
+        'T',
+        "the first agent's pause was swept away"
+    );
+    let listed = run(faultline().args(["faults", "list", "--agent", &first.addr]));
+    assert!(listed.stdout.contains("active"), "{}", listed.context());
 }
 
 #[test]
