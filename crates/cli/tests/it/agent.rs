@@ -352,9 +352,48 @@ fn a_partition_held_by_the_agent_goes_when_the_agent_is_sigkilled() {
         std::fs::read_to_string(out.path()).unwrap_or_default()
     );
     assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    // And a loss on other traffic, held by the same agent: a second table.
+    let (_loss, out) = agent.client(&[
+        "inject",
+        "loss",
+        "--percent",
+        "50",
+        "--pid",
+        &target,
+        "--peer",
+        "192.0.2.0/24",
+        "--for",
+        "10m",
+    ]);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || setup
+            .lab
+            .faultline_tables(1)
+            .len()
+            == 2),
+        "{}",
+        std::fs::read_to_string(out.path()).unwrap_or_default()
+    );
     let listed = run(faultline().args(["faults", "list", "--agent", &agent.addr]));
     assert!(listed.stdout.contains("partition"), "{}", listed.context());
+    assert!(listed.stdout.contains("loss"), "{}", listed.stdout);
     assert!(listed.stdout.contains("active"), "{}", listed.stdout);
+    // The agent lists the target, outside its own network namespace.
+    let client = faultline_agent::Client::new(
+        agent.addr.parse::<faultline_agent::AgentAddr>().unwrap(),
+        None,
+    );
+    let (status, body) = client.request("GET", "/v1/targets", None).unwrap();
+    assert_eq!(status, 200);
+    let targets: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let listed = targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["pid"] == setup.target)
+        .unwrap_or_else(|| panic!("target {} not listed", setup.target));
+    assert_eq!(listed["in_agent_netns"], false);
+    assert_eq!(listed["comm"], "sleep");
 
     signal(agent.guard.id(), libc::SIGKILL);
     let killed = Instant::now();
@@ -363,7 +402,7 @@ fn a_partition_held_by_the_agent_goes_when_the_agent_is_sigkilled() {
             .lab
             .faultline_tables(1)
             .is_empty()),
-        "the table outlived the agent"
+        "the tables outlived the agent"
     );
     assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
 }
