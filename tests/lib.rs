@@ -1245,29 +1245,35 @@ impl Drop for NetLab {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A cgroup with a CPU limit, for CPU stress
+// Cgroups for CPU stress and the freezer
 
-/// A cgroup made for one test in the cgroup v1 `cpu` hierarchy (`/sys/fs/cgroup/cpu`), with a
-/// CPU quota. Dropping it waits for the processes in it to be gone (the test stops its own;
-/// faultline's workers end with their fault) and removes it, also when the test fails.
+/// A cgroup made for one test in a cgroup v1 hierarchy: `cpu` with a CPU quota, or `freezer`.
+/// Dropping it waits for the processes in it to be gone (the test stops its own; faultline's
+/// workers end with their fault) and removes it, also when the test fails.
 #[derive(Debug)]
-pub struct CpuCgroup {
+pub struct TestCgroup {
     dir: PathBuf,
 }
 
-impl CpuCgroup {
+impl TestCgroup {
     /// The v1 `cpu` hierarchy's mount point on this kind of machine.
     pub const V1_CPU: &'static str = "/sys/fs/cgroup/cpu";
+    /// The v1 `freezer` hierarchy's mount point.
+    pub const V1_FREEZER: &'static str = "/sys/fs/cgroup/freezer";
+
+    #[track_caller]
+    fn create(hierarchy: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = Path::new(hierarchy).join(format!("faultline-test-{}-{n}", std::process::id()));
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Self { dir }
+    }
 
     /// A new cgroup limited to `cores` of CPU (`cpu.cfs_quota_us` over a 100 ms period).
     #[track_caller]
     pub fn with_quota(cores: f64) -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            Path::new(Self::V1_CPU).join(format!("faultline-test-{}-{n}", std::process::id()));
-        fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        let group = Self { dir };
+        let group = Self::create(Self::V1_CPU);
         fs::write(group.dir.join("cpu.cfs_period_us"), "100000").unwrap();
         fs::write(
             group.dir.join("cpu.cfs_quota_us"),
@@ -1275,6 +1281,12 @@ impl CpuCgroup {
         )
         .unwrap();
         group
+    }
+
+    /// A new cgroup in the freezer hierarchy. Dropping it thaws it first.
+    #[track_caller]
+    pub fn freezer() -> Self {
+        Self::create(Self::V1_FREEZER)
     }
 
     /// Moves process `pid` into the cgroup.
@@ -1298,8 +1310,10 @@ impl CpuCgroup {
     }
 }
 
-impl Drop for CpuCgroup {
+impl Drop for TestCgroup {
     fn drop(&mut self) {
+        // A frozen cgroup's processes cannot die; thaw it (a no-op elsewhere).
+        let _ = fs::write(self.dir.join("freezer.state"), "THAWED");
         let deadline = Instant::now() + Duration::from_secs(5);
         while fs::remove_dir(&self.dir).is_err() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));

@@ -167,8 +167,8 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
             allow_host_netns: net.allow_host_netns,
             seconds: net.duration.as_secs_f64(),
         },
-        InjectKind::Pause { pid, duration } => FaultSpec::Pause {
-            pid: *pid,
+        InjectKind::Pause { pid, duration, .. } => FaultSpec::Pause {
+            pid: pid.unwrap_or_default(),
             seconds: duration.as_secs_f64(),
         },
         InjectKind::Stress {
@@ -194,6 +194,14 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
 /// at the end. If this process stops renewing (killed, stopped, cut off), the lease expires
 /// and the agent reverts the fault.
 pub fn inject(client: &Client, kind: &InjectKind, lease: Duration) -> Result<(), Failure> {
+    if let InjectKind::Pause {
+        cgroup: Some(_), ..
+    } = kind
+    {
+        return Err(Failure::usage(
+            "pause --cgroup is not available through an agent yet; run it without --agent",
+        ));
+    }
     let spec = spec(kind);
     let duration = Duration::from_secs_f64(spec.seconds());
     let interrupts = Interrupts::block();

@@ -40,7 +40,17 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
             network("loss", &net, Effect::Loss(percent))
         }
         InjectKind::Kill { pid, signal, grace } => kill(pid, &signal, grace),
-        InjectKind::Pause { pid, duration } => pause(pid, duration),
+        InjectKind::Pause {
+            pid: Some(pid),
+            duration,
+            ..
+        } => pause(pid, duration),
+        InjectKind::Pause {
+            cgroup: Some(cgroup),
+            duration,
+            ..
+        } => freeze(&cgroup, duration),
+        InjectKind::Pause { .. } => Err(Failure::usage("pause needs --pid or --cgroup")),
         InjectKind::Stress {
             pid,
             workers,
@@ -203,5 +213,41 @@ fn stress(pid: u32, stress: Stress, duration: Duration) -> Result<(), Failure> {
 /// The hidden `__stress-worker FRACTION DEADLINE_MS` mode.
 pub fn stress_worker(busy_fraction: f64, deadline_ms: u64) -> Result<(), Failure> {
     faultline_fault::run_stress_worker(busy_fraction, Duration::from_millis(deadline_ms))
+        .map_err(Failure::failed)
+}
+
+fn freeze(cgroup: &std::path::Path, duration: Duration) -> Result<(), Failure> {
+    let freezer = faultline_fault::Freezer::of(cgroup).map_err(invalid)?;
+    let exe = std::env::current_exe().map_err(Failure::failed)?;
+    let mut guard = std::process::Command::new(exe);
+    guard
+        .arg("__thaw-guard")
+        .arg(freezer.dir())
+        .arg(duration.as_millis().to_string());
+    let interrupts = Interrupts::block();
+    let started = Instant::now();
+    let frozen = faultline_fault::FrozenCgroup::apply(freezer, guard).map_err(invalid)?;
+    println!(
+        "faultline: pause: cgroup {} frozen (thaw guard pid {}); thawing in {} or on Ctrl-C",
+        cgroup.display(),
+        frozen.guard_pid(),
+        humantime::format_duration(duration)
+    );
+    let interrupted = interrupts.wait(duration);
+    frozen.revert().map_err(Failure::failed)?;
+    println!(
+        "faultline: pause reverted after {:.1}s{}; cgroup {} thawed; revert verified",
+        started.elapsed().as_secs_f64(),
+        interrupted
+            .map(|s| format!(" (signal {s})"))
+            .unwrap_or_default(),
+        cgroup.display()
+    );
+    Ok(())
+}
+
+/// The hidden `__thaw-guard DIR DEADLINE_MS` mode (see faultline_fault::FrozenCgroup).
+pub fn thaw_guard(cgroup: &std::path::Path, deadline_ms: u64) -> Result<(), Failure> {
+    faultline_fault::run_thaw_guard(cgroup, Duration::from_millis(deadline_ms))
         .map_err(Failure::failed)
 }

@@ -47,6 +47,10 @@ enum Command {
     /// List or revert the faults an agent holds.
     #[command(subcommand)]
     Faults(FaultsCommand),
+    /// (internal) thaw a frozen cgroup when its lease pipe closes: started by `inject pause
+    /// --cgroup`.
+    #[command(name = "__thaw-guard", hide = true)]
+    ThawGuard { cgroup: PathBuf, deadline_ms: u64 },
     /// (internal) a CPU stress worker: started by `inject stress`.
     #[command(name = "__stress-worker", hide = true)]
     StressWorker {
@@ -267,11 +271,17 @@ enum InjectKind {
         #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
         duration: std::time::Duration,
     },
-    /// Stop the process (SIGSTOP) for a while, then continue it (SIGCONT).
+    /// Stop the process (SIGSTOP) for a while, then continue it (SIGCONT); or freeze every
+    /// process of a cgroup with the kernel's freezer, then thaw it.
+    #[command(group = clap::ArgGroup::new("pause_target").required(true).args(["pid", "cgroup"]))]
     Pause {
         /// The process.
         #[arg(long)]
-        pid: u32,
+        pid: Option<u32>,
+        /// A cgroup directory to freeze instead: in the v1 freezer hierarchy
+        /// (/sys/fs/cgroup/freezer/...) or the v2 one.
+        #[arg(long, value_name = "DIR")]
+        cgroup: Option<PathBuf>,
         /// How long it stays stopped.
         #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
         duration: std::time::Duration,
@@ -393,6 +403,10 @@ fn main() -> ExitCode {
         Command::Agent(args) => agent::run(args),
         Command::Faults(command) => agent::faults(command),
         Command::ResumeGuard { pid, deadline_ms } => inject::resume_guard(pid, deadline_ms),
+        Command::ThawGuard {
+            cgroup,
+            deadline_ms,
+        } => inject::thaw_guard(&cgroup, deadline_ms),
         Command::StressWorker {
             busy_fraction,
             deadline_ms,

@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod foreground;
+pub mod freezer;
 pub mod net;
 pub mod nft;
 pub mod process;
@@ -19,6 +20,7 @@ pub mod target;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use foreground::Interrupts;
+pub use freezer::{Freezer, FrozenCgroup, run_thaw_guard};
 pub use net::{Cidr, Direction, Effect, NetFault, Protocol, Selector};
 pub use process::{
     KillOutcome, PausedProcess, Process, parse_signal, run_resume_guard, start_time,

@@ -304,12 +304,31 @@ impl PausedProcess {
 /// passes, then sends SIGCONT. Ignores the terminal's signals, so a Ctrl-C aimed at the
 /// faultline in front cannot take the guard down before it has resumed the target.
 pub fn run_resume_guard(pid: u32, deadline: Duration) -> Result<(), Error> {
+    let process = Process::open(pid)?;
+    wait_for_lease(deadline)?;
+    match process.signal(libc::SIGCONT) {
+        Ok(()) | Err(Error::NoSuchProcess(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// When process `pid` started, in clock ticks since boot (`/proc/PID/stat` field 22): with the
+/// pid, it names one process and never a later one that reused the pid.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    // Field 3 (state) is the first after the comm; field 22 is 19 further.
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A guard's wait: ignores the terminal's signals, says `ready` on standard output, and returns
+/// when standard input (the lease pipe) ends or `deadline` passes.
+pub(crate) fn wait_for_lease(deadline: Duration) -> Result<(), Error> {
     use std::io::Write as _;
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: setting a signal's disposition to SIG_IGN.
         unsafe { libc::signal(signal, libc::SIG_IGN) };
     }
-    let process = Process::open(pid)?;
     let mut out = std::io::stdout();
     out.write_all(b"ready\n")
         .and_then(|()| out.flush())
@@ -318,7 +337,7 @@ pub fn run_resume_guard(pid: u32, deadline: Duration) -> Result<(), Error> {
     loop {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            break;
+            return Ok(());
         }
         let mut poll = libc::pollfd {
             fd: 0,
@@ -333,21 +352,8 @@ pub fn run_resume_guard(pid: u32, deadline: Duration) -> Result<(), Error> {
             // SAFETY: reading one byte from standard input into a local buffer.
             let read = unsafe { libc::read(0, byte.as_mut_ptr().cast(), 1) };
             if read <= 0 {
-                break; // end-of-file (or an error): the lease is gone
+                return Ok(()); // end-of-file (or an error): the lease is gone
             }
         }
     }
-    match process.signal(libc::SIGCONT) {
-        Ok(()) | Err(Error::NoSuchProcess(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// When process `pid` started, in clock ticks since boot (`/proc/PID/stat` field 22): with the
-/// pid, it names one process and never a later one that reused the pid.
-pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    // Field 3 (state) is the first after the comm; field 22 is 19 further.
-    after.split_whitespace().nth(19)?.parse().ok()
 }

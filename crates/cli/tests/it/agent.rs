@@ -514,7 +514,7 @@ fn pause_and_stress_held_by_a_sigkilled_agent_go_away() {
         Instant::now() + Duration::from_secs(10),
         || state(sleeper.id()) == 'T'
     ));
-    let cgroup = faultline_tests::CpuCgroup::with_quota(0.5);
+    let cgroup = faultline_tests::TestCgroup::with_quota(0.5);
     let mut busy = ChildGuard::spawn(Command::new("sh").args(["-c", "while :; do :; done"]));
     cgroup.add(busy.id());
     let (_stressing, out) = agent.client(&[

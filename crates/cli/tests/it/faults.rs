@@ -448,7 +448,7 @@ fn cpu_share(pid: u32, window: Duration) -> f64 {
 
 #[test]
 fn stress_squeezes_a_target_within_its_cpu_quota_and_leaves_nothing() {
-    let cgroup = faultline_tests::CpuCgroup::with_quota(0.5);
+    let cgroup = faultline_tests::TestCgroup::with_quota(0.5);
     let mut busy = ChildGuard::spawn(Command::new("sh").args(["-c", "while :; do :; done"]));
     cgroup.add(busy.id());
     let alone = cpu_share(busy.id(), Duration::from_millis(1500));
@@ -520,5 +520,58 @@ fn stress_squeezes_a_target_within_its_cpu_quota_and_leaves_nothing() {
         cgroup.pids()
     );
     drop(stressing);
+    busy.stop();
+}
+
+#[test]
+fn pause_freezes_a_whole_cgroup_and_a_sigkilled_faultline_thaws_it() {
+    let cgroup = faultline_tests::TestCgroup::freezer();
+    let mut busy = ChildGuard::spawn(Command::new("sh").args(["-c", "while :; do :; done"]));
+    cgroup.add(busy.id());
+    let freezer_state = || std::fs::read_to_string(cgroup.dir().join("freezer.state")).unwrap();
+    let dir = cgroup.dir().to_str().unwrap().to_owned();
+
+    let mut pausing = ChildGuard::spawn(
+        faultline()
+            .args(["inject", "pause", "--cgroup", &dir, "--for", "60s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    assert!(wait_until(
+        Instant::now() + Duration::from_secs(10),
+        || freezer_state().trim() == "FROZEN"
+    ));
+    assert_eq!(
+        cpu_share(busy.id(), Duration::from_millis(500)),
+        0.0,
+        "frozen: no CPU"
+    );
+    signal(pausing.id(), libc::SIGINT);
+    assert!(wait_until(Instant::now() + Duration::from_secs(10), || {
+        pausing.has_exited()
+    }));
+    assert_eq!(freezer_state().trim(), "THAWED");
+    assert!(cpu_share(busy.id(), Duration::from_millis(500)) > 0.0);
+
+    // SIGKILL the faultline holding the freeze: its guard thaws the cgroup.
+    let pausing = ChildGuard::spawn(
+        faultline()
+            .args(["inject", "pause", "--cgroup", &dir, "--for", "10m"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    assert!(wait_until(
+        Instant::now() + Duration::from_secs(10),
+        || freezer_state().trim() == "FROZEN"
+    ));
+    signal(pausing.id(), libc::SIGKILL);
+    let killed = Instant::now();
+    assert!(
+        wait_until(killed + Duration::from_secs(1), || freezer_state().trim()
+            == "THAWED"),
+        "still {} a second after faultline died",
+        freezer_state().trim()
+    );
+    drop(pausing);
     busy.stop();
 }
