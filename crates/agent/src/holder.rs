@@ -276,6 +276,8 @@ impl Holder {
             }
         };
         let state = if applied.is_some() { "active" } else { "done" };
+        let kernel_anchored =
+            !matches!(&applied, Some(Applied::Net(net)) if !net.kernel_anchored());
         if state == "done" {
             let _ = self.journal.write(&Entry::Revert { id: id.clone() });
         }
@@ -288,7 +290,7 @@ impl Holder {
                 state: state.into(),
                 seconds_left: None,
                 lease_seconds: lease.map(|l| l.as_secs_f64()),
-                kernel_anchored: true,
+                kernel_anchored,
                 detail,
                 packets: None,
                 revert: None,

@@ -103,8 +103,13 @@ fn describe(view: &FaultView) -> String {
             )
         })
         .unwrap_or_default();
+    let anchored = if view.kernel_anchored {
+        ""
+    } else {
+        " (not kernel-anchored)"
+    };
     format!(
-        "{} {} pid {} {}{left}{packets}{revert}; {}",
+        "{} {} pid {} {}{anchored}{left}{packets}{revert}; {}",
         view.id, view.kind, view.pid, view.state, view.detail
     )
 }

@@ -98,6 +98,16 @@ fn network(kind: &str, net: &NetArgs, effect: Effect) -> Result<(), Failure> {
     let started = Instant::now();
     let applied =
         AppliedNetFault::apply(&target, &fault, &id, net.allow_host_netns).map_err(invalid)?;
+    if !applied.kernel_anchored() {
+        eprintln!(
+            "faultline: warning: this kernel has no nftables owner tables: if this process is \
+             killed before it reverts, table inet {} stays in the target's network namespace \
+             (remove it with `nft delete table inet {}` there); an agent sweeps such leftovers \
+             from its journal",
+            applied.table(),
+            applied.table()
+        );
+    }
     println!(
         "faultline: {kind} {} applied to pid {} (table held by pid {}); reverting in {} or on Ctrl-C",
         applied.table(),

@@ -82,7 +82,13 @@ pub fn new_fault_id() -> String {
 #[derive(Debug)]
 pub struct AppliedNetFault {
     table: nft::OwnedTable,
+    kernel_anchored: bool,
 }
+
+/// Set (to anything but empty or `0`) to create plain tables instead of owner tables, as on a
+/// kernel before 5.12: for tests of the journal's sweep, and to diagnose a kernel that refuses
+/// owner tables.
+pub const NO_OWNER_TABLES_ENV: &str = "FAULTLINE_NO_OWNER_TABLES";
 
 impl AppliedNetFault {
     /// Applies `fault` inside `target`'s network namespace as table `faultline_<id>`. Refuses
@@ -101,9 +107,34 @@ impl AppliedNetFault {
             return Err(Error::Invalid(format!("fault id {id:?}")));
         }
         let name = format!("faultline_{id}");
-        let script = fault.nft_script(&name, true);
-        let table = nft::OwnedTable::create(&target.netns, &name, &script)?;
-        Ok(Self { table })
+        let forced_plain =
+            std::env::var_os(NO_OWNER_TABLES_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+        if !forced_plain {
+            match nft::OwnedTable::create(&target.netns, &name, &fault.nft_script(&name, true)) {
+                Ok(table) => {
+                    return Ok(Self {
+                        table,
+                        kernel_anchored: true,
+                    });
+                }
+                // A kernel before 5.12 (or an nft before 0.9.9) does not know owner tables.
+                Err(Error::Nft(message)) if message.contains("owner") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // A plain table outlives its holder: only the revert, or the agent's journal sweep,
+        // removes it.
+        let table = nft::OwnedTable::create(&target.netns, &name, &fault.nft_script(&name, false))?;
+        Ok(Self {
+            table,
+            kernel_anchored: false,
+        })
+    }
+
+    /// Whether the kernel removes the table by itself when its holder dies (an owner table).
+    /// When not, a holder killed before its revert leaves the table behind.
+    pub fn kernel_anchored(&self) -> bool {
+        self.kernel_anchored
     }
 
     /// The nftables table (`faultline_<id>`).

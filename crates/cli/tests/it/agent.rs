@@ -21,12 +21,17 @@ struct Agent {
 
 impl Agent {
     fn start(dir: &Path, listen: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, listen, extra, &[])
+    }
+
+    fn start_with_env(dir: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let log = dir.join(format!("agent-{}.log", free_port()));
         let guard = ChildGuard::spawn(
             faultline()
                 .args(["agent", "--listen", listen, "--state-dir"])
                 .arg(dir.join("state"))
                 .args(extra)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap()),
@@ -586,4 +591,62 @@ fn the_journal_of_a_dead_agent_is_swept_at_the_next_start() {
         "{}",
         agent.log_text()
     );
+}
+
+#[test]
+fn without_owner_tables_a_killed_agents_leftover_is_swept_at_the_next_start() {
+    let setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = format!("unix:{}", dir.path().join("agent.sock").display());
+    // As on a kernel before 5.12: plain tables, which outlive their holder.
+    let mut agent = Agent::start_with_env(
+        dir.path(),
+        &socket,
+        &[],
+        &[("FAULTLINE_NO_OWNER_TABLES", "1")],
+    );
+    let target = setup.target.to_string();
+    let (_client, out) = agent.client(&[
+        "inject",
+        "partition",
+        "--pid",
+        &target,
+        "--peer",
+        NetLab::A_IP,
+        "--for",
+        "10m",
+    ]);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || !setup
+            .lab
+            .faultline_tables(1)
+            .is_empty()),
+        "{}",
+        std::fs::read_to_string(out.path()).unwrap_or_default()
+    );
+    let listed = run(faultline().args(["faults", "list", "--agent", &agent.addr]));
+    assert!(
+        listed.stdout.contains("not kernel-anchored"),
+        "{}",
+        listed.context()
+    );
+    signal(agent.guard.id(), libc::SIGKILL);
+    agent.guard.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        setup.lab.faultline_tables(1).len(),
+        1,
+        "a plain table stays when its agent dies"
+    );
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    // The next agent's journal sweep removes it before it listens.
+    let next = Agent::unix(dir.path());
+    assert!(setup.lab.faultline_tables(1).is_empty());
+    assert!(
+        next.log_text()
+            .contains("removed leftover table inet faultline_"),
+        "{}",
+        next.log_text()
+    );
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
 }
