@@ -153,7 +153,7 @@ pub fn faults(command: FaultsCommand) -> Result<(), Failure> {
 pub fn spec(kind: &InjectKind) -> FaultSpec {
     match kind {
         InjectKind::Partition(net) => FaultSpec::Partition {
-            pid: net.pid,
+            pid: net.pid.unwrap_or_default(),
             peers: net.peers.clone(),
             ports: net.ports.clone(),
             protocol: net.protocol.clone(),
@@ -163,7 +163,7 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
             seconds: net.duration.as_secs_f64(),
         },
         InjectKind::Loss { percent, net } => FaultSpec::Loss {
-            pid: net.pid,
+            pid: net.pid.unwrap_or_default(),
             percent: u8::try_from(*percent).unwrap_or(u8::MAX),
             peers: net.peers.clone(),
             ports: net.ports.clone(),
@@ -181,14 +181,17 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
             workers,
             load,
             duration,
+            ..
         } => FaultSpec::Stress {
-            pid: *pid,
+            pid: pid.unwrap_or_default(),
             workers: *workers,
             load: *load,
             seconds: duration.as_secs_f64(),
         },
-        InjectKind::Kill { pid, signal, grace } => FaultSpec::Kill {
-            pid: *pid,
+        InjectKind::Kill {
+            pid, signal, grace, ..
+        } => FaultSpec::Kill {
+            pid: pid.unwrap_or_default(),
             signal: signal.clone(),
             grace_seconds: grace.as_secs_f64(),
         },
@@ -199,12 +202,15 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
 /// at the end. If this process stops renewing (killed, stopped, cut off), the lease expires
 /// and the agent reverts the fault.
 pub fn inject(client: &Client, kind: &InjectKind, lease: Duration) -> Result<(), Failure> {
-    if let InjectKind::Pause {
-        cgroup: Some(_), ..
-    } = kind
-    {
+    let by_cgroup = match kind {
+        InjectKind::Partition(net) | InjectKind::Loss { net, .. } => net.cgroup.is_some(),
+        InjectKind::Pause { cgroup, .. }
+        | InjectKind::Stress { cgroup, .. }
+        | InjectKind::Kill { cgroup, .. } => cgroup.is_some(),
+    };
+    if by_cgroup {
         return Err(Failure::usage(
-            "pause --cgroup is not available through an agent yet; run it without --agent",
+            "--cgroup targets are not available through an agent yet; run without --agent",
         ));
     }
     let spec = spec(kind);

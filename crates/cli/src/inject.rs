@@ -39,7 +39,19 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
                 })?;
             network("loss", &net, Effect::Loss(percent))
         }
-        InjectKind::Kill { pid, signal, grace } => kill(pid, &signal, grace),
+        InjectKind::Kill {
+            pid: Some(pid),
+            signal,
+            grace,
+            ..
+        } => kill(pid, &signal, grace),
+        InjectKind::Kill {
+            cgroup: Some(cgroup),
+            signal,
+            grace,
+            ..
+        } => kill_cgroup(&cgroup, &signal, grace),
+        InjectKind::Kill { .. } => Err(Failure::usage("kill needs --pid or --cgroup")),
         InjectKind::Pause {
             pid: Some(pid),
             duration,
@@ -53,10 +65,18 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         InjectKind::Pause { .. } => Err(Failure::usage("pause needs --pid or --cgroup")),
         InjectKind::Stress {
             pid,
+            cgroup,
             workers,
             load,
             duration,
-        } => stress(pid, Stress { workers, load }, duration),
+        } => {
+            let target = match (pid, cgroup) {
+                (Some(pid), _) => Target::process(pid).map_err(invalid)?,
+                (None, Some(dir)) => Target::cgroup(&dir).map_err(invalid)?.0,
+                (None, None) => return Err(Failure::usage("stress needs --pid or --cgroup")),
+            };
+            stress(&target, Stress { workers, load }, duration)
+        }
     }
 }
 
@@ -92,7 +112,14 @@ fn network(kind: &str, net: &NetArgs, effect: Effect) -> Result<(), Failure> {
         effect,
     };
     fault.validate().map_err(invalid)?;
-    let target = Target::process(net.pid).map_err(invalid)?;
+    let (target, what) = match (net.pid, &net.cgroup) {
+        (Some(pid), _) => (Target::process(pid).map_err(invalid)?, format!("pid {pid}")),
+        (None, Some(dir)) => (
+            Target::cgroup(dir).map_err(invalid)?.0,
+            format!("the processes of cgroup {}", dir.display()),
+        ),
+        (None, None) => return Err(Failure::usage("give --pid or --cgroup")),
+    };
     let id = faultline_fault::new_fault_id();
     let interrupts = Interrupts::block();
     let started = Instant::now();
@@ -109,9 +136,8 @@ fn network(kind: &str, net: &NetArgs, effect: Effect) -> Result<(), Failure> {
         );
     }
     println!(
-        "faultline: {kind} {} applied to pid {} (table held by pid {}); reverting in {} or on Ctrl-C",
+        "faultline: {kind} {} applied to {what} (table held by pid {}); reverting in {} or on Ctrl-C",
         applied.table(),
-        net.pid,
         applied.holder_pid(),
         humantime::format_duration(net.duration)
     );
@@ -177,13 +203,13 @@ pub fn resume_guard(pid: u32, deadline_ms: u64) -> Result<(), Failure> {
         .map_err(Failure::failed)
 }
 
-fn stress(pid: u32, stress: Stress, duration: Duration) -> Result<(), Failure> {
-    let target = Target::process(pid).map_err(invalid)?;
+fn stress(target: &Target, stress: Stress, duration: Duration) -> Result<(), Failure> {
+    let pid = target.pid;
     let exe = std::env::current_exe().map_err(Failure::failed)?;
     let deadline_ms = duration.as_millis().to_string();
     let interrupts = Interrupts::block();
     let started = Instant::now();
-    let applied = AppliedStress::apply(&target, &stress, |fraction| {
+    let applied = AppliedStress::apply(target, &stress, |fraction| {
         let mut worker = std::process::Command::new(&exe);
         worker
             .arg("__stress-worker")
@@ -260,4 +286,39 @@ fn freeze(cgroup: &std::path::Path, duration: Duration) -> Result<(), Failure> {
 pub fn thaw_guard(cgroup: &std::path::Path, deadline_ms: u64) -> Result<(), Failure> {
     faultline_fault::run_thaw_guard(cgroup, Duration::from_millis(deadline_ms))
         .map_err(Failure::failed)
+}
+
+/// Kills every process of a cgroup: pidfds first (so no pid reused meanwhile is hit), the
+/// signal to all, then SIGKILL to those that outlive the grace period.
+fn kill_cgroup(cgroup: &std::path::Path, signal: &str, grace: Duration) -> Result<(), Failure> {
+    let signal = faultline_fault::parse_signal(signal).map_err(invalid)?;
+    let (_, pids) = Target::cgroup(cgroup).map_err(invalid)?;
+    let processes: Vec<Process> = pids
+        .iter()
+        .filter_map(|&pid| Process::open(pid).ok())
+        .collect();
+    for process in &processes {
+        let _ = process.signal(signal);
+    }
+    let deadline = Instant::now() + grace;
+    let mut killed = 0;
+    for process in &processes {
+        if !process.wait_exit(deadline.saturating_duration_since(Instant::now())) {
+            killed += 1;
+            let _ = process.kill(libc_sigkill(), Duration::from_secs(5));
+        }
+    }
+    println!(
+        "faultline: kill: {} processes of cgroup {} signalled with {signal}; {killed} outlived \
+         {} and got SIGKILL; all gone",
+        processes.len(),
+        cgroup.display(),
+        humantime::format_duration(grace)
+    );
+    Ok(())
+}
+
+/// SIGKILL's number, without the binary depending on libc.
+fn libc_sigkill() -> i32 {
+    faultline_fault::parse_signal("KILL").unwrap_or(9)
 }

@@ -245,10 +245,14 @@ enum InjectKind {
         net: NetArgs,
     },
     /// Send a signal (TERM unless told), then SIGKILL if the process outlives --grace.
+    #[command(group = clap::ArgGroup::new("kill_target").required(true).args(["pid", "cgroup"]))]
     Kill {
         /// The process.
         #[arg(long)]
-        pid: u32,
+        pid: Option<u32>,
+        /// Every process of this cgroup directory instead.
+        #[arg(long, value_name = "DIR")]
+        cgroup: Option<PathBuf>,
         /// The first signal: TERM, INT, QUIT, HUP, KILL, USR1, USR2, ABRT or a number.
         #[arg(long, default_value = "TERM")]
         signal: String,
@@ -257,10 +261,14 @@ enum InjectKind {
         grace: std::time::Duration,
     },
     /// Burn CPU inside the process's cgroup, competing for its CPU limit.
+    #[command(group = clap::ArgGroup::new("stress_target").required(true).args(["pid", "cgroup"]))]
     Stress {
         /// The process whose cgroup to stress.
         #[arg(long)]
-        pid: u32,
+        pid: Option<u32>,
+        /// The cgroup directory to stress (v1 cpu hierarchy or v2) instead.
+        #[arg(long, value_name = "DIR")]
+        cgroup: Option<PathBuf>,
         /// Worker processes.
         #[arg(long, default_value_t = 1)]
         workers: u32,
@@ -290,10 +298,14 @@ enum InjectKind {
 
 /// A network fault's target, traffic and duration.
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("net_target").required(true).args(["pid", "cgroup"]))]
 struct NetArgs {
     /// A process in the network namespace to fault.
     #[arg(long)]
-    pid: u32,
+    pid: Option<u32>,
+    /// A cgroup whose processes share the network namespace to fault, instead.
+    #[arg(long, value_name = "DIR")]
+    cgroup: Option<PathBuf>,
     /// A peer address or CIDR block (repeatable; at least one).
     #[arg(long = "peer", value_name = "CIDR", required = true)]
     peers: Vec<String>,

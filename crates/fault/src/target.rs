@@ -27,6 +27,45 @@ impl Target {
         Self::process_in(Path::new("/proc"), pid)
     }
 
+    /// Every process of cgroup directory `dir` (v1 or v2): the target is its first process,
+    /// and the cgroup directory itself is the target's CPU cgroup. All its processes must share
+    /// one network namespace, so a network fault on it means one thing.
+    pub fn cgroup(dir: &Path) -> Result<(Self, Vec<u32>), Error> {
+        let procs = dir.join("cgroup.procs");
+        let text = std::fs::read_to_string(&procs)
+            .map_err(|e| Error::io(format!("{}", procs.display()), e))?;
+        let pids: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let Some(&first) = pids.first() else {
+            return Err(Error::Invalid(format!(
+                "{}: the cgroup has no processes",
+                dir.display()
+            )));
+        };
+        let mut target = Self::process(first)?;
+        for &pid in &pids[1..] {
+            let inode = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino());
+            if let Ok(inode) = inode
+                && inode != target.netns_inode
+            {
+                return Err(Error::Invalid(format!(
+                    "{}: its processes are in different network namespaces ({} and {}); \
+                     target one of them with --pid",
+                    dir.display(),
+                    first,
+                    pid
+                )));
+            }
+        }
+        // The cgroup given is the one to stress: the v1 cpu hierarchy or the unified one.
+        if dir.join("cpu.cfs_quota_us").exists() {
+            target.cgroup.v1_cpu = Some(dir.to_owned());
+        } else if dir.join("cgroup.controllers").exists() {
+            target.cgroup.v1_cpu = None;
+            target.cgroup.v2 = Some(dir.to_owned());
+        }
+        Ok((target, pids))
+    }
+
     fn process_in(proc: &Path, pid: u32) -> Result<Self, Error> {
         let dir = proc.join(pid.to_string());
         if !dir.exists() {

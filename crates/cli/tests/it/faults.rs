@@ -575,3 +575,62 @@ fn pause_freezes_a_whole_cgroup_and_a_sigkilled_faultline_thaws_it() {
     drop(pausing);
     busy.stop();
 }
+
+#[test]
+fn a_cgroup_can_be_the_target() {
+    let setup = setup();
+    let cgroup = faultline_tests::TestCgroup::with_quota(1.0);
+    cgroup.add(setup.target);
+    let dir = cgroup.dir().to_str().unwrap().to_owned();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut injecting = ChildGuard::spawn(
+        faultline()
+            .args([
+                "inject",
+                "partition",
+                "--cgroup",
+                &dir,
+                "--peer",
+                NetLab::A_IP,
+            ])
+            .args(["--for", "60s"])
+            .stdout(out.reopen().unwrap())
+            .stderr(out.reopen().unwrap()),
+    );
+    setup.wait_for_table(&mut injecting, &out);
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    signal(injecting.id(), libc::SIGINT);
+    let (code, text) = finish(&mut injecting, &out);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the processes of cgroup"), "{text}");
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
+
+    // Kill every process of a cgroup, one of them deaf to TERM.
+    let victims = faultline_tests::TestCgroup::with_quota(1.0);
+    let mut polite = ChildGuard::spawn(Command::new("sleep").arg("600"));
+    let mut stubborn =
+        ChildGuard::spawn(Command::new("sh").args(["-c", "trap '' TERM; exec sleep 600"]));
+    std::thread::sleep(Duration::from_millis(100));
+    victims.add(polite.id());
+    victims.add(stubborn.id());
+    let victims_dir = victims.dir().to_str().unwrap().to_owned();
+    let reap = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !(polite.has_exited() && stubborn.has_exited()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        polite.has_exited() && stubborn.has_exited()
+    });
+    let ran = run(faultline().args([
+        "inject",
+        "kill",
+        "--cgroup",
+        &victims_dir,
+        "--grace",
+        "300ms",
+    ]));
+    assert_eq!(ran.code(), Some(0), "{}", ran.context());
+    assert!(ran.stdout.contains("2 processes"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("1 outlived"), "{}", ran.stdout);
+    assert!(reap.join().unwrap(), "both are gone");
+}
