@@ -17,8 +17,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::exit::Failure;
 
-/// Crash diagnosis for Go and Rust services: symbolize crashes of stripped binaries offline,
-/// against debug files found by GNU build-id; group goroutine dumps by stack.
+/// Chaos and crash diagnosis for Go and Rust services: inject faults whose lifetimes the kernel
+/// enforces; symbolize crashes of stripped binaries offline, against debug files found by GNU
+/// build-id; group and diff task dumps; find leaking task groups.
 ///
 /// Exit codes: 0 done, 1 failed, 2 bad usage or input, 3 no debug file found, 4 a task group
 /// is leaking (docs/cli.md).
