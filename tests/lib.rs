@@ -1314,6 +1314,13 @@ impl Drop for TestCgroup {
     fn drop(&mut self) {
         // A frozen cgroup's processes cannot die; thaw it (a no-op elsewhere).
         let _ = fs::write(self.dir.join("freezer.state"), "THAWED");
+        // Processes still inside (a test's target, dropped after the cgroup) move to the
+        // hierarchy's root, so the directory can go; their own guards stop them.
+        if let Some(root) = self.dir.parent() {
+            for pid in self.pids() {
+                let _ = fs::write(root.join("cgroup.procs"), pid.to_string());
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         while fs::remove_dir(&self.dir).is_err() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
