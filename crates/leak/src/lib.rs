@@ -38,8 +38,12 @@
 //! Theil–Sen slope in tasks per minute (the defaults of [`Config`] in parentheses):
 //!
 //! - [`Verdict::Leaking`]: `n ≥ min_samples` (6), `p < alpha` (0.01) with `S > 0`, net growth
-//!   `count_last − count_first ≥ min_growth` (10 tasks), and `slope ≥ min_slope_per_min`
-//!   (1.0 tasks/min). With fewer than `min_samples` samples a group is never leaking.
+//!   `count_last − count_first ≥ min_growth` (10 tasks), the trend line's own rise over the
+//!   samples (`slope × span`) also `≥ min_growth`, and `slope ≥ min_slope_per_min` (1.0
+//!   tasks/min). With fewer than `min_samples` samples a group is never leaking. The rise of
+//!   the line matters for a series that ramps up once and then holds (a service warming up
+//!   while it is sampled): its S is significant and its last count above its first, but its
+//!   median slope is near 0.
 //! - [`Verdict::Growing`]: `S > 0` and `slope > 0`, but not every guard above passes: going up,
 //!   but not (yet) significant, big or fast enough to call a leak.
 //! - [`Verdict::Draining`]: `S < 0`, `p < alpha` and `slope < 0`.

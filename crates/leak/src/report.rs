@@ -291,12 +291,14 @@ fn trend(
         }
         _ => count_last,
     };
+    let span_minutes = scratch.relative_times.last().copied().unwrap_or(0.0) / 60.0;
     let verdict = verdict(
         config,
         n,
         mk.s,
         mk.p_value,
         slope_per_min,
+        span_minutes,
         count_first,
         count_last,
     );
@@ -318,21 +320,28 @@ fn trend(
 }
 
 /// The rules of the crate docs.
+#[allow(clippy::too_many_arguments)]
 fn verdict(
     config: &Config,
     samples: usize,
     s: i64,
     p_value: f64,
     slope_per_min: f64,
+    span_minutes: f64,
     count_first: u64,
     count_last: u64,
 ) -> Verdict {
     let significant = p_value < config.alpha;
     let growth = i128::from(count_last) - i128::from(count_first);
+    // The trend line itself must rise by `min_growth` over the samples, not only the last
+    // count above the first: a series that ramps up once (a service warming up) and then holds
+    // has a significant S and a real net growth, but a median slope near 0.
+    let trend_growth = slope_per_min * span_minutes;
     if s > 0
         && samples >= config.min_samples
         && significant
         && growth >= i128::from(config.min_growth)
+        && trend_growth >= config.min_growth as f64
         && slope_per_min >= config.min_slope_per_min
     {
         Verdict::Leaking
@@ -353,6 +362,27 @@ mod tests {
         let times: Vec<f64> = (0..counts.len()).map(|i| i as f64 * 30.0).collect();
         let trend = Trend::from_series(&times, counts, &Config::default(), 0.0);
         assert_eq!(trend.verdict, expected, "{counts:?}: {trend:?}");
+    }
+
+    #[test]
+    fn a_ramp_that_then_holds_is_not_a_leak() {
+        // Background traffic sampled from the moment the program started: from 0 to its level
+        // within the first second, then noise around it. S is significant and the last count
+        // is 10 above the first, but the trend line barely rises.
+        let counts = [0, 2, 15, 16, 15, 17, 16, 17, 16, 18, 17, 18, 17];
+        let times: Vec<f64> = (0..counts.len()).map(|i| i as f64).collect();
+        let config = Config::default();
+        let trend = Trend::from_series(&times, &counts, &config, 0.0);
+        // Every other guard passes (significant, 17 tasks gained, 25 tasks/min)...
+        assert!(trend.s > 0 && trend.p_value < config.alpha, "{trend:?}");
+        assert!(
+            trend.count_last - trend.count_first >= config.min_growth,
+            "{trend:?}"
+        );
+        assert!(trend.slope_per_min >= config.min_slope_per_min, "{trend:?}");
+        // ...but the line rises by 5 tasks over the 12 s, not 10.
+        assert!(trend.slope_per_min * 12.0 / 60.0 < 10.0, "{trend:?}");
+        assert_eq!(trend.verdict, Verdict::Growing, "{trend:?}");
     }
 
     #[test]
