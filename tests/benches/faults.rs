@@ -5,7 +5,9 @@
 //!    (`POST /v1/faults` returns once the table is in the kernel: the rule is active) and
 //!    reverted (`DELETE` returns once the table is verified gone); p50 and p99 of each;
 //! 2. the agent's idle footprint: resident memory and CPU over 10 s with nothing to do;
-//! 3. soak: 200 cycles of start agent → apply a partition and a pause → SIGKILL the agent after
+//! 3. stress accuracy: 2 workers at 25, 50 and 100% of a 0.5-core quota, in a cgroup made here,
+//!    requested against achieved;
+//! 4. soak: 200 cycles of start agent → apply a partition and a pause → SIGKILL the agent after
 //!    a random delay → census of `faultline_*` tables and stopped targets: must be 0 every time.
 //!
 //! `just bench-faults` runs it (`cargo bench -p faultline-tests --bench faults -- --faultline
@@ -75,7 +77,37 @@ fn main() {
     let _ = agent.kill();
     let _ = agent.wait();
 
-    // 3. Soak.
+    // 3. Stress accuracy: workers in an idle cgroup with a 0.5-core quota, at several loads.
+    let cgroup = faultline_tests::TestCgroup::with_quota(0.5);
+    let mut idle = Command::new("sleep")
+        .arg("3600")
+        .spawn()
+        .expect("start an idle target");
+    cgroup.add(idle.id());
+    for load in [25u32, 50, 100] {
+        let out = Command::new(&faultline)
+            .args(["inject", "stress", "--workers", "2", "--for", "4s"])
+            .args(["--load", &load.to_string(), "--pid", &idle.id().to_string()])
+            .output()
+            .expect("run faultline inject stress");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let used: Option<(f64, f64)> = text.split("workers used ").nth(1).and_then(|rest| {
+            let mut words = rest.split_whitespace();
+            let used = words.next()?.parse().ok()?;
+            let asked = words.nth(2)?.parse().ok()?;
+            Some((used, asked))
+        });
+        let (used, asked) = used.unwrap_or_else(|| panic!("no usage in: {text}"));
+        println!(
+            "stress at {load}% of a 0.5-core quota: asked {asked:.3} cores, used {used:.3}: error {:+.1}% of the quota",
+            (used - asked) / 0.5 * 100.0
+        );
+    }
+    let _ = idle.kill();
+    let _ = idle.wait();
+    drop(cgroup);
+
+    // 4. Soak.
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut left_behind = 0;
     let started = Instant::now();

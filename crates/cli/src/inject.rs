@@ -235,7 +235,7 @@ fn stress(target: &Target, stress: Stress, duration: Duration) -> Result<(), Fai
         _ => String::new(),
     };
     println!(
-        "faultline: stress reverted after {:.1}s{}; workers used {:.2} cores of {:.2} asked{throttled}; revert verified",
+        "faultline: stress reverted after {:.1}s{}; workers used {:.3} cores of {:.3} asked{throttled}; revert verified",
         started.elapsed().as_secs_f64(),
         interrupted
             .map(|s| format!(" (signal {s})"))
