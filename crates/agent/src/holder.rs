@@ -68,12 +68,49 @@ struct Held {
     lease: Option<(Duration, Instant)>,
 }
 
-/// Where the holder's helpers (resume guards, stress workers) come from: the faultline
-/// binary, re-executed in a hidden mode.
+/// Where the helpers of lasting faults (resume and thaw guards, stress workers) come from: the
+/// faultline binary, re-executed in a hidden mode. The one place that spells those modes'
+/// command lines (the CLI's hidden subcommands parse them), for the agent and for `inject`.
 #[derive(Debug, Clone)]
 pub struct Helpers {
     /// The faultline executable.
     pub exe: PathBuf,
+}
+
+impl Helpers {
+    /// `faultline __resume-guard PID DEADLINE_MS`.
+    pub fn resume_guard(&self, pid: u32, deadline: Duration) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.exe);
+        command
+            .arg("__resume-guard")
+            .arg(pid.to_string())
+            .arg(deadline.as_millis().to_string());
+        command
+    }
+
+    /// `faultline __thaw-guard DIR DEADLINE_MS`.
+    pub fn thaw_guard(
+        &self,
+        cgroup: &std::path::Path,
+        deadline: Duration,
+    ) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.exe);
+        command
+            .arg("__thaw-guard")
+            .arg(cgroup)
+            .arg(deadline.as_millis().to_string());
+        command
+    }
+
+    /// `faultline __stress-worker FRACTION DEADLINE_MS`.
+    pub fn stress_worker(&self, busy_fraction: f64, deadline: Duration) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.exe);
+        command
+            .arg("__stress-worker")
+            .arg(format!("{busy_fraction:.4}"))
+            .arg(deadline.as_millis().to_string());
+        command
+    }
 }
 
 /// The holder's state.
@@ -335,14 +372,7 @@ impl Holder {
                 };
                 let fault = net_fault(peers, ports, protocol.as_deref(), direction, effect)
                     .map_err(invalid)?;
-                let applied = AppliedNetFault::apply(target, &fault, id, *allow_host_netns)
-                    .map_err(invalid)?;
-                let detail = format!(
-                    "table inet {} held by pid {}",
-                    applied.table(),
-                    applied.holder_pid()
-                );
-                Ok((Some(Applied::Net(applied)), detail))
+                apply_net(target, &fault, id, *allow_host_netns).map_err(invalid)
             }
             FaultSpec::Loss {
                 percent,
@@ -353,29 +383,15 @@ impl Holder {
                 allow_host_netns,
                 ..
             } => {
-                let fault = net_fault(
-                    peers,
-                    ports,
-                    protocol.as_deref(),
-                    direction,
-                    Effect::Loss(*percent),
-                )
-                .map_err(invalid)?;
-                let applied = AppliedNetFault::apply(target, &fault, id, *allow_host_netns)
+                let effect = Effect::Loss(*percent);
+                let fault = net_fault(peers, ports, protocol.as_deref(), direction, effect)
                     .map_err(invalid)?;
-                let detail = format!(
-                    "table inet {} held by pid {}",
-                    applied.table(),
-                    applied.holder_pid()
-                );
-                Ok((Some(Applied::Net(applied)), detail))
+                apply_net(target, &fault, id, *allow_host_netns).map_err(invalid)
             }
             FaultSpec::Pause { pid, seconds } => {
-                let mut guard = std::process::Command::new(&self.helpers.exe);
-                guard
-                    .arg("__resume-guard")
-                    .arg(pid.to_string())
-                    .arg(((seconds * 1000.0) as u64).to_string());
+                let guard = self
+                    .helpers
+                    .resume_guard(*pid, Duration::from_secs_f64(*seconds));
                 let paused = PausedProcess::apply(*pid, guard).map_err(invalid)?;
                 let detail = format!("resume guard pid {}", paused.guard_pid());
                 Ok((Some(Applied::Pause(paused)), detail))
@@ -390,15 +406,9 @@ impl Holder {
                     workers: *workers,
                     load: *load,
                 };
-                let exe = self.helpers.exe.clone();
-                let deadline_ms = ((seconds * 1000.0) as u64).to_string();
+                let deadline = Duration::from_secs_f64(*seconds);
                 let applied = AppliedStress::apply(target, &stress, |fraction| {
-                    let mut worker = std::process::Command::new(&exe);
-                    worker
-                        .arg("__stress-worker")
-                        .arg(format!("{fraction:.4}"))
-                        .arg(&deadline_ms);
-                    worker
+                    self.helpers.stress_worker(fraction, deadline)
                 })
                 .map_err(invalid)?;
                 let workers: Vec<(u32, u64)> = applied
@@ -548,6 +558,21 @@ fn kill(spec: &FaultSpec) -> Result<FaultView, Refusal> {
         revert: None,
         reverted_by: None,
     })
+}
+
+fn apply_net(
+    target: &Target,
+    fault: &NetFault,
+    id: &str,
+    allow_host_netns: bool,
+) -> Result<(Option<Applied>, String), faultline_fault::Error> {
+    let applied = AppliedNetFault::apply(target, fault, id, allow_host_netns)?;
+    let detail = format!(
+        "table inet {} held by pid {}",
+        applied.table(),
+        applied.holder_pid()
+    );
+    Ok((Some(Applied::Net(applied)), detail))
 }
 
 fn net_fault(

@@ -171,12 +171,7 @@ fn kill(pid: u32, signal: &str, grace: Duration) -> Result<(), Failure> {
 }
 
 fn pause(pid: u32, duration: Duration) -> Result<(), Failure> {
-    let exe = std::env::current_exe().map_err(Failure::failed)?;
-    let mut guard = std::process::Command::new(exe);
-    guard
-        .arg("__resume-guard")
-        .arg(pid.to_string())
-        .arg(duration.as_millis().to_string());
+    let guard = helpers()?.resume_guard(pid, duration);
     let interrupts = Interrupts::block();
     let started = Instant::now();
     let paused = PausedProcess::apply(pid, guard).map_err(invalid)?;
@@ -205,17 +200,11 @@ pub fn resume_guard(pid: u32, deadline_ms: u64) -> Result<(), Failure> {
 
 fn stress(target: &Target, stress: Stress, duration: Duration) -> Result<(), Failure> {
     let pid = target.pid;
-    let exe = std::env::current_exe().map_err(Failure::failed)?;
-    let deadline_ms = duration.as_millis().to_string();
+    let helpers = helpers()?;
     let interrupts = Interrupts::block();
     let started = Instant::now();
     let applied = AppliedStress::apply(target, &stress, |fraction| {
-        let mut worker = std::process::Command::new(&exe);
-        worker
-            .arg("__stress-worker")
-            .arg(format!("{fraction:.4}"))
-            .arg(&deadline_ms);
-        worker
+        helpers.stress_worker(fraction, duration)
     })
     .map_err(invalid)?;
     println!(
@@ -254,12 +243,7 @@ pub fn stress_worker(busy_fraction: f64, deadline_ms: u64) -> Result<(), Failure
 
 fn freeze(cgroup: &std::path::Path, duration: Duration) -> Result<(), Failure> {
     let freezer = faultline_fault::Freezer::of(cgroup).map_err(invalid)?;
-    let exe = std::env::current_exe().map_err(Failure::failed)?;
-    let mut guard = std::process::Command::new(exe);
-    guard
-        .arg("__thaw-guard")
-        .arg(freezer.dir())
-        .arg(duration.as_millis().to_string());
+    let guard = helpers()?.thaw_guard(freezer.dir(), duration);
     let interrupts = Interrupts::block();
     let started = Instant::now();
     let frozen = faultline_fault::FrozenCgroup::apply(freezer, guard).map_err(invalid)?;
@@ -321,4 +305,10 @@ fn kill_cgroup(cgroup: &std::path::Path, signal: &str, grace: Duration) -> Resul
 /// SIGKILL's number, without the binary depending on libc.
 fn libc_sigkill() -> i32 {
     faultline_fault::parse_signal("KILL").unwrap_or(9)
+}
+
+/// This binary, for the guards and workers of lasting faults.
+fn helpers() -> Result<faultline_agent::Helpers, Failure> {
+    let exe = std::env::current_exe().map_err(Failure::failed)?;
+    Ok(faultline_agent::Helpers { exe })
 }

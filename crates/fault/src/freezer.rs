@@ -7,9 +7,8 @@
 //! `cgroup.events`. As with a paused process, a thaw guard holds a lease pipe and thaws the
 //! cgroup when the pipe ends or the deadline passes.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -106,26 +105,8 @@ pub struct FrozenCgroup {
 impl FrozenCgroup {
     /// Starts the thaw guard with `guard` (a command that runs [`run_thaw_guard`] for this
     /// cgroup and the fault's deadline), waits for it to be ready, then freezes.
-    pub fn apply(freezer: Freezer, mut guard: Command) -> Result<Self, Error> {
-        let mut child = guard
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| Error::io("start the thaw guard".into(), e))?;
-        let lease = child.stdin.take();
-        let mut ready = [0u8; 6];
-        let got = child
-            .stdout
-            .take()
-            .map(|mut out| out.read_exact(&mut ready))
-            .transpose()
-            .map_err(|e| Error::io("wait for the thaw guard".into(), e))?;
-        if got.is_none() || &ready != b"ready\n" {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::Invalid("the thaw guard did not start".into()));
-        }
+    pub fn apply(freezer: Freezer, guard: Command) -> Result<Self, Error> {
+        let (child, lease) = crate::process::start_guard(guard, "thaw guard")?;
         let frozen = Self {
             freezer,
             guard: child,

@@ -249,29 +249,10 @@ pub struct PausedProcess {
 impl PausedProcess {
     /// Starts the guard with `guard` (a command that runs [`run_resume_guard`] for `pid` with
     /// the fault's deadline), waits for it to be ready, then stops the process.
-    pub fn apply(pid: u32, mut guard: std::process::Command) -> Result<Self, Error> {
-        use std::io::Read as _;
+    pub fn apply(pid: u32, guard: std::process::Command) -> Result<Self, Error> {
         let process = Process::open(pid)?;
-        let mut child = guard
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .map_err(|e| Error::io("start the resume guard".into(), e))?;
-        let lease = child.stdin.take();
         // The guard says `ready` once it holds the target's pidfd.
-        let mut ready = [0u8; 6];
-        let got = child
-            .stdout
-            .take()
-            .map(|mut out| out.read_exact(&mut ready))
-            .transpose()
-            .map_err(|e| Error::io("wait for the resume guard".into(), e))?;
-        if got.is_none() || &ready != b"ready\n" {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::Invalid("the resume guard did not start".into()));
-        }
+        let (child, lease) = start_guard(guard, "resume guard")?;
         let paused = Self {
             process,
             guard: child,
@@ -319,6 +300,36 @@ pub fn start_time(pid: u32) -> Option<u64> {
     let after = &stat[stat.rfind(')')? + 1..];
     // Field 3 (state) is the first after the comm; field 22 is 19 further.
     after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Starts a guard (`what` names it in errors) and waits for its `ready`: the lease pipe is the
+/// guard's standard input, and its write end is returned with the child. The other half of the
+/// handshake is [`wait_for_lease`].
+pub(crate) fn start_guard(
+    mut command: std::process::Command,
+    what: &str,
+) -> Result<(std::process::Child, Option<std::process::ChildStdin>), Error> {
+    use std::io::Read as _;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| Error::io(format!("start the {what}"), e))?;
+    let lease = child.stdin.take();
+    let mut ready = [0u8; 6];
+    let got = child
+        .stdout
+        .take()
+        .map(|mut out| out.read_exact(&mut ready))
+        .transpose()
+        .map_err(|e| Error::io(format!("wait for the {what}"), e))?;
+    if got.is_none() || &ready != b"ready\n" {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::Invalid(format!("the {what} did not start")));
+    }
+    Ok((child, lease))
 }
 
 /// A guard's wait: ignores the terminal's signals, says `ready` on standard output, and returns
