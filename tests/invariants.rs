@@ -115,6 +115,11 @@ fn only_the_binary_presents() {
             continue;
         }
         for ui in ["clap", "anyhow", "miette"] {
+            // A scenario's problems are diagnostics of text the user wrote: the scenario crate
+            // describes them as miette diagnostics; the binary still does the rendering.
+            if ui == "miette" && package == "faultline-scenario" {
+                continue;
+            }
             assert!(
                 !deps.iter().any(|d| d == ui),
                 "{package} depends on {ui}: presentation belongs to the faultline binary"

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod holder;
 pub mod journal;
+pub mod local;
 mod server;
 pub mod spec;
 
@@ -22,7 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Deserialize;
 
 pub use client::{AgentAddr, Client};
-pub use holder::Helpers;
+pub use holder::{Helpers, Refusal};
+pub use local::LocalAgent;
 pub use server::{AgentOptions, run};
 
 /// What the policy allows.

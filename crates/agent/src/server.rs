@@ -118,7 +118,7 @@ pub fn run(options: AgentOptions) -> Result<(), String> {
 
 /// An exclusive lock on the state directory, held while the agent runs: two agents sharing a
 /// journal would sweep each other's faults.
-fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+pub(crate) fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
     use std::os::fd::AsRawFd as _;
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()

@@ -1,0 +1,337 @@
+//! After a run: the crashes in the targets' output and crash directories, symbolized, and the
+//! leak trends of the scraped dumps. The same libraries `faultline analyze` and `faultline
+//! leaks` use.
+
+use std::path::{Path, PathBuf};
+
+use faultline_dump::{Dump, Limits, Runtime};
+use faultline_record::CrashRecord;
+use faultline_symbolize::record::{ResolvedRecord, symbolize_record};
+use faultline_symbolize::{Demangle, Locator, Symbolized};
+
+use crate::probe::Scrape;
+use crate::verdict::{Crash, LeakGroup};
+
+/// Where one target's crashes may be found.
+#[derive(Debug, Clone)]
+pub struct CrashSource {
+    /// The target's name.
+    pub target: String,
+    /// Its standard error (lab hosts), relative to the run directory.
+    pub stderr: Option<PathBuf>,
+    /// The directory its faultline-capture writes records to.
+    pub crash_dir: Option<PathBuf>,
+}
+
+/// Lines that start a panic or fatal error in a log.
+fn is_crash_start(line: &str) -> bool {
+    line.starts_with("panic: ")
+        || line.starts_with("fatal error: ")
+        || (line.starts_with("thread '") && line.contains("' panicked at"))
+}
+
+/// Finds every crash of `sources`. Paths in the result are relative to `run_dir`.
+pub fn crashes(sources: &[CrashSource], run_dir: &Path, locator: &Locator) -> Vec<Crash> {
+    let mut out = Vec::new();
+    for source in sources {
+        let mut records = Vec::new();
+        if let Some(dir) = &source.crash_dir
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            let mut files: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            files.sort();
+            for file in files {
+                if let Some(crash) = crash_record(&source.target, &file, run_dir, locator) {
+                    records.push(crash);
+                }
+            }
+        }
+        let had_records = !records.is_empty();
+        out.extend(records);
+        if let Some(stderr) = &source.stderr
+            && let Ok(text) = std::fs::read_to_string(run_dir.join(stderr))
+        {
+            for crash in log_crashes(&source.target, &text, &stderr.display().to_string()) {
+                // A Rust service with faultline-capture also prints its panic; the record,
+                // symbolized, says more, so the text is not counted twice.
+                if had_records && crash.kind == "rust panic" {
+                    continue;
+                }
+                out.push(crash);
+            }
+        }
+    }
+    out
+}
+
+/// The panics and fatal errors in a log, each parsed from its first line to the next one.
+pub fn log_crashes(target: &str, text: &str, file: &str) -> Vec<Crash> {
+    let lines: Vec<(usize, &str)> = text
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .chain(std::iter::once(0))
+        .filter(|&start| start < text.len())
+        .map(|start| (start, text[start..].lines().next().unwrap_or_default()))
+        .collect();
+    let mut starts: Vec<usize> = lines
+        .iter()
+        .filter(|(_, l)| is_crash_start(l))
+        .map(|(s, _)| *s)
+        .collect();
+    starts.sort_unstable();
+    let mut out = Vec::new();
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        let chunk = &text[start..end];
+        let first = chunk.lines().next().unwrap_or_default();
+        let Ok(dump) = faultline_dump::parse(chunk.as_bytes(), &Limits::default()) else {
+            out.push(Crash {
+                target: target.to_owned(),
+                file: file.to_owned(),
+                kind: "crash".into(),
+                message: first.to_owned(),
+                top_frame: "unknown: the stack could not be parsed".into(),
+                stack: Vec::new(),
+            });
+            continue;
+        };
+        out.push(from_dump(target, file, &dump, first));
+    }
+    out
+}
+
+fn from_dump(target: &str, file: &str, dump: &Dump, first_line: &str) -> Crash {
+    let kind = match dump.runtime {
+        Runtime::Go => "go panic",
+        Runtime::Rust => "rust panic",
+        _ => "crash",
+    };
+    let message = dump.crash.as_ref().map_or_else(
+        || first_line.to_owned(),
+        |c| c.message.lines().next().unwrap_or_default().to_owned(),
+    );
+    // The crashing task: the first one (Go lists the panicking goroutine first).
+    let frames = dump
+        .tasks
+        .first()
+        .map(|t| t.frames.to_vec())
+        .unwrap_or_default();
+    let own = frames
+        .iter()
+        .find(|f| faultline_dump::is_own_code(dump.runtime, &f.function, None));
+    let top_frame = own
+        .or(frames.first())
+        .map_or_else(|| "unknown: no frames in the output".into(), frame_text);
+    Crash {
+        target: target.to_owned(),
+        file: file.to_owned(),
+        kind: kind.into(),
+        message,
+        top_frame,
+        stack: frames.iter().map(frame_text).collect(),
+    }
+}
+
+fn frame_text(frame: &faultline_dump::Frame) -> String {
+    match (&frame.file, frame.line) {
+        (Some(file), Some(line)) => format!("{} at {file}:{line}", frame.function),
+        (Some(file), None) => format!("{} at {file}", frame.function),
+        _ => frame.function.to_string(),
+    }
+}
+
+fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) -> Option<Crash> {
+    let bytes = std::fs::read(file).ok()?;
+    let shown = file
+        .strip_prefix(run_dir)
+        .unwrap_or(file)
+        .display()
+        .to_string();
+    let record = match CrashRecord::from_json(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(Crash {
+                target: target.to_owned(),
+                file: shown,
+                kind: "crash record".into(),
+                message: format!("unreadable crash record: {e}"),
+                top_frame: "unknown".into(),
+                stack: Vec::new(),
+            });
+        }
+    };
+    if !record.tasks.is_empty() {
+        return None; // a task dump, not a crash
+    }
+    let report = symbolize_record(&record, locator, Demangle::Short);
+    let mut stack = Vec::new();
+    let mut top = None;
+    for frame in report.frames.iter().filter(|f| !f.hidden) {
+        let text = match &frame.symbolized {
+            Symbolized::Frames(frames) => frames
+                .iter()
+                .map(|sf| {
+                    let function = sf.function.as_deref().unwrap_or("??");
+                    match (&sf.file, sf.line) {
+                        (Some(file), Some(line)) => format!("{function} at {file}:{line}"),
+                        _ => function.to_owned(),
+                    }
+                })
+                .collect::<Vec<_>>(),
+            Symbolized::Unknown(reason) => vec![format!("unknown ({reason})")],
+        };
+        if frame.own_code && top.is_none() {
+            top = text.first().cloned();
+        }
+        stack.extend(text);
+    }
+    Some(Crash {
+        target: target.to_owned(),
+        file: shown,
+        kind: "crash record".into(),
+        message: record.message.clone().unwrap_or_default(),
+        top_frame: top
+            .or_else(|| stack.first().cloned())
+            .unwrap_or_else(|| "unknown: no frames".into()),
+        stack,
+    })
+}
+
+/// Tracks each dump capture's scrapes and returns every group's trend, leaking first.
+pub fn leaks(
+    captures: &[(String, Vec<Scrape>)],
+    run_dir: &Path,
+    locator: &Locator,
+) -> (Vec<LeakGroup>, Vec<String>) {
+    let mut groups = Vec::new();
+    let mut notes = Vec::new();
+    for (name, scrapes) in captures {
+        let mut tracker = faultline_leak::Tracker::new(faultline_leak::Config::default());
+        let mut pushed = 0;
+        for scrape in scrapes {
+            let Some(file) = &scrape.file else { continue };
+            let Ok(bytes) = std::fs::read(run_dir.join(file)) else {
+                continue;
+            };
+            let dump = if bytes.starts_with(b"{") {
+                match CrashRecord::from_json(&bytes) {
+                    Ok(record) => {
+                        let mut resolved = ResolvedRecord::new(&record, locator, Demangle::Short);
+                        faultline_dump::from_record(&record, &Limits::default(), &mut resolved)
+                    }
+                    Err(e) => {
+                        notes.push(format!("{file}: {e}"));
+                        continue;
+                    }
+                }
+            } else {
+                faultline_dump::parse(&bytes, &Limits::default())
+            };
+            match dump {
+                Ok(dump) => {
+                    if tracker
+                        .push_with_alive(scrape.t, &dump, dump.alive_tasks)
+                        .is_ok()
+                    {
+                        pushed += 1;
+                    }
+                }
+                Err(e) => notes.push(format!("{file}: {e}")),
+            }
+        }
+        let failed = scrapes.iter().filter(|s| s.file.is_none()).count();
+        if failed > 0 {
+            let first = scrapes
+                .iter()
+                .find_map(|s| s.error.clone())
+                .unwrap_or_default();
+            notes.push(format!(
+                "{name}: {failed} of {} scrapes failed (first: {first})",
+                scrapes.len()
+            ));
+        }
+        if pushed == 0 {
+            continue;
+        }
+        let report = tracker.report(0.0);
+        for g in report.groups {
+            let frame = g
+                .own_frame
+                .and_then(|i| g.frames.get(i))
+                .or(g.frames.first())
+                .map_or_else(|| "(other groups)".into(), frame_text);
+            groups.push(LeakGroup {
+                dump: name.clone(),
+                verdict: g.trend.verdict.name().into(),
+                frame,
+                first: g.trend.count_first,
+                last: g.trend.count_last,
+                slope_per_min: g.trend.slope_per_min,
+                p_value: g.trend.p_value,
+                samples: g.trend.samples,
+                series: g.trend.series.clone(),
+            });
+        }
+    }
+    (groups, notes)
+}
+
+/// A locator over the scenario's debug directories and debuginfod servers (or
+/// `DEBUGINFOD_URLS` when it names none).
+pub fn locator(debug: &crate::model::Debug) -> Locator {
+    use faultline_symbolize::debuginfod::{DebuginfodClient, DebuginfodOptions};
+    let client = if debug.debuginfod.is_empty() {
+        DebuginfodClient::from_env()
+    } else {
+        Some(DebuginfodClient::new(
+            debug.debuginfod.clone(),
+            DebuginfodOptions::from_env(),
+        ))
+    };
+    Locator::new()
+        .with_stores(debug.dirs.iter().cloned())
+        .with_debuginfod(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_panic_in_a_log_is_one_crash() {
+        let log = "\
+starting
+panic: runtime error: index out of range [5] with length 3
+
+goroutine 1 [running]:
+main.lookup(...)
+\t/src/inventory/main.go:42
+main.main()
+\t/src/inventory/main.go:17 +0x1d
+exit status 2
+restarted
+panic: second
+
+goroutine 1 [running]:
+main.main()
+\t/src/inventory/main.go:20 +0x1d
+";
+        let crashes = log_crashes("inventory", log, "hosts/inventory/stderr.log");
+        assert_eq!(crashes.len(), 2, "{crashes:#?}");
+        assert_eq!(crashes[0].kind, "go panic");
+        assert_eq!(
+            crashes[0].message,
+            "runtime error: index out of range [5] with length 3"
+        );
+        assert_eq!(
+            crashes[0].top_frame,
+            "main.lookup at /src/inventory/main.go:42"
+        );
+        assert_eq!(crashes[1].message, "second");
+        assert!(log_crashes("x", "all is well\n", "f").is_empty());
+    }
+}

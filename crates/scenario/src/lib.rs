@@ -1,0 +1,17 @@
+//! Scenarios: YAML files with spans, plans, the local lab, the runner, probes, assertions and
+//! reports.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod http;
+pub mod load;
+pub mod model;
+pub mod node;
+pub mod plan;
+
+pub use load::{Invalid, LoadError, load, load_file};
+pub use model::Scenario;
+pub use plan::Plan;
+pub mod analysis;
+pub mod lab;
+pub mod probe;
+pub mod verdict;

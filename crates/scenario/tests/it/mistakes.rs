@@ -1,0 +1,112 @@
+//! A scenario's mistakes are reported all at once, each with its line and column.
+
+use std::path::Path;
+
+use faultline_scenario::load;
+
+/// Loads `text` and returns each problem as `line:column: message (hint)`.
+fn problems(text: &str) -> Vec<String> {
+    let invalid = load(text, Path::new("s.yaml")).unwrap_err();
+    invalid
+        .problems
+        .iter()
+        .map(|p| match &p.hint {
+            Some(h) => format!("{}: {} ({h})", p.pos, p.message),
+            None => format!("{}: {}", p.pos, p.message),
+        })
+        .collect()
+}
+
+#[test]
+fn three_mistakes_are_three_problems_with_their_places() {
+    let text = "\
+name: three mistakes
+lab:
+  hosts:
+    api: { command: [./api] }
+    db: { command: [./db] }
+steps:
+  - partition: { target: api, peers: [db], for: 5 }
+  - stress: { target: apu, load: 50, for: 5s }
+  - pause: { target: db, for: 2s, sigal: STOP }
+";
+    assert_eq!(
+        problems(text),
+        [
+            "7:49: partition: for: `5` is not a duration (time unit needed, for example 5sec or 5ms) \
+             (write a number and a unit: 500ms, 5s, 2m, 1m30s)",
+            "8:23: stress: target: `apu` is not a lab host or a process of this scenario \
+             (did you mean `api`?)",
+            "9:35: pause: unknown key `sigal` (known keys: target, for)",
+        ]
+    );
+}
+
+#[test]
+fn references_types_and_combinations_are_checked() {
+    let text = "\
+name: refs
+lab:
+  hosts:
+    api: { command: [./api], restart: sometimes, cpu: -1 }
+probes:
+  health: { http: { url: 'http://apx:8080/' }, tcp: { address: 'api:1' } }
+captures:
+  dumps:
+    goroutines: { url: 'http://api:6060/debug/pprof/goroutine?debug=2', every: 10ms }
+steps:
+  - partition: { target: api, peers: [], for: 1s }
+  - loss: { target: api, peers: [10.0.0.0/8], percent: 150, for: 1s, protocol: icmp, ports: [80] }
+  - reboot: { target: api }
+  - parallel:
+      - wait: 1s
+      - kill: { target: api, signal: SIGNOPE }
+assertions:
+  - probe_success: { probe: helth, min: 90% }
+  - no_leaks: [goroutine]
+  - never_fails: true
+";
+    let got = problems(text);
+    let want = [
+        "4:39: host api: restart: `sometimes` is not a restart policy (never, on-failure or always)",
+        "4:55: host api: cpu (cores): -1 is out of range (0.01–1024)",
+        "6:11: probe health: give exactly one of `http`, `tcp` or `command`",
+        "6:26: probe health: http: `apx` is not a lab host (nor an IP address) (did you mean `api`?)",
+        "9:80: dump goroutines: every: at least 50ms",
+        "11:38: partition: peers is empty (name the lab hosts or addresses to cut off; never all traffic by accident)",
+        "12:11: loss: icmp has no ports (drop `ports`, or use tcp or udp)",
+        "12:56: loss: percent: 150 is out of range (1–100)",
+        "13:5: unknown step `reboot` (steps: wait, parallel, partition, loss, pause, stress, kill)",
+        "16:38: kill: signal: signal \"SIGNOPE\": expected TERM, KILL, INT, QUIT, HUP, USR1, USR2, ABRT or a number from 1 to 64",
+        "18:29: probe_success: probe: no probe `helth` (did you mean `health`?)",
+        "19:16: no_leaks: no dump capture `goroutine` (did you mean `goroutines`?)",
+        "20:5: unknown assertion `never_fails` (assertions: probe_success, recovers, no_panics, no_leaks)",
+    ];
+    assert_eq!(got, want, "\n{}", got.join("\n"));
+}
+
+#[test]
+fn yaml_syntax_errors_and_duplicate_keys_have_a_place_too() {
+    let got = problems("name: dup\nname: again\nsteps: []\n");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("2:"), "{got:?}");
+    let got = problems("name: [unclosed\n");
+    assert_eq!(got.len(), 1, "{got:?}");
+}
+
+#[test]
+fn a_scenario_without_steps_or_a_name_says_so() {
+    let got = problems("description: nothing\n");
+    assert_eq!(
+        got,
+        [
+            "1:1: the scenario: `name` is missing",
+            "1:1: the scenario: `steps` is missing"
+        ]
+    );
+    let got = problems("name: empty\nsteps: []\n");
+    assert_eq!(
+        got,
+        ["2:1: steps: the timeline is empty (add at least one step)"]
+    );
+}
