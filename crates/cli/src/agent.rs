@@ -35,7 +35,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     })
 }
 
-fn read_token(file: Option<&PathBuf>) -> Result<Option<String>, Failure> {
+pub fn read_token(file: Option<&PathBuf>) -> Result<Option<String>, Failure> {
     let Some(file) = file else {
         return Ok(None);
     };

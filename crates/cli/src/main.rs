@@ -7,6 +7,7 @@ mod dumps;
 mod exit;
 mod inject;
 mod leaks;
+mod run;
 mod store;
 mod symbolize;
 
@@ -48,6 +49,14 @@ enum Command {
     /// List or revert the faults an agent holds.
     #[command(subcommand)]
     Faults(FaultsCommand),
+    /// Run a scenario: start its lab, inject its faults on a timeline, probe the steady state,
+    /// capture crashes and dumps, revert everything and check each revert, then judge the
+    /// assertions. Exit 0 passed, 1 an assertion failed, 2 invalid scenario, 3 a revert could
+    /// not be verified, 4 infrastructure error.
+    Run(RunArgs),
+    /// (internal) hold a lab network namespace until stdin closes: started by `run`.
+    #[command(name = "__hold", hide = true)]
+    Hold,
     /// (internal) thaw a frozen cgroup when its lease pipe closes: started by `inject pause
     /// --cgroup`.
     #[command(name = "__thaw-guard", hide = true)]
@@ -66,6 +75,40 @@ enum Command {
     /// Manage a store of debug files indexed by GNU build-id.
     #[command(subcommand)]
     DebugStore(StoreCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The scenario file (YAML; see docs/scenarios.md).
+    scenario: PathBuf,
+    /// Print the plan (every action with its time offset and target) and touch nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also write the JUnit XML report here (one testcase per assertion).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write the JSON journal here (every action, probe result and revert).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write the human report here: Markdown, or HTML for a `.html` name.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// The run directory: reports, host logs, crash records, raw dumps
+    /// (default `faultline-runs/<scenario>-<time>`).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Seed of the run's random choices (recorded in the reports).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Use this running agent (`unix:PATH`, `tcp:HOST:PORT`) instead of one in-process.
+    #[arg(long, value_name = "ADDR")]
+    agent: Option<String>,
+    /// The agent's bearer token (for `tcp:`).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The in-process agent's journal directory.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/faultline/run")]
+    state_dir: PathBuf,
 }
 
 /// Where to look for debug files.
@@ -415,6 +458,8 @@ fn main() -> ExitCode {
         Command::Inject(args) => inject::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Faults(command) => agent::faults(command),
+        Command::Run(args) => run::run(args),
+        Command::Hold => run::hold(),
         Command::ResumeGuard { pid, deadline_ms } => inject::resume_guard(pid, deadline_ms),
         Command::ThawGuard {
             cgroup,

@@ -325,6 +325,11 @@ impl Lab {
             .collect()
     }
 
+    /// When the lab started (host events count from here).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Host events so far.
     pub fn events(&self) -> Vec<HostEvent> {
         lock(&self.events).clone()

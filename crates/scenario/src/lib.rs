@@ -14,4 +14,6 @@ pub use plan::Plan;
 pub mod analysis;
 pub mod lab;
 pub mod probe;
+pub mod report;
+pub mod runner;
 pub mod verdict;

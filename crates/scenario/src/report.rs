@@ -1,0 +1,392 @@
+//! The run's reports: JUnit XML (one testcase per assertion), the JSON journal (schema in
+//! docs/scenarios.md), and a Markdown or HTML report with the timeline, probe success over
+//! time, the crashes and the leak verdicts.
+
+use std::fmt::Write as _;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use serde_json::json;
+
+use crate::model::Scenario;
+use crate::plan::Plan;
+use crate::runner::{RunOutcome, Verdict};
+
+/// The JSON journal's format version.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// JUnit XML: a suite named after the scenario, a testcase per assertion (failures carry the
+/// evidence), and one for "every revert verified".
+pub fn junit(scenario: &Scenario, outcome: &RunOutcome) -> String {
+    let mut suite = TestSuite::new(format!("faultline: {}", scenario.name));
+    for judged in &outcome.judged {
+        let status = if judged.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(judged.evidence.clone());
+            s.set_type("assertion");
+            s.set_description(judged.evidence.clone());
+            s
+        };
+        let mut case = TestCase::new(judged.title.clone(), status);
+        case.set_classname(format!("faultline.{}", scenario.name));
+        case.set_system_out(judged.evidence.clone());
+        suite.add_test_case(case);
+    }
+    if let Some(error) = &outcome.infrastructure_error {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+        s.set_message(error.clone());
+        s.set_type("infrastructure");
+        let mut case = TestCase::new("run carried out", s);
+        case.set_classname(format!("faultline.{}", scenario.name));
+        suite.add_test_case(case);
+    }
+    let mut report = Report::new("faultline run");
+    report.add_test_suite(suite);
+    report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- could not write JUnit: {e} -->\n"))
+}
+
+/// The JSON journal.
+pub fn journal(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> serde_json::Value {
+    json!({
+        "faultline_run": JOURNAL_VERSION,
+        "scenario": scenario.name,
+        "seed": plan.seed,
+        "started_at": humantime::format_rfc3339_millis(outcome.started_at).to_string(),
+        "verdict": outcome.verdict,
+        "exit_code": outcome.verdict.exit_code(),
+        "infrastructure_error": outcome.infrastructure_error,
+        "hosts": plan.hosts.iter().map(|h| json!({
+            "name": h.name, "address": h.address.to_string(), "command": h.command,
+        })).collect::<Vec<_>>(),
+        "events": outcome.events,
+        "faults": outcome.evidence.faults,
+        "probes": outcome.evidence.probes.iter().map(|(name, samples)| json!({
+            "name": name, "samples": samples,
+        })).collect::<Vec<_>>(),
+        "dumps": outcome.observed.scrapes.iter().map(|(name, scrapes)| json!({
+            "name": name, "scrapes": scrapes,
+        })).collect::<Vec<_>>(),
+        "crashes": outcome.evidence.crashes,
+        "leaks": outcome.evidence.leaks,
+        "assertions": outcome.judged,
+        "swept": outcome.swept,
+        "residue": outcome.residue,
+        "notes": outcome.notes,
+    })
+}
+
+fn verdict_line(outcome: &RunOutcome) -> String {
+    match outcome.verdict {
+        Verdict::Passed => "PASSED: every assertion held and every revert was verified".into(),
+        Verdict::Failed => {
+            let failed = outcome.judged.iter().filter(|j| !j.passed).count();
+            format!(
+                "FAILED: {failed} of {} assertions failed",
+                outcome.judged.len()
+            )
+        }
+        Verdict::RevertUnverified => "REVERT NOT VERIFIED: something may be left in force".into(),
+        Verdict::InfrastructureError => format!(
+            "INFRASTRUCTURE ERROR: {}",
+            outcome.infrastructure_error.as_deref().unwrap_or("unknown")
+        ),
+    }
+}
+
+/// Success ratio of `samples` in one-second buckets from `start` to `end`.
+fn buckets(samples: &[crate::probe::Sample], end: f64) -> Vec<(i64, f64)> {
+    let last = end.ceil().max(1.0) as i64;
+    (0..last)
+        .filter_map(|b| {
+            let inside: Vec<_> = samples
+                .iter()
+                .filter(|s| s.t >= b as f64 && s.t < (b + 1) as f64)
+                .collect();
+            (!inside.is_empty()).then(|| {
+                (
+                    b,
+                    inside.iter().filter(|s| s.ok).count() as f64 / inside.len() as f64,
+                )
+            })
+        })
+        .collect()
+}
+
+fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values
+        .iter()
+        .map(|v| BARS[((v.clamp(0.0, 1.0)) * 7.0).round() as usize])
+        .collect()
+}
+
+/// The Markdown report: verdict, assertions, timeline, probe chart (a Mermaid chart and a
+/// text sparkline), faults, crashes, leaks.
+pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> String {
+    let mut md = String::new();
+    let ev = &outcome.evidence;
+    let _ = writeln!(md, "# faultline run: {}\n", scenario.name);
+    if let Some(d) = &scenario.description {
+        let _ = writeln!(md, "{d}\n");
+    }
+    let _ = writeln!(
+        md,
+        "**{}** (exit code {}). Started {}, seed {}.\n",
+        verdict_line(outcome),
+        outcome.verdict.exit_code(),
+        humantime::format_rfc3339_seconds(outcome.started_at),
+        plan.seed
+    );
+    let _ = writeln!(
+        md,
+        "## Assertions\n\n| | assertion | line | evidence |\n|---|---|---|---|"
+    );
+    for j in &outcome.judged {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            if j.passed { "✅" } else { "❌" },
+            j.title,
+            if j.line == 0 {
+                "-".into()
+            } else {
+                j.line.to_string()
+            },
+            j.evidence.replace('|', "\\|")
+        );
+    }
+    let _ = writeln!(md, "\n## Probes\n");
+    for (name, samples) in &ev.probes {
+        let ok = samples.iter().filter(|s| s.ok).count();
+        let series = buckets(samples, ev.end);
+        let _ = writeln!(
+            md,
+            "**{name}**: {ok}/{} passed. Success per second: `{}`\n",
+            samples.len(),
+            sparkline(&series.iter().map(|(_, v)| *v).collect::<Vec<_>>())
+        );
+        let _ = writeln!(
+            md,
+            "```mermaid\nxychart-beta\n  title \"{name}: success ratio per second\"\n  x-axis \"seconds\" [{}]\n  y-axis \"success\" 0 --> 1\n  line [{}]\n```\n",
+            series
+                .iter()
+                .map(|(b, _)| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            series
+                .iter()
+                .map(|(_, v)| format!("{v:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let _ = writeln!(
+        md,
+        "## Faults\n\n| step | fault | from | to | kernel-anchored | revert |\n|---|---|---|---|---|---|"
+    );
+    for f in &ev.faults {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:+.1}s | {:+.1}s | {} | {}{} |",
+            f.step,
+            f.description,
+            f.started,
+            f.ended,
+            if f.kernel_anchored { "yes" } else { "no" },
+            f.revert.as_deref().unwrap_or(if f.kind == "kill" {
+                "(nothing to revert)"
+            } else {
+                &f.applied
+            }),
+            f.packets
+                .map(|p| format!(", {p} packets dropped"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(md, "\n## Crashes\n");
+    if ev.crashes.is_empty() {
+        let _ = writeln!(md, "None found.\n");
+    }
+    // Grouped by target, message and top frame.
+    let mut groups: Vec<(&crate::verdict::Crash, usize)> = Vec::new();
+    for c in &ev.crashes {
+        match groups.iter_mut().find(|(g, _)| {
+            g.target == c.target && g.message == c.message && g.top_frame == c.top_frame
+        }) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((c, 1)),
+        }
+    }
+    for (c, n) in groups {
+        let _ = writeln!(
+            md,
+            "### {} × {} in {}: {}\n\n{}, first in `{}`. Top frame of own code: **{}**\n\n```",
+            n, c.kind, c.target, c.message, c.kind, c.file, c.top_frame
+        );
+        for frame in c.stack.iter().take(16) {
+            let _ = writeln!(md, "{frame}");
+        }
+        let _ = writeln!(md, "```\n");
+    }
+    let _ = writeln!(md, "## Task groups\n");
+    if ev.leaks.is_empty() {
+        let _ = writeln!(md, "No dumps were captured.\n");
+    } else {
+        let _ = writeln!(
+            md,
+            "| dump | verdict | group (own frame) | first → last | slope/min | p | trend |\n|---|---|---|---|---|---|---|"
+        );
+        for g in ev.leaks.iter().take(20) {
+            let max = g.series.iter().map(|(_, c)| *c).max().unwrap_or(1).max(1) as f64;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} → {} | {:+.1} | {:.1e} | `{}` |",
+                g.dump,
+                if g.verdict == "leaking" {
+                    "**leaking**"
+                } else {
+                    &g.verdict
+                },
+                g.frame,
+                g.first,
+                g.last,
+                g.slope_per_min,
+                g.p_value,
+                sparkline(
+                    &g.series
+                        .iter()
+                        .map(|(_, c)| *c as f64 / max)
+                        .collect::<Vec<_>>()
+                )
+            );
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md, "## Timeline\n\n```");
+    for e in &outcome.events {
+        let _ = writeln!(md, "{:+8.1}s  {:<7} {}", e.t, e.kind, e.message);
+    }
+    let _ = writeln!(md, "```");
+    if !outcome.notes.is_empty() {
+        let _ = writeln!(md, "\n## Notes\n");
+        for n in &outcome.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
+    md
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The HTML report: the same content as the Markdown one, with inline SVG charts.
+pub fn html(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> String {
+    let ev = &outcome.evidence;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><meta charset=utf-8><title>faultline run: {0}</title>\
+         <style>body{{font:14px system-ui,sans-serif;max-width:70em;margin:2em auto}}\
+         td,th{{border-bottom:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}}\
+         .pass{{color:#176f2c}}.fail{{color:#b3261e}}pre{{background:#f6f6f6;padding:.5em;overflow:auto}}</style>\
+         <h1>faultline run: {0}</h1><p class={1}><b>{2}</b> (exit code {3}), seed {4}</p>",
+        escape(&scenario.name),
+        if outcome.verdict == Verdict::Passed {
+            "pass"
+        } else {
+            "fail"
+        },
+        escape(&verdict_line(outcome)),
+        outcome.verdict.exit_code(),
+        plan.seed
+    );
+    h.push_str("<h2>Assertions</h2><table><tr><th><th>assertion<th>evidence");
+    for j in &outcome.judged {
+        let _ = write!(
+            h,
+            "<tr><td class={}>{}<td>{}<td>{}",
+            if j.passed { "pass" } else { "fail" },
+            if j.passed { "✔" } else { "✘" },
+            escape(&j.title),
+            escape(&j.evidence)
+        );
+    }
+    h.push_str("</table><h2>Probes</h2>");
+    let width = 600.0;
+    let span = ev.end.max(1.0);
+    for (name, samples) in &ev.probes {
+        let _ = write!(
+            h,
+            "<h3>{}</h3><svg width=620 height=80 viewBox='0 0 620 80'>",
+            escape(name)
+        );
+        for f in &ev.faults {
+            let x = 10.0 + f.started.max(0.0) / span * width;
+            let w = ((f.ended - f.started).max(0.2)) / span * width;
+            let _ = write!(
+                h,
+                "<rect x={x:.1} y=0 width={w:.1} height=70 fill='#fde2e1'><title>{}</title></rect>",
+                escape(&f.description)
+            );
+        }
+        for s in samples.iter().filter(|s| s.t >= 0.0) {
+            let x = 10.0 + s.t / span * width;
+            let (y, color) = if s.ok {
+                (10.0, "#176f2c")
+            } else {
+                (60.0, "#b3261e")
+            };
+            let _ = write!(h, "<circle cx={x:.1} cy={y} r=2 fill='{color}'/>");
+        }
+        h.push_str("</svg>");
+    }
+    h.push_str("<h2>Crashes</h2>");
+    if ev.crashes.is_empty() {
+        h.push_str("<p>None found.");
+    }
+    for c in &ev.crashes {
+        let _ = write!(
+            h,
+            "<h3>{} in {}: {}</h3><p>top frame of own code: <b>{}</b> ({})<pre>{}</pre>",
+            escape(&c.kind),
+            escape(&c.target),
+            escape(&c.message),
+            escape(&c.top_frame),
+            escape(&c.file),
+            escape(&c.stack.join("\n"))
+        );
+    }
+    h.push_str(
+        "<h2>Task groups</h2><table><tr><th>dump<th>verdict<th>group<th>first → last<th>slope/min",
+    );
+    for g in ev.leaks.iter().take(20) {
+        let _ = write!(
+            h,
+            "<tr><td>{}<td class={}>{}<td>{}<td>{} → {}<td>{:+.1}",
+            escape(&g.dump),
+            if g.verdict == "leaking" {
+                "fail"
+            } else {
+                "pass"
+            },
+            escape(&g.verdict),
+            escape(&g.frame),
+            g.first,
+            g.last,
+            g.slope_per_min
+        );
+    }
+    h.push_str("</table><h2>Timeline</h2><pre>");
+    for e in &outcome.events {
+        let _ = writeln!(h, "{:+8.1}s  {:<7} {}", e.t, e.kind, escape(&e.message));
+    }
+    h.push_str("</pre>");
+    h
+}
