@@ -1,34 +1,43 @@
 #!/usr/bin/env bash
-# The demo: a stripped Rust service panics; faultline symbolizes its crash record offline
-# against the debug file kept outside the "image", found by GNU build-id.
+# The demo: `faultline run scenarios/demo.yaml` in a local lab of network namespaces.
+#
+# A checkout service (Rust, stripped, faultline-capture) and an inventory service (Go,
+# net/http/pprof) run as lab hosts. A partition between them makes checkout panic (captured
+# and symbolized from its stripped binary against a debug store kept outside the "image"),
+# a CPU stress squeezes checkout, inventory is killed and restarted, and inventory's goroutine
+# leak is flagged. The run's verdict is FAILED (exit 1) on purpose; the report explains why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=demo-out
-rm -rf "$out"
-mkdir -p "$out/image" "$out/store" "$out/crashes"
-
+demo=target/demo
+mkdir -p "$demo/image" "$demo/store"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "build the demo service (release, full debug info) and faultline"
-cargo build --quiet --profile release-debug -p faultline-demo
-cargo build --quiet -p faultline
-faultline=target/debug/faultline
+say "build faultline and the two demo services"
+cargo build --quiet --locked -p faultline
+cargo build --quiet --locked --profile release-debug -p faultline-demo
 built=target/release-debug/faultline-demo
+# The debug info goes to a store keyed by build-id; the "image" gets a stripped copy.
+objcopy --only-keep-debug "$built" "$demo/faultline-demo.debug"
+objcopy --strip-all "$built" "$demo/image/faultline-demo"
+target/debug/faultline debug-store add "$demo/faultline-demo.debug" --store "$demo/store" >/dev/null
+go=$(scripts/find-go.sh)
+(cd tests/targets/go/inventory && GOTOOLCHAIN=local GOPROXY=off GOFLAGS= CGO_ENABLED=0 "$go" build -ldflags "-s -w" -o "../../../../$demo/image/inventory" .)
+echo "checkout: $(stat -c %s "$demo/image/faultline-demo") bytes, stripped: $(nm "$demo/image/faultline-demo" 2>&1 | head -1)"
+echo "inventory: $("$go" version)"
 
-say "split it as a release pipeline would: debug info to a store, a stripped copy to the image"
-objcopy --only-keep-debug "$built" "$out/faultline-demo.debug"
-objcopy --strip-all "$built" "$out/image/faultline-demo"
-"$faultline" debug-store add "$out/faultline-demo.debug" --store "$out/store"
-echo "image binary: $(stat -c %s "$out/image/faultline-demo") bytes, DWARF sections: $(readelf -S "$out/image/faultline-demo" | grep -cE '\.debug_(info|line)' || true), $(nm "$out/image/faultline-demo" 2>&1 | head -1)"
-
-say "run the stripped binary until it panics (this is all std can tell you)"
+say "faultline run scenarios/demo.yaml"
 set +e
-RUST_BACKTRACE=1 FAULTLINE_CRASH_DIR="$out/crashes" "$out/image/faultline-demo"
+target/debug/faultline run scenarios/demo.yaml --out "$demo/run" --seed 42
 status=$?
 set -e
-echo "exit status: $status"
-record=$(ls "$out"/crashes/*.json)
 
-say "faultline analyze $record --debug-dir $out/store"
-"$faultline" analyze "$record" --debug-dir "$out/store"
+say "the report: $demo/run/report.md (also report.html, junit.xml, journal.json)"
+sed -n '1,/^## Probes/p' "$demo/run/report.md" | head -n -1
+sed -n '/^## Crashes/,/^## Timeline/p' "$demo/run/report.md" | head -n -1
+if [[ $status -eq 1 ]]; then
+    echo "demo: verdict FAILED (exit 1), as documented: the partition made checkout panic and inventory leaks goroutines"
+    exit 0
+fi
+echo "demo: unexpected exit status $status (documented: 1)" >&2
+exit 1

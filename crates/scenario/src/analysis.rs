@@ -27,7 +27,7 @@ pub struct CrashSource {
 fn is_crash_start(line: &str) -> bool {
     line.starts_with("panic: ")
         || line.starts_with("fatal error: ")
-        || (line.starts_with("thread '") && line.contains("' panicked at"))
+        || (line.starts_with("thread '") && line.contains(" panicked at "))
 }
 
 /// Finds every crash of `sources`. Paths in the result are relative to `run_dir`.

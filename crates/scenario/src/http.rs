@@ -87,11 +87,12 @@ pub fn get(
     };
     let mut stream = TcpStream::connect_timeout(&addr, left()?)?;
     stream.set_write_timeout(Some(left()?))?;
-    write!(
-        stream,
+    // One write: a server that answers after its first read must see the whole request.
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: faultline/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")
-    )?;
+    );
+    stream.write_all(request.as_bytes())?;
     let mut reader = BufReader::new(Deadlined { stream, deadline });
     let mut line = String::new();
     reader.read_line(&mut line)?;

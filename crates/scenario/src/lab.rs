@@ -482,7 +482,8 @@ impl Launch {
         // Programs with a slash are relative to the scenario's directory; bare names are
         // looked up in PATH.
         let program = if program.contains('/') {
-            self.base_dir.join(program)
+            // Absolute, because the command also runs in that directory.
+            std::path::absolute(self.base_dir.join(program)).map_err(|e| e.to_string())?
         } else {
             PathBuf::from(program)
         };

@@ -199,9 +199,15 @@ pub fn run(
     let mut steps_end = 0.0;
     let mut end = 0.0;
 
-    if let Err(e) = std::fs::create_dir_all(&options.out_dir) {
-        infra = Some(format!("{}: {e}", options.out_dir.display()));
+    // Absolute: hosts run in the scenario's directory and get paths inside it.
+    let mut options = options.clone();
+    match std::fs::create_dir_all(&options.out_dir)
+        .and_then(|()| std::path::absolute(&options.out_dir))
+    {
+        Ok(dir) => options.out_dir = dir,
+        Err(e) => infra = Some(format!("{}: {e}", options.out_dir.display())),
     }
+    let options = &options;
 
     // Leftovers of an earlier run that was killed: its lab cgroups.
     if let Some(root) = faultline_fault::lab::CgroupRoot::host() {
