@@ -6,9 +6,14 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 deps:
     scripts/install-deps.sh
 
-# The demo: a stripped service panics, faultline symbolizes the crash offline.
+# The demo: `faultline run scenarios/demo.yaml` in a local lab (needs root): a partition makes
+# a stripped service panic, faultline symbolizes the crash offline and flags a goroutine leak.
 demo: deps
     scripts/demo.sh
+
+# Build what the scenarios in scenarios/ run (target/demo) without running anything.
+demo-build: deps
+    scripts/demo-build.sh
 
 # The whole test suite, as CI runs it: format, lints, every test.
 test: deps

@@ -615,12 +615,9 @@ impl Timeline<'_> {
         let probes = watchers
             .progress()
             .into_iter()
-            .map(|(name, ok, total)| {
-                if total == 0 {
-                    format!("{name} -")
-                } else {
-                    format!("{name} {}% ({ok}/{total})", ok * 100 / total)
-                }
+            .map(|(name, ok, total)| match (ok * 100).checked_div(total) {
+                None => format!("{name} -"),
+                Some(percent) => format!("{name} {percent}% ({ok}/{total})"),
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -695,7 +692,7 @@ impl Timeline<'_> {
                     let request = CreateFault {
                         fault: spec(fault, pid, peers, *duration),
                         lease_seconds: (!matches!(fault, Fault::Kill { .. }))
-                            .then(|| self.lease.as_secs_f64()),
+                            .then_some(self.lease.as_secs_f64()),
                     };
                     if let Fault::Kill { .. } = fault {
                         // A kill waits out its grace period: on a thread, so leases keep

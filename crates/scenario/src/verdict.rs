@@ -230,9 +230,14 @@ fn judge_one(check: &AssertionCheck, ev: &Evidence) -> (bool, String) {
             let mut passed = true;
             for f in &ev.faults {
                 let end = if f.kind == "kill" { f.started } else { f.ended };
-                // Recovered: the first passing sample after the end that is followed by no
-                // failure before the next fault begins, or simply the first pass after the end.
-                let first_ok = samples.iter().find(|s| s.t >= end && s.ok);
+                // Recovered: the first passing sample after the end and after the first
+                // failure the fault caused (a kill bites a moment after it is sent, so a
+                // sample taken just after it may still pass).
+                let first_failure = samples
+                    .iter()
+                    .find(|s| s.t >= f.started && !s.ok)
+                    .map_or(end, |s| s.t.max(end));
+                let first_ok = samples.iter().find(|s| s.t >= first_failure && s.ok);
                 match first_ok {
                     Some(s) if s.t - end <= within => lines.push(format!(
                         "step {} {}: recovered {:.1}s after it ended",

@@ -32,6 +32,7 @@ mod dumps;
 mod faults;
 mod interactive;
 mod leaks;
+mod run;
 mod split_dwarf;
 mod tokio_service;
 

@@ -26,7 +26,8 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs as _};
 use std::time::{Duration, Instant};
 
-/// How long the inventory may be unreachable before checkout falls back to its stale list.
+/// How long the inventory may be unreachable before checkout falls back to its stale list
+/// (`--stale-after SECONDS` changes it).
 const STALE_AFTER: Duration = Duration::from_millis(1500);
 
 /// An order to price.
@@ -53,7 +54,10 @@ fn main() {
         };
         let listen = flag("--listen").unwrap_or_else(|| "127.0.0.1:8080".into());
         let inventory = flag("--inventory").unwrap_or_else(|| "127.0.0.1:6060".into());
-        serve(&listen, &inventory);
+        let stale_after = flag("--stale-after")
+            .and_then(|s| s.parse::<f64>().ok())
+            .map_or(STALE_AFTER, Duration::from_secs_f64);
+        serve(&listen, &inventory, stale_after);
         return;
     }
     println!(
@@ -72,7 +76,7 @@ fn main() {
 
 /// The checkout service: health on `listen`, price lookups against `inventory` on this
 /// thread. Returns only by panicking (see the module docs).
-fn serve(listen: &str, inventory: &str) {
+fn serve(listen: &str, inventory: &str, stale_after: Duration) {
     let listener = TcpListener::bind(listen).unwrap_or_else(|e| panic!("bind {listen}: {e}"));
     println!("faultline-demo: checkout serving on {listen}, inventory at {inventory}");
     std::thread::spawn(move || {
@@ -93,7 +97,7 @@ fn serve(listen: &str, inventory: &str) {
                 };
                 black_box(process_order(&order));
             }
-            Err(e) if last_good.elapsed() >= STALE_AFTER => {
+            Err(e) if last_good.elapsed() >= stale_after => {
                 eprintln!(
                     "faultline-demo: inventory unreachable ({e}); pricing from the stale list"
                 );

@@ -1,0 +1,417 @@
+//! `faultline run` end to end, in a real lab: network namespaces, nftables, cgroups, the
+//! demo's stripped Rust service and a Go service built here, as scenarios/ runs them.
+//!
+//! The scenario files of scenarios/ are used as they are, with `../target/demo/` pointed at
+//! the binaries this test builds.
+
+use std::fs;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use faultline_tests::{
+    ChildGuard, GoBuild, RunOptions, demo_binary, demo_source, exec_tempdir, go_toolchains,
+    marker_line, run_ok, run_with, split_debug, strip_all, workspace_root,
+};
+
+use crate::faultline;
+
+/// The demo system of scenarios/: `image/faultline-demo` (stripped), `image/inventory` (Go
+/// 1.27, `-s -w`), `store/` with the checkout's debug file. Built once per test process.
+fn demo_dir() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &BUILT
+        .get_or_init(|| {
+            let dir = exec_tempdir();
+            let root = dir.path().join("demo");
+            fs::create_dir_all(root.join("image")).unwrap();
+            let debug = root.join("faultline-demo.debug");
+            split_debug(demo_binary(), &debug);
+            strip_all(demo_binary(), &root.join("image/faultline-demo"));
+            run_ok(
+                faultline()
+                    .args(["debug-store", "add"])
+                    .arg(&debug)
+                    .arg("--store")
+                    .arg(root.join("store")),
+            );
+            let go = go_toolchains()
+                .iter()
+                .find(|t| t.series == "go1.27")
+                .expect("Go 1.27");
+            go.build(
+                &workspace_root().join("tests/targets/go/inventory"),
+                GoBuild::Stripped,
+                &root.join("image/inventory"),
+            );
+            (dir, root)
+        })
+        .1
+}
+
+/// A scenario of scenarios/ (or given text) written next to the demo binaries.
+fn scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let text = text.replace("../target/demo/", &format!("{}/", demo_dir().display()));
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn example(name: &str) -> String {
+    fs::read_to_string(workspace_root().join("scenarios").join(name)).unwrap()
+}
+
+/// `faultline run FILE` with its own run directory and agent state; returns the run and the
+/// run directory.
+fn faultline_run(dir: &Path, file: &Path) -> (faultline_tests::Finished, PathBuf) {
+    let out = dir.join("run");
+    let finished = run_with(
+        faultline()
+            .arg("run")
+            .arg(file)
+            .arg("--out")
+            .arg(&out)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--junit")
+            .arg(dir.join("junit.xml"))
+            .arg("--report")
+            .arg(dir.join("report.md"))
+            .args(["--seed", "7"]),
+        RunOptions {
+            deadline: Duration::from_secs(120),
+            ..RunOptions::default()
+        },
+    );
+    (finished, out)
+}
+
+#[test]
+fn the_demo_scenario_fails_with_the_crash_and_the_leak_it_documents() {
+    let dir = exec_tempdir();
+    let file = scenario(dir.path(), "demo.yaml", &example("demo.yaml"));
+    let (run, out) = faultline_run(dir.path(), &file);
+    assert_eq!(run.status.code(), Some(1), "{}", run.context());
+    let junit = fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    // The panic the partition brings out, symbolized from the stripped binary.
+    let panic_line = marker_line(&demo_source(), "panic-site");
+    let top = "faultline_demo::apply_discount at ";
+    let failure = junit
+        .split("<testcase")
+        .find(|c| c.contains("name=\"no_panics"))
+        .unwrap_or_else(|| panic!("no no_panics testcase:\n{junit}"));
+    assert!(failure.contains("<failure"), "{failure}");
+    assert!(
+        failure.contains(top) && failure.contains(&format!("main.rs:{panic_line}")),
+        "{failure}"
+    );
+    assert!(
+        failure.contains("discount 150% exceeds the price of order 42"),
+        "{failure}"
+    );
+    // The goroutine leak, named by its own frame.
+    let leak = junit
+        .split("<testcase")
+        .find(|c| c.contains("name=\"no_leaks"))
+        .unwrap();
+    assert!(
+        leak.contains("<failure") && leak.contains("main.audit"),
+        "{leak}"
+    );
+    // The steady state before the faults held, and every revert was verified.
+    for passing in ["probe_success checkout before", "every revert verified"] {
+        let case = junit
+            .split("<testcase")
+            .find(|c| c.contains(&format!("name=\"{passing}")))
+            .unwrap();
+        assert!(!case.contains("<failure"), "{case}");
+    }
+    let report = fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(
+        report.contains("Top frame of own code: **faultline_demo::apply_discount"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| inventory-goroutines | **leaking** | main.audit"),
+        "{report}"
+    );
+    // The raw material of a postmortem is in the run directory.
+    let journal: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("journal.json")).unwrap()).unwrap();
+    assert_eq!(journal["exit_code"], 1);
+    assert_eq!(journal["verdict"], "failed");
+    let crashes = fs::read_dir(out.join("hosts/checkout/crashes"))
+        .unwrap()
+        .count();
+    assert!(crashes >= 1);
+    assert!(
+        fs::read_dir(out.join("dumps/inventory-goroutines"))
+            .unwrap()
+            .count()
+            >= 6
+    );
+    assert!(run.stdout.contains("FAILED"), "{}", run.context());
+}
+
+#[test]
+fn the_ci_gate_passes_with_every_testcase_passing() {
+    let dir = exec_tempdir();
+    let file = scenario(dir.path(), "ci-gate.yaml", &example("ci-gate.yaml"));
+    let (run, out) = faultline_run(dir.path(), &file);
+    assert_eq!(run.status.code(), Some(0), "{}", run.context());
+    let junit = fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(
+        !junit.contains("<failure") && !junit.contains("<error"),
+        "{junit}"
+    );
+    // One testcase per assertion, and the revert check.
+    assert_eq!(junit.matches("<testcase").count(), 6, "{junit}");
+    let journal: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("journal.json")).unwrap()).unwrap();
+    let faults = journal["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 4);
+    // The partition bit: its table matched packets, and it is gone.
+    let partition = faults.iter().find(|f| f["kind"] == "partition").unwrap();
+    assert_eq!(partition["revert"], "verified");
+    assert!(partition["packets"].as_u64().unwrap() > 0, "{partition}");
+}
+
+#[test]
+fn a_service_that_does_not_recover_fails_with_the_evidence_in_junit() {
+    let dir = exec_tempdir();
+    let text = "\
+name: no-recovery
+lab:
+  hosts:
+    checkout:
+      command: [../target/demo/image/faultline-demo, serve, --listen, '0.0.0.0:8080', --inventory, '10.77.0.99:1', --stale-after, '600']
+      ready: { port: 8080 }
+probes:
+  health:
+    http: { url: 'http://checkout:8080/health', within: 500ms }
+    every: 200ms
+steps:
+  - wait: 1s
+  - kill: { target: checkout, signal: KILL }
+  - wait: 2s
+assertions:
+  - recovers: { probe: health, within: 1s }
+";
+    let file = scenario(dir.path(), "s.yaml", text);
+    let (run, _) = faultline_run(dir.path(), &file);
+    assert_eq!(run.status.code(), Some(1), "{}", run.context());
+    let junit = fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    let case = junit
+        .split("<testcase")
+        .find(|c| c.contains("name=\"recovers health within 1s"))
+        .unwrap_or_else(|| panic!("{junit}"));
+    assert!(case.contains("<failure"), "{case}");
+    assert!(case.contains("step 2 kill: never recovered"), "{case}");
+}
+
+#[test]
+fn a_scenario_with_three_mistakes_exits_2_naming_each() {
+    let dir = exec_tempdir();
+    let text = "\
+name: mistakes
+lab:
+  hosts:
+    api: { command: [./api] }
+steps:
+  - partition: { target: api, peers: [dbb], for: 5s }
+  - stress: { target: api, load: 50, for: 5 }
+  - wait: 1s
+    extra: true
+";
+    let file = scenario(dir.path(), "bad.yaml", text);
+    let (run, _) = faultline_run(dir.path(), &file);
+    assert_eq!(run.status.code(), Some(2), "{}", run.context());
+    for place in ["bad.yaml:6:39", "bad.yaml:7:43", "bad.yaml:8:5"] {
+        assert!(run.stderr.contains(place), "{place}\n{}", run.context());
+    }
+    assert!(
+        run.stderr.contains("3 problems (nothing was run)"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        !dir.path().join("run").exists(),
+        "an invalid scenario must touch nothing"
+    );
+}
+
+/// Every process whose ancestry leads to `root`.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 2..];
+            let ppid = after.split(' ').nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rfind(')').is_some_and(|i| !s[i..].starts_with(") Z")))
+}
+
+#[test]
+fn a_sigkilled_run_leaves_nothing_and_the_next_run_reports_the_residue() {
+    let dir = exec_tempdir();
+    let text = "\
+name: killed
+lab:
+  hosts:
+    inventory:
+      command: [../target/demo/image/inventory, -listen, ':6060']
+      ready: { port: 6060 }
+    checkout:
+      command: [../target/demo/image/faultline-demo, serve, --listen, '0.0.0.0:8080', --inventory, '${hosts.inventory}:6060', --stale-after, '600']
+      cpu: 0.5
+      ready: { port: 8080 }
+steps:
+  - parallel:
+      - partition: { target: checkout, peers: [inventory], for: 60s }
+      - stress: { target: checkout, load: 50, for: 60s }
+";
+    let file = scenario(dir.path(), "killed.yaml", text);
+    let state = dir.path().join("state");
+    let mut command = faultline();
+    command
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut guard = ChildGuard::spawn(&mut command);
+    let run_pid = guard.id();
+    let stderr = guard.child_mut().stderr.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    // Wait until both faults are in force.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut applied = 0;
+    let mut log = String::new();
+    while applied < 2 {
+        let line = seen
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the faults were not applied:\n{log}"));
+        if line.contains("fault: partition") || line.contains("fault: stress") {
+            applied += 1;
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let lab_processes = descendants(run_pid);
+    assert!(lab_processes.len() >= 6, "{lab_processes:?}\n{log}");
+    let cgroups: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup/cpu")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("faultline-lab-{run_pid}-"))
+        })
+        .collect();
+    assert_eq!(cgroups.len(), 2, "{cgroups:?}");
+
+    // SIGKILL: no revert, no teardown runs. The kernel takes it from here.
+    sigkill(run_pid);
+    let _ = guard.child_mut().wait();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left: Vec<u32> = lab_processes.clone();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        left.retain(|&pid| alive(pid));
+    }
+    assert!(
+        left.is_empty(),
+        "still running 2 s after the SIGKILL: {left:?} (of {lab_processes:?})"
+    );
+    for cgroup in &cgroups {
+        let procs = fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default();
+        assert!(procs.trim().is_empty(), "{}: {procs}", cgroup.display());
+    }
+
+    // The next run removes the cgroups and says so.
+    let next = scenario(
+        dir.path(),
+        "next.yaml",
+        "name: next\nsteps:\n  - wait: 100ms\n",
+    );
+    let out = dir.path().join("next");
+    let finished = run_with(
+        faultline()
+            .arg("run")
+            .arg(&next)
+            .arg("--out")
+            .arg(&out)
+            .arg("--state-dir")
+            .arg(&state),
+        RunOptions::default(),
+    );
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.context());
+    let journal: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("journal.json")).unwrap()).unwrap();
+    let swept: Vec<String> = journal["swept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    for cgroup in &cgroups {
+        assert!(!cgroup.exists(), "{} remains", cgroup.display());
+        assert!(
+            swept
+                .iter()
+                .any(|s| s.contains(&cgroup.display().to_string())),
+            "{swept:?}"
+        );
+    }
+    // The in-process agent's journal had the partition: its table went with its owner.
+    assert!(
+        swept
+            .iter()
+            .any(|s| s.contains("partition") && s.contains("gone")),
+        "{swept:?}"
+    );
+}
+
+/// SIGKILL to `pid` (a child this test started), with kill(1).
+fn sigkill(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
