@@ -36,9 +36,10 @@ pub struct FaultRecord {
 }
 
 impl FaultRecord {
-    /// Whether nothing of it remains: it was reverted and verified, or it was a kill.
+    /// Whether nothing of it remains: it was reverted and verified, it was a kill, or it was
+    /// never applied (no id: refused or skipped; the run reports that as its own failure).
     pub fn revert_ok(&self) -> bool {
-        self.kind == "kill" || self.revert.as_deref() == Some("verified")
+        self.kind == "kill" || self.id.is_none() || self.revert.as_deref() == Some("verified")
     }
 }
 
