@@ -160,17 +160,11 @@ impl CounterSet {
 /// Removes what the faults in `pending` (from a previous agent's journal) left behind. Returns
 /// what it did, one line each, and the entries it could not settle (to keep in the journal).
 pub fn sweep(pending: &[journal::Entry]) -> (Vec<String>, Vec<journal::Entry>) {
-    use faultline_fault::{Process, start_time};
+    use faultline_fault::{Process, running, start_time};
     let mut log = Vec::new();
     let mut unresolved = Vec::new();
     // The same process: alive (a zombie has lost its namespaces and cannot be signalled into
     // doing anything), and started when the journal says.
-    let running = |pid: u32| {
-        Process::open(pid)
-            .ok()
-            .and_then(|p| p.state())
-            .is_some_and(|s| s != 'Z')
-    };
     let same =
         |pid: u32, start: Option<u64>| start.is_some() && start_time(pid) == start && running(pid);
     for entry in pending {
@@ -227,7 +221,7 @@ pub fn sweep(pending: &[journal::Entry]) -> (Vec<String>, Vec<journal::Entry>) {
                         continue;
                     };
                     if start_time(pid) == Some(start)
-                        && process.state().is_some_and(|s| s != 'Z')
+                        && running(pid)
                         && process
                             .kill(libc::SIGKILL, std::time::Duration::from_secs(1))
                             .is_ok()

@@ -94,7 +94,7 @@ impl HeldNamespace {
     pub fn ip(&self, args: &[&str]) -> Result<(), Error> {
         let mut command = Command::new("ip");
         command.args(args);
-        self.prepare(&mut command, false);
+        crate::target::exec_in_netns(&mut command, self.ns.as_raw_fd(), false, false);
         let output = command
             .output()
             .map_err(|e| Error::io("run ip (is iproute2 installed?)".into(), e))?;
@@ -115,19 +115,10 @@ impl HeldNamespace {
         let procs = cgroup.map(|c| c.dir.join("cgroup.procs"));
         spawn_in(&self.path, command, procs.as_deref())
     }
-
-    /// Moves the calling thread into the namespace: sockets it opens afterwards live there.
-    /// Use a thread made for it (never a pooled or async worker thread).
-    pub fn enter_this_thread(&self) -> Result<(), Error> {
-        enter_netns(&self.path)
-    }
-
-    fn prepare(&self, command: &mut Command, lasting: bool) {
-        prepare(&self.ns, command, lasting);
-    }
 }
 
-/// Moves the calling thread into the network namespace at `netns`.
+/// Moves the calling thread into the network namespace at `netns`: sockets it opens afterwards
+/// live there. Use a thread made for it (never a pooled or async worker thread).
 pub fn enter_netns(netns: &Path) -> Result<(), Error> {
     let ns = File::open(netns).map_err(|e| Error::io(format!("open {}", netns.display()), e))?;
     // SAFETY: setns with a descriptor owned here.
@@ -149,7 +140,7 @@ pub fn spawn_in(
     cgroup_procs: Option<&Path>,
 ) -> Result<Child, Error> {
     let ns = File::open(netns).map_err(|e| Error::io(format!("open {}", netns.display()), e))?;
-    prepare(&ns, &mut command, true);
+    crate::target::exec_in_netns(&mut command, ns.as_raw_fd(), true, true);
     let procs = match cgroup_procs {
         Some(path) => Some(
             std::fs::OpenOptions::new()
@@ -182,35 +173,6 @@ pub fn signal_group(group: u32, signal: i32) {
         unsafe {
             libc::kill(-(group as libc::pid_t), signal);
         }
-    }
-}
-
-/// Adds the setns (and for long-lived processes the parent-death signal and a process group)
-/// to `command`.
-fn prepare(ns: &File, command: &mut Command, lasting: bool) {
-    let fd = ns.as_raw_fd();
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls: setns, prctl, getppid, setpgid, sigprocmask.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if lasting {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0
-                    || libc::getppid() != parent
-                {
-                    return Err(std::io::Error::other("the lab's creator is gone"));
-                }
-                if libc::setpgid(0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            Ok(())
-        });
     }
 }
 

@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io::Write as _;
 use std::os::fd::AsRawFd as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,30 +30,7 @@ fn nft_binary() -> PathBuf {
 fn in_netns(netns: &File, args: &[&str], die_with_parent: bool) -> Command {
     let mut command = Command::new(nft_binary());
     command.args(args);
-    let fd = netns.as_raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec: setns, prctl, getppid,
-    // sigprocmask; errors are returned, not handled with allocation.
-    let parent = unsafe { libc::getpid() };
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if die_with_parent {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent may have died before the prctl: then nobody holds the lease.
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::other("parent died"));
-                }
-            }
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    crate::target::exec_in_netns(&mut command, netns.as_raw_fd(), die_with_parent, false);
     command
 }
 

@@ -302,6 +302,16 @@ pub fn start_time(pid: u32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// Whether process `pid` exists and is not a zombie. A zombie keeps its pid and start time
+/// but has lost its namespaces and cannot act on a signal.
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
 /// Starts a guard (`what` names it in errors) and waits for its `ready`: the lease pipe is the
 /// guard's standard input, and its write end is returned with the child. The other half of the
 /// handshake is [`wait_for_lease`].

@@ -212,6 +212,46 @@ fn unescape(field: &str) -> String {
     out
 }
 
+/// Makes `command` enter the network namespace open as `netns` between fork and exec, with
+/// every signal unblocked (a caller may block some to take them synchronously). With
+/// `die_with_parent` it gets a SIGKILL when the spawning thread ends (and refuses to start if
+/// the parent is already gone); with `own_group` it leads a process group of its own, so the
+/// group can be signalled whole.
+pub(crate) fn exec_in_netns(
+    command: &mut std::process::Command,
+    netns: std::os::fd::RawFd,
+    die_with_parent: bool,
+    own_group: bool,
+) {
+    use std::os::unix::process::CommandExt as _;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec: setns, prctl, getppid,
+    // setpgid, sigprocmask; errors are returned, not handled with allocation.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setns(netns, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if die_with_parent {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the prctl: then nobody holds the lease.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("parent died"));
+                }
+            }
+            if own_group && libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! Layout: a hub namespace holds a bridge with [`LAB_GATEWAY`]; every host's namespace has a
 //! veth end `eth0` with its address, the other end on the bridge. Nothing is added to the
 //! machine's own namespace: probes and scrapes run on threads that entered the hub
-//! ([`Lab::enter_hub`]). Every namespace belongs to a holder process that dies with the
+//! ([`Lab::hub_path`], [`enter`]). Every namespace belongs to a holder process that dies with the
 //! runner, so even a SIGKILLed run leaves no namespace; hosts' processes die with their
 //! supervisor thread; cgroups are swept by the next run.
 
@@ -289,14 +289,7 @@ impl Lab {
             .map_err(|e| format!("start the supervisor of {}: {e}", host.planned.name))
     }
 
-    /// Moves the calling thread into the hub namespace, where every host is reachable.
-    pub fn enter_hub(&self) -> Result<(), String> {
-        self.hub
-            .enter_this_thread()
-            .map_err(|e| format!("enter the lab: {e}"))
-    }
-
-    /// A handle to enter the hub from another thread.
+    /// The hub namespace, for [`enter`] on a probe's thread: every host is reachable there.
     pub fn hub_path(&self) -> PathBuf {
         self.hub.path().to_path_buf()
     }
@@ -335,14 +328,6 @@ impl Lab {
         lock(&self.events).clone()
     }
 
-    /// The cgroup directory of each host that has one.
-    pub fn cgroups(&self) -> Vec<PathBuf> {
-        self.hosts
-            .values()
-            .filter_map(|h| h.cgroup.as_ref().map(|c| c.dir().to_path_buf()))
-            .collect()
-    }
-
     /// Stops every host and removes the lab; returns what could not be removed (empty when
     /// everything is gone).
     pub fn teardown(mut self) -> Vec<String> {
@@ -366,11 +351,7 @@ impl Lab {
         }
         for (name, holder, ns) in namespaces {
             drop(ns);
-            if Path::new(&format!("/proc/{holder}")).exists()
-                && faultline_fault::start_time(holder).is_some()
-                && std::fs::read_to_string(format!("/proc/{holder}/stat"))
-                    .is_ok_and(|s| !s.contains(") Z "))
-            {
+            if faultline_fault::running(holder) {
                 residue.push(format!("host {name}: namespace holder {holder} still runs"));
             }
         }
@@ -438,7 +419,8 @@ pub fn enter(path: &Path) -> Result<(), String> {
     faultline_fault::lab::enter_netns(path).map_err(|e| format!("enter the lab: {e}"))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `m`; a thread that panicked holding it left no broken invariant behind.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

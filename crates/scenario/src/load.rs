@@ -662,7 +662,7 @@ impl<'p> Reader<'p> {
         let run: Vec<String> = run?.into_iter().map(|(s, _)| s).collect();
         if run.is_empty() {
             self.problems
-                .add(map_pos(node), format!("{what}: run is empty"), None);
+                .add(node.pos, format!("{what}: run is empty"), None);
             return None;
         }
         Some(Check::Command { run, within })
@@ -1166,10 +1166,6 @@ impl<'p> Reader<'p> {
         }
         Some(out)
     }
-}
-
-fn map_pos(node: &Node) -> Pos {
-    node.pos
 }
 
 /// A mapping's entries in file order.

@@ -6,7 +6,6 @@
 //! [`crate::load`] walks the tree with [`Map`] and [`Problems`], reporting unknown keys, wrong
 //! types and bad values as it goes, and carrying on.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -27,7 +26,10 @@ pub struct Pos {
 
 impl Pos {
     fn of<T>(spanned: &Spanned<T>) -> Self {
-        let at = spanned.referenced;
+        Self::at(spanned.referenced)
+    }
+
+    fn at(at: serde_saphyr::Location) -> Self {
         let span = at.span();
         Self {
             line: at.line(),
@@ -180,15 +182,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     match serde_saphyr::from_str::<Spanned<Raw>>(text) {
         Ok(root) => Ok(node(root)),
         Err(e) => {
-            let pos = e.location().map(|at| {
-                let span = at.span();
-                Pos {
-                    line: at.line(),
-                    column: at.column(),
-                    offset: span.byte_offset().unwrap_or(0) as usize,
-                    len: span.byte_len().unwrap_or(0) as usize,
-                }
-            });
+            let pos = e.location().map(Pos::at);
             // The error's own text repeats the location and may quote a snippet; keep the
             // first line, which says what is wrong.
             let message = e.to_string();
@@ -429,25 +423,6 @@ pub fn duration(node: &Node, what: &str, problems: &mut Problems) -> Option<std:
             None
         }
     }
-}
-
-/// Entries of a mapping node whose keys are names (hosts, probes): name → (key position,
-/// value). Reports a non-mapping.
-pub fn named<'a>(
-    node: &'a Node,
-    what: &str,
-    problems: &mut Problems,
-) -> BTreeMap<String, (Pos, &'a Node)> {
-    let mut out = BTreeMap::new();
-    match &node.value {
-        Value::Map(entries) => {
-            for (key, pos, value) in entries {
-                out.insert(key.clone(), (*pos, value));
-            }
-        }
-        _ => problems.wrong_type(node, what, "a mapping of names"),
-    }
-    out
 }
 
 #[cfg(test)]

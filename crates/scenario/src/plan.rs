@@ -166,16 +166,6 @@ impl Plan {
             .iter()
             .filter(|a| matches!(a.kind, ActionKind::Fault { .. }))
     }
-
-    /// Every interval during which a fault is in force (kills count as instants).
-    pub fn fault_windows(&self) -> Vec<(Duration, Duration)> {
-        self.faults()
-            .filter_map(|a| match &a.kind {
-                ActionKind::Fault { duration, .. } => Some((a.at, a.at + *duration)),
-                ActionKind::Wait(_) => None,
-            })
-            .collect()
-    }
 }
 
 /// Lays `steps` out from `start`; returns where they end.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::lab::lock;
 use crate::model::{Check, DumpCapture, Probe};
 
 /// One probe result.
@@ -79,11 +80,16 @@ pub struct Context {
 
 impl Context {
     fn t(&self) -> f64 {
-        let now = Instant::now();
-        match now.checked_duration_since(self.zero) {
-            Some(d) => d.as_secs_f64(),
-            None => -(self.zero - now).as_secs_f64(),
-        }
+        seconds_since(self.zero)
+    }
+}
+
+/// Seconds from `zero` to now; negative before it.
+pub(crate) fn seconds_since(zero: Instant) -> f64 {
+    let now = Instant::now();
+    match now.checked_duration_since(zero) {
+        Some(d) => d.as_secs_f64(),
+        None => -(zero - now).as_secs_f64(),
     }
 }
 
@@ -339,8 +345,4 @@ pub fn fetch(url: &str, resolver: &Resolver, timeout: Duration) -> Result<Vec<u8
         ));
     }
     Ok(response.body)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

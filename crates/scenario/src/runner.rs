@@ -18,7 +18,7 @@ use crate::analysis::{self, CrashSource};
 use crate::lab::{Lab, LabOptions};
 use crate::model::{Fault, Find, Scenario};
 use crate::plan::{ActionKind, Plan, describe_fault};
-use crate::probe::{Context, Observed, Resolver, Watchers};
+use crate::probe::{Context, Observed, Resolver, Watchers, seconds_since};
 use crate::verdict::{self, Evidence, FaultRecord, Judged};
 
 /// How to run.
@@ -162,14 +162,6 @@ impl Journal {
     }
 }
 
-fn seconds_since(zero: Instant) -> f64 {
-    let now = Instant::now();
-    match now.checked_duration_since(zero) {
-        Some(d) => d.as_secs_f64(),
-        None => -(zero - now).as_secs_f64(),
-    }
-}
-
 /// An active fault the runner keeps a lease on.
 struct Held {
     id: String,
@@ -196,7 +188,6 @@ pub fn run(
     let mut faults: Vec<FaultRecord> = Vec::new();
     let mut observed = Observed::default();
     let mut residue = Vec::new();
-    let mut steps_end = 0.0;
     let mut end = 0.0;
 
     // Absolute: hosts run in the scenario's directory and get paths inside it.
@@ -379,7 +370,6 @@ pub fn run(
                     Ok(Some(signal)) => interrupted = Some(signal),
                     Err(e) => infra = Some(e),
                 }
-                steps_end = seconds_since(zero);
                 if infra.is_none() && interrupted.is_none() {
                     // Give probes the time to recover that the assertions allow.
                     if let Some(signal) =
@@ -485,7 +475,6 @@ pub fn run(
     let evidence = Evidence {
         probes: observed.probes.clone(),
         faults,
-        steps_end,
         end,
         crashes,
         leaks,

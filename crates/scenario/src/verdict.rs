@@ -91,8 +91,6 @@ pub struct Evidence {
     pub probes: Vec<(String, Vec<Sample>)>,
     /// Faults in the order applied.
     pub faults: Vec<FaultRecord>,
-    /// When the steps ended (seconds).
-    pub steps_end: f64,
     /// When observation ended (seconds).
     pub end: f64,
     /// Crashes found.
@@ -389,7 +387,6 @@ mod tests {
                     .collect(),
             )],
             faults: vec![fault("partition", 2.0, 4.0, Some("verified"))],
-            steps_end: 8.0,
             end: 10.0,
             ..Evidence::default()
         }
