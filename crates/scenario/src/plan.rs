@@ -285,22 +285,31 @@ pub fn describe_fault(target: &str, fault: &Fault, peers: &[String], duration: D
             secs(duration)
         ),
         Fault::Kill { signal, grace } => {
-            format!(
-                "kill {target} with SIG{signal}, SIGKILL after {}",
-                secs(*grace)
-            )
+            // Written `TERM`, `SIGTERM` or `15`: shown as `SIGTERM` or `signal 15`.
+            let name = signal.trim_start_matches("SIG");
+            let shown = if name.bytes().all(|b| b.is_ascii_digit()) {
+                format!("signal {name}")
+            } else {
+                format!("SIG{name}")
+            };
+            if name == "KILL" || name == "9" {
+                format!("kill {target} with {shown}")
+            } else {
+                format!("kill {target} with {shown}, SIGKILL after {}", secs(*grace))
+            }
         }
     }
 }
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let faults = self.faults().count();
         writeln!(
             f,
-            "plan: {} ({} steps, {} faults, seed {})",
+            "plan: {} ({} steps, {faults} fault{}, seed {})",
             self.name,
             secs(self.steps_duration),
-            self.faults().count(),
+            if faults == 1 { "" } else { "s" },
             self.seed
         )?;
         if !self.hosts.is_empty() {
@@ -350,5 +359,24 @@ impl fmt::Display for Plan {
             writeln!(f, "  then up to {} for probes to recover", secs(self.tail))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_read_the_same_however_they_were_written() {
+        let kill = |signal: &str| Fault::Kill {
+            signal: signal.into(),
+            grace: Duration::from_secs(2),
+        };
+        let shown = |signal| describe_fault("api", &kill(signal), &[], Duration::ZERO);
+        assert_eq!(shown("TERM"), "kill api with SIGTERM, SIGKILL after 2s");
+        assert_eq!(shown("SIGTERM"), "kill api with SIGTERM, SIGKILL after 2s");
+        assert_eq!(shown("15"), "kill api with signal 15, SIGKILL after 2s");
+        assert_eq!(shown("KILL"), "kill api with SIGKILL");
+        assert_eq!(shown("9"), "kill api with signal 9");
     }
 }

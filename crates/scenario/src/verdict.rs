@@ -187,7 +187,10 @@ pub fn judge(assertions: &[Assertion], evidence: &Evidence) -> Vec<Judged> {
         line: 0,
         passed: failed.is_empty(),
         evidence: if failed.is_empty() {
-            format!("{reverts} faults reverted, each read back from the kernel")
+            format!(
+                "{reverts} fault{} reverted, each read back from the kernel",
+                if reverts == 1 { "" } else { "s" }
+            )
         } else {
             failed.join("; ")
         },
