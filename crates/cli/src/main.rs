@@ -97,7 +97,8 @@ struct RunArgs {
     /// (default `faultline-runs/<scenario>-<time>`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Seed of the run's random choices (recorded in the reports).
+    /// A seed recorded in the plan and the reports (no step draws from it yet: packet loss is
+    /// drawn by the kernel). Default: the current Unix time.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// Use this running agent (`unix:PATH`, `tcp:HOST:PORT`) instead of one in-process.

@@ -276,11 +276,9 @@ fn alive(pid: u32) -> bool {
         .is_ok_and(|s| s.rfind(')').is_some_and(|i| !s[i..].starts_with(") Z")))
 }
 
-#[test]
-fn a_sigkilled_run_leaves_nothing_and_the_next_run_reports_the_residue() {
-    let dir = exec_tempdir();
-    let text = "\
-name: killed
+/// A lab of checkout and inventory with a partition and a stress in force for a minute.
+const LONG_FAULTS: &str = "\
+name: long-faults
 lab:
   hosts:
     inventory:
@@ -295,16 +293,19 @@ steps:
       - partition: { target: checkout, peers: [inventory], for: 60s }
       - stress: { target: checkout, load: 50, for: 60s }
 ";
-    let file = scenario(dir.path(), "killed.yaml", text);
-    let state = dir.path().join("state");
+
+/// Starts `faultline run` on [`LONG_FAULTS`] and returns once both faults are in force, with
+/// the run's guard, its pid and the stderr seen so far.
+fn start_long_faults(dir: &Path) -> (ChildGuard, u32, String) {
+    let file = scenario(dir, "long.yaml", LONG_FAULTS);
     let mut command = faultline();
     command
         .arg("run")
         .arg(&file)
         .arg("--out")
-        .arg(dir.path().join("run"))
+        .arg(dir.join("run"))
         .arg("--state-dir")
-        .arg(&state)
+        .arg(dir.join("state"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut guard = ChildGuard::spawn(&mut command);
@@ -316,7 +317,6 @@ steps:
             let _ = lines.send(line);
         }
     });
-    // Wait until both faults are in force.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut applied = 0;
     let mut log = String::new();
@@ -330,9 +330,14 @@ steps:
         log.push_str(&line);
         log.push('\n');
     }
-    let lab_processes = descendants(run_pid);
-    assert!(lab_processes.len() >= 6, "{lab_processes:?}\n{log}");
-    let cgroups: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup/cpu")
+    // Keep draining stderr so the run never blocks on a full pipe.
+    std::thread::spawn(move || while seen.recv().is_ok() {});
+    (guard, run_pid, log)
+}
+
+/// The lab cgroups of run `run_pid`.
+fn lab_cgroups(run_pid: u32) -> Vec<PathBuf> {
+    fs::read_dir("/sys/fs/cgroup/cpu")
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -342,18 +347,77 @@ steps:
                 .to_string_lossy()
                 .starts_with(&format!("faultline-lab-{run_pid}-"))
         })
-        .collect();
+        .collect()
+}
+
+/// Waits up to 2 s for every pid of `pids` to be gone; returns those still running.
+fn still_running(pids: &[u32]) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left = pids.to_vec();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        left.retain(|&pid| alive(pid));
+    }
+    left
+}
+
+#[test]
+fn sigterm_stops_the_run_reverts_its_faults_and_tears_the_lab_down() {
+    let dir = exec_tempdir();
+    let (mut guard, run_pid, log) = start_long_faults(dir.path());
+    let lab_processes = descendants(run_pid);
+    assert!(lab_processes.len() >= 6, "{lab_processes:?}\n{log}");
+    assert_eq!(lab_cgroups(run_pid).len(), 2);
+    let status = Command::new("kill")
+        .args(["-TERM", &run_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = guard.child_mut().wait().unwrap();
+    assert_eq!(
+        exited.code(),
+        Some(4),
+        "an interrupted run is an infrastructure error"
+    );
+    // Everything was undone by the run itself, not left for a sweep.
+    let left = still_running(&lab_processes);
+    assert!(left.is_empty(), "still running: {left:?}");
+    assert!(
+        lab_cgroups(run_pid).is_empty(),
+        "{:?}",
+        lab_cgroups(run_pid)
+    );
+    let journal: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("run/journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(journal["verdict"], "infrastructure_error");
+    assert!(
+        journal["infrastructure_error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by signal 15"),
+        "{journal:#}"
+    );
+    for fault in journal["faults"].as_array().unwrap() {
+        assert_eq!(fault["revert"], "verified", "{fault}");
+    }
+    assert_eq!(journal["residue"], serde_json::json!([]));
+}
+
+#[test]
+fn a_sigkilled_run_leaves_nothing_and_the_next_run_reports_the_residue() {
+    let dir = exec_tempdir();
+    let state = dir.path().join("state");
+    let (mut guard, run_pid, log) = start_long_faults(dir.path());
+    let lab_processes = descendants(run_pid);
+    assert!(lab_processes.len() >= 6, "{lab_processes:?}\n{log}");
+    let cgroups = lab_cgroups(run_pid);
     assert_eq!(cgroups.len(), 2, "{cgroups:?}");
 
     // SIGKILL: no revert, no teardown runs. The kernel takes it from here.
     sigkill(run_pid);
     let _ = guard.child_mut().wait();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut left: Vec<u32> = lab_processes.clone();
-    while !left.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        left.retain(|&pid| alive(pid));
-    }
+    let left = still_running(&lab_processes);
     assert!(
         left.is_empty(),
         "still running 2 s after the SIGKILL: {left:?} (of {lab_processes:?})"
