@@ -291,9 +291,13 @@ impl<'p> Reader<'p> {
         };
         let mut hosts = Vec::new();
         if let Some(n) = lab.require("hosts", self.problems) {
-            for (name, (pos, value)) in ordered(n, "lab.hosts", self.problems) {
-                self.check_name(&name, pos, "host");
+            let entries = ordered(n, "lab.hosts", self.problems);
+            // Every name first: a host may refer to one declared after it (`${hosts.db}`).
+            for (name, (pos, _)) in &entries {
+                self.check_name(name, *pos, "host");
                 self.names.hosts.push(name.clone());
+            }
+            for (name, (pos, value)) in entries {
                 if let Some(host) = self.host(name, pos, value) {
                     hosts.push(host);
                 }
@@ -301,6 +305,35 @@ impl<'p> Reader<'p> {
         }
         lab.finish(self.problems);
         hosts
+    }
+
+    /// Each `${hosts.NAME}` in `text` must name a lab host (a typo would reach the command
+    /// as written).
+    fn check_substitutions(&mut self, text: &str, pos: Pos, what: &str) {
+        let mut rest = text;
+        while let Some(i) = rest.find("${hosts.") {
+            let after = &rest[i + "${hosts.".len()..];
+            let Some(end) = after.find('}') else {
+                self.problems.add(
+                    pos,
+                    format!("{what}: `{text}`: `${{hosts.` is not closed"),
+                    Some("write ${hosts.NAME}".into()),
+                );
+                return;
+            };
+            let name = &after[..end];
+            if !self.names.hosts.iter().any(|h| h == name) {
+                let known: Vec<&str> = self.names.hosts.iter().map(String::as_str).collect();
+                self.problems.add(
+                    pos,
+                    format!("{what}: `${{hosts.{name}}}` names no lab host"),
+                    node::closest(name, &known)
+                        .map(|k| format!("did you mean `{k}`?"))
+                        .or_else(|| Some(format!("lab hosts: {}", known.join(", ")))),
+                );
+            }
+            rest = &after[end + 1..];
+        }
     }
 
     fn check_name(&mut self, name: &str, pos: Pos, what: &str) {
@@ -330,11 +363,14 @@ impl<'p> Reader<'p> {
         let command = map
             .require("command", self.problems)
             .and_then(|n| node::strings(n, &format!("{what}: command"), self.problems));
-        if let Some(command) = &command
-            && command.is_empty()
-        {
-            self.problems
-                .add(map.pos, format!("{what}: command is empty"), None);
+        if let Some(command) = &command {
+            if command.is_empty() {
+                self.problems
+                    .add(map.pos, format!("{what}: command is empty"), None);
+            }
+            for (arg, pos) in command {
+                self.check_substitutions(arg, *pos, &what);
+            }
         }
         let mut env = Vec::new();
         if let Some(n) = map.get("env") {
@@ -347,6 +383,7 @@ impl<'p> Reader<'p> {
                     );
                 }
                 if let Some(v) = node::text(value, &format!("{what}: env: {key}"), self.problems) {
+                    self.check_substitutions(v, value.pos, &what);
                     env.push((key, v.to_owned()));
                 }
             }

@@ -133,32 +133,53 @@ impl Agent {
     }
 }
 
+/// The run's events as they happen; their times are settled at the end, when time zero (the
+/// start of the steps) is known for the events before it too.
 struct Journal {
     zero: Option<Instant>,
     start: Instant,
-    events: Vec<Event>,
+    entries: Vec<(Instant, String, String)>,
     progress: bool,
 }
 
 impl Journal {
-    fn t(&self) -> f64 {
-        match self.zero {
-            Some(zero) => seconds_since(zero),
-            None => -self.start.elapsed().as_secs_f64(),
-        }
-    }
     fn log(&mut self, kind: &str, message: impl Into<String>) {
         let message = message.into();
-        let t = self.t();
         if self.progress {
-            eprintln!("faultline run: {t:+7.1}s {kind}: {message}");
+            match self.zero {
+                Some(zero) => eprintln!(
+                    "faultline run: {:+7.1}s {kind}: {message}",
+                    seconds_since(zero)
+                ),
+                None => eprintln!("faultline run:    setup {kind}: {message}"),
+            }
         }
-        self.events.push(Event {
-            t,
-            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            kind: kind.to_owned(),
-            message,
-        });
+        self.entries
+            .push((Instant::now(), kind.to_owned(), message));
+    }
+
+    /// The events in time order, `t` counted from the start of the steps (or of the run, if
+    /// the steps never started) and `at` in wall-clock time.
+    fn into_events(self, started_at: SystemTime) -> Vec<Event> {
+        let origin = self.zero.unwrap_or(self.start);
+        let mut events: Vec<Event> = self
+            .entries
+            .into_iter()
+            .map(|(when, kind, message)| Event {
+                t: match when.checked_duration_since(origin) {
+                    Some(d) => d.as_secs_f64(),
+                    None => -(origin - when).as_secs_f64(),
+                },
+                at: humantime::format_rfc3339_millis(
+                    started_at + when.saturating_duration_since(self.start),
+                )
+                .to_string(),
+                kind,
+                message,
+            })
+            .collect();
+        events.sort_by(|a, b| a.t.total_cmp(&b.t));
+        events
     }
 }
 
@@ -180,7 +201,7 @@ pub fn run(
     let mut journal = Journal {
         zero: None,
         start: Instant::now(),
-        events: Vec::new(),
+        entries: Vec::new(),
         progress: options.progress,
     };
     let mut swept = Vec::new();
@@ -411,19 +432,12 @@ pub fn run(
         })
         .collect();
     if let Some(lab) = lab.take() {
-        let origin = journal.zero.unwrap_or(journal.start);
         for event in lab.events() {
-            let when = lab.started() + event.at;
-            journal.events.push(Event {
-                t: match when.checked_duration_since(origin) {
-                    Some(d) => d.as_secs_f64(),
-                    None => -(origin - when).as_secs_f64(),
-                },
-                at: humantime::format_rfc3339_millis(started_at + (when - journal.start))
-                    .to_string(),
-                kind: "host".into(),
-                message: format!("{}: {}", event.host, event.what),
-            });
+            journal.entries.push((
+                lab.started() + event.at,
+                "host".into(),
+                format!("{}: {}", event.host, event.what),
+            ));
         }
         residue = lab.teardown();
         if residue.is_empty() {
@@ -434,7 +448,6 @@ pub fn run(
             }
         }
     }
-    journal.events.sort_by(|a, b| a.t.total_cmp(&b.t));
     for (host, starts) in hosts_started {
         if starts > 1 {
             journal.log("lab", format!("{host} was started {starts} times"));
@@ -500,7 +513,7 @@ pub fn run(
         verdict,
         infrastructure_error: infra,
         started_at,
-        events: journal.events,
+        events: journal.into_events(started_at),
         evidence,
         observed,
         judged,

@@ -234,10 +234,18 @@ fn judge_one(check: &AssertionCheck, ev: &Evidence) -> (bool, String) {
                 let end = if f.kind == "kill" { f.started } else { f.ended };
                 // Recovered: the first passing sample after the end and after the first
                 // failure the fault caused (a kill bites a moment after it is sent, so a
-                // sample taken just after it may still pass).
+                // sample taken just after it may still pass). Failures once a later fault
+                // has begun are that fault's, not this one's.
+                let next_start = ev
+                    .faults
+                    .iter()
+                    .map(|g| g.started)
+                    .filter(|&s| s > f.started)
+                    .fold(f64::INFINITY, f64::min)
+                    .max(end);
                 let first_failure = samples
                     .iter()
-                    .find(|s| s.t >= f.started && !s.ok)
+                    .find(|s| s.t >= f.started && s.t < next_start && !s.ok)
                     .map_or(end, |s| s.t.max(end));
                 let first_ok = samples.iter().find(|s| s.t >= first_failure && s.ok);
                 match first_ok {
@@ -458,6 +466,42 @@ mod tests {
                 "never recovered in the 6.0s observed after it ended (last error: timed out)"
             ),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_later_faults_failures_are_not_blamed_on_an_earlier_one() {
+        // A kill at 1 s that the probe never noticed, then a partition from 5 s to 7 s
+        // that it did, recovering at 7.5 s.
+        let ev = Evidence {
+            probes: vec![(
+                "health".into(),
+                (0..20)
+                    .map(|i| {
+                        let t = f64::from(i) * 0.5;
+                        sample(t, !(5.0..7.5).contains(&t))
+                    })
+                    .collect(),
+            )],
+            faults: vec![
+                fault("kill", 1.0, 1.0, None),
+                fault("partition", 5.0, 7.0, Some("verified")),
+            ],
+            end: 10.0,
+            ..Evidence::default()
+        };
+        let (ok, text) = judge_one(
+            &AssertionCheck::Recovers {
+                probe: "health".into(),
+                within: Duration::from_secs(1),
+            },
+            &ev,
+        );
+        assert!(ok, "{text}");
+        assert_eq!(
+            text,
+            "step 2 kill: recovered 0.0s after it ended; \
+             step 2 partition: recovered 0.5s after it ended"
         );
     }
 

@@ -110,3 +110,24 @@ fn a_scenario_without_steps_or_a_name_says_so() {
         ["2:1: steps: the timeline is empty (add at least one step)"]
     );
 }
+
+#[test]
+fn host_substitutions_must_name_a_host_declared_anywhere_in_the_lab() {
+    let text = "\
+name: refs
+lab:
+  hosts:
+    api: { command: [./api, --db, '${hosts.db}:5432', --cache, '${hosts.cahce}:6379'] }
+    db: { command: [./db], env: { PEER: '${hosts.ap' } }
+    cache: { command: [./cache] }
+steps:
+  - wait: 1s
+";
+    assert_eq!(
+        problems(text),
+        [
+            "4:64: host api: `${hosts.cahce}` names no lab host (did you mean `cache`?)",
+            "5:41: host db: `${hosts.ap`: `${hosts.` is not closed (write ${hosts.NAME})",
+        ]
+    );
+}
