@@ -1,19 +1,27 @@
 //! nftables tables that live exactly as long as a process: an `nft -i` child, in the target's
-//! network namespace, fed the script through a pipe that stays open. The table is created with
-//! `flags owner`, so the kernel deletes it when the netlink socket of that `nft` closes — when
-//! the child exits for any reason: its stdin closed (a normal revert), or its parent died
+//! network namespace, fed commands through a pipe that stays open. Tables are created with
+//! `flags owner`, so the kernel deletes them when the netlink socket of that `nft` closes — when
+//! the child exits for any reason: its stdin closed, its parent thread died
 //! (`PR_SET_PDEATHSIG` turns that into a SIGKILL of the child), or someone killed it.
+//!
+//! One such holder serves every table a thread creates in one namespace, and is ended a short
+//! while ([`LINGER`]) after its last table goes: starting `nft` costs about 5 ms, a command on a
+//! running one about 0.3 ms. Each request ends with a command that must fail
+//! (`list table inet faultline_no_such_table`): its error on stderr marks the end of the
+//! answer, so errors are never mixed up between requests.
 //!
 //! Why a child `nft` rather than speaking nf_tables netlink in-process: the socket that owns
 //! the table must live in the target's namespace, and a process enters a namespace only whole
 //! (or per thread, for a thread that then can do nothing else). A child that enters the
 //! namespace before exec is the simplest holder, and nft is the reference encoder of the rules.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
-use std::os::fd::AsRawFd as _;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -97,73 +105,115 @@ fn count_packets(listing: &str) -> u64 {
         .sum()
 }
 
-/// A table held by a live `nft -i` child.
-#[derive(Debug)]
-pub struct OwnedTable {
-    name: String,
-    netns: PathBuf,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Option<ChildStdout>,
-    stderr: Option<ChildStderr>,
+/// How long a holder stays after its last table is gone, so that faults in quick succession
+/// in one namespace reuse it. `FAULTLINE_NFT_LINGER_MS` overrides it (0: end at once).
+pub const LINGER: Duration = Duration::from_secs(2);
+
+fn linger() -> Duration {
+    std::env::var("FAULTLINE_NFT_LINGER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(LINGER, Duration::from_millis)
 }
 
-impl OwnedTable {
-    /// Creates the table in `netns` through a long-lived `nft -i`: the whole script as one
-    /// line of `;`-separated commands, which nft applies as one transaction (all or nothing),
-    /// then `list table` on the same socket, whose answer proves the table is in the kernel.
-    /// An error is nft's own message, and nothing is left applied.
-    pub fn create(netns: &Path, name: &str, script: &str) -> Result<Self, Error> {
-        let file = open_netns(netns)?;
-        let mut child = in_netns(&file, &["-i"], true)
+/// A command that must fail: its error closes every request's answer.
+const END_MARK: &str = "list table inet faultline_no_such_table";
+
+/// What one request printed: its standard output, and its errors (without the end marker's).
+struct Answer {
+    out: String,
+    errors: String,
+}
+
+impl Answer {
+    /// nft's first error line, if there was an error.
+    fn error(&self) -> Option<Error> {
+        let text = self.errors.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let message = text
+            .lines()
+            .find(|l| l.starts_with("Error"))
+            .unwrap_or(text);
+        Some(Error::Nft(message.to_owned()))
+    }
+}
+
+/// A running `nft -i` in one network namespace.
+#[derive(Debug)]
+struct Holder {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    stderr: ChildStderr,
+    /// Set when the holder stopped answering as expected: it is not used again.
+    broken: bool,
+}
+
+impl Holder {
+    fn spawn(netns: &File) -> Result<Self, Error> {
+        let mut child = in_netns(netns, &["-i"], true)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::io(format!("run {} -i", nft_binary().display()), e))?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let mut table = Self {
-            name: name.to_owned(),
-            netns: netns.to_owned(),
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Nft("nft -i started without its pipes".into()));
+        };
+        Ok(Self {
             child,
             stdin,
             stdout,
             stderr,
-        };
-        let commands: Vec<&str> = script.lines().filter(|l| !l.trim().is_empty()).collect();
-        let request = format!("{}\nlist table inet {name}\n", commands.join("; "));
-        // On any error below, dropping `table` ends the child: nothing half-made stays.
-        table.send(&request)?;
-        table.read_listing()?;
-        Ok(table)
+            broken: false,
+        })
     }
 
-    fn send(&mut self, text: &str) -> Result<(), Error> {
-        let pipe = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| Error::Nft("nft -i is gone".into()))?;
-        pipe.write_all(text.as_bytes())
-            .and_then(|()| pipe.flush())
-            .map_err(|e| Error::io("write to nft -i".into(), e))
+    /// Sends `commands` (one per line; a line is one transaction, all or nothing) and reads
+    /// the answer up to the end marker. Gives up after 5 s; any failure to talk marks the
+    /// holder broken.
+    fn request(&mut self, commands: &str) -> Result<Answer, Error> {
+        if self.broken {
+            return Err(Error::Nft("nft -i stopped answering".into()));
+        }
+        let answer = self.exchange(commands);
+        if answer.is_err() {
+            self.broken = true;
+        }
+        answer
     }
 
-    /// Reads what nft -i answers to `list table`: the listing, up to its closing `}` line, or
-    /// an error on its stderr. Gives up after 5 s.
-    fn read_listing(&mut self) -> Result<String, Error> {
+    fn exchange(&mut self, commands: &str) -> Result<Answer, Error> {
         use std::io::Read as _;
-        use std::os::fd::AsRawFd as _;
-        let (Some(out), Some(err)) = (self.stdout.as_mut(), self.stderr.as_mut()) else {
-            return Err(Error::Nft("nft -i is gone".into()));
-        };
+        self.stdin
+            .write_all(format!("{commands}\n{END_MARK}\n").as_bytes())
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| Error::io("write to nft -i".into(), e))?;
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut listing = Vec::new();
+        let mut out = Vec::new();
         let mut errors = Vec::new();
+        let mut buf = [0u8; 8192];
         loop {
-            if listing.ends_with(b"\n}\n") || listing == b"}\n" {
-                return Ok(String::from_utf8_lossy(&listing).into_owned());
+            if let Some(end) = end_of_answer(&errors) {
+                errors.truncate(end);
+                // nft flushes each command's output before it reads the next line: all of
+                // the answer's output is in the pipe by now.
+                while poll_readable(&self.stdout, 0) {
+                    match self.stdout.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => out.extend_from_slice(&buf[..n]),
+                    }
+                }
+                return Ok(Answer {
+                    out: String::from_utf8_lossy(&out).into_owned(),
+                    errors: String::from_utf8_lossy(&errors).into_owned(),
+                });
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -178,52 +228,250 @@ impl OwnedTable {
             }
             let mut fds = [
                 libc::pollfd {
-                    fd: out.as_raw_fd(),
+                    fd: self.stdout.as_raw_fd(),
                     events: libc::POLLIN,
                     revents: 0,
                 },
                 libc::pollfd {
-                    fd: err.as_raw_fd(),
+                    fd: self.stderr.as_raw_fd(),
                     events: libc::POLLIN,
                     revents: 0,
                 },
             ];
             let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
             // SAFETY: two valid pollfds.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-            if n <= 0 {
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) } <= 0 {
                 continue;
             }
-            let mut buf = [0u8; 4096];
-            // The listing first: when a listing and a later command's error are both waiting,
-            // the listing answers this call and the error is left for the next.
-            if fds[0].revents != 0 {
-                let got = out.read(&mut buf).unwrap_or(0);
+            for (i, pipe) in [
+                (0, &mut self.stdout as &mut dyn std::io::Read),
+                (1, &mut self.stderr),
+            ] {
+                if fds[i].revents == 0 {
+                    continue;
+                }
+                let got = pipe.read(&mut buf).unwrap_or(0);
                 if got == 0 {
                     return Err(Error::Nft(format!(
                         "nft -i exited: {}",
                         String::from_utf8_lossy(&errors).trim()
                     )));
                 }
-                listing.extend_from_slice(&buf[..got]);
-                continue;
-            }
-            if fds[1].revents != 0 {
-                let got = err.read(&mut buf).unwrap_or(0);
-                errors.extend_from_slice(&buf[..got]);
-                // nft prints an error and the offending line with a caret under it; once
-                // the caret line is there, the message is complete.
-                let text = String::from_utf8_lossy(&errors);
-                if got == 0 || text.lines().any(|l| l.trim_start().starts_with('^')) {
-                    let message = text
-                        .lines()
-                        .find(|l| l.starts_with("Error"))
-                        .unwrap_or(text.trim())
-                        .to_owned();
-                    return Err(Error::Nft(message));
+                if i == 0 {
+                    out.extend_from_slice(&buf[..got]);
+                } else {
+                    errors.extend_from_slice(&buf[..got]);
                 }
             }
         }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn end(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// Where the end marker's error starts in `errors`, once it is complete (the marker's line
+/// and nft's caret line under it).
+fn end_of_answer(errors: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(errors).ok()?;
+    let body = text.strip_suffix('\n')?;
+    let (rest, caret) = body.rsplit_once('\n')?;
+    if !caret.trim_start().starts_with('^') {
+        return None;
+    }
+    let (rest, line) = rest.rsplit_once('\n')?;
+    if line.trim() != END_MARK {
+        return None;
+    }
+    // `rest` ends with the marker's own "Error: ..." line.
+    Some(rest.rfind('\n').map_or(0, |i| i + 1))
+}
+
+fn poll_readable(pipe: &impl AsRawFd, ms: i32) -> bool {
+    let mut fd = libc::pollfd {
+        fd: pipe.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&raw mut fd, 1, ms) > 0 && fd.revents & libc::POLLIN != 0 }
+}
+
+/// A namespace (by device and inode) and the thread that created the holder: the holder's
+/// parent-death signal follows that thread, so holders are never shared across threads.
+type Key = (u64, u64, std::thread::ThreadId);
+
+#[derive(Debug)]
+struct Entry {
+    holder: Arc<Mutex<Holder>>,
+    tables: usize,
+    idle_since: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    entries: HashMap<Key, Entry>,
+    janitor: bool,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn key_of(netns: &File) -> Result<Key, Error> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = netns
+        .metadata()
+        .map_err(|e| Error::io("stat a network namespace".into(), e))?;
+    Ok((meta.dev(), meta.ino(), std::thread::current().id()))
+}
+
+/// Takes a table slot on this thread's holder in `netns`, starting the holder if needed.
+fn acquire(netns: &File) -> Result<(Key, Arc<Mutex<Holder>>), Error> {
+    let key = key_of(netns)?;
+    let mut registry = lock(&REGISTRY);
+    if let Some(entry) = registry.entries.get_mut(&key) {
+        let usable = {
+            let mut holder = lock(&entry.holder);
+            !holder.broken && matches!(holder.child.try_wait(), Ok(None))
+        };
+        if usable {
+            entry.tables += 1;
+            entry.idle_since = None;
+            return Ok((key, Arc::clone(&entry.holder)));
+        }
+        // A broken or dead holder keeps serving the tables it has (their reverts find them
+        // gone with it); new tables get a new holder.
+        registry.entries.remove(&key);
+    }
+    let holder = Arc::new(Mutex::new(Holder::spawn(netns)?));
+    registry.entries.insert(
+        key,
+        Entry {
+            holder: Arc::clone(&holder),
+            tables: 1,
+            idle_since: None,
+        },
+    );
+    Ok((key, holder))
+}
+
+/// Gives a table slot back; a holder left with no table ends after [`linger`].
+fn release(key: Key, holder: &Arc<Mutex<Holder>>) {
+    let linger = linger();
+    let mut registry = lock(&REGISTRY);
+    let Some(entry) = registry.entries.get_mut(&key) else {
+        return;
+    };
+    if !Arc::ptr_eq(&entry.holder, holder) {
+        return;
+    }
+    entry.tables = entry.tables.saturating_sub(1);
+    if entry.tables > 0 {
+        return;
+    }
+    if linger.is_zero() || lock(&entry.holder).broken {
+        let ended = registry.entries.remove(&key);
+        drop(registry);
+        // Its tables are gone and confirmed so: the process's exit (some milliseconds, as the
+        // kernel tears its socket down) need not hold up the caller.
+        if let Some(entry) = ended {
+            let holder = entry.holder;
+            // Without a thread, the closure (and the holder) is dropped here, inline.
+            let _ = std::thread::Builder::new()
+                .name("faultline-nft-end".into())
+                .spawn(move || drop(holder));
+        }
+        return;
+    }
+    entry.idle_since = Some(Instant::now());
+    if !registry.janitor {
+        registry.janitor = true;
+        let started = std::thread::Builder::new()
+            .name("faultline-nft-janitor".into())
+            .spawn(move || janitor(linger));
+        if started.is_err() {
+            // No thread: end idle holders now rather than keep them forever.
+            registry.janitor = false;
+            registry.entries.retain(|_, e| e.tables > 0);
+        }
+    }
+}
+
+/// Ends holders idle for `linger`; exits when none is left.
+fn janitor(linger: Duration) {
+    loop {
+        std::thread::sleep((linger / 4).max(Duration::from_millis(50)));
+        let mut registry = lock(&REGISTRY);
+        registry
+            .entries
+            .retain(|_, e| e.tables > 0 || e.idle_since.is_none_or(|t| t.elapsed() < linger));
+        if registry.entries.is_empty() {
+            registry.janitor = false;
+            return;
+        }
+    }
+}
+
+/// A table held by a live `nft -i` (shared with the other tables this thread made in the same
+/// namespace).
+#[derive(Debug)]
+pub struct OwnedTable {
+    name: String,
+    netns: PathBuf,
+    key: Key,
+    holder: Arc<Mutex<Holder>>,
+    pid: u32,
+    removed: bool,
+}
+
+impl OwnedTable {
+    /// Creates the table in `netns`: the whole script as one line of `;`-separated commands,
+    /// which nft applies as one transaction (all or nothing), then `list table` on the same
+    /// socket, whose answer proves the table is in the kernel. An error is nft's own message,
+    /// and nothing is left applied.
+    pub fn create(netns: &Path, name: &str, script: &str) -> Result<Self, Error> {
+        let file = open_netns(netns)?;
+        let (key, holder) = acquire(&file)?;
+        let commands: Vec<&str> = script.lines().filter(|l| !l.trim().is_empty()).collect();
+        let request = format!("{}\nlist table inet {name}", commands.join("; "));
+        let (answer, pid) = {
+            let mut h = lock(&holder);
+            (h.request(&request), h.pid())
+        };
+        let confirmed = answer.and_then(|a| match a.error() {
+            Some(e) => Err(e),
+            None if a.out.starts_with(&format!("table inet {name} {{")) => Ok(()),
+            None => Err(Error::Nft(format!(
+                "table inet {name} was not listed after its creation"
+            ))),
+        });
+        if let Err(e) = confirmed {
+            release(key, &holder);
+            return Err(e);
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            netns: netns.to_owned(),
+            key,
+            holder,
+            pid,
+            removed: false,
+        })
     }
 
     /// The table's name.
@@ -233,67 +481,76 @@ impl OwnedTable {
 
     /// The process holding the table (whose death deletes it).
     pub fn holder_pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
     /// Packets counted by the table's rules so far (the proof the fault bites).
     pub fn packets(&self) -> Result<u64, Error> {
-        let file = open_netns(&self.netns)?;
-        let listing = run(&file, &["list", "table", "inet", &self.name], None)?;
-        Ok(count_packets(&listing))
+        let answer = lock(&self.holder).request(&format!("list table inet {}", self.name))?;
+        match answer.error() {
+            Some(e) => Err(e),
+            None => Ok(count_packets(&answer.out)),
+        }
     }
 
-    /// Ends the holder (closing its stdin, then killing it if it lingers) and checks the kernel
-    /// removed the table. Returns an error naming the residue if it did not.
+    /// Deletes the table on its holder's socket and reads the namespace's tables back. Returns
+    /// the packets its rules matched, read just before the delete (`None` if they could not be
+    /// read), or an error naming the residue.
     pub fn remove(mut self) -> Result<Option<u64>, Error> {
-        // On the holder's own socket: the last counters, the delete, then the table again:
-        // nft's "No such file or directory" is the kernel saying it is gone. Then the holder
-        // can simply be killed.
-        let request = format!(
-            "list table inet {0}\ndelete table inet {0}\nlist table inet {0}\n",
-            self.name
-        );
-        let sent = self.send(&request);
-        let packets = sent
-            .as_ref()
+        self.removed = true;
+        let result = self.delete();
+        release(self.key, &self.holder);
+        result
+    }
+
+    fn delete(&self) -> Result<Option<u64>, Error> {
+        let name = &self.name;
+        let packets = lock(&self.holder)
+            .request(&format!("list table inet {name}"))
             .ok()
-            .and_then(|()| self.read_listing().ok())
-            .map(|listing| count_packets(&listing));
-        let confirmed = sent.and_then(|()| self.read_listing());
-        self.end_holder();
-        if let Err(Error::Nft(message)) = &confirmed
-            && message.contains("No such file or directory")
-        {
-            return Ok(packets);
+            .filter(|a| a.error().is_none())
+            .map(|a| count_packets(&a.out));
+        let answer = lock(&self.holder).request(&format!("delete table inet {name}\nlist tables"));
+        if let Ok(answer) = &answer {
+            let listed = answer
+                .out
+                .lines()
+                .any(|l| l.trim() == format!("table inet {name}"));
+            if !listed {
+                return Ok(packets);
+            }
         }
-        // Otherwise the holder's death removes an owner table: look from outside.
+        // The holder could not confirm (it died, or stopped answering): a broken holder is
+        // ended, which removes its owner tables; then look from outside.
+        {
+            let mut holder = lock(&self.holder);
+            holder.broken = true;
+            holder.end();
+        }
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            if !table_exists(&self.netns, &self.name)? {
+            if !table_exists(&self.netns, name)? {
                 return Ok(packets);
             }
             if Instant::now() > deadline {
                 return Err(Error::Residue(format!(
-                    "table inet {} is still in {}",
-                    self.name,
+                    "table inet {name} is still in {}",
                     self.netns.display()
                 )));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-
-    /// Ends the holder at once (the table, if it is still there, goes with it).
-    fn end_holder(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Drop for OwnedTable {
+    /// A table dropped without [`OwnedTable::remove`] is deleted all the same.
     fn drop(&mut self) {
-        self.end_holder();
+        if !self.removed {
+            self.removed = true;
+            let _ = self.delete();
+            release(self.key, &self.holder);
+        }
     }
 }
 
@@ -369,5 +626,91 @@ mod tests {
         assert_eq!(table.packets().unwrap(), 0);
         assert_eq!(table.remove().unwrap(), Some(0));
         assert!(faultline_tables(&ns.path()).unwrap().is_empty());
+    }
+
+    fn partition_script(name: &str, addr: &str) -> String {
+        format!(
+            "add table inet {name} {{ flags owner; }}\n\
+             add chain inet {name} c {{ type filter hook output priority -10; policy accept; }}\n\
+             add rule inet {name} c ip daddr {addr} counter drop\n"
+        )
+    }
+
+    #[test]
+    fn tables_of_one_namespace_share_a_holder_and_a_refused_script_does_not_confuse_it() {
+        let ns = Netns::new("sh");
+        let a = OwnedTable::create(
+            &ns.path(),
+            "faultline_sha",
+            &partition_script("faultline_sha", "192.0.2.1"),
+        )
+        .unwrap();
+        let b = OwnedTable::create(
+            &ns.path(),
+            "faultline_shb",
+            &partition_script("faultline_shb", "192.0.2.2"),
+        )
+        .unwrap();
+        assert_eq!(a.holder_pid(), b.holder_pid(), "one nft -i per namespace");
+        // nft's two errors (the script's, then the listing's) are this request's, not the next.
+        let bad = "add table inet faultline_shc { flags owner; }\n\
+                   add rule inet faultline_shc nochain ip daddr 192.0.2.3 drop\n";
+        let err = OwnedTable::create(&ns.path(), "faultline_shc", bad).unwrap_err();
+        assert!(err.to_string().contains("Error"), "{err}");
+        assert_eq!(a.packets().unwrap(), 0);
+        let mut tables = faultline_tables(&ns.path()).unwrap();
+        tables.sort();
+        assert_eq!(tables, ["faultline_sha", "faultline_shb"]);
+        assert_eq!(a.remove().unwrap(), Some(0));
+        assert_eq!(faultline_tables(&ns.path()).unwrap(), ["faultline_shb"]);
+        let holder = b.holder_pid();
+        drop(b);
+        assert!(
+            faultline_tables(&ns.path()).unwrap().is_empty(),
+            "dropped, so deleted"
+        );
+        // The holder lingers a little for the next fault, then ends by itself.
+        let deadline = Instant::now() + LINGER * 3;
+        while crate::running(holder) {
+            assert!(Instant::now() < deadline, "nft -i {holder} still runs");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn killing_the_shared_holder_removes_every_table_and_reverts_still_verify() {
+        let ns = Netns::new("kh");
+        let a = OwnedTable::create(
+            &ns.path(),
+            "faultline_kha",
+            &partition_script("faultline_kha", "192.0.2.1"),
+        )
+        .unwrap();
+        let b = OwnedTable::create(
+            &ns.path(),
+            "faultline_khb",
+            &partition_script("faultline_khb", "192.0.2.2"),
+        )
+        .unwrap();
+        // SAFETY: a plain kill(2) of the holder this test made.
+        unsafe { libc::kill(i32::try_from(a.holder_pid()).unwrap(), libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !faultline_tables(&ns.path()).unwrap().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "owner tables outlived their holder"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(a.remove().unwrap(), None);
+        assert_eq!(b.remove().unwrap(), None);
+        // The next table gets a new holder.
+        let c = OwnedTable::create(
+            &ns.path(),
+            "faultline_khc",
+            &partition_script("faultline_khc", "192.0.2.3"),
+        )
+        .unwrap();
+        assert_eq!(c.remove().unwrap(), Some(0));
     }
 }
