@@ -12,13 +12,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use faultline_fault::{
-    AppliedNetFault, AppliedStress, Cidr, Direction, Effect, NetFault, PausedProcess, Process,
-    Protocol, Selector, Stress, Target,
+    AppliedNetFault, AppliedStress, Cidr, Direction, Effect, Freezer, FrozenCgroup, NetFault,
+    PausedProcess, Process, Protocol, Selector, Stress, Target,
 };
 use tokio::sync::oneshot;
 
 use crate::journal::{Entry, Journal};
-use crate::spec::{CreateFault, FaultSpec, FaultView};
+use crate::spec::{CreateFault, FaultSpec, FaultView, TargetRef};
 use crate::{Count as _, Counters, Policy};
 
 /// What the holder can be asked.
@@ -57,6 +57,7 @@ pub enum Refusal {
 enum Applied {
     Net(AppliedNetFault),
     Pause(PausedProcess),
+    Freeze(FrozenCgroup),
     Stress(AppliedStress),
 }
 
@@ -160,9 +161,13 @@ impl Holder {
                 if let FaultSpec::Kill { .. } = request.fault {
                     // A kill waits out its grace period: on a thread of its own, so the holder
                     // keeps answering and enforcing durations and leases meanwhile.
-                    let checked = self.check(&request);
+                    let checked = self
+                        .check(&request)
+                        .and_then(|()| self.resolve(&request.fault));
                     std::thread::spawn(move || {
-                        let _ = reply.send(checked.and_then(|()| kill(&request.fault)));
+                        let _ = reply.send(
+                            checked.and_then(|(target, pids)| kill(&request.fault, &target, &pids)),
+                        );
                     });
                 } else {
                     let _ = reply.send(self.create(request));
@@ -235,8 +240,9 @@ impl Holder {
 
     /// The policy's and the request's checks that need no target.
     fn check(&self, request: &CreateFault) -> Result<(), Refusal> {
-        let pid = request.fault.pid();
-        if pid == std::process::id() || self.policy.denied_pids.contains(&pid) {
+        if let Ok(TargetRef::Pid(pid)) = request.fault.target()
+            && (pid == std::process::id() || self.policy.denied_pids.contains(&pid))
+        {
             return Err(Refusal::Forbidden(format!(
                 "process {pid} may not be targeted"
             )));
@@ -269,6 +275,19 @@ impl Holder {
         Ok(())
     }
 
+    /// The target a fault is aimed at and every process in it, if the policy allows them all.
+    fn resolve(&self, spec: &FaultSpec) -> Result<(Target, Vec<u32>), Refusal> {
+        let invalid = |e: faultline_fault::Error| Refusal::Invalid(e.to_string());
+        let (target, pids) = match spec.target().map_err(Refusal::Invalid)? {
+            TargetRef::Pid(pid) => (Target::process(pid).map_err(invalid)?, vec![pid]),
+            TargetRef::Cgroup(dir) => Target::cgroup(&dir).map_err(invalid)?,
+        };
+        match self.policy.denies(&target, &pids) {
+            Some(denied) => Err(Refusal::Forbidden(denied)),
+            None => Ok((target, pids)),
+        }
+    }
+
     fn create(&mut self, request: CreateFault) -> Result<FaultView, Refusal> {
         self.check(&request)?;
         let spec = request.fault;
@@ -288,11 +307,12 @@ impl Holder {
             }
             None => None,
         };
-        let pid = spec.pid();
-        let target = Target::process(pid).map_err(|e| Refusal::Invalid(e.to_string()))?;
-        if let Some(denied) = self.policy.denies(&target) {
-            return Err(Refusal::Forbidden(denied));
-        }
+        let (target, _) = self.resolve(&spec)?;
+        let pid = target.pid;
+        let cgroup = match spec.target() {
+            Ok(TargetRef::Cgroup(dir)) => Some(dir),
+            _ => None,
+        };
         let id = faultline_fault::new_fault_id();
         let table = matches!(spec, FaultSpec::Partition { .. } | FaultSpec::Loss { .. })
             .then(|| format!("faultline_{id}"));
@@ -303,6 +323,7 @@ impl Holder {
                 pid,
                 pid_start: faultline_fault::start_time(pid),
                 table,
+                cgroup: cgroup.clone(),
             })
             .map_err(|e| Refusal::Failed(format!("journal: {e}")))?;
         let (applied, detail) = match self.apply(&id, &spec, &target) {
@@ -324,6 +345,7 @@ impl Holder {
                 id: id.clone(),
                 kind: spec.kind().into(),
                 pid,
+                cgroup,
                 state: state.into(),
                 seconds_left: None,
                 lease_seconds: lease.map(|l| l.as_secs_f64()),
@@ -388,11 +410,28 @@ impl Holder {
                     .map_err(invalid)?;
                 apply_net(target, &fault, id, *allow_host_netns).map_err(invalid)
             }
-            FaultSpec::Pause { pid, seconds } => {
+            FaultSpec::Pause {
+                cgroup: Some(dir),
+                seconds,
+                ..
+            } => {
+                let freezer = Freezer::of(dir).map_err(invalid)?;
                 let guard = self
                     .helpers
-                    .resume_guard(*pid, Duration::from_secs_f64(*seconds));
-                let paused = PausedProcess::apply(*pid, guard).map_err(invalid)?;
+                    .thaw_guard(freezer.dir(), Duration::from_secs_f64(*seconds));
+                let frozen = FrozenCgroup::apply(freezer, guard).map_err(invalid)?;
+                let detail = format!(
+                    "cgroup {} frozen, thaw guard pid {}",
+                    dir.display(),
+                    frozen.guard_pid()
+                );
+                Ok((Some(Applied::Freeze(frozen)), detail))
+            }
+            FaultSpec::Pause { seconds, .. } => {
+                let guard = self
+                    .helpers
+                    .resume_guard(target.pid, Duration::from_secs_f64(*seconds));
+                let paused = PausedProcess::apply(target.pid, guard).map_err(invalid)?;
                 let detail = format!("resume guard pid {}", paused.guard_pid());
                 Ok((Some(Applied::Pause(paused)), detail))
             }
@@ -454,6 +493,7 @@ impl Holder {
             let outcome = match applied {
                 Applied::Net(net) => net.revert().map(|p| packets = p),
                 Applied::Pause(paused) => paused.revert(),
+                Applied::Freeze(frozen) => frozen.revert(),
                 Applied::Stress(stress) => stress.revert().map(|_| ()),
             };
             held.view.packets = packets.or(held.view.packets);
@@ -516,12 +556,14 @@ impl Holder {
     }
 }
 
-/// Carries out a kill (nothing to hold or journal: it cannot be undone) and says how it went.
-fn kill(spec: &FaultSpec) -> Result<FaultView, Refusal> {
+/// Carries out a kill of `pids` (the target's processes; nothing to hold or journal: it cannot
+/// be undone) and says how it went.
+fn kill(spec: &FaultSpec, target: &Target, pids: &[u32]) -> Result<FaultView, Refusal> {
     let FaultSpec::Kill {
-        pid,
+        cgroup,
         signal,
         grace_seconds,
+        ..
     } = spec
     else {
         return Err(Refusal::Failed("not a kill".into()));
@@ -535,20 +577,31 @@ fn kill(spec: &FaultSpec) -> Result<FaultView, Refusal> {
     let signal = faultline_fault::parse_signal(signal).map_err(invalid)?;
     let grace = Duration::try_from_secs_f64(*grace_seconds)
         .map_err(|_| Refusal::Invalid(format!("grace_seconds: {grace_seconds}")))?;
-    let process = Process::open(*pid).map_err(invalid)?;
-    let outcome = process.kill(signal, grace).map_err(invalid)?;
-    let detail = match outcome {
-        faultline_fault::KillOutcome::Exited { signal, after } => {
-            format!("exited {} ms after signal {signal}", after.as_millis())
-        }
-        faultline_fault::KillOutcome::Killed { signal, .. } => {
-            format!("outlived signal {signal}; killed with SIGKILL")
+    let detail = if let Some(dir) = cgroup {
+        let outcome = faultline_fault::kill_all(pids, signal, grace).map_err(invalid)?;
+        format!(
+            "{} processes of cgroup {} signalled with {signal}; {} outlived the grace period \
+             and got SIGKILL; all gone",
+            outcome.signalled,
+            dir.display(),
+            outcome.killed
+        )
+    } else {
+        let process = Process::open(target.pid).map_err(invalid)?;
+        match process.kill(signal, grace).map_err(invalid)? {
+            faultline_fault::KillOutcome::Exited { signal, after } => {
+                format!("exited {} ms after signal {signal}", after.as_millis())
+            }
+            faultline_fault::KillOutcome::Killed { signal, .. } => {
+                format!("outlived signal {signal}; killed with SIGKILL")
+            }
         }
     };
     Ok(FaultView {
         id: faultline_fault::new_fault_id(),
         kind: "kill".into(),
-        pid: *pid,
+        pid: target.pid,
+        cgroup: cgroup.clone(),
         state: "done".into(),
         seconds_left: None,
         lease_seconds: None,

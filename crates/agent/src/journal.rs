@@ -26,6 +26,9 @@ pub enum Entry {
         /// The nftables table, for network faults.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         table: Option<String>,
+        /// The target cgroup, for faults aimed at one (a frozen cgroup is thawed by the sweep).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cgroup: Option<PathBuf>,
     },
     /// Processes a fault started that must not outlive it (stress workers), with their start
     /// times.
@@ -116,6 +119,7 @@ mod tests {
             pid: 42,
             pid_start: Some(7),
             table: Some(format!("faultline_{id}")),
+            cgroup: None,
         };
         journal.write(&apply("a")).unwrap();
         journal.write(&apply("b")).unwrap();

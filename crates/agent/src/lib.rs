@@ -76,10 +76,17 @@ impl Policy {
             .map_err(|e| format!("--policy {}: {}: {}", path.display(), e.path(), e.inner()))
     }
 
-    /// Why `target` may not be faulted, if it may not.
-    pub fn denies(&self, target: &faultline_fault::Target) -> Option<String> {
-        if target.pid == std::process::id() || self.denied_pids.contains(&target.pid) {
-            return Some(format!("process {} may not be targeted", target.pid));
+    /// Why `target` (whose processes are `pids`: one, or a cgroup's) may not be faulted, if it
+    /// may not.
+    pub fn denies(&self, target: &faultline_fault::Target, pids: &[u32]) -> Option<String> {
+        for &pid in pids.iter().chain([&target.pid]) {
+            if pid == std::process::id() || self.denied_pids.contains(&pid) {
+                return Some(if pids.len() > 1 {
+                    format!("the cgroup holds process {pid}, which may not be targeted")
+                } else {
+                    format!("process {pid} may not be targeted")
+                });
+            }
         }
         if self.cgroup_prefixes.is_empty() {
             return None;
@@ -175,8 +182,20 @@ pub fn sweep(pending: &[journal::Entry]) -> (Vec<String>, Vec<journal::Entry>) {
                 pid,
                 pid_start,
                 table,
+                cgroup,
             } => {
-                if let Some(table) = table {
+                if let (Some(dir), "pause") = (cgroup, kind.as_str()) {
+                    // A frozen cgroup: its thaw guard normally thaws it when the agent dies;
+                    // this is for when the guard died too.
+                    match faultline_fault::Freezer::of(dir).and_then(|f| f.set_and_check(false)) {
+                        Ok(()) => log.push(format!("pause {id}: cgroup {} thawed", dir.display())),
+                        Err(_) if !dir.exists() => {}
+                        Err(e) => {
+                            log.push(format!("pause {id}: {e}; kept in the journal"));
+                            unresolved.push(entry.clone());
+                        }
+                    }
+                } else if let Some(table) = table {
                     if !same(*pid, *pid_start) {
                         log.push(format!(
                             "{kind} {id}: target {pid} is gone; its namespace cannot be reached"

@@ -1,5 +1,7 @@
 //! What crosses the API: a fault request, and what the agent says about a fault.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/faults`: a fault and, optionally, a lease.
@@ -20,8 +22,12 @@ pub struct CreateFault {
 pub enum FaultSpec {
     /// Drop (or reject) traffic between the target's network namespace and peers.
     Partition {
-        /// A process in the namespace.
-        pid: u32,
+        /// The target process (or give `cgroup`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cgroup: Option<PathBuf>,
         /// Peer addresses or CIDR blocks (at least one).
         peers: Vec<String>,
         /// The peers' ports; empty for all.
@@ -44,8 +50,12 @@ pub enum FaultSpec {
     },
     /// Drop a percentage of the traffic between the target and peers.
     Loss {
-        /// A process in the namespace.
-        pid: u32,
+        /// The target process (or give `cgroup`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cgroup: Option<PathBuf>,
         /// Percentage (1–100).
         percent: u8,
         /// Peer addresses or CIDR blocks (at least one).
@@ -67,15 +77,23 @@ pub enum FaultSpec {
     },
     /// Stop the process, then continue it.
     Pause {
-        /// The process.
-        pid: u32,
+        /// The target process (or give `cgroup`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cgroup: Option<PathBuf>,
         /// Duration in seconds.
         seconds: f64,
     },
     /// Burn CPU in the process's cgroup.
     Stress {
-        /// The process whose cgroup to stress.
-        pid: u32,
+        /// The target process (or give `cgroup`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cgroup: Option<PathBuf>,
         /// Worker processes.
         #[serde(default = "one")]
         workers: u32,
@@ -87,8 +105,12 @@ pub enum FaultSpec {
     },
     /// Signal the process, SIGKILL after a grace period.
     Kill {
-        /// The process.
-        pid: u32,
+        /// The target process (or give `cgroup`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cgroup: Option<PathBuf>,
         /// The first signal (`TERM` by default).
         #[serde(default = "term")]
         signal: String,
@@ -126,14 +148,24 @@ impl FaultSpec {
         }
     }
 
-    /// The target process.
-    pub fn pid(&self) -> u32 {
-        match self {
-            FaultSpec::Partition { pid, .. }
-            | FaultSpec::Loss { pid, .. }
-            | FaultSpec::Pause { pid, .. }
-            | FaultSpec::Stress { pid, .. }
-            | FaultSpec::Kill { pid, .. } => *pid,
+    /// What the fault is aimed at: a process or a cgroup, exactly one of them.
+    pub fn target(&self) -> Result<TargetRef, String> {
+        let (pid, cgroup) = match self {
+            FaultSpec::Partition { pid, cgroup, .. }
+            | FaultSpec::Loss { pid, cgroup, .. }
+            | FaultSpec::Pause { pid, cgroup, .. }
+            | FaultSpec::Stress { pid, cgroup, .. }
+            | FaultSpec::Kill { pid, cgroup, .. } => (pid, cgroup),
+        };
+        match (pid, cgroup) {
+            (Some(pid), None) => Ok(TargetRef::Pid(*pid)),
+            (None, Some(dir)) if dir.is_absolute() => Ok(TargetRef::Cgroup(dir.clone())),
+            (None, Some(dir)) => Err(format!(
+                "cgroup: {} is not an absolute path (like /sys/fs/cgroup/cpu/app)",
+                dir.display()
+            )),
+            (Some(_), Some(_)) => Err("give pid or cgroup, not both".into()),
+            (None, None) => Err("give the target: pid or cgroup".into()),
         }
     }
 
@@ -149,6 +181,15 @@ impl FaultSpec {
     }
 }
 
+/// What a fault is aimed at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetRef {
+    /// One process.
+    Pid(u32),
+    /// Every process of a cgroup directory.
+    Cgroup(PathBuf),
+}
+
 /// What the agent says about a fault.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FaultView {
@@ -156,8 +197,11 @@ pub struct FaultView {
     pub id: String,
     /// `partition`, `loss`, `pause`, `stress`, `kill`.
     pub kind: String,
-    /// The target process.
+    /// The target process (for a cgroup, its first process when the fault was applied).
     pub pid: u32,
+    /// The target cgroup, when the fault was aimed at one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
     /// `active`, `reverted`, `done` (a kill), or `failed`.
     pub state: String,
     /// Seconds until its duration ends (active faults).

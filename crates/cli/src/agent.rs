@@ -108,9 +108,13 @@ fn describe(view: &FaultView) -> String {
     } else {
         " (not kernel-anchored)"
     };
+    let target = view.cgroup.as_ref().map_or_else(
+        || format!("pid {}", view.pid),
+        |dir| format!("cgroup {}", dir.display()),
+    );
     format!(
-        "{} {} pid {} {}{anchored}{left}{packets}{revert}; {}",
-        view.id, view.kind, view.pid, view.state, view.detail
+        "{} {} {target} {}{anchored}{left}{packets}{revert}; {}",
+        view.id, view.kind, view.state, view.detail
     )
 }
 
@@ -153,7 +157,8 @@ pub fn faults(command: FaultsCommand) -> Result<(), Failure> {
 pub fn spec(kind: &InjectKind) -> FaultSpec {
     match kind {
         InjectKind::Partition(net) => FaultSpec::Partition {
-            pid: net.pid.unwrap_or_default(),
+            pid: net.pid,
+            cgroup: net.cgroup.clone(),
             peers: net.peers.clone(),
             ports: net.ports.clone(),
             protocol: net.protocol.clone(),
@@ -163,7 +168,8 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
             seconds: net.duration.as_secs_f64(),
         },
         InjectKind::Loss { percent, net } => FaultSpec::Loss {
-            pid: net.pid.unwrap_or_default(),
+            pid: net.pid,
+            cgroup: net.cgroup.clone(),
             percent: u8::try_from(*percent).unwrap_or(u8::MAX),
             peers: net.peers.clone(),
             ports: net.ports.clone(),
@@ -172,26 +178,36 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
             allow_host_netns: net.allow_host_netns,
             seconds: net.duration.as_secs_f64(),
         },
-        InjectKind::Pause { pid, duration, .. } => FaultSpec::Pause {
-            pid: pid.unwrap_or_default(),
+        InjectKind::Pause {
+            pid,
+            cgroup,
+            duration,
+        } => FaultSpec::Pause {
+            pid: *pid,
+            cgroup: cgroup.clone(),
             seconds: duration.as_secs_f64(),
         },
         InjectKind::Stress {
             pid,
+            cgroup,
             workers,
             load,
             duration,
-            ..
         } => FaultSpec::Stress {
-            pid: pid.unwrap_or_default(),
+            pid: *pid,
+            cgroup: cgroup.clone(),
             workers: *workers,
             load: *load,
             seconds: duration.as_secs_f64(),
         },
         InjectKind::Kill {
-            pid, signal, grace, ..
+            pid,
+            cgroup,
+            signal,
+            grace,
         } => FaultSpec::Kill {
-            pid: pid.unwrap_or_default(),
+            pid: *pid,
+            cgroup: cgroup.clone(),
             signal: signal.clone(),
             grace_seconds: grace.as_secs_f64(),
         },
@@ -202,17 +218,6 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
 /// at the end. If this process stops renewing (killed, stopped, cut off), the lease expires
 /// and the agent reverts the fault.
 pub fn inject(client: &Client, kind: &InjectKind, lease: Duration) -> Result<(), Failure> {
-    let by_cgroup = match kind {
-        InjectKind::Partition(net) | InjectKind::Loss { net, .. } => net.cgroup.is_some(),
-        InjectKind::Pause { cgroup, .. }
-        | InjectKind::Stress { cgroup, .. }
-        | InjectKind::Kill { cgroup, .. } => cgroup.is_some(),
-    };
-    if by_cgroup {
-        return Err(Failure::usage(
-            "--cgroup targets are not available through an agent yet; run without --agent",
-        ));
-    }
     let spec = spec(kind);
     let duration = Duration::from_secs_f64(spec.seconds());
     let interrupts = Interrupts::block();

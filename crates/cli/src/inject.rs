@@ -272,39 +272,20 @@ pub fn thaw_guard(cgroup: &std::path::Path, deadline_ms: u64) -> Result<(), Fail
         .map_err(Failure::failed)
 }
 
-/// Kills every process of a cgroup: pidfds first (so no pid reused meanwhile is hit), the
-/// signal to all, then SIGKILL to those that outlive the grace period.
+/// Kills every process of a cgroup (see faultline_fault::kill_all).
 fn kill_cgroup(cgroup: &std::path::Path, signal: &str, grace: Duration) -> Result<(), Failure> {
     let signal = faultline_fault::parse_signal(signal).map_err(invalid)?;
     let (_, pids) = Target::cgroup(cgroup).map_err(invalid)?;
-    let processes: Vec<Process> = pids
-        .iter()
-        .filter_map(|&pid| Process::open(pid).ok())
-        .collect();
-    for process in &processes {
-        let _ = process.signal(signal);
-    }
-    let deadline = Instant::now() + grace;
-    let mut killed = 0;
-    for process in &processes {
-        if !process.wait_exit(deadline.saturating_duration_since(Instant::now())) {
-            killed += 1;
-            let _ = process.kill(libc_sigkill(), Duration::from_secs(5));
-        }
-    }
+    let outcome = faultline_fault::kill_all(&pids, signal, grace).map_err(Failure::failed)?;
     println!(
-        "faultline: kill: {} processes of cgroup {} signalled with {signal}; {killed} outlived \
+        "faultline: kill: {} processes of cgroup {} signalled with {signal}; {} outlived \
          {} and got SIGKILL; all gone",
-        processes.len(),
+        outcome.signalled,
         cgroup.display(),
+        outcome.killed,
         humantime::format_duration(grace)
     );
     Ok(())
-}
-
-/// SIGKILL's number, without the binary depending on libc.
-fn libc_sigkill() -> i32 {
-    faultline_fault::parse_signal("KILL").unwrap_or(9)
 }
 
 /// This binary, for the guards and workers of lasting faults.

@@ -24,7 +24,8 @@ pub use foreground::Interrupts;
 pub use freezer::{Freezer, FrozenCgroup, run_thaw_guard};
 pub use net::{Cidr, Direction, Effect, NetFault, Protocol, Selector};
 pub use process::{
-    KillOutcome, PausedProcess, Process, parse_signal, run_resume_guard, running, start_time,
+    GroupKill, KillOutcome, PausedProcess, Process, kill_all, parse_signal, run_resume_guard,
+    running, start_time,
 };
 pub use stress::{AppliedStress, Stress, StressReport, run_stress_worker};
 pub use target::{CgroupPaths, Target};

@@ -156,6 +156,49 @@ impl Process {
     }
 }
 
+/// What [`kill_all`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupKill {
+    /// Processes that got the first signal.
+    pub signalled: usize,
+    /// Of those, the ones that outlived the grace period and got SIGKILL.
+    pub killed: usize,
+}
+
+/// Kills every process of `pids` (a cgroup's): pidfds first, so that no pid reused meanwhile
+/// is hit; `signal` to all; SIGKILL to those that outlive `grace`; then checks all are gone.
+/// Processes already gone are not counted.
+pub fn kill_all(pids: &[u32], signal: i32, grace: Duration) -> Result<GroupKill, Error> {
+    let processes: Vec<Process> = pids
+        .iter()
+        .filter_map(|&pid| Process::open(pid).ok())
+        .collect();
+    let signalled = processes
+        .iter()
+        .filter(|p| p.signal(signal).is_ok())
+        .count();
+    let deadline = Instant::now() + grace;
+    let mut killed = 0;
+    for process in &processes {
+        if !process.wait_exit(deadline.saturating_duration_since(Instant::now())) {
+            killed += 1;
+            match process.signal(libc::SIGKILL) {
+                Ok(()) | Err(Error::NoSuchProcess(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for process in &processes {
+        if !process.wait_exit(Duration::from_secs(5)) {
+            return Err(Error::Residue(format!(
+                "process {} survived SIGKILL for 5 s",
+                process.pid
+            )));
+        }
+    }
+    Ok(GroupKill { signalled, killed })
+}
+
 /// A signal by name (`TERM`, `SIGTERM`, `9`).
 pub fn parse_signal(name: &str) -> Result<i32, Error> {
     let upper = name.to_ascii_uppercase();

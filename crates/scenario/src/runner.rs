@@ -868,7 +868,8 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
     let seconds = duration.as_secs_f64();
     match fault {
         Fault::Partition(net) => FaultSpec::Partition {
-            pid,
+            pid: Some(pid),
+            cgroup: None,
             peers: peers.to_vec(),
             ports: net.ports.clone(),
             protocol: net.protocol.clone(),
@@ -878,7 +879,8 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
             seconds,
         },
         Fault::Loss { net, percent } => FaultSpec::Loss {
-            pid,
+            pid: Some(pid),
+            cgroup: None,
             percent: *percent,
             peers: peers.to_vec(),
             ports: net.ports.clone(),
@@ -887,15 +889,21 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
             allow_host_netns: false,
             seconds,
         },
-        Fault::Pause => FaultSpec::Pause { pid, seconds },
+        Fault::Pause => FaultSpec::Pause {
+            pid: Some(pid),
+            cgroup: None,
+            seconds,
+        },
         Fault::Stress { workers, load } => FaultSpec::Stress {
-            pid,
+            pid: Some(pid),
+            cgroup: None,
             workers: *workers,
             load: *load,
             seconds,
         },
         Fault::Kill { signal, grace } => FaultSpec::Kill {
-            pid,
+            pid: Some(pid),
+            cgroup: None,
             signal: signal.clone(),
             grace_seconds: grace.as_secs_f64(),
         },

@@ -167,6 +167,26 @@ fn the_api_refuses_what_it_should() {
     assert!(body.contains("colour"), "{body}");
     let big = vec![b' '; 100 * 1024];
     assert_eq!(http(port, "POST", "/v1/faults", t, &big).0, 413);
+    // A target is a pid or a cgroup: exactly one of them, and a cgroup by its absolute path.
+    for (body, says) in [
+        (r#"{"fault": {"pause": {"seconds": 1}}}"#, "give the target"),
+        (
+            r#"{"fault": {"pause": {"pid": 5, "cgroup": "/sys/fs/cgroup/x", "seconds": 1}}}"#,
+            "not both",
+        ),
+        (
+            r#"{"fault": {"pause": {"cgroup": "app", "seconds": 1}}}"#,
+            "not an absolute path",
+        ),
+        (
+            r#"{"fault": {"pause": {"cgroup": "/sys/fs/cgroup/no-such-group", "seconds": 1}}}"#,
+            "no-such-group",
+        ),
+    ] {
+        let (status, answer) = http(port, "POST", "/v1/faults", t, body.as_bytes());
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer.contains(says), "{body}: {answer}");
+    }
 
     let pause = |pid: u32, seconds: u32| {
         format!(r#"{{"fault": {{"pause": {{"pid": {pid}, "seconds": {seconds}}}}}}}"#)
@@ -649,4 +669,149 @@ fn without_owner_tables_a_killed_agents_leftover_is_swept_at_the_next_start() {
         next.log_text()
     );
     assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
+}
+
+#[test]
+fn cgroups_are_targets_through_the_agent_too_and_their_faults_go_with_it() {
+    let setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::unix(dir.path());
+
+    // A partition of every process of a cgroup (all in one network namespace).
+    let net_cgroup = faultline_tests::TestCgroup::with_quota(1.0);
+    net_cgroup.add(setup.target);
+    let net_dir = net_cgroup.dir().to_str().unwrap().to_owned();
+    let (_partitioning, out) = agent.client(&[
+        "inject",
+        "partition",
+        "--cgroup",
+        &net_dir,
+        "--peer",
+        NetLab::A_IP,
+        "--for",
+        "10m",
+    ]);
+    let applied = wait_until(Instant::now() + Duration::from_secs(10), || {
+        std::fs::read_to_string(out.path()).is_ok_and(|t| t.contains("applied by the agent"))
+    });
+    assert!(applied, "{}", std::fs::read_to_string(out.path()).unwrap());
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+
+    // A freeze of a whole cgroup, and CPU stress in another.
+    let frozen = faultline_tests::TestCgroup::freezer();
+    let mut sleeper = ChildGuard::spawn(Command::new("sleep").arg("600"));
+    frozen.add(sleeper.id());
+    let freezer_state = || std::fs::read_to_string(frozen.dir().join("freezer.state")).unwrap();
+    let (_pausing, _) = agent.client(&[
+        "inject",
+        "pause",
+        "--cgroup",
+        frozen.dir().to_str().unwrap(),
+        "--for",
+        "10m",
+    ]);
+    assert!(wait_until(
+        Instant::now() + Duration::from_secs(10),
+        || freezer_state().trim() == "FROZEN"
+    ));
+    let stressed = faultline_tests::TestCgroup::with_quota(0.5);
+    let mut busy = ChildGuard::spawn(Command::new("sh").args(["-c", "while :; do :; done"]));
+    stressed.add(busy.id());
+    let (_stressing, _) = agent.client(&[
+        "inject",
+        "stress",
+        "--cgroup",
+        stressed.dir().to_str().unwrap(),
+        "--workers",
+        "2",
+        "--for",
+        "10m",
+    ]);
+    assert!(wait_until(Instant::now() + Duration::from_secs(10), || {
+        stressed.pids().len() >= 3
+    }));
+    let listed = run(faultline().args(["faults", "list", "--agent", &agent.addr]));
+    assert!(listed.stdout.contains(&net_dir), "{}", listed.context());
+
+    // The agent dies: every one of them goes within a second.
+    signal(agent.guard.id(), libc::SIGKILL);
+    let killed = Instant::now();
+    assert!(
+        wait_until(killed + Duration::from_secs(1), || {
+            setup.lab.faultline_tables(1).is_empty()
+                && freezer_state().trim() == "THAWED"
+                && stressed.pids() == [busy.id()]
+        }),
+        "left behind: tables {:?}, freezer {}, cgroup {:?}",
+        setup.lab.faultline_tables(1),
+        freezer_state().trim(),
+        stressed.pids()
+    );
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
+    agent.guard.stop();
+
+    // A kill of every process of a cgroup, one of them deaf to TERM.
+    let agent = Agent::unix(dir.path());
+    let victims = faultline_tests::TestCgroup::with_quota(1.0);
+    let mut stubborn =
+        ChildGuard::spawn(Command::new("sh").args(["-c", "trap '' TERM; exec sleep 600"]));
+    std::thread::sleep(Duration::from_millis(100));
+    victims.add(stubborn.id());
+    victims.add(busy.id());
+    let victims_dir = victims.dir().to_str().unwrap().to_owned();
+    let ran = run(faultline().args([
+        "inject",
+        "kill",
+        "--cgroup",
+        &victims_dir,
+        "--grace",
+        "300ms",
+        "--agent",
+        &agent.addr,
+    ]));
+    assert_eq!(ran.code(), Some(0), "{}", ran.context());
+    assert!(ran.stdout.contains("2 processes"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("1 outlived"), "{}", ran.stdout);
+    assert!(wait_until(Instant::now() + Duration::from_secs(5), || {
+        stubborn.has_exited() && busy.has_exited()
+    }));
+
+    // The journal path: the agent and the freeze's thaw guard both SIGKILLed leave the cgroup
+    // frozen; the next agent thaws it and says so.
+    let (_pausing, _) = agent.client(&[
+        "inject",
+        "pause",
+        "--cgroup",
+        frozen.dir().to_str().unwrap(),
+        "--for",
+        "10m",
+    ]);
+    assert!(wait_until(
+        Instant::now() + Duration::from_secs(10),
+        || freezer_state().trim() == "FROZEN"
+    ));
+    let listed = run(faultline().args(["faults", "list", "--agent", &agent.addr]));
+    let guard: u32 = listed
+        .stdout
+        .split("thaw guard pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no thaw guard in {}", listed.stdout));
+    signal(guard, libc::SIGKILL);
+    let mut agent = agent;
+    signal(agent.guard.id(), libc::SIGKILL);
+    agent.guard.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(freezer_state().trim(), "FROZEN", "nothing thawed it yet");
+    let next = Agent::unix(dir.path());
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(5), || freezer_state()
+            .trim()
+            == "THAWED"),
+        "{}",
+        next.log_text()
+    );
+    assert!(next.log_text().contains("thawed"), "{}", next.log_text());
+    sleeper.stop();
 }
