@@ -159,6 +159,7 @@ fn every_member_inherits_workspace_lints_and_versions() {
         "crates/capture/Cargo.toml",
         "crates/symbolize/Cargo.toml",
         "crates/scenario/Cargo.toml",
+        "crates/tui/Cargo.toml",
         "crates/cli/Cargo.toml",
         "tests/Cargo.toml",
         "tests/targets/demo/Cargo.toml",

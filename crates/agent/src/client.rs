@@ -121,6 +121,11 @@ impl Client {
         self.json::<(), _>("DELETE", &format!("/v1/faults/{id}"), None)
     }
 
+    /// The processes the agent could fault.
+    pub fn targets(&self) -> Result<Vec<crate::spec::TargetView>, ClientError> {
+        self.json::<(), _>("GET", "/v1/targets", None)
+    }
+
     /// Reverts every fault.
     pub fn revert_all(&self) -> Result<Vec<FaultView>, ClientError> {
         self.json::<(), _>("DELETE", "/v1/faults", None)

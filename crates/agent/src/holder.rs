@@ -122,6 +122,8 @@ pub struct Holder {
     policy: Policy,
     helpers: Helpers,
     counters: Counters,
+    /// Whether each revert is logged on stderr (not under a full-screen UI).
+    log_reverts: bool,
 }
 
 impl Holder {
@@ -133,7 +135,14 @@ impl Holder {
             policy,
             helpers,
             counters,
+            log_reverts: true,
         }
+    }
+
+    /// Stops logging reverts on stderr (a full-screen UI owns the terminal).
+    pub fn quiet(mut self) -> Self {
+        self.log_reverts = false;
+        self
     }
 
     /// Serves commands until every sender is gone, then reverts what is left.
@@ -512,12 +521,14 @@ impl Holder {
                 }
             }
             let _ = self.journal.write(&Entry::Revert { id: id.into() });
-            eprintln!(
-                "faultline agent: {} {} reverted ({why}): {}",
-                held.view.kind,
-                id,
-                held.view.revert.as_deref().unwrap_or_default()
-            );
+            if self.log_reverts {
+                eprintln!(
+                    "faultline agent: {} {} reverted ({why}): {}",
+                    held.view.kind,
+                    id,
+                    held.view.revert.as_deref().unwrap_or_default()
+                );
+            }
         }
         let held = &self.faults[id];
         Some(self.view(held))

@@ -164,6 +164,45 @@ impl CounterSet {
     }
 }
 
+/// The processes on this machine, by pid, with their network namespace and cgroups (read from
+/// /proc now; processes that vanish meanwhile, and kernel threads, are left out).
+pub fn list_targets() -> Vec<spec::TargetView> {
+    let mut views = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return views;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Kernel threads have no command line, and nothing a fault could do to them helps.
+        if std::fs::read(format!("/proc/{pid}/cmdline")).map_or(true, |c| c.is_empty()) {
+            continue;
+        }
+        let Ok(target) = faultline_fault::Target::process(pid) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        views.push(spec::TargetView {
+            pid,
+            comm,
+            netns: target.netns_inode,
+            in_agent_netns: target.in_own_netns,
+            cgroup_v1_cpu: target.cgroup.v1_cpu.map(|p| p.display().to_string()),
+            cgroup_v2: target.cgroup.v2.map(|p| p.display().to_string()),
+        });
+    }
+    views.sort_by_key(|v| v.pid);
+    views
+}
+
 /// Removes what the faults in `pending` (from a previous agent's journal) left behind. Returns
 /// what it did, one line each, and the entries it could not settle (to keep in the journal).
 pub fn sweep(pending: &[journal::Entry]) -> (Vec<String>, Vec<journal::Entry>) {

@@ -30,6 +30,24 @@ impl LocalAgent {
         policy: Policy,
         helpers: Helpers,
     ) -> Result<(Self, Vec<String>), String> {
+        Self::start_with(state_dir, policy, helpers, true)
+    }
+
+    /// As [`LocalAgent::start`], without a line on stderr per revert: for a full-screen UI.
+    pub fn start_quiet(
+        state_dir: &Path,
+        policy: Policy,
+        helpers: Helpers,
+    ) -> Result<(Self, Vec<String>), String> {
+        Self::start_with(state_dir, policy, helpers, false)
+    }
+
+    fn start_with(
+        state_dir: &Path,
+        policy: Policy,
+        helpers: Helpers,
+        log_reverts: bool,
+    ) -> Result<(Self, Vec<String>), String> {
         let state = |e: std::io::Error| format!("state directory {}: {e}", state_dir.display());
         std::fs::create_dir_all(state_dir).map_err(state)?;
         let lock = crate::server::lock_state_dir(state_dir)?;
@@ -39,7 +57,10 @@ impl LocalAgent {
         for entry in &unresolved {
             journal.write(entry).map_err(state)?;
         }
-        let holder = Holder::new(journal, policy, helpers, Arc::new(CounterSet::default()));
+        let mut holder = Holder::new(journal, policy, helpers, Arc::new(CounterSet::default()));
+        if !log_reverts {
+            holder = holder.quiet();
+        }
         let (commands, receiver) = std::sync::mpsc::channel();
         // The holder thread spawns the nft holders and stress workers, whose parent-death
         // signal follows it: it lives as long as this value.

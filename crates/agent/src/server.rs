@@ -335,56 +335,10 @@ async fn renew(State(state): State<AppState>, Path(id): Path<String>) -> Respons
     }
 }
 
-/// One process this agent could fault.
-#[derive(Debug, serde::Serialize)]
-struct TargetView {
-    pid: u32,
-    /// The command name (`/proc/PID/comm`).
-    comm: String,
-    /// The network namespace's inode.
-    netns: u64,
-    /// Whether it shares the agent's (normally the host's) network namespace.
-    in_agent_netns: bool,
-    cgroup_v1_cpu: Option<String>,
-    cgroup_v2: Option<String>,
-}
-
 /// `GET /v1/targets`: the processes on this machine, with their network namespace and
 /// cgroups (read from /proc when asked; processes that vanish meanwhile are left out).
 async fn targets() -> Response {
-    let listed = tokio::task::spawn_blocking(|| {
-        let mut views = Vec::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return views;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(target) = faultline_fault::Target::process(pid) else {
-                continue;
-            };
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            views.push(TargetView {
-                pid,
-                comm,
-                netns: target.netns_inode,
-                in_agent_netns: target.in_own_netns,
-                cgroup_v1_cpu: target.cgroup.v1_cpu.map(|p| p.display().to_string()),
-                cgroup_v2: target.cgroup.v2.map(|p| p.display().to_string()),
-            });
-        }
-        views.sort_by_key(|v| v.pid);
-        views
-    })
-    .await;
+    let listed = tokio::task::spawn_blocking(crate::list_targets).await;
     match listed {
         Ok(views) => axum::Json(views).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -17,7 +17,7 @@ pub struct CreateFault {
 }
 
 /// A fault, as a client asks for it. Externally tagged (`{"partition": {...}}`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum FaultSpec {
     /// Drop (or reject) traffic between the target's network namespace and peers.
@@ -218,6 +218,23 @@ pub struct FaultView {
     pub revert: Option<String>,
     /// Why it was reverted: `duration`, `request`, `lease expired`, `shutdown`.
     pub reverted_by: Option<String>,
+}
+
+/// One process an agent could fault (`GET /v1/targets`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TargetView {
+    /// Its pid.
+    pub pid: u32,
+    /// The command name (`/proc/PID/comm`).
+    pub comm: String,
+    /// The network namespace's inode.
+    pub netns: u64,
+    /// Whether it shares the agent's (normally the host's) network namespace.
+    pub in_agent_netns: bool,
+    /// Its cgroup directory in the v1 `cpu` hierarchy, if the host has one.
+    pub cgroup_v1_cpu: Option<String>,
+    /// Its cgroup directory in the v2 hierarchy, if the host has one.
+    pub cgroup_v2: Option<String>,
 }
 
 /// An error body: `{"error": "..."}`.

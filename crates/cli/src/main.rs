@@ -10,6 +10,7 @@ mod leaks;
 mod run;
 mod store;
 mod symbolize;
+mod tui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,11 @@ enum Command {
     /// assertions. Exit 0 passed, 1 an assertion failed, 2 invalid scenario, 3 a revert could
     /// not be verified, 4 infrastructure error.
     Run(RunArgs),
+    /// The SRE's screen: targets, faults with countdowns and packet counters, crashes
+    /// symbolized, task groups and their leak verdicts; inject and revert from the keyboard.
+    /// Talks to agents (the local one by default, or one started in-process), or opens a
+    /// scenario's lab with --scenario.
+    Tui(TuiArgs),
     /// (internal) hold a lab network namespace until stdin closes: started by `run`.
     #[command(name = "__hold", hide = true)]
     Hold,
@@ -109,6 +115,48 @@ struct RunArgs {
     token_file: Option<PathBuf>,
     /// The in-process agent's journal directory.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/faultline/run")]
+    state_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct TuiArgs {
+    /// An agent to talk to (`unix:PATH`, `tcp:IP:PORT`); repeatable. Default: the local agent
+    /// at /run/faultline/agent.sock, or, when none listens there and this is root, an agent
+    /// started in this process.
+    #[arg(long, value_name = "ADDR")]
+    agent: Vec<String>,
+    /// The agents' bearer token (for `tcp:`).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Open this scenario's lab: its hosts are the targets, its crash captures and dump
+    /// captures feed the Crashes and Tasks views, its probes show on the Faults view. No step
+    /// runs: the faults are yours to inject.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Where the lab's logs, crash records and dumps go (default
+    /// `faultline-runs/tui-<scenario>-<time>`).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// A directory of faultline crash records to watch; repeatable.
+    #[arg(long = "crash-dir", value_name = "DIR")]
+    crash_dirs: Vec<PathBuf>,
+    /// A task-dump endpoint to scrape, as NAME=URL (a Go `/debug/pprof/goroutine?debug=2` or
+    /// faultline-capture's `/debug/faultline/tasks`); NAME is the target's name or pid.
+    /// Repeatable.
+    #[arg(long = "dump", value_name = "NAME=URL")]
+    dumps: Vec<String>,
+    /// How often --dump endpoints are scraped.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    dump_every: std::time::Duration,
+    /// A directory holding a `.build-id/` tree for symbolizing crashes; repeatable.
+    #[arg(long = "debug-dir", value_name = "DIR")]
+    debug_dirs: Vec<PathBuf>,
+    /// The lease on the faults this screen injects: if the screen dies, the agent reverts them
+    /// this long after its last renewal.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    lease: std::time::Duration,
+    /// The in-process agent's journal directory.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/faultline/tui")]
     state_dir: PathBuf,
 }
 
@@ -460,6 +508,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => agent::run(args),
         Command::Faults(command) => agent::faults(command),
         Command::Run(args) => run::run(args),
+        Command::Tui(args) => tui::run(args),
         Command::Hold => run::hold(),
         Command::ResumeGuard { pid, deadline_ms } => inject::resume_guard(pid, deadline_ms),
         Command::ThawGuard {

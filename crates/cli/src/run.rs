@@ -161,7 +161,7 @@ fn crash_summary(outcome: &faultline_scenario::runner::RunOutcome) -> Vec<String
 }
 
 /// Every problem, as `file:line:column: message` and a snippet (miette), then a count.
-fn render_problems(invalid: &faultline_scenario::Invalid) {
+pub fn render_problems(invalid: &faultline_scenario::Invalid) {
     let handler = miette::GraphicalReportHandler::new_themed(if std::io::stderr().is_terminal() {
         miette::GraphicalTheme::unicode()
     } else {

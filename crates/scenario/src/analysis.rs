@@ -10,7 +10,7 @@ use faultline_symbolize::record::{ResolvedRecord, symbolize_record};
 use faultline_symbolize::{Demangle, Locator, Symbolized};
 
 use crate::probe::Scrape;
-use crate::verdict::{Crash, LeakGroup};
+use crate::verdict::{Crash, LeakGroup, StackFrame};
 
 /// Where one target's crashes may be found.
 #[derive(Debug, Clone)]
@@ -96,6 +96,7 @@ pub fn log_crashes(target: &str, text: &str, file: &str) -> Vec<Crash> {
                 message: first.to_owned(),
                 top_frame: "unknown: the stack could not be parsed".into(),
                 stack: Vec::new(),
+                frames: Vec::new(),
             });
             continue;
         };
@@ -133,6 +134,16 @@ fn from_dump(target: &str, file: &str, dump: &Dump, first_line: &str) -> Crash {
         message,
         top_frame,
         stack: frames.iter().map(frame_text).collect(),
+        frames: frames
+            .iter()
+            .map(|f| StackFrame {
+                text: frame_text(f),
+                own: faultline_dump::is_own_code(dump.runtime, &f.function, None),
+                inlined: f.inlined,
+                file: f.file.as_deref().map(str::to_owned),
+                line: f.line,
+            })
+            .collect(),
     }
 }
 
@@ -161,6 +172,7 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
                 message: format!("unreadable crash record: {e}"),
                 top_frame: "unknown".into(),
                 stack: Vec::new(),
+                frames: Vec::new(),
             });
         }
     };
@@ -168,27 +180,39 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
         return None; // a task dump, not a crash
     }
     let report = symbolize_record(&record, locator, Demangle::Short);
-    let mut stack = Vec::new();
+    let mut shown_frames = Vec::new();
     let mut top = None;
     for frame in report.frames.iter().filter(|f| !f.hidden) {
-        let text = match &frame.symbolized {
+        let shown: Vec<StackFrame> = match &frame.symbolized {
             Symbolized::Frames(frames) => frames
                 .iter()
-                .map(|sf| {
+                .enumerate()
+                .map(|(i, sf)| {
                     let function = sf.function.as_deref().unwrap_or("??");
-                    match (&sf.file, sf.line) {
-                        (Some(file), Some(line)) => format!("{function} at {file}:{line}"),
-                        _ => function.to_owned(),
+                    StackFrame {
+                        text: match (&sf.file, sf.line) {
+                            (Some(file), Some(line)) => format!("{function} at {file}:{line}"),
+                            _ => function.to_owned(),
+                        },
+                        own: frame.own_code,
+                        // Every frame of an address but the last is inlined into the next.
+                        inlined: i + 1 < frames.len(),
+                        file: sf.file.as_ref().map(ToString::to_string),
+                        line: sf.line,
                     }
                 })
-                .collect::<Vec<_>>(),
-            Symbolized::Unknown(reason) => vec![format!("unknown ({reason})")],
+                .collect(),
+            Symbolized::Unknown(reason) => vec![StackFrame {
+                text: format!("unknown ({reason})"),
+                ..StackFrame::default()
+            }],
         };
         if frame.own_code && top.is_none() {
-            top = text.first().cloned();
+            top = shown.first().map(|f| f.text.clone());
         }
-        stack.extend(text);
+        shown_frames.extend(shown);
     }
+    let stack: Vec<String> = shown_frames.iter().map(|f| f.text.clone()).collect();
     Some(Crash {
         target: target.to_owned(),
         file: shown,
@@ -198,6 +222,7 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
             .or_else(|| stack.first().cloned())
             .unwrap_or_else(|| "unknown: no frames".into()),
         stack,
+        frames: shown_frames,
     })
 }
 

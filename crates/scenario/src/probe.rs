@@ -210,6 +210,30 @@ impl Watchers {
             .collect()
     }
 
+    /// Each probe's latest sample, if it has one yet.
+    pub fn latest(&self) -> Vec<(String, Option<Sample>)> {
+        self.probes
+            .iter()
+            .map(|(name, samples)| (name.clone(), lock(samples).last().cloned()))
+            .collect()
+    }
+
+    /// Every dump capture's scrapes so far, from the `from[i]`-th on for capture `i` (a screen
+    /// polls them as they come).
+    pub fn scrapes_since(&self, from: &[usize]) -> Vec<(String, Vec<Scrape>)> {
+        self.scrapes
+            .iter()
+            .enumerate()
+            .map(|(i, (name, scrapes))| {
+                let skip = from.get(i).copied().unwrap_or(0);
+                (
+                    name.clone(),
+                    lock(scrapes).iter().skip(skip).cloned().collect(),
+                )
+            })
+            .collect()
+    }
+
     /// The latest sample of probe `name` at or after `t`, and whether one passed.
     pub fn passed_since(&self, name: &str, t: f64) -> bool {
         self.probes

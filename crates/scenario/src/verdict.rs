@@ -59,6 +59,24 @@ pub struct Crash {
     pub top_frame: String,
     /// The whole stack, innermost first, one frame per line.
     pub stack: Vec<String>,
+    /// The same frames with what a screen shows about them (the TUI); not in reports.
+    #[serde(skip)]
+    pub frames: Vec<StackFrame>,
+}
+
+/// One frame of a crash's stack, as a screen shows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StackFrame {
+    /// `function at file:line`, as in [`Crash::stack`].
+    pub text: String,
+    /// Whether it is the service's own code.
+    pub own: bool,
+    /// Whether it was inlined into the frame below it.
+    pub inlined: bool,
+    /// Its source file, if known.
+    pub file: Option<String>,
+    /// Its line, if known.
+    pub line: Option<u32>,
 }
 
 /// A task group's trend from a dump capture.
@@ -536,6 +554,7 @@ mod tests {
             message: "boom".into(),
             top_frame: "api::price at src/main.rs:9".into(),
             stack: vec![],
+            frames: vec![],
         });
         ev.leaks.push(LeakGroup {
             dump: "goroutines".into(),

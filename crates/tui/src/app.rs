@@ -1,0 +1,951 @@
+//! The screen's state and how it changes: every input is an [`Event`], and handling one
+//! returns the [`Action`]s for the loop to carry out. Nothing here does I/O, so every
+//! transition is tested with values.
+
+use std::time::{Duration, Instant};
+
+use faultline_agent::spec::{FaultSpec, FaultView};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::form::{Form, Kind};
+use crate::model::{
+    AgentStatus, CrashRow, FaultRow, ProbeRow, TargetRow, TaskGroupRow, push_history,
+};
+
+/// How long an ended fault stays on the Faults view, fading.
+pub const FADE: Duration = Duration::from_secs(30);
+
+/// The views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// What can be hit.
+    Targets,
+    /// What is being hit.
+    Faults,
+    /// What crashed.
+    Crashes,
+    /// Task groups and leaks.
+    Tasks,
+}
+
+impl Tab {
+    /// Every view, in order (keys 1–4).
+    pub const ALL: [Tab; 4] = [Tab::Targets, Tab::Faults, Tab::Crashes, Tab::Tasks];
+
+    /// Its title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Targets => "Targets",
+            Tab::Faults => "Faults",
+            Tab::Crashes => "Crashes",
+            Tab::Tasks => "Tasks",
+        }
+    }
+}
+
+/// Everything that can happen to the screen.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A key was pressed.
+    Key(KeyEvent),
+    /// The terminal was resized (the next frame redraws at the new size).
+    Resize,
+    /// Time passed (countdowns move, messages expire).
+    Tick(Instant),
+    /// An agent's targets (replacing those of that agent).
+    Targets {
+        /// Which agent.
+        agent: usize,
+        /// The targets.
+        rows: Vec<TargetRow>,
+    },
+    /// An agent's faults, or why it did not answer.
+    Faults {
+        /// Which agent.
+        agent: usize,
+        /// Its answer.
+        result: Result<Vec<FaultView>, String>,
+        /// When it answered.
+        at: Instant,
+    },
+    /// Crashes found so far (all of them, newest first).
+    Crashes(Vec<CrashRow>),
+    /// Task groups from the latest dumps, largest first.
+    Tasks(Vec<TaskGroupRow>),
+    /// The scenario's probes.
+    Probes(Vec<ProbeRow>),
+    /// The answer to an [`Action::Inject`].
+    Injected {
+        /// Which agent.
+        agent: usize,
+        /// The fault, or the agent's refusal.
+        result: Result<FaultView, String>,
+    },
+    /// The answer to an [`Action::Revert`].
+    Reverted {
+        /// Which agent.
+        agent: usize,
+        /// The fault's id.
+        id: String,
+        /// The fault as reverted, or why it could not be.
+        result: Result<FaultView, String>,
+    },
+    /// The result of renewing this screen's leases on an agent.
+    Renewed {
+        /// Which agent.
+        agent: usize,
+        /// `Err` with the first failure.
+        result: Result<(), String>,
+    },
+}
+
+/// What the loop is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create a fault (with this screen's lease).
+    Inject {
+        /// Which agent.
+        agent: usize,
+        /// The fault.
+        spec: FaultSpec,
+    },
+    /// Revert one fault.
+    Revert {
+        /// Which agent.
+        agent: usize,
+        /// The fault's id.
+        id: String,
+    },
+    /// Leave: revert this screen's active faults first when `revert`.
+    Quit {
+        /// Whether to revert.
+        revert: bool,
+    },
+}
+
+/// A question the user must answer before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// `R`: revert every active fault?
+    RevertAll,
+    /// `q` with active faults: revert them before leaving?
+    Quit,
+}
+
+/// A detail pane over a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// The stack of crash N (index in `crashes`).
+    Crash(usize),
+    /// The stack of task group N (index in `tasks`).
+    Tasks(usize),
+}
+
+/// The whole state of the screen.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The view shown.
+    pub tab: Tab,
+    /// Every target, by agent then pid.
+    pub targets: Vec<TargetRow>,
+    /// Selection in the filtered targets.
+    pub target_selected: usize,
+    /// The targets filter (`/`).
+    pub filter: String,
+    /// Whether keys go to the filter.
+    pub filtering: bool,
+    /// Faults: active ones first, then ended ones fading out.
+    pub faults: Vec<FaultRow>,
+    /// Selection in the faults.
+    pub fault_selected: usize,
+    /// Crashes, newest first.
+    pub crashes: Vec<CrashRow>,
+    /// Selection in the crashes.
+    pub crash_selected: usize,
+    /// Task groups, largest first.
+    pub tasks: Vec<TaskGroupRow>,
+    /// Selection in the task groups.
+    pub task_selected: usize,
+    /// A stack shown over the list.
+    pub detail: Option<Detail>,
+    /// The detail pane's scroll.
+    pub detail_scroll: u16,
+    /// The inject form, when open.
+    pub form: Option<Form>,
+    /// A question, when asked.
+    pub confirm: Option<Confirm>,
+    /// Whether the key help is shown.
+    pub help: bool,
+    /// The agents.
+    pub agents: Vec<AgentStatus>,
+    /// The scenario's probes.
+    pub probes: Vec<ProbeRow>,
+    /// Lab hosts and their addresses (names a partition can use).
+    pub peers: Vec<(String, String)>,
+    /// A line for the user (what happened), and until when it shows.
+    pub message: Option<(String, Instant)>,
+    /// What the screen is about (`scenario demo`, `local agent`).
+    pub title: String,
+    /// The time of the last tick.
+    pub now: Instant,
+    /// Set when the screen is to close.
+    pub quitting: bool,
+}
+
+impl App {
+    /// An empty screen talking to `agents`.
+    pub fn new(title: impl Into<String>, agents: Vec<AgentStatus>, now: Instant) -> Self {
+        Self {
+            tab: Tab::Targets,
+            targets: Vec::new(),
+            target_selected: 0,
+            filter: String::new(),
+            filtering: false,
+            faults: Vec::new(),
+            fault_selected: 0,
+            crashes: Vec::new(),
+            crash_selected: 0,
+            tasks: Vec::new(),
+            task_selected: 0,
+            detail: None,
+            detail_scroll: 0,
+            form: None,
+            confirm: None,
+            help: false,
+            agents,
+            probes: Vec::new(),
+            peers: Vec::new(),
+            message: None,
+            title: title.into(),
+            now,
+            quitting: false,
+        }
+    }
+
+    /// The targets the filter lets through (indices into `targets`).
+    pub fn visible_targets(&self) -> Vec<usize> {
+        let needle = self.filter.to_lowercase();
+        self.targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                needle.is_empty()
+                    || t.name.to_lowercase().contains(&needle)
+                    || t.pid.to_string().contains(&needle)
+                    || t.address.as_deref().is_some_and(|a| a.contains(&needle))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The selected target, if any.
+    pub fn selected_target(&self) -> Option<&TargetRow> {
+        let visible = self.visible_targets();
+        visible
+            .get(self.target_selected.min(visible.len().saturating_sub(1)))
+            .map(|&i| &self.targets[i])
+    }
+
+    /// Active faults.
+    pub fn active_faults(&self) -> impl Iterator<Item = &FaultRow> {
+        self.faults.iter().filter(|f| f.active())
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.message = Some((text.into(), self.now + Duration::from_secs(6)));
+    }
+
+    /// Handles one event; returns what the loop must do.
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => return self.key(key),
+            Event::Key(_) | Event::Resize => {}
+            Event::Tick(now) => {
+                self.now = now;
+                if self
+                    .message
+                    .as_ref()
+                    .is_some_and(|(_, until)| *until <= now)
+                {
+                    self.message = None;
+                }
+                self.fade();
+            }
+            Event::Targets { agent, rows } => self.set_targets(agent, rows),
+            Event::Faults { agent, result, at } => self.set_faults(agent, result, at),
+            Event::Crashes(rows) => {
+                let new = rows.len().saturating_sub(self.crashes.len());
+                if new > 0 && !self.crashes.is_empty() {
+                    self.say(format!("{new} new crash(es): see Crashes (3)"));
+                }
+                self.crashes = rows;
+                self.crash_selected = self
+                    .crash_selected
+                    .min(self.crashes.len().saturating_sub(1));
+            }
+            Event::Tasks(rows) => {
+                self.tasks = rows;
+                self.task_selected = self.task_selected.min(self.tasks.len().saturating_sub(1));
+                let counts = self.task_counts();
+                for target in &mut self.targets {
+                    if let Some(&n) = counts.get(&target.name) {
+                        target.tasks = Some(n);
+                    }
+                }
+            }
+            Event::Probes(rows) => self.probes = rows,
+            Event::Injected { agent, result } => match result {
+                Ok(view) => {
+                    self.form = None;
+                    self.say(format!(
+                        "{} {} applied: {}",
+                        view.kind, view.id, view.detail
+                    ));
+                    let seen = self.now;
+                    self.faults
+                        .retain(|f| !(f.agent == agent && f.view.id == view.id));
+                    self.faults.insert(
+                        0,
+                        FaultRow {
+                            agent,
+                            ended: (view.state != "active").then_some(seen),
+                            view,
+                            seen,
+                            ours: true,
+                        },
+                    );
+                    self.tab = Tab::Faults;
+                    self.fault_selected = 0;
+                }
+                Err(e) => {
+                    if let Some(form) = &mut self.form {
+                        form.sending = false;
+                        form.refused = Some(e);
+                    } else {
+                        self.say(format!("refused: {e}"));
+                    }
+                }
+            },
+            Event::Reverted { agent, id, result } => match result {
+                Ok(view) => {
+                    self.say(format!(
+                        "{} {id} reverted: {}",
+                        view.kind,
+                        view.revert.as_deref().unwrap_or("done")
+                    ));
+                    let now = self.now;
+                    if let Some(row) = self
+                        .faults
+                        .iter_mut()
+                        .find(|f| f.agent == agent && f.view.id == id)
+                    {
+                        row.view = view;
+                        row.seen = now;
+                        row.ended.get_or_insert(now);
+                    }
+                    self.sort_faults();
+                }
+                Err(e) => self.say(format!("revert {id} failed: {e}")),
+            },
+            Event::Renewed { agent, result } => {
+                if let Some(status) = self.agents.get_mut(agent) {
+                    status.lease_error = result.err();
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Tasks in the latest dumps, by source.
+    fn task_counts(&self) -> std::collections::HashMap<String, u64> {
+        let mut counts = std::collections::HashMap::new();
+        for group in &self.tasks {
+            *counts.entry(group.source.clone()).or_insert(0) += group.count;
+        }
+        counts
+    }
+
+    fn set_targets(&mut self, agent: usize, rows: Vec<TargetRow>) {
+        // Keep the selection on the same process when the list changes under it.
+        let selected = self.selected_target().map(|t| (t.agent, t.pid));
+        let mut old: std::collections::HashMap<(usize, u32), Vec<u64>> = self
+            .targets
+            .iter_mut()
+            .filter(|t| t.agent == agent)
+            .map(|t| ((t.agent, t.pid), std::mem::take(&mut t.history)))
+            .collect();
+        self.targets.retain(|t| t.agent != agent);
+        let counts = self.task_counts();
+        for mut row in rows {
+            row.agent = agent;
+            if row.tasks.is_none() {
+                row.tasks = counts
+                    .get(&row.name)
+                    .or_else(|| counts.get(&row.pid.to_string()))
+                    .copied();
+            }
+            let mut history = old.remove(&(agent, row.pid)).unwrap_or_default();
+            if let Some(value) = row.tasks.or(row.threads.map(u64::from)) {
+                push_history(&mut history, value);
+            }
+            row.history = history;
+            self.targets.push(row);
+        }
+        self.targets.sort_by_key(|t| (t.agent, t.pid));
+        if let Some(key) = selected {
+            let visible = self.visible_targets();
+            if let Some(at) = visible
+                .iter()
+                .position(|&i| (self.targets[i].agent, self.targets[i].pid) == key)
+            {
+                self.target_selected = at;
+            }
+        }
+    }
+
+    fn set_faults(&mut self, agent: usize, result: Result<Vec<FaultView>, String>, at: Instant) {
+        let Some(status) = self.agents.get_mut(agent) else {
+            return;
+        };
+        let views = match result {
+            Ok(views) => {
+                status.connected = true;
+                status.error = None;
+                views
+            }
+            Err(e) => {
+                status.connected = false;
+                status.error = Some(e);
+                return;
+            }
+        };
+        let now = self.now;
+        let mut rows = Vec::new();
+        for view in views {
+            let previous = self
+                .faults
+                .iter()
+                .find(|f| f.agent == agent && f.view.id == view.id);
+            let ours = previous.is_some_and(|f| f.ours);
+            let ended = if view.state == "active" {
+                None
+            } else {
+                // First seen ended now, unless it was before (or is long gone: not shown).
+                previous.map(|p| p.ended.unwrap_or(now))
+            };
+            if view.state != "active" && ended.is_none() {
+                continue;
+            }
+            rows.push(FaultRow {
+                agent,
+                view,
+                seen: at,
+                ended,
+                ours,
+            });
+        }
+        self.faults.retain(|f| f.agent != agent);
+        self.faults.extend(rows);
+        self.sort_faults();
+        self.fade();
+    }
+
+    /// Active faults first (least time left first), then ended ones, newest first.
+    fn sort_faults(&mut self) {
+        let now = self.now;
+        self.faults.sort_by(|a, b| {
+            b.active().cmp(&a.active()).then_with(|| {
+                let left = |f: &FaultRow| f.seconds_left(now).unwrap_or(f64::MAX);
+                match (a.ended, b.ended) {
+                    (Some(x), Some(y)) => y.cmp(&x),
+                    _ => left(a).total_cmp(&left(b)),
+                }
+            })
+        });
+    }
+
+    /// Drops ended faults after [`FADE`].
+    fn fade(&mut self) {
+        let now = self.now;
+        self.faults.retain(|f| {
+            f.ended
+                .is_none_or(|e| now.saturating_duration_since(e) < FADE)
+        });
+        self.fault_selected = self.fault_selected.min(self.faults.len().saturating_sub(1));
+    }
+
+    fn key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        if let Some(confirm) = self.confirm {
+            return self.answer(confirm, key.code);
+        }
+        if ctrl_c {
+            return self.quit();
+        }
+        if self.form.is_some() {
+            return self.form_key(key);
+        }
+        if self.help {
+            self.help = false;
+            return Vec::new();
+        }
+        if self.filtering {
+            match key.code {
+                KeyCode::Esc => {
+                    self.filtering = false;
+                    self.filter.clear();
+                }
+                KeyCode::Enter => self.filtering = false,
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) => self.filter.push(c),
+                _ => {}
+            }
+            self.target_selected = 0;
+            return Vec::new();
+        }
+        if let Some(detail) = self.detail {
+            match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Backspace => self.detail = None,
+                KeyCode::Down => self.detail_scroll = self.detail_scroll.saturating_add(1),
+                KeyCode::Up => self.detail_scroll = self.detail_scroll.saturating_sub(1),
+                KeyCode::PageDown => self.detail_scroll = self.detail_scroll.saturating_add(10),
+                KeyCode::PageUp => self.detail_scroll = self.detail_scroll.saturating_sub(10),
+                KeyCode::Char('q') => return self.quit(),
+                _ => {}
+            }
+            let _ = detail;
+            return Vec::new();
+        }
+        match key.code {
+            KeyCode::Char('q') => return self.quit(),
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Char(c @ '1'..='4') => {
+                self.tab = Tab::ALL[usize::from(c as u8 - b'1')];
+            }
+            KeyCode::Tab => self.tab = next_tab(self.tab, true),
+            KeyCode::BackTab => self.tab = next_tab(self.tab, false),
+            KeyCode::Down => self.move_selection(1),
+            KeyCode::Up => self.move_selection(-1),
+            KeyCode::PageDown => self.move_selection(20),
+            KeyCode::PageUp => self.move_selection(-20),
+            KeyCode::Home => self.move_selection(i64::MIN / 2),
+            KeyCode::End => self.move_selection(i64::MAX / 2),
+            _ => return self.view_key(key.code),
+        }
+        Vec::new()
+    }
+
+    fn view_key(&mut self, code: KeyCode) -> Vec<Action> {
+        match (self.tab, code) {
+            (Tab::Targets, KeyCode::Char('/')) => {
+                self.filtering = true;
+            }
+            (Tab::Targets, KeyCode::Esc) => self.filter.clear(),
+            (Tab::Targets, KeyCode::Char(c @ ('k' | 'p' | 'n' | 'l' | 's'))) => {
+                let kind = match c {
+                    'k' => Kind::Kill,
+                    'p' => Kind::Pause,
+                    'n' => Kind::Partition,
+                    'l' => Kind::Loss,
+                    _ => Kind::Stress,
+                };
+                match self.selected_target() {
+                    None => self.say("no target selected"),
+                    Some(t) if t.in_agent_netns && matches!(kind, Kind::Partition | Kind::Loss) => {
+                        let name = t.name.clone();
+                        self.say(format!(
+                            "{name} runs in the agent's own network namespace: a network fault there would cut the host off"
+                        ));
+                    }
+                    Some(t) => {
+                        self.form = Some(Form::new(kind, t.agent, t.pid, &t.name, &self.peers));
+                    }
+                }
+            }
+            (Tab::Faults, KeyCode::Char('r')) => {
+                if let Some(f) = self.faults.get(self.fault_selected) {
+                    if f.active() {
+                        return vec![Action::Revert {
+                            agent: f.agent,
+                            id: f.view.id.clone(),
+                        }];
+                    }
+                    let id = f.view.id.clone();
+                    self.say(format!("{id} is not active"));
+                }
+            }
+            (_, KeyCode::Char('R')) => {
+                if self.active_faults().next().is_some() {
+                    self.confirm = Some(Confirm::RevertAll);
+                } else {
+                    self.say("no active faults");
+                }
+            }
+            (Tab::Crashes, KeyCode::Enter) if !self.crashes.is_empty() => {
+                self.detail = Some(Detail::Crash(self.crash_selected));
+                self.detail_scroll = 0;
+            }
+            (Tab::Tasks, KeyCode::Enter) if !self.tasks.is_empty() => {
+                self.detail = Some(Detail::Tasks(self.task_selected));
+                self.detail_scroll = 0;
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn form_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let Some(form) = &mut self.form else {
+            return Vec::new();
+        };
+        if form.sending {
+            if key.code == KeyCode::Esc {
+                self.form = None;
+            }
+            return Vec::new();
+        }
+        let n = form.fields.len();
+        let field = &mut form.fields[form.focus];
+        match key.code {
+            KeyCode::Esc => self.form = None,
+            KeyCode::Tab | KeyCode::Down => form.focus = (form.focus + 1) % n,
+            KeyCode::BackTab | KeyCode::Up => form.focus = (form.focus + n - 1) % n,
+            KeyCode::Left if !field.choices.is_empty() => field.cycle(false),
+            KeyCode::Right | KeyCode::Char(' ') if !field.choices.is_empty() => field.cycle(true),
+            KeyCode::Backspace if field.choices.is_empty() => {
+                field.value.pop();
+                field.error = None;
+            }
+            KeyCode::Char(c) if field.choices.is_empty() => {
+                field.value.push(c);
+                field.error = None;
+            }
+            KeyCode::Enter => {
+                let peers = self.peers.clone();
+                if let Some(spec) = form.validate(&peers) {
+                    form.sending = true;
+                    form.refused = None;
+                    return vec![Action::Inject {
+                        agent: form.agent,
+                        spec,
+                    }];
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn answer(&mut self, confirm: Confirm, code: KeyCode) -> Vec<Action> {
+        let yes = matches!(code, KeyCode::Char('y' | 'Y'));
+        let no = matches!(code, KeyCode::Char('n' | 'N'));
+        match confirm {
+            Confirm::RevertAll => {
+                self.confirm = None;
+                if yes {
+                    return self
+                        .active_faults()
+                        .map(|f| Action::Revert {
+                            agent: f.agent,
+                            id: f.view.id.clone(),
+                        })
+                        .collect();
+                }
+            }
+            // Revert is the default: Enter or `y` reverts; only `n` leaves them to their lease.
+            Confirm::Quit => match code {
+                KeyCode::Esc => self.confirm = None,
+                KeyCode::Enter | KeyCode::Char('y' | 'Y' | 'q') => {
+                    self.quitting = true;
+                    return vec![Action::Quit { revert: true }];
+                }
+                _ if no => {
+                    self.quitting = true;
+                    return vec![Action::Quit { revert: false }];
+                }
+                _ => {}
+            },
+        }
+        Vec::new()
+    }
+
+    fn quit(&mut self) -> Vec<Action> {
+        if self.faults.iter().any(|f| f.active() && f.ours) {
+            self.confirm = Some(Confirm::Quit);
+            return Vec::new();
+        }
+        self.quitting = true;
+        vec![Action::Quit { revert: false }]
+    }
+
+    fn move_selection(&mut self, by: i64) {
+        let targets = self.visible_targets().len();
+        let (selected, len) = match self.tab {
+            Tab::Targets => (&mut self.target_selected, targets),
+            Tab::Faults => (&mut self.fault_selected, self.faults.len()),
+            Tab::Crashes => (&mut self.crash_selected, self.crashes.len()),
+            Tab::Tasks => (&mut self.task_selected, self.tasks.len()),
+        };
+        let last = i64::try_from(len)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(1)
+            .max(0);
+        let at = i64::try_from(*selected)
+            .unwrap_or(0)
+            .saturating_add(by)
+            .clamp(0, last);
+        *selected = usize::try_from(at).unwrap_or(0);
+    }
+}
+
+fn next_tab(tab: Tab, forward: bool) -> Tab {
+    let at = Tab::ALL.iter().position(|t| *t == tab).unwrap_or(0);
+    let n = Tab::ALL.len();
+    Tab::ALL[if forward {
+        (at + 1) % n
+    } else {
+        (at + n - 1) % n
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> Event {
+        Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn typed(app: &mut App, text: &str) -> Vec<Action> {
+        text.chars()
+            .flat_map(|c| app.handle(key(KeyCode::Char(c))))
+            .collect()
+    }
+
+    fn view(id: &str, state: &str, left: Option<f64>) -> FaultView {
+        FaultView {
+            id: id.into(),
+            kind: "partition".into(),
+            pid: 42,
+            cgroup: None,
+            state: state.into(),
+            seconds_left: left,
+            lease_seconds: Some(15.0),
+            kernel_anchored: true,
+            detail: format!("table inet faultline_{id} held by pid 7"),
+            packets: Some(3),
+            revert: (state != "active").then(|| "verified".into()),
+            reverted_by: (state != "active").then(|| "request".into()),
+        }
+    }
+
+    fn app() -> App {
+        let now = Instant::now();
+        let mut app = App::new("test", vec![AgentStatus::new("in-process")], now);
+        app.peers = vec![("inventory".into(), "10.77.0.3".into())];
+        app.handle(Event::Targets {
+            agent: 0,
+            rows: vec![
+                TargetRow {
+                    pid: 42,
+                    name: "checkout".into(),
+                    ..TargetRow::default()
+                },
+                TargetRow {
+                    pid: 43,
+                    name: "inventory".into(),
+                    ..TargetRow::default()
+                },
+            ],
+        });
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(Vec::new()),
+            at: now,
+        });
+        app
+    }
+
+    #[test]
+    fn an_inject_form_with_bad_input_shows_the_error_and_sends_nothing() {
+        let mut app = app();
+        app.handle(key(KeyCode::Char('n')));
+        let form = app.form.as_ref().expect("the partition form");
+        assert_eq!(form.target, "checkout");
+        // Peers left empty, a bad port: Enter sends nothing and marks both.
+        app.handle(key(KeyCode::Tab));
+        typed(&mut app, "http");
+        let actions = app.handle(key(KeyCode::Enter));
+        assert!(actions.is_empty(), "{actions:?}");
+        let form = app.form.as_ref().unwrap();
+        assert!(
+            form.fields[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("at least one peer")
+        );
+        assert!(
+            form.fields[1]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("a port is")
+        );
+        // Fixed, it is sent once, to the target's agent.
+        for _ in 0..4 {
+            app.handle(key(KeyCode::Backspace));
+        }
+        app.handle(key(KeyCode::BackTab));
+        typed(&mut app, "inventory");
+        let actions = app.handle(key(KeyCode::Enter));
+        let [Action::Inject { agent: 0, spec }] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        assert!(matches!(spec, FaultSpec::Partition { peers, .. } if peers == &["10.77.0.3"]));
+        // The agent's refusal stays in the form.
+        app.handle(Event::Injected {
+            agent: 0,
+            result: Err("the agent answered 403: policy".into()),
+        });
+        assert_eq!(
+            app.form.as_ref().unwrap().refused.as_deref(),
+            Some("the agent answered 403: policy")
+        );
+    }
+
+    #[test]
+    fn revert_all_sends_one_revert_per_active_fault_after_a_yes() {
+        let mut app = app();
+        let now = app.now;
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(vec![
+                view("a", "active", Some(20.0)),
+                view("b", "active", Some(10.0)),
+                view("c", "reverted", None),
+            ]),
+            at: now,
+        });
+        assert_eq!(
+            app.faults.len(),
+            2,
+            "an ended fault never seen active is not shown"
+        );
+        assert!(app.handle(key(KeyCode::Char('R'))).is_empty());
+        assert_eq!(app.confirm, Some(Confirm::RevertAll));
+        let actions = app.handle(key(KeyCode::Char('y')));
+        assert_eq!(
+            actions,
+            [
+                Action::Revert {
+                    agent: 0,
+                    id: "b".into()
+                },
+                Action::Revert {
+                    agent: 0,
+                    id: "a".into()
+                },
+            ]
+        );
+        // No is no.
+        app.handle(key(KeyCode::Char('R')));
+        assert!(app.handle(key(KeyCode::Char('n'))).is_empty());
+        assert_eq!(app.confirm, None);
+    }
+
+    #[test]
+    fn a_lost_connection_shows_and_a_reconnection_clears_it() {
+        let mut app = app();
+        assert!(app.agents[0].connected);
+        let at = app.now;
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Err("unix:/run/faultline/agent.sock: connection refused".into()),
+            at,
+        });
+        assert!(!app.agents[0].connected);
+        assert_eq!(
+            app.agents[0].error.as_deref(),
+            Some("unix:/run/faultline/agent.sock: connection refused")
+        );
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(Vec::new()),
+            at,
+        });
+        assert!(app.agents[0].connected && app.agents[0].error.is_none());
+    }
+
+    #[test]
+    fn quitting_with_our_faults_active_asks_and_reverts_by_default() {
+        let mut app = app();
+        app.handle(Event::Injected {
+            agent: 0,
+            result: Ok(view("a", "active", Some(30.0))),
+        });
+        assert!(app.handle(key(KeyCode::Char('q'))).is_empty());
+        assert_eq!(app.confirm, Some(Confirm::Quit));
+        assert_eq!(
+            app.handle(key(KeyCode::Enter)),
+            [Action::Quit { revert: true }]
+        );
+        let mut app = self::app();
+        app.handle(Event::Injected {
+            agent: 0,
+            result: Ok(view("a", "active", Some(30.0))),
+        });
+        app.handle(key(KeyCode::Char('q')));
+        assert_eq!(
+            app.handle(key(KeyCode::Char('n'))),
+            [Action::Quit { revert: false }]
+        );
+        // Nothing active: q just quits.
+        let mut app = self::app();
+        assert_eq!(
+            app.handle(key(KeyCode::Char('q'))),
+            [Action::Quit { revert: false }]
+        );
+    }
+
+    #[test]
+    fn ended_faults_fade_out_and_countdowns_run_between_refreshes() {
+        let mut app = app();
+        let t0 = app.now;
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(vec![view("a", "active", Some(30.0))]),
+            at: t0,
+        });
+        assert_eq!(
+            app.faults[0].seconds_left(t0 + Duration::from_secs(10)),
+            Some(20.0)
+        );
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(vec![view("a", "reverted", None)]),
+            at: t0,
+        });
+        assert_eq!(app.faults[0].ended, Some(t0));
+        app.handle(Event::Tick(t0 + FADE - Duration::from_secs(1)));
+        assert_eq!(app.faults.len(), 1, "still fading");
+        app.handle(Event::Tick(t0 + FADE));
+        assert!(app.faults.is_empty());
+    }
+
+    #[test]
+    fn the_filter_narrows_targets_and_keeps_keys_to_itself() {
+        let mut app = app();
+        app.handle(key(KeyCode::Char('/')));
+        typed(&mut app, "inv");
+        assert!(app.form.is_none(), "n typed into the filter opens no form");
+        assert_eq!(app.visible_targets(), [1]);
+        app.handle(key(KeyCode::Enter));
+        assert_eq!(app.selected_target().unwrap().pid, 43);
+        app.handle(key(KeyCode::Char('k')));
+        assert_eq!(app.form.as_ref().unwrap().kind, Kind::Kill);
+    }
+}
