@@ -180,6 +180,9 @@ pub struct App {
     pub agents: Vec<AgentStatus>,
     /// The scenario's probes.
     pub probes: Vec<ProbeRow>,
+    /// Every target's name by (agent, pid), kept after it is gone (a fault outlives a
+    /// restarted target's pid).
+    pub names: std::collections::HashMap<(usize, u32), String>,
     /// Lab hosts and their addresses (names a partition can use).
     pub peers: Vec<(String, String)>,
     /// A line for the user (what happened), and until when it shows.
@@ -214,6 +217,7 @@ impl App {
             help: false,
             agents,
             probes: Vec::new(),
+            names: std::collections::HashMap::new(),
             peers: Vec::new(),
             message: None,
             title: title.into(),
@@ -392,6 +396,13 @@ impl App {
             self.targets.push(row);
         }
         self.targets.sort_by_key(|t| (t.agent, t.pid));
+        // Names outlive their targets only while a fault names the pid.
+        let faults: std::collections::HashSet<(usize, u32)> =
+            self.faults.iter().map(|f| (f.agent, f.view.pid)).collect();
+        self.names.retain(|key, _| faults.contains(key));
+        for t in &self.targets {
+            self.names.insert((t.agent, t.pid), t.name.clone());
+        }
         if let Some(key) = selected {
             let visible = self.visible_targets();
             if let Some(at) = visible

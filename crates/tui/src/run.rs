@@ -403,6 +403,7 @@ pub fn run(options: Options) -> Result<Summary, String> {
         spawn(
             "tui-tasks",
             Box::new(move || {
+                let mut source = crate::sources::SourceCache::default();
                 while let Ok(batch) = tasks_out.recv() {
                     for (name, t, bytes) in batch {
                         let at = match task_sources.iter().position(|s| s.name == name) {
@@ -415,7 +416,7 @@ pub fn run(options: Options) -> Result<Summary, String> {
                         task_sources[at].push(t, &bytes, &locator);
                     }
                     if events
-                        .send(Event::Tasks(all_groups(&task_sources)))
+                        .send(Event::Tasks(all_groups(&task_sources, &mut source)))
                         .is_err()
                     {
                         return;

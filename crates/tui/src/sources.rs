@@ -125,6 +125,31 @@ fn clock_ticks() -> f64 {
     100.0
 }
 
+/// Source files read for their lines (own-code frames show theirs), each read once.
+#[derive(Debug, Default)]
+pub struct SourceCache {
+    files: HashMap<String, Option<Vec<String>>>,
+}
+
+impl SourceCache {
+    /// Line `line` of `file`, if the file is readable here.
+    pub fn line(&mut self, file: Option<&str>, line: Option<u32>) -> Option<String> {
+        let (file, line) = (file?, line?);
+        let lines = self
+            .files
+            .entry(file.to_owned())
+            .or_insert_with(|| {
+                std::fs::read_to_string(file)
+                    .ok()
+                    .map(|t| t.lines().map(str::to_owned).collect())
+            })
+            .as_ref()?;
+        lines
+            .get(usize::try_from(line).ok()?.checked_sub(1)?)
+            .cloned()
+    }
+}
+
 /// Crashes of `sources` (paths relative to `run_dir`), newest first, symbolized; source lines
 /// are read where the files are here. Recomputed only when `fingerprint` changes.
 #[derive(Debug)]
@@ -133,7 +158,7 @@ pub struct CrashScanner {
     run_dir: PathBuf,
     locator: Locator,
     fingerprint: Vec<(PathBuf, u64)>,
-    sources_cache: HashMap<String, Option<Vec<String>>>,
+    source: SourceCache,
 }
 
 impl CrashScanner {
@@ -144,7 +169,7 @@ impl CrashScanner {
             run_dir,
             locator,
             fingerprint: Vec::new(),
-            sources_cache: HashMap::new(),
+            source: SourceCache::default(),
         }
     }
 
@@ -189,7 +214,7 @@ impl CrashScanner {
                         own: f.own,
                         inlined: f.inlined,
                         source: if f.own {
-                            self.source_line(f.file.as_deref(), f.line)
+                            self.source.line(f.file.as_deref(), f.line)
                         } else {
                             None
                         },
@@ -204,22 +229,6 @@ impl CrashScanner {
             .collect();
         rows.reverse();
         Some(rows)
-    }
-
-    fn source_line(&mut self, file: Option<&str>, line: Option<u32>) -> Option<String> {
-        let (file, line) = (file?, line?);
-        let lines = self
-            .sources_cache
-            .entry(file.to_owned())
-            .or_insert_with(|| {
-                std::fs::read_to_string(file)
-                    .ok()
-                    .map(|t| t.lines().map(str::to_owned).collect())
-            })
-            .as_ref()?;
-        lines
-            .get(usize::try_from(line).ok()?.checked_sub(1)?)
-            .cloned()
     }
 }
 
@@ -272,8 +281,8 @@ impl TaskSource {
         }
     }
 
-    /// The groups, largest first.
-    pub fn groups(&self) -> Vec<TaskGroupRow> {
+    /// The groups, largest first; own-code frames with their source lines from `source`.
+    pub fn groups(&self, source: &mut SourceCache) -> Vec<TaskGroupRow> {
         if self.tracker.pushed() == 0 {
             return Vec::new();
         }
@@ -286,11 +295,18 @@ impl TaskSource {
                     .frames
                     .iter()
                     .enumerate()
-                    .map(|(i, f)| FrameLine {
-                        text: frame_text(f),
-                        own: g.own_frame == Some(i),
-                        inlined: f.inlined,
-                        source: None,
+                    .map(|(i, f)| {
+                        let own = g.own_frame == Some(i);
+                        FrameLine {
+                            text: frame_text(f),
+                            own,
+                            inlined: f.inlined,
+                            source: if own {
+                                source.line(f.file.as_deref(), f.line)
+                            } else {
+                                None
+                            },
+                        }
                     })
                     .collect();
                 let top_frame = g
@@ -322,8 +338,8 @@ fn frame_text(frame: &faultline_dump::Frame) -> String {
 }
 
 /// Every source's groups, largest first.
-pub fn all_groups(sources: &[TaskSource]) -> Vec<TaskGroupRow> {
-    let mut groups: Vec<TaskGroupRow> = sources.iter().flat_map(TaskSource::groups).collect();
+pub fn all_groups(sources: &[TaskSource], source: &mut SourceCache) -> Vec<TaskGroupRow> {
+    let mut groups: Vec<TaskGroupRow> = sources.iter().flat_map(|s| s.groups(source)).collect();
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.source.cmp(&b.source)));
     groups
 }

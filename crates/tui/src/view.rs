@@ -85,13 +85,15 @@ fn status_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
         if agent.connected {
             spans.push(Span::styled("● ", Style::new().fg(Color::Green)));
             spans.push(Span::raw(agent.name.clone()));
-        } else {
+        } else if let Some(why) = &agent.error {
             spans.push(Span::styled("○ ", Style::new().fg(Color::Red)));
-            let why = agent.error.as_deref().unwrap_or("connecting");
             spans.push(Span::styled(
                 format!("{} lost: {why} (retrying)", agent.name),
                 Style::new().fg(Color::Red),
             ));
+        } else {
+            spans.push(Span::styled("○ ", DIM));
+            spans.push(Span::raw(format!("{} connecting…", agent.name)));
         }
         let ours = app.faults.iter().filter(|f| f.active() && f.ours).count();
         match (&agent.lease_error, ours) {
@@ -335,7 +337,7 @@ fn crashes(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Cell::from(c.target.clone()),
                 Cell::from(c.kind.clone()),
                 Cell::from(c.message.clone()),
-                Cell::from(c.top_frame.clone()).fg(Color::Green),
+                Cell::from(short_frame(&c.top_frame)).fg(Color::Green),
             ])
         })
         .collect();
@@ -350,8 +352,8 @@ fn crashes(frame: &mut Frame<'_>, area: Rect, app: &App) {
         &[
             Constraint::Length(10),
             Constraint::Length(12),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
+            Constraint::Fill(2),
+            Constraint::Fill(3),
         ],
         rows,
         selected.checked_sub(range.start),
@@ -377,7 +379,7 @@ fn tasks(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Cell::from(g.verdict.to_uppercase()).style(verdict_style),
                 Cell::from(format!("{:+.0}/min", g.slope_per_min)),
                 Cell::from(g.state.clone()),
-                Cell::from(g.top_frame.clone()),
+                Cell::from(short_frame(&g.top_frame)),
             ])
         })
         .collect();
@@ -615,6 +617,17 @@ fn help_box(frame: &mut Frame<'_>, area: Rect) {
         Paragraph::new(lines).block(Block::bordered().title(" keys · any key closes ")),
         rect,
     );
+}
+
+/// `function at /long/path/file.rs:12` as `function at file.rs:12`, for a list's column.
+fn short_frame(text: &str) -> String {
+    match text.rsplit_once(" at ") {
+        Some((function, place)) => {
+            let file = place.rsplit('/').next().unwrap_or(place);
+            format!("{function} at {file}")
+        }
+        None => text.to_owned(),
+    }
 }
 
 fn truncate(text: &str, max: usize) -> String {

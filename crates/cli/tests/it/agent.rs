@@ -13,10 +13,10 @@ use crate::faultline;
 use crate::faults::{ECHO, setup, signal, state};
 
 /// A running agent and its log.
-struct Agent {
-    guard: ChildGuard,
+pub(crate) struct Agent {
+    pub(crate) guard: ChildGuard,
     log: PathBuf,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Agent {
@@ -48,7 +48,7 @@ impl Agent {
         agent
     }
 
-    fn unix(dir: &Path) -> Self {
+    pub(crate) fn unix(dir: &Path) -> Self {
         let socket = dir.join("agent.sock");
         Self::start(dir, &format!("unix:{}", socket.display()), &[])
     }

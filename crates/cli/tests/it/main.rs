@@ -34,7 +34,9 @@ mod interactive;
 mod leaks;
 mod run;
 mod split_dwarf;
+mod tmux;
 mod tokio_service;
+mod tui;
 
 use std::process::Command;
 

@@ -1,0 +1,138 @@
+//! `faultline tui` in a real terminal (tmux), against a local agent and a target in a network
+//! namespace: select the target, inject a partition, watch it count down and bite, revert it
+//! with `r`, quit with `q`, and find the terminal restored.
+
+use std::time::{Duration, Instant};
+
+use faultline_tests::{NetLab, wait_until};
+
+use crate::agent::Agent;
+use crate::faults::{ECHO, setup};
+use crate::tmux::Tmux;
+
+/// The line of the screen that shows a partition fault, if one does.
+fn fault_line(screen: &str) -> Option<String> {
+    screen
+        .lines()
+        .find(|l| l.contains(" partition ") && l.contains("sleep"))
+        .map(str::to_owned)
+}
+
+/// The LEFT column of a fault line: `27s` → 27.
+fn seconds_left(line: &str) -> Option<u32> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_suffix('s')?.parse().ok())
+}
+
+/// The PACKETS column of a fault line: the word after LEFT.
+fn packets(line: &str) -> Option<u64> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let left = words.iter().position(|w| {
+        w.strip_suffix('s')
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+    })?;
+    words.get(left + 1)?.parse().ok()
+}
+
+#[test]
+fn a_partition_from_the_keyboard_bites_counts_down_and_is_reverted() {
+    let setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::unix(dir.path());
+    let tmux = Tmux::new("tui");
+    let script = format!(
+        "{} tui --agent {}; echo \"tui exited $?\"; sleep 600",
+        env!("CARGO_BIN_EXE_faultline"),
+        agent.addr
+    );
+    faultline_tests::run_ok(tmux.command().args([
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let deadline = || Instant::now() + Duration::from_secs(20);
+    let target = setup.target.to_string();
+    assert!(
+        wait_until(deadline(), || tmux.screen().contains("Targets (")
+            && tmux.screen().contains(&target)),
+        "the target is not listed:\n{}",
+        tmux.screen()
+    );
+    assert!(tmux.alternate_screen(), "a full-screen UI");
+
+    // Select the target by filtering on its pid; `n` opens the partition form.
+    tmux.type_text("/");
+    tmux.type_line(&target);
+    tmux.type_text("n");
+    assert!(
+        wait_until(deadline(), || tmux
+            .screen()
+            .contains(&format!("partition sleep (pid {target})"))),
+        "no partition form:\n{}",
+        tmux.screen()
+    );
+    tmux.type_line(NetLab::A_IP);
+    assert!(
+        wait_until(deadline(), || {
+            fault_line(&tmux.screen())
+                .is_some_and(|l| l.contains("active") && seconds_left(&l).is_some())
+        }),
+        "no active partition with a countdown:\n{}",
+        tmux.screen()
+    );
+    let first = seconds_left(&fault_line(&tmux.screen()).unwrap()).unwrap();
+    assert!(
+        (25..=30).contains(&first),
+        "the default duration is 30 s: {first}"
+    );
+    assert_eq!(
+        setup.lab.faultline_tables(1).len(),
+        1,
+        "the table is in force"
+    );
+
+    // It bites: traffic to the peer times out, and the packet counter on screen moves.
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    assert!(
+        wait_until(deadline(), || fault_line(&tmux.screen()).is_some_and(|l| {
+            seconds_left(&l).is_some_and(|left| left < first) && packets(&l).is_some_and(|p| p > 0)
+        })),
+        "no countdown or no packets counted:\n{}",
+        tmux.screen()
+    );
+
+    // `r` reverts it: the screen says verified, and the kernel agrees.
+    tmux.type_text("r");
+    assert!(
+        wait_until(deadline(), || fault_line(&tmux.screen())
+            .is_some_and(|l| l.contains("reverted · verified (request)"))),
+        "not reverted:\n{}",
+        tmux.screen()
+    );
+    assert!(
+        setup.lab.faultline_tables(1).is_empty(),
+        "no faultline_* table left"
+    );
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
+
+    // `q` quits at once (nothing of this screen is active) and restores the terminal.
+    tmux.type_text("q");
+    assert!(
+        wait_until(deadline(), || tmux
+            .screen()
+            .lines()
+            .any(|l| l == "tui exited 0")),
+        "did not exit cleanly:\n{}",
+        tmux.screen()
+    );
+    assert!(!tmux.alternate_screen(), "the alternate screen is left");
+    drop(agent);
+}
