@@ -43,6 +43,11 @@ bench-dumps: deps
 bench-leaks:
     cargo bench --locked -p faultline-tests --bench leaks
 
+# Benchmark the TUI: frame time and key latency with 10,000 targets and 100,000 tasks in view,
+# and memory over 600 one-second rounds of dumps.
+bench-tui:
+    cargo bench --locked -p faultline-tests --bench tui
+
 # Benchmark faults through the agent (inject/revert latency, idle footprint) and soak it with
 # SIGKILLs; needs root (it makes network namespaces).
 bench-faults: deps

@@ -455,7 +455,11 @@ impl App {
                 ours,
             });
         }
-        self.faults.retain(|f| f.agent != agent);
+        // Ended faults the agent no longer lists (a kill is never held) keep fading here.
+        self.faults.retain(|f| {
+            f.agent != agent
+                || (f.ended.is_some() && !rows.iter().any(|r| r.view.id == f.view.id))
+        });
         self.faults.extend(rows);
         self.sort_faults();
         self.fade();

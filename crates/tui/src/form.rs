@@ -251,7 +251,8 @@ impl Form {
             return None;
         }
         let pid = Some(self.pid);
-        let seconds = seconds.ok()?.as_secs_f64();
+        // Checked above for every kind that has a duration; a kill has none.
+        let seconds = seconds.map_or(0.0, |d| d.as_secs_f64());
         let direction = self.value("direction").to_owned();
         Some(match self.kind {
             Kind::Kill => FaultSpec::Kill {
@@ -425,6 +426,28 @@ mod tests {
                 ("duration", "a duration like 30s or 2m"),
             ]
         );
+    }
+
+    #[test]
+    fn every_kind_is_sent_with_its_defaults() {
+        for kind in [
+            Kind::Kill,
+            Kind::Pause,
+            Kind::Partition,
+            Kind::Loss,
+            Kind::Stress,
+        ] {
+            let mut form = Form::new(kind, 0, 42, "checkout", &peers());
+            if matches!(kind, Kind::Partition | Kind::Loss) {
+                set(&mut form, "peers", "inventory");
+            }
+            let spec = form.validate(&peers());
+            assert!(spec.is_some(), "{kind:?}: {:?}", form.fields);
+            let spec = spec.unwrap();
+            assert_eq!(spec.kind(), kind.name());
+            let expected = if kind == Kind::Kill { 0.0 } else { 30.0 };
+            assert!((spec.seconds() - expected).abs() < f64::EPSILON, "{kind:?}");
+        }
     }
 
     #[test]

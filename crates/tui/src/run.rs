@@ -431,6 +431,15 @@ pub fn run(options: Options) -> Result<Summary, String> {
     let restore = Restore;
     let mut last_tick = Instant::now();
     let mut last_scan = Instant::now();
+    // FAULTLINE_TUI_LOG=FILE: every event the screen handles, a line each (for bug reports).
+    let started = Instant::now();
+    let mut event_log = std::env::var_os("FAULTLINE_TUI_LOG").and_then(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+    });
     let mut quit = None;
     while quit.is_none() {
         terminal
@@ -489,6 +498,15 @@ pub fn run(options: Options) -> Result<Summary, String> {
             }
         }
         for event in batch {
+            if let Some(log) = &mut event_log {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    log,
+                    "{:.3} {}",
+                    started.elapsed().as_secs_f64(),
+                    brief(&event)
+                );
+            }
             for action in app.handle(event) {
                 match action {
                     Action::Quit { revert } => quit = Some(revert),
@@ -554,6 +572,23 @@ pub fn run(options: Options) -> Result<Summary, String> {
 }
 
 use faultline_symbolize::Locator;
+
+/// An event in a line: keys and answers whole, data by its size.
+fn brief(event: &Event) -> String {
+    match event {
+        Event::Targets { agent, rows } => {
+            format!("Targets {{ agent: {agent}, rows: {} }}", rows.len())
+        }
+        Event::Faults { agent, result, .. } => match result {
+            Ok(views) => format!("Faults {{ agent: {agent}, faults: {} }}", views.len()),
+            Err(e) => format!("Faults {{ agent: {agent}, error: {e:?} }}"),
+        },
+        Event::Crashes(rows) => format!("Crashes({})", rows.len()),
+        Event::Tasks(rows) => format!("Tasks({} groups)", rows.len()),
+        Event::Probes(rows) => format!("Probes({})", rows.len()),
+        other => format!("{other:?}"),
+    }
+}
 
 /// The lab's hosts as targets.
 fn lab_targets(lab: &Lab, hosts: &[(String, String)]) -> Vec<TargetRow> {
