@@ -396,6 +396,20 @@ impl App {
             self.targets.push(row);
         }
         self.targets.sort_by_key(|t| (t.agent, t.pid));
+        // A lab host restarted while its form was open: the form follows it to its new pid.
+        if let Some(form) = &mut self.form
+            && form.agent == agent
+            && !self
+                .targets
+                .iter()
+                .any(|t| t.agent == agent && t.pid == form.pid)
+            && let Some(host) = self
+                .targets
+                .iter()
+                .find(|t| t.agent == agent && t.address.is_some() && t.name == form.target)
+        {
+            form.pid = host.pid;
+        }
         // Names outlive their targets only while a fault names the pid.
         let faults: std::collections::HashSet<(usize, u32)> =
             self.faults.iter().map(|f| (f.agent, f.view.pid)).collect();
@@ -457,8 +471,7 @@ impl App {
         }
         // Ended faults the agent no longer lists (a kill is never held) keep fading here.
         self.faults.retain(|f| {
-            f.agent != agent
-                || (f.ended.is_some() && !rows.iter().any(|r| r.view.id == f.view.id))
+            f.agent != agent || (f.ended.is_some() && !rows.iter().any(|r| r.view.id == f.view.id))
         });
         self.faults.extend(rows);
         self.sort_faults();
@@ -962,5 +975,81 @@ mod tests {
         assert_eq!(app.selected_target().unwrap().pid, 43);
         app.handle(key(KeyCode::Char('k')));
         assert_eq!(app.form.as_ref().unwrap().kind, Kind::Kill);
+    }
+}
+
+#[cfg(test)]
+mod names {
+    use super::*;
+
+    #[test]
+    fn a_fault_keeps_its_targets_name_after_the_target_is_gone() {
+        let now = Instant::now();
+        let mut app = App::new("t", vec![AgentStatus::new("a")], now);
+        let row = TargetRow {
+            pid: 42,
+            name: "checkout".into(),
+            ..TargetRow::default()
+        };
+        app.handle(Event::Targets {
+            agent: 0,
+            rows: vec![row],
+        });
+        let view = FaultView {
+            id: "f".into(),
+            kind: "partition".into(),
+            pid: 42,
+            cgroup: None,
+            state: "active".into(),
+            seconds_left: Some(30.0),
+            lease_seconds: None,
+            kernel_anchored: true,
+            detail: String::new(),
+            packets: None,
+            revert: None,
+            reverted_by: None,
+        };
+        app.handle(Event::Injected {
+            agent: 0,
+            result: Ok(view.clone()),
+        });
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(vec![view]),
+            at: now,
+        });
+        app.handle(Event::Targets {
+            agent: 0,
+            rows: Vec::new(),
+        });
+        assert_eq!(
+            app.names.get(&(0, 42)).map(String::as_str),
+            Some("checkout")
+        );
+    }
+
+    #[test]
+    fn an_open_form_follows_a_restarted_lab_host() {
+        let now = Instant::now();
+        let mut app = App::new("t", vec![AgentStatus::new("a")], now);
+        let host = |pid| TargetRow {
+            pid,
+            name: "checkout".into(),
+            address: Some("10.77.0.3".into()),
+            ..TargetRow::default()
+        };
+        app.handle(Event::Targets {
+            agent: 0,
+            rows: vec![host(42)],
+        });
+        app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Char('s'),
+            KeyModifiers::NONE,
+        )));
+        app.handle(Event::Targets {
+            agent: 0,
+            rows: vec![host(57)],
+        });
+        assert_eq!(app.form.as_ref().unwrap().pid, 57);
     }
 }

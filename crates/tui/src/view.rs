@@ -251,14 +251,10 @@ fn faults(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .iter()
         .map(|f| {
             let v = &f.view;
-            let target = app
-                .targets
-                .iter()
-                .find(|t| t.agent == f.agent && t.pid == v.pid)
-                .map_or_else(
-                    || format!("pid {}", v.pid),
-                    |t| format!("{} {}", t.name, t.pid),
-                );
+            let target = app.names.get(&(f.agent, v.pid)).map_or_else(
+                || format!("pid {}", v.pid),
+                |name| format!("{name} {}", v.pid),
+            );
             let target = match &v.cgroup {
                 Some(dir) => format!("cgroup {}", dir.display()),
                 None => target,
