@@ -207,6 +207,8 @@ fn faults(n: u32) -> Vec<FaultView> {
             kernel_anchored: true,
             detail: String::new(),
             packets: Some(u64::from(i) * 13),
+            throttled_periods: None,
+            options: "peers 10.0.0.0/8 both drop".into(),
             revert: None,
             reverted_by: None,
         })

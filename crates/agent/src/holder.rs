@@ -207,8 +207,12 @@ impl Holder {
             view.seconds_left = held
                 .ends
                 .map(|e| e.saturating_duration_since(Instant::now()).as_secs_f64());
-            if let Some(Applied::Net(net)) = &held.applied {
-                view.packets = net.packets().ok();
+            match &held.applied {
+                Some(Applied::Net(net)) => view.packets = net.packets().ok(),
+                Some(Applied::Stress(stress)) => {
+                    view.throttled_periods = stress.throttled_periods()
+                }
+                _ => {}
             }
         }
         view
@@ -361,6 +365,8 @@ impl Holder {
                 kernel_anchored,
                 detail,
                 packets: None,
+                throttled_periods: None,
+                options: spec.options(),
                 revert: None,
                 reverted_by: None,
             },
@@ -619,6 +625,8 @@ fn kill(spec: &FaultSpec, target: &Target, pids: &[u32]) -> Result<FaultView, Re
         kernel_anchored: true,
         detail,
         packets: None,
+        throttled_periods: None,
+        options: spec.options(),
         revert: None,
         reverted_by: None,
     })

@@ -169,6 +169,62 @@ impl FaultSpec {
         }
     }
 
+    /// Its options in a line, for lists (`peers 10.0.0.0/8 ports 5432 to reject`).
+    pub fn options(&self) -> String {
+        let net = |peers: &[String], ports: &[u16], protocol: &Option<String>, direction: &str| {
+            let mut text = format!("peers {}", peers.join(","));
+            if !ports.is_empty() {
+                let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+                text.push_str(&format!(" ports {}", ports.join(",")));
+            }
+            if let Some(protocol) = protocol {
+                text.push_str(&format!(" {protocol}"));
+            }
+            text.push_str(&format!(" {direction}"));
+            text
+        };
+        match self {
+            FaultSpec::Partition {
+                peers,
+                ports,
+                protocol,
+                direction,
+                reject,
+                ..
+            } => format!(
+                "{} {}",
+                net(peers, ports, protocol, direction),
+                if *reject { "reject" } else { "drop" }
+            ),
+            FaultSpec::Loss {
+                percent,
+                peers,
+                ports,
+                protocol,
+                direction,
+                ..
+            } => format!("{percent}% of {}", net(peers, ports, protocol, direction)),
+            FaultSpec::Pause { cgroup, .. } => if cgroup.is_some() {
+                "freeze"
+            } else {
+                "SIGSTOP"
+            }
+            .into(),
+            FaultSpec::Stress { workers, load, .. } => {
+                let s = if *workers == 1 { "" } else { "s" };
+                format!("{workers} worker{s} at {load}%")
+            }
+            FaultSpec::Kill {
+                signal,
+                grace_seconds,
+                ..
+            } => format!(
+                "SIG{} then KILL after {grace_seconds}s",
+                signal.trim_start_matches("SIG")
+            ),
+        }
+    }
+
     /// The duration, in seconds (0 for a kill, which is instant).
     pub fn seconds(&self) -> f64 {
         match self {
@@ -214,6 +270,13 @@ pub struct FaultView {
     pub detail: String,
     /// Packets its rules matched (network faults), as of the last look.
     pub packets: Option<u64>,
+    /// Periods the target's cgroup was throttled since the fault started (stress), as of the
+    /// last look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled_periods: Option<u64>,
+    /// Its options in a line (`peers 10.0.0.0/8 ports 5432 both drop`, `2 workers at 100%`).
+    #[serde(default)]
+    pub options: String,
     /// `verified`, or the residue a revert left, once reverted.
     pub revert: Option<String>,
     /// Why it was reverted: `duration`, `request`, `lease expired`, `shutdown`.

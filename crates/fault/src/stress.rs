@@ -207,6 +207,14 @@ impl AppliedStress {
         self.busy_fraction
     }
 
+    /// Periods the target's cgroup was throttled since the stress started (`None` where the
+    /// cgroup has no `cpu.stat`).
+    pub fn throttled_periods(&self) -> Option<u64> {
+        let (before, _) = self.throttled_before?;
+        let (now, _) = throttling(&self.cgroup)?;
+        Some(now.saturating_sub(before))
+    }
+
     /// Ends the workers (closing their leases), checks they are gone, and reports what they
     /// achieved.
     pub fn revert(mut self) -> Result<StressReport, Error> {

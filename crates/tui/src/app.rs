@@ -765,6 +765,8 @@ mod tests {
             kernel_anchored: true,
             detail: format!("table inet faultline_{id} held by pid 7"),
             packets: Some(3),
+            throttled_periods: None,
+            options: "peers 10.77.0.3 both drop".into(),
             revert: (state != "active").then(|| "verified".into()),
             reverted_by: (state != "active").then(|| "request".into()),
         }
@@ -1006,6 +1008,8 @@ mod names {
             kernel_anchored: true,
             detail: String::new(),
             packets: None,
+            throttled_periods: None,
+            options: String::new(),
             revert: None,
             reverted_by: None,
         };

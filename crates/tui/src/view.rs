@@ -244,6 +244,7 @@ fn faults(frame: &mut Frame<'_>, area: Rect, app: &App) {
         frame.render_widget(Line::from(spans), probes);
         rest
     };
+    let wide = area.width >= 110;
     let height = usize::from(area.height.saturating_sub(2));
     let selected = app.fault_selected.min(app.faults.len().saturating_sub(1));
     let range = window(selected, app.faults.len(), height);
@@ -284,39 +285,71 @@ fn faults(frame: &mut Frame<'_>, area: Rect, app: &App) {
             } else {
                 Style::new().fg(Color::Red)
             };
-            Row::new(vec![
+            let counter = match (v.packets, v.throttled_periods) {
+                (Some(p), _) => format!("{p} pkts"),
+                (None, Some(t)) => format!("{t} thr"),
+                (None, None) => String::new(),
+            };
+            let mut cells = vec![
                 Cell::from(v.id.clone()),
                 Cell::from(v.kind.clone()),
                 Cell::from(target),
+            ];
+            if wide {
+                cells.push(Cell::from(v.options.clone()));
+            }
+            cells.extend([
                 Cell::from(left),
-                Cell::from(v.packets.map(|p| p.to_string()).unwrap_or_default()),
+                Cell::from(counter),
                 Cell::from(if v.kernel_anchored {
                     "kernel"
                 } else {
                     "journal"
                 }),
                 Cell::from(state),
-            ])
-            .style(style)
+            ]);
+            Row::new(cells).style(style)
         })
         .collect();
     let active = app.active_faults().count();
+    let (header, widths): (&[&str], Vec<Constraint>) = if wide {
+        (
+            &[
+                "ID", "KIND", "TARGET", "OPTIONS", "LEFT", "COUNTER", "LIFETIME", "STATE",
+            ],
+            vec![
+                Constraint::Length(16),
+                Constraint::Length(9),
+                Constraint::Fill(2),
+                Constraint::Fill(3),
+                Constraint::Length(5),
+                Constraint::Length(9),
+                Constraint::Length(8),
+                Constraint::Fill(2),
+            ],
+        )
+    } else {
+        (
+            &[
+                "ID", "KIND", "TARGET", "LEFT", "COUNTER", "LIFETIME", "STATE",
+            ],
+            vec![
+                Constraint::Length(16),
+                Constraint::Length(9),
+                Constraint::Fill(1),
+                Constraint::Length(5),
+                Constraint::Length(9),
+                Constraint::Length(8),
+                Constraint::Fill(1),
+            ],
+        )
+    };
     table(
         frame,
         area,
         format!(" {active} active · r revert  R revert all "),
-        &[
-            "ID", "KIND", "TARGET", "LEFT", "PACKETS", "LIFETIME", "STATE",
-        ],
-        &[
-            Constraint::Length(16),
-            Constraint::Length(9),
-            Constraint::Min(12),
-            Constraint::Length(5),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Min(10),
-        ],
+        header,
+        &widths,
         rows,
         selected.checked_sub(range.start),
     );

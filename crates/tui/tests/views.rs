@@ -42,6 +42,14 @@ fn fault(
         kernel_anchored: true,
         detail: String::new(),
         packets,
+        throttled_periods: (kind == "stress").then_some(412),
+        options: match kind {
+            "partition" => "peers 10.77.0.2 both drop",
+            "loss" => "30% of peers 10.77.0.3 ports 8080 to",
+            "stress" => "2 workers at 100%",
+            _ => "SIGSTOP",
+        }
+        .into(),
         revert: (state != "active").then(|| "verified".into()),
         reverted_by: (state != "active").then(|| "request".into()),
     }

@@ -113,7 +113,7 @@ fn a_partition_from_the_keyboard_bites_counts_down_and_is_reverted() {
     tmux.type_text("r");
     assert!(
         wait_until(deadline(), || fault_line(&tmux.screen())
-            .is_some_and(|l| l.contains("reverted · verified (request)"))),
+            .is_some_and(|l| l.contains("reverted · verified"))),
         "not reverted:\n{}",
         tmux.screen()
     );
