@@ -13,6 +13,9 @@ use crate::TuiArgs;
 use crate::exit::Failure;
 
 pub fn run(args: TuiArgs) -> Result<(), Failure> {
+    // Before any thread starts: SIGTERM, SIGHUP and SIGINT are taken by the screen, which
+    // reverts its faults, tears its lab down and restores the terminal.
+    let interrupts = faultline_fault::Interrupts::block();
     if !std::io::stdout().is_terminal() {
         return Err(Failure::usage(
             "faultline tui needs a terminal (for scripts: faultline run, faultline faults list)",
@@ -101,6 +104,9 @@ pub fn run(args: TuiArgs) -> Result<(), Failure> {
         dump_every: args.dump_every,
         debug_dirs: args.debug_dirs,
         lease: args.lease,
+        signals: Some(faultline_tui::run::SignalWait(Box::new(move |within| {
+            interrupts.wait(within)
+        }))),
     })
     .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
     for line in summary.lines {

@@ -90,6 +90,8 @@ pub enum Event {
         /// The fault as reverted, or why it could not be.
         result: Result<FaultView, String>,
     },
+    /// SIGTERM, SIGHUP or SIGINT reached the screen: it reverts its faults and leaves.
+    Signal(i32),
     /// The result of renewing this screen's leases on an agent.
     Renewed {
         /// Which agent.
@@ -355,6 +357,10 @@ impl App {
                 if let Some(status) = self.agents.get_mut(agent) {
                     status.lease_error = result.err();
                 }
+            }
+            Event::Signal(_) => {
+                self.quitting = true;
+                return vec![Action::Quit { revert: true }];
             }
         }
         Vec::new()

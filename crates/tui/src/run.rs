@@ -42,6 +42,18 @@ pub struct Options {
     pub debug_dirs: Vec<PathBuf>,
     /// The lease on this screen's faults.
     pub lease: Duration,
+    /// Waits up to the given time for SIGTERM, SIGHUP or SIGINT (blocked by the caller before
+    /// any thread started) and returns it: the screen then reverts its faults and leaves.
+    pub signals: Option<SignalWait>,
+}
+
+/// See [`Options::signals`].
+pub struct SignalWait(pub Box<dyn FnMut(Duration) -> Option<i32> + Send>);
+
+impl std::fmt::Debug for SignalWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignalWait")
+    }
 }
 
 /// A dump as scraped: its source, seconds since the start, and its bytes.
@@ -156,7 +168,7 @@ fn open_lab(
 }
 
 /// Opens the screen and runs it until the user quits.
-pub fn run(options: Options) -> Result<Summary, String> {
+pub fn run(mut options: Options) -> Result<Summary, String> {
     let mut summary = Summary::default();
     let lab = match &options.scenario {
         Some((scenario, plan)) => open_lab(scenario, plan, &options)?,
@@ -209,6 +221,22 @@ pub fn run(options: Options) -> Result<Summary, String> {
                         _ => continue,
                     };
                     if events.send(event).is_err() {
+                        return;
+                    }
+                }
+            }),
+        )?);
+    }
+
+    // Signals: taken synchronously by a thread of their own.
+    if let Some(SignalWait(mut wait)) = options.signals.take() {
+        let (stop, events) = (stop.clone(), events.clone());
+        threads.push(spawn(
+            "tui-signals",
+            Box::new(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(signal) = wait(Duration::from_millis(100)) {
+                        let _ = events.send(Event::Signal(signal));
                         return;
                     }
                 }
@@ -441,6 +469,7 @@ pub fn run(options: Options) -> Result<Summary, String> {
             .ok()
     });
     let mut quit = None;
+    let mut signalled = None;
     while quit.is_none() {
         terminal
             .draw(|frame| crate::view::draw(frame, &app))
@@ -498,6 +527,9 @@ pub fn run(options: Options) -> Result<Summary, String> {
             }
         }
         for event in batch {
+            if let Event::Signal(signal) = event {
+                signalled = Some(signal);
+            }
             if let Some(log) = &mut event_log {
                 use std::io::Write as _;
                 let _ = writeln!(
@@ -527,6 +559,9 @@ pub fn run(options: Options) -> Result<Summary, String> {
     drop(actions);
     for thread in threads {
         let _ = thread.join();
+    }
+    if let Some(signal) = signalled {
+        summary.lines.push(format!("stopped by signal {signal}"));
     }
     let held = std::mem::take(&mut *lock(&ours));
     if quit == Some(true) {

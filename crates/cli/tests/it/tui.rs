@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use faultline_tests::{NetLab, wait_until};
 
 use crate::agent::Agent;
-use crate::faults::{ECHO, setup};
+use crate::faults::{ECHO, setup, signal};
 use crate::tmux::Tmux;
 
 /// The line of the screen that shows a partition fault, if one does.
@@ -134,5 +134,85 @@ fn a_partition_from_the_keyboard_bites_counts_down_and_is_reverted() {
         tmux.screen()
     );
     assert!(!tmux.alternate_screen(), "the alternate screen is left");
+    drop(agent);
+}
+
+#[test]
+fn sigterm_reverts_the_screens_faults_and_restores_the_terminal() {
+    let setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::unix(dir.path());
+    let tmux = Tmux::new("tui-term");
+    let script = format!(
+        "{} tui --agent {}; echo \"tui exited $?\"; sleep 600",
+        env!("CARGO_BIN_EXE_faultline"),
+        agent.addr
+    );
+    faultline_tests::run_ok(tmux.command().args([
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let deadline = || Instant::now() + Duration::from_secs(20);
+    let target = setup.target.to_string();
+    assert!(
+        wait_until(deadline(), || tmux.screen().contains(&target)),
+        "the target is not listed:\n{}",
+        tmux.screen()
+    );
+    tmux.type_text("/");
+    tmux.type_line(&target);
+    tmux.type_text("n");
+    assert!(wait_until(deadline(), || tmux
+        .screen()
+        .contains("partition sleep")));
+    tmux.type_line(NetLab::A_IP);
+    assert!(
+        wait_until(deadline(), || !setup.lab.faultline_tables(1).is_empty()),
+        "no partition:\n{}",
+        tmux.screen()
+    );
+
+    // The shell in the pane runs the screen as its only child.
+    let shell = faultline_tests::run_ok(tmux.command().args([
+        "display-message",
+        "-p",
+        "-t",
+        "t",
+        "#{pane_pid}",
+    ]))
+    .stdout;
+    let shell = shell.trim();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let screen: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    signal(screen, libc::SIGTERM);
+    assert!(
+        wait_until(deadline(), || tmux
+            .screen()
+            .lines()
+            .any(|l| l == "tui exited 0")),
+        "did not exit:\n{}",
+        tmux.screen()
+    );
+    let text = tmux.screen();
+    assert!(
+        text.contains("faultline tui: stopped by signal 15"),
+        "{text}"
+    );
+    assert!(text.contains("reverted: verified"), "{text}");
+    assert!(!tmux.alternate_screen(), "the alternate screen is left");
+    assert!(
+        setup.lab.faultline_tables(1).is_empty(),
+        "no faultline_* table left"
+    );
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
     drop(agent);
 }
