@@ -293,7 +293,18 @@ impl Holder {
         let invalid = |e: faultline_fault::Error| Refusal::Invalid(e.to_string());
         let (target, pids) = match spec.target().map_err(Refusal::Invalid)? {
             TargetRef::Pid(pid) => (Target::process(pid).map_err(invalid)?, vec![pid]),
-            TargetRef::Cgroup(dir) => Target::cgroup(&dir).map_err(invalid)?,
+            TargetRef::Cgroup(dir) => {
+                // The directory as the kernel resolves it (no `..` past a policy prefix), and
+                // every process of its subtree: a freeze or a kill reaches them all.
+                let dir = std::fs::canonicalize(&dir)
+                    .map_err(|e| Refusal::Invalid(format!("cgroup {}: {e}", dir.display())))?;
+                if let Some(denied) = self.policy.denies_dir(&dir) {
+                    return Err(Refusal::Forbidden(denied));
+                }
+                let (target, _) = Target::cgroup(&dir).map_err(invalid)?;
+                let pids = faultline_fault::target::cgroup_tree_pids(&dir).map_err(invalid)?;
+                (target, pids)
+            }
         };
         match self.policy.denies(&target, &pids) {
             Some(denied) => Err(Refusal::Forbidden(denied)),
@@ -526,7 +537,10 @@ impl Holder {
                     self.counters.bump(&self.counters.revert_failures);
                 }
             }
-            let _ = self.journal.write(&Entry::Revert { id: id.into() });
+            // A revert that left residue stays in the journal: the next agent's sweep retries.
+            if held.view.revert.as_deref() == Some("verified") {
+                let _ = self.journal.write(&Entry::Revert { id: id.into() });
+            }
             if self.log_reverts {
                 eprintln!(
                     "faultline agent: {} {} reverted ({why}): {}",

@@ -76,8 +76,22 @@ impl Policy {
             .map_err(|e| format!("--policy {}: {}: {}", path.display(), e.path(), e.inner()))
     }
 
-    /// Why `target` (whose processes are `pids`: one, or a cgroup's) may not be faulted, if it
-    /// may not.
+    /// Why cgroup directory `dir` (canonical) may not be a target, if it may not.
+    pub fn denies_dir(&self, dir: &Path) -> Option<String> {
+        if self.cgroup_prefixes.is_empty()
+            || self.cgroup_prefixes.iter().any(|p| dir.starts_with(p))
+        {
+            return None;
+        }
+        Some(format!(
+            "cgroup {} is outside the cgroups the policy allows ({:?})",
+            dir.display(),
+            self.cgroup_prefixes
+        ))
+    }
+
+    /// Why `target` (whose processes are `pids`: one, or a cgroup subtree's) may not be
+    /// faulted, if it may not.
     pub fn denies(&self, target: &faultline_fault::Target, pids: &[u32]) -> Option<String> {
         for &pid in pids.iter().chain([&target.pid]) {
             if pid == std::process::id() || self.denied_pids.contains(&pid) {

@@ -285,7 +285,7 @@ impl Drop for Holder {
 /// Where the end marker's error starts in `errors`, once it is complete (the marker's line
 /// and nft's caret line under it).
 fn end_of_answer(errors: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(errors).ok()?;
+    let text = String::from_utf8_lossy(errors);
     let body = text.strip_suffix('\n')?;
     let (rest, caret) = body.rsplit_once('\n')?;
     if !caret.trim_start().starts_with('^') {
@@ -295,8 +295,10 @@ fn end_of_answer(errors: &[u8]) -> Option<usize> {
     if line.trim() != END_MARK {
         return None;
     }
-    // `rest` ends with the marker's own "Error: ..." line.
-    Some(rest.rfind('\n').map_or(0, |i| i + 1))
+    // `rest` ends with the marker's own "Error: ..." line. The marker's block is ASCII, so its
+    // length is the same in the raw bytes (whatever else nft printed).
+    let start = rest.rfind('\n').map_or(0, |i| i + 1);
+    Some(errors.len().saturating_sub(text.len() - start))
 }
 
 fn poll_readable(pipe: &impl AsRawFd, ms: i32) -> bool {
@@ -453,6 +455,17 @@ impl OwnedTable {
             let mut h = lock(&holder);
             (h.request(&request), h.pid())
         };
+        if answer.is_err() {
+            // The holder stopped answering: nft may have applied the script all the same. It
+            // is ended (its owner tables go with it) and the table removed from outside if it
+            // is a plain one, so that a fault reported failed is not in force.
+            {
+                let mut h = lock(&holder);
+                h.broken = true;
+                h.end();
+            }
+            let _ = remove_from_outside(netns, name);
+        }
         let confirmed = answer.and_then(|a| match a.error() {
             Some(e) => Err(e),
             None if a.out.starts_with(&format!("table inet {name} {{")) => Ok(()),
@@ -519,27 +532,48 @@ impl OwnedTable {
             if !listed {
                 return Ok(packets);
             }
+            // The holder answers but the delete did not take: a plain table someone else
+            // can delete. The holder, and the other tables it holds, are left alone.
+            if remove_from_outside(&self.netns, name).is_ok() {
+                return Ok(packets);
+            }
         }
-        // The holder could not confirm (it died, or stopped answering): a broken holder is
-        // ended, which removes its owner tables; then look from outside.
+        // The holder could not confirm (it died, or stopped answering), or the table resists:
+        // the holder is ended, which removes its owner tables; a plain table is deleted from
+        // outside.
         {
             let mut holder = lock(&self.holder);
             holder.broken = true;
             holder.end();
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            if !table_exists(&self.netns, name)? {
-                return Ok(packets);
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Residue(format!(
-                    "table inet {name} is still in {}",
-                    self.netns.display()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        remove_from_outside(&self.netns, name)?;
+        Ok(packets)
+    }
+}
+
+/// Waits up to 2 s for table `inet <name>` to be gone from `netns`, deleting it from outside
+/// (another nft, for a plain table) if it stays; an error names the residue.
+fn remove_from_outside(netns: &Path, name: &str) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut deleted = false;
+    loop {
+        if !table_exists(netns, name)? {
+            return Ok(());
         }
+        // An owner table goes with its holder within a few milliseconds; one still there after
+        // that is a plain table (or another process's): delete it.
+        if !deleted && Instant::now() + Duration::from_millis(1900) > deadline {
+            deleted = true;
+            let _ = delete_table(netns, name);
+            continue;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Residue(format!(
+                "table inet {name} is still in {}",
+                netns.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -712,5 +746,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.remove().unwrap(), Some(0));
+    }
+
+    #[test]
+    fn the_end_marker_closes_an_answer_whatever_came_before() {
+        let marker =
+            format!("Error: No such file or directory\n{END_MARK}\n                ^^^^^^^^^^\n");
+        assert_eq!(end_of_answer(marker.as_bytes()), Some(0));
+        let mut errors =
+            b"Error: Could not process rule: \xff\xfe\nadd rule x\n    ^^^^\n".to_vec();
+        let before = errors.len();
+        errors.extend_from_slice(marker.as_bytes());
+        assert_eq!(end_of_answer(&errors), Some(before));
+        assert_eq!(
+            end_of_answer(&errors[..errors.len() - 3]),
+            None,
+            "incomplete"
+        );
+    }
+
+    #[test]
+    fn a_plain_table_is_still_removed_when_its_holder_was_killed() {
+        let ns = Netns::new("pl");
+        let script = "add table inet faultline_pl\n\
+                      add chain inet faultline_pl c { type filter hook output priority -10; policy accept; }\n\
+                      add rule inet faultline_pl c ip daddr 192.0.2.1 counter drop\n";
+        let table = OwnedTable::create(&ns.path(), "faultline_pl", script).unwrap();
+        // SAFETY: a plain kill(2) of the holder this test made.
+        unsafe { libc::kill(i32::try_from(table.holder_pid()).unwrap(), libc::SIGKILL) };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            table_exists(&ns.path(), "faultline_pl").unwrap(),
+            "a plain table outlives its holder"
+        );
+        table.remove().unwrap();
+        assert!(faultline_tables(&ns.path()).unwrap().is_empty());
     }
 }

@@ -92,6 +92,29 @@ impl Target {
     }
 }
 
+/// Every process of cgroup directory `dir` and of the cgroups below it (a freeze or a kill of
+/// a cgroup reaches them all). Unreadable subdirectories are errors, not skipped.
+pub fn cgroup_tree_pids(dir: &Path) -> Result<Vec<u32>, Error> {
+    let mut pids = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let procs = dir.join("cgroup.procs");
+        let text = std::fs::read_to_string(&procs)
+            .map_err(|e| Error::io(format!("{}", procs.display()), e))?;
+        pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| Error::io(format!("{}", dir.display()), e))?;
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
 /// Where a process's CPU cgroup is on this host: the v1 `cpu` controller's directory, the v2
 /// unified directory, or both (hybrid hosts), whichever exist.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -185,6 +185,9 @@ pub struct App {
     /// Every target's name by (agent, pid), kept after it is gone (a fault outlives a
     /// restarted target's pid).
     pub names: std::collections::HashMap<(usize, u32), String>,
+    /// The faults this screen injected, by (agent, id): it renews their leases and offers to
+    /// revert them on the way out.
+    pub ours: std::collections::HashSet<(usize, String)>,
     /// Lab hosts and their addresses (names a partition can use).
     pub peers: Vec<(String, String)>,
     /// A line for the user (what happened), and until when it shows.
@@ -220,6 +223,7 @@ impl App {
             agents,
             probes: Vec::new(),
             names: std::collections::HashMap::new(),
+            ours: std::collections::HashSet::new(),
             peers: Vec::new(),
             message: None,
             title: title.into(),
@@ -284,14 +288,53 @@ impl App {
                 if new > 0 && !self.crashes.is_empty() {
                     self.say(format!("{new} new crash(es): see Crashes (3)"));
                 }
+                // The selection and an open stack stay on the same crash (by its file) as new
+                // ones arrive above it.
+                let key = |c: &CrashRow| (c.file.clone(), c.message.clone());
+                let selected = self.crashes.get(self.crash_selected).map(key);
+                let open = match self.detail {
+                    Some(Detail::Crash(i)) => Some(self.crashes.get(i).map(key)),
+                    _ => None,
+                };
                 self.crashes = rows;
-                self.crash_selected = self
-                    .crash_selected
+                let find = |k: &Option<(String, String)>| {
+                    k.as_ref()
+                        .and_then(|k| self.crashes.iter().position(|c| &key(c) == k))
+                };
+                self.crash_selected = find(&selected)
+                    .unwrap_or(self.crash_selected)
                     .min(self.crashes.len().saturating_sub(1));
+                if let Some(open) = open {
+                    self.detail = find(&open).map(Detail::Crash);
+                }
             }
             Event::Tasks(rows) => {
+                // Groups are re-sorted by size on every dump: the selection and an open stack
+                // follow the group (its source and stack), not its place.
+                let key = |g: &TaskGroupRow| {
+                    (
+                        g.source.clone(),
+                        g.state.clone(),
+                        g.top_frame.clone(),
+                        g.frames.len(),
+                    )
+                };
+                let selected = self.tasks.get(self.task_selected).map(key);
+                let open = match self.detail {
+                    Some(Detail::Tasks(i)) => Some(self.tasks.get(i).map(key)),
+                    _ => None,
+                };
                 self.tasks = rows;
-                self.task_selected = self.task_selected.min(self.tasks.len().saturating_sub(1));
+                let find = |k: &Option<(String, String, String, usize)>| {
+                    k.as_ref()
+                        .and_then(|k| self.tasks.iter().position(|g| &key(g) == k))
+                };
+                self.task_selected = find(&selected)
+                    .unwrap_or(self.task_selected)
+                    .min(self.tasks.len().saturating_sub(1));
+                if let Some(open) = open {
+                    self.detail = find(&open).map(Detail::Tasks);
+                }
                 let counts = self.task_counts();
                 for target in &mut self.targets {
                     if let Some(&n) = counts.get(&target.name) {
@@ -302,7 +345,12 @@ impl App {
             Event::Probes(rows) => self.probes = rows,
             Event::Injected { agent, result } => match result {
                 Ok(view) => {
-                    self.form = None;
+                    if self.form.as_ref().is_some_and(|f| f.sending) {
+                        self.form = None;
+                    }
+                    if view.state == "active" {
+                        self.ours.insert((agent, view.id.clone()));
+                    }
                     self.say(format!(
                         "{} {} applied: {}",
                         view.kind, view.id, view.detail
@@ -323,14 +371,14 @@ impl App {
                     self.tab = Tab::Faults;
                     self.fault_selected = 0;
                 }
-                Err(e) => {
-                    if let Some(form) = &mut self.form {
+                Err(e) => match &mut self.form {
+                    // The answer to this form (one opened since has not sent anything).
+                    Some(form) if form.sending => {
                         form.sending = false;
                         form.refused = Some(e);
-                    } else {
-                        self.say(format!("refused: {e}"));
                     }
-                }
+                    _ => self.say(format!("refused: {e}")),
+                },
             },
             Event::Reverted { agent, id, result } => match result {
                 Ok(view) => {
@@ -457,7 +505,7 @@ impl App {
                 .faults
                 .iter()
                 .find(|f| f.agent == agent && f.view.id == view.id);
-            let ours = previous.is_some_and(|f| f.ours);
+            let ours = self.ours.contains(&(agent, view.id.clone()));
             let ended = if view.state == "active" {
                 None
             } else {
@@ -487,6 +535,10 @@ impl App {
     /// Active faults first (least time left first), then ended ones, newest first.
     fn sort_faults(&mut self) {
         let now = self.now;
+        let selected = self
+            .faults
+            .get(self.fault_selected)
+            .map(|f| (f.agent, f.view.id.clone()));
         self.faults.sort_by(|a, b| {
             b.active().cmp(&a.active()).then_with(|| {
                 let left = |f: &FaultRow| f.seconds_left(now).unwrap_or(f64::MAX);
@@ -496,6 +548,14 @@ impl App {
                 }
             })
         });
+        // The selection stays on the same fault, so `r` reverts the one highlighted.
+        if let Some(at) = selected.and_then(|(agent, id)| {
+            self.faults
+                .iter()
+                .position(|f| f.agent == agent && f.view.id == id)
+        }) {
+            self.fault_selected = at;
+        }
     }
 
     /// Drops ended faults after [`FADE`].
@@ -987,7 +1047,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod names {
+mod identity {
     use super::*;
 
     #[test]
@@ -1061,5 +1121,106 @@ mod names {
             rows: vec![host(57)],
         });
         assert_eq!(app.form.as_ref().unwrap().pid, 57);
+    }
+
+    fn view(id: &str, left: f64) -> FaultView {
+        FaultView {
+            id: id.into(),
+            kind: "partition".into(),
+            pid: 42,
+            cgroup: None,
+            state: "active".into(),
+            seconds_left: Some(left),
+            lease_seconds: None,
+            kernel_anchored: true,
+            detail: String::new(),
+            packets: None,
+            throttled_periods: None,
+            options: String::new(),
+            revert: None,
+            reverted_by: None,
+        }
+    }
+
+    #[test]
+    fn the_selection_stays_on_its_fault_as_the_list_is_resorted() {
+        let now = Instant::now();
+        let mut app = App::new("t", vec![AgentStatus::new("a")], now);
+        app.tab = Tab::Faults;
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(vec![view("a", 10.0), view("b", 20.0)]),
+            at: now,
+        });
+        app.handle(Event::Key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE)));
+        assert_eq!(app.faults[app.fault_selected].view.id, "b");
+        // b now ends first: it moves to the top, and the selection with it.
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(vec![view("a", 10.0), view("b", 5.0)]),
+            at: now,
+        });
+        assert_eq!(app.faults[app.fault_selected].view.id, "b");
+        let actions = app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Char('r'),
+            KeyModifiers::NONE,
+        )));
+        assert_eq!(
+            actions,
+            [Action::Revert {
+                agent: 0,
+                id: "b".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_fault_stays_ours_when_a_stale_list_arrives_after_its_creation() {
+        let now = Instant::now();
+        let mut app = App::new("t", vec![AgentStatus::new("a")], now);
+        app.handle(Event::Injected {
+            agent: 0,
+            result: Ok(view("a", 30.0)),
+        });
+        // A list taken before the creation, answered after it.
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(Vec::new()),
+            at: now,
+        });
+        app.handle(Event::Faults {
+            agent: 0,
+            result: Ok(vec![view("a", 29.0)]),
+            at: now,
+        });
+        assert!(app.faults[0].ours);
+        assert!(
+            app.handle(Event::Key(KeyEvent::new(
+                KeyCode::Char('q'),
+                KeyModifiers::NONE
+            )))
+            .is_empty()
+        );
+        assert_eq!(app.confirm, Some(Confirm::Quit), "asks before leaving it");
+    }
+
+    #[test]
+    fn an_open_stack_stays_on_its_crash_as_new_ones_arrive() {
+        let now = Instant::now();
+        let mut app = App::new("t", vec![AgentStatus::new("a")], now);
+        let crash = |file: &str| CrashRow {
+            file: file.into(),
+            message: "boom".into(),
+            ..CrashRow::default()
+        };
+        app.handle(Event::Crashes(vec![crash("1.json")]));
+        app.tab = Tab::Crashes;
+        app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+        app.handle(Event::Crashes(vec![crash("2.json"), crash("1.json")]));
+        assert_eq!(app.detail, Some(Detail::Crash(1)));
+        assert_eq!(app.crash_selected, 1);
     }
 }

@@ -199,7 +199,11 @@ impl Form {
                 seconds.as_ref().map(|_| ()).map_err(Clone::clone),
             );
         }
-        let grace = parse_duration(self.value("grace"));
+        // A grace period may be 0 (SIGKILL right after the signal); a duration may not.
+        let grace = match self.value("grace") {
+            "0" | "0s" => Ok(Duration::ZERO),
+            text => parse_duration(text),
+        };
         if self.kind == Kind::Kill {
             check("grace", grace.as_ref().map(|_| ()).map_err(Clone::clone));
             let signal = self.value("signal");

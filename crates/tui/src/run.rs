@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,8 +56,15 @@ impl std::fmt::Debug for SignalWait {
     }
 }
 
-/// A dump as scraped: its source, seconds since the start, and its bytes.
-type Scraped = (String, f64, Vec<u8>);
+/// A dump as scraped: its source, seconds since the start, and where it is.
+type Scraped = (String, f64, DumpBody);
+
+/// A scraped dump's content, or the file it was saved to (read on the tasks thread).
+#[derive(Debug)]
+enum DumpBody {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
 
 /// How the screen ended, for the lines printed after it.
 #[derive(Debug, Default)]
@@ -309,36 +316,45 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
             Box::new(move || carry_out(&requests, &events, &links, &ours, lease)),
         )?);
     }
-    {
-        let (stop, events, links, ours) =
-            (stop.clone(), events.clone(), links.clone(), ours.clone());
-        let every = (options.lease / 3).max(Duration::from_millis(200));
+    // Leases: a thread per agent, so that a hung agent holds up only its own renewals.
+    let every = (options.lease / 3).max(Duration::from_millis(200));
+    for (agent, link) in links.iter().enumerate() {
+        let (stop, events, link, ours) = (stop.clone(), events.clone(), link.clone(), ours.clone());
         threads.push(spawn(
             "tui-lease",
             Box::new(move || {
                 while nap(&stop, every) {
-                    let held = lock(&ours).clone();
-                    let mut failures: HashMap<usize, String> = HashMap::new();
+                    let held: Vec<String> = lock(&ours)
+                        .iter()
+                        .filter(|(a, _)| *a == agent)
+                        .map(|(_, id)| id.clone())
+                        .collect();
+                    let mut failure = None;
                     let mut ended = Vec::new();
-                    for (agent, id) in &held {
-                        match links[*agent].renew(id) {
+                    for id in &held {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        match link.renew(id) {
                             Ok(_) => {}
-                            // Reverted (by the user, its duration, someone else): not ours to
-                            // renew any more.
-                            Err(e) if e.contains("409") || e.contains("conflict") => {
-                                ended.push((*agent, id.clone()));
+                            // Reverted (by the user, its duration, someone else) or forgotten
+                            // (the agent restarted and swept it): not ours to renew any more.
+                            Err(e)
+                                if ["409", "404", "conflict", "not found"]
+                                    .iter()
+                                    .any(|s| e.contains(s)) =>
+                            {
+                                ended.push((agent, id.clone()));
                             }
                             Err(e) => {
-                                failures.entry(*agent).or_insert(e);
+                                failure.get_or_insert(e);
                             }
                         }
                     }
                     lock(&ours).retain(|f| !ended.contains(f));
-                    for agent in held.iter().map(|(a, _)| *a) {
-                        let result = failures.get(&agent).cloned().map_or(Ok(()), Err);
-                        if events.send(Event::Renewed { agent, result }).is_err() {
-                            return;
-                        }
+                    let result = failure.map_or(Ok(()), Err);
+                    if events.send(Event::Renewed { agent, result }).is_err() {
+                        return;
                     }
                 }
             }),
@@ -413,7 +429,11 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
                             &resolver,
                             Duration::from_secs(10),
                         ) {
-                            lock(&scraped).push((name.clone(), zero.elapsed().as_secs_f64(), body));
+                            lock(&scraped).push((
+                                name.clone(),
+                                zero.elapsed().as_secs_f64(),
+                                DumpBody::Bytes(body),
+                            ));
                         }
                     }
                     if !nap(&stop, every) {
@@ -433,7 +453,16 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
             Box::new(move || {
                 let mut source = crate::sources::SourceCache::default();
                 while let Ok(batch) = tasks_out.recv() {
-                    for (name, t, bytes) in batch {
+                    for (name, t, body) in batch {
+                        let bytes = match body {
+                            DumpBody::Bytes(bytes) => bytes,
+                            // A file the capture could not keep is a scrape lost: the series
+                            // goes on without it.
+                            DumpBody::File(path) => match std::fs::read(&path) {
+                                Ok(bytes) => bytes,
+                                Err(_) => continue,
+                            },
+                        };
                         let at = match task_sources.iter().position(|s| s.name == name) {
                             Some(at) => at,
                             None => {
@@ -470,10 +499,15 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
     });
     let mut quit = None;
     let mut signalled = None;
+    let mut pending: Vec<Scraped> = Vec::new();
     while quit.is_none() {
-        terminal
-            .draw(|frame| crate::view::draw(frame, &app))
-            .map_err(|e| format!("draw: {e}"))?;
+        // A terminal that cannot be drawn on (closed under us) ends the screen the safe way:
+        // its faults reverted, the lab torn down.
+        if let Err(e) = terminal.draw(|frame| crate::view::draw(frame, &app)) {
+            summary.lines.push(format!("the terminal went away ({e})"));
+            quit = Some(true);
+            break;
+        }
         let event = match inbox.recv_timeout(Duration::from_millis(250)) {
             Ok(event) => event,
             Err(RecvTimeoutError::Timeout) => Event::Tick(Instant::now()),
@@ -499,30 +533,30 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
                         })
                         .collect(),
                 ));
-                let mut new = Vec::new();
                 for (i, (name, scrapes)) in w.scrapes_since(&taken).into_iter().enumerate() {
                     if taken.len() <= i {
                         taken.resize(i + 1, 0);
                     }
                     taken[i] += scrapes.len();
                     for scrape in scrapes {
-                        if let Some(file) = &scrape.file
-                            && let Some(bytes) =
-                                crate::sources::read_run_file(&options.out_dir, file)
-                        {
+                        if let Some(file) = &scrape.file {
                             let source = lab.capture_hosts.get(&name).unwrap_or(&name);
-                            new.push((source.clone(), scrape.t, bytes));
+                            pending.push((
+                                source.clone(),
+                                scrape.t,
+                                DumpBody::File(options.out_dir.join(file)),
+                            ));
                         }
                     }
                 }
-                new.append(&mut lock(&scraped));
-                if !new.is_empty() {
-                    let _ = tasks_in.try_send(new);
-                }
-            } else {
-                let new = std::mem::take(&mut *lock(&scraped));
-                if !new.is_empty() {
-                    let _ = tasks_in.try_send(new);
+            }
+            pending.append(&mut lock(&scraped));
+            // The tracker may still be busy with the last batch: this one waits for the next
+            // second rather than being dropped.
+            if !pending.is_empty() {
+                match tasks_in.try_send(std::mem::take(&mut pending)) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    Err(TrySendError::Full(back)) => pending = back,
                 }
             }
         }
@@ -539,13 +573,36 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
                     brief(&event)
                 );
             }
+            let mut refused = Vec::new();
             for action in app.handle(event) {
                 match action {
                     Action::Quit { revert } => quit = Some(revert),
                     other => {
-                        let _ = actions.try_send(other);
+                        if let Err(
+                            TrySendError::Full(action) | TrySendError::Disconnected(action),
+                        ) = actions.try_send(other)
+                        {
+                            refused.push(action);
+                        }
                     }
                 }
+            }
+            // Never dropped in silence: the screen says the request was not sent.
+            for action in refused {
+                let busy = "not sent: earlier requests are still waiting for the agent".to_owned();
+                let event = match action {
+                    Action::Inject { agent, .. } => Event::Injected {
+                        agent,
+                        result: Err(busy),
+                    },
+                    Action::Revert { agent, id } => Event::Reverted {
+                        agent,
+                        id,
+                        result: Err(busy),
+                    },
+                    Action::Quit { .. } => continue,
+                };
+                app.handle(event);
             }
         }
     }
@@ -557,8 +614,16 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
 
     // On the way out: this screen's faults, then the lab.
     drop(actions);
+    // Workers stop within their next step; one stuck on an agent that does not answer is left
+    // behind (it ends with the process) rather than holding up the reverts and the teardown.
+    let deadline = Instant::now() + Duration::from_secs(3);
     for thread in threads {
-        let _ = thread.join();
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        }
     }
     if let Some(signal) = signalled {
         summary.lines.push(format!("stopped by signal {signal}"));

@@ -3,8 +3,7 @@
 //! never on the thread that draws.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use faultline_agent::spec::{CreateFault, FaultView, TargetView};
 use faultline_agent::{Client, LocalAgent, Refusal};
@@ -343,11 +342,3 @@ pub fn all_groups(sources: &[TaskSource], source: &mut SourceCache) -> Vec<TaskG
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.source.cmp(&b.source)));
     groups
 }
-
-/// Reads a file of the run directory.
-pub fn read_run_file(run_dir: &Path, file: &str) -> Option<Vec<u8>> {
-    std::fs::read(run_dir.join(file)).ok()
-}
-
-/// A shared link.
-pub type Shared = Arc<Link>;

@@ -81,7 +81,7 @@ fn tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 fn status_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let mut spans = Vec::new();
-    for agent in &app.agents {
+    for (index, agent) in app.agents.iter().enumerate() {
         if agent.connected {
             spans.push(Span::styled("● ", Style::new().fg(Color::Green)));
             spans.push(Span::raw(agent.name.clone()));
@@ -95,7 +95,11 @@ fn status_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
             spans.push(Span::styled("○ ", DIM));
             spans.push(Span::raw(format!("{} connecting…", agent.name)));
         }
-        let ours = app.faults.iter().filter(|f| f.active() && f.ours).count();
+        let ours = app
+            .faults
+            .iter()
+            .filter(|f| f.agent == index && f.active() && f.ours)
+            .count();
         match (&agent.lease_error, ours) {
             (Some(e), _) => spans.push(Span::styled(
                 format!(" · lease renewal failing: {e}"),
