@@ -124,6 +124,7 @@ fn main() {
                 fault: FaultSpec::Pause {
                     pid: Some(target),
                     cgroup: None,
+                    pod: None,
                     seconds: 600.0,
                 },
                 lease_seconds: None,
@@ -193,6 +194,7 @@ fn partition(pid: u32, seconds: f64) -> CreateFault {
         fault: FaultSpec::Partition {
             pid: Some(pid),
             cgroup: None,
+            pod: None,
             peers: vec![NetLab::A_IP.into()],
             ports: Vec::new(),
             protocol: None,

@@ -201,6 +201,7 @@ fn faults(n: u32) -> Vec<FaultView> {
             kind: ["partition", "loss", "pause", "stress"][i as usize % 4].into(),
             pid: 1000 + i * 7,
             cgroup: None,
+            pod: None,
             state: "active".into(),
             seconds_left: Some(f64::from(30 + i)),
             lease_seconds: Some(15.0),

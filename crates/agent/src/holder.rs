@@ -18,7 +18,7 @@ use faultline_fault::{
 use tokio::sync::oneshot;
 
 use crate::journal::{Entry, Journal};
-use crate::spec::{CreateFault, FaultSpec, FaultView, TargetRef};
+use crate::spec::{CreateFault, FaultSpec, FaultView, PodTarget, TargetRef};
 use crate::{Count as _, Counters, Policy};
 
 /// What the holder can be asked.
@@ -174,9 +174,9 @@ impl Holder {
                         .check(&request)
                         .and_then(|()| self.resolve(&request.fault));
                     std::thread::spawn(move || {
-                        let _ = reply.send(
-                            checked.and_then(|(target, pids)| kill(&request.fault, &target, &pids)),
-                        );
+                        let _ = reply.send(checked.and_then(|(target, pids, effective)| {
+                            kill(&request.fault, &target, &pids, &effective)
+                        }));
                     });
                 } else {
                     let _ = reply.send(self.create(request));
@@ -288,11 +288,48 @@ impl Holder {
         Ok(())
     }
 
-    /// The target a fault is aimed at and every process in it, if the policy allows them all.
-    fn resolve(&self, spec: &FaultSpec) -> Result<(Target, Vec<u32>), Refusal> {
+    /// Where a fault on a pod lands: its sandbox's process for a network fault (the pod's
+    /// network namespace, which outlives its containers' restarts), else the cgroup of the
+    /// container named, or of the whole pod, in the hierarchy the fault needs.
+    fn pod_target(&self, spec: &FaultSpec, pod: &PodTarget) -> Result<TargetRef, Refusal> {
         let invalid = |e: faultline_fault::Error| Refusal::Invalid(e.to_string());
-        let (target, pids) = match spec.target().map_err(Refusal::Invalid)? {
-            TargetRef::Pid(pid) => (Target::process(pid).map_err(invalid)?, vec![pid]),
+        let freezer = matches!(spec, FaultSpec::Pause { .. });
+        let root = self.policy.kubelet_root(freezer).ok_or_else(|| {
+            Refusal::Failed("this host has no cgroup hierarchy to find pods in".into())
+        })?;
+        let found = faultline_fault::kubepods::find_pod(&root, &pod.uid).map_err(invalid)?;
+        if matches!(spec, FaultSpec::Partition { .. } | FaultSpec::Loss { .. }) {
+            let (_, pid) = found.sandbox().ok_or_else(|| {
+                Refusal::Invalid(format!(
+                    "pod {}: no pause process in {}: its network namespace cannot be found",
+                    pod.uid,
+                    found.dir.display()
+                ))
+            })?;
+            return Ok(TargetRef::Pid(pid));
+        }
+        match &pod.container {
+            Some(id) => Ok(TargetRef::Cgroup(
+                found.container(id).map_err(invalid)?.dir.clone(),
+            )),
+            None => Ok(TargetRef::Cgroup(found.dir)),
+        }
+    }
+
+    /// The target a fault is aimed at (a pod resolved to a process or a cgroup) and every
+    /// process in it, if the policy allows them all.
+    fn resolve(&self, spec: &FaultSpec) -> Result<(Target, Vec<u32>, TargetRef), Refusal> {
+        let invalid = |e: faultline_fault::Error| Refusal::Invalid(e.to_string());
+        let effective = match spec.target().map_err(Refusal::Invalid)? {
+            TargetRef::Pod(pod) => self.pod_target(spec, &pod)?,
+            other => other,
+        };
+        let (target, pids, effective) = match effective {
+            TargetRef::Pid(pid) => (
+                Target::process(pid).map_err(invalid)?,
+                vec![pid],
+                TargetRef::Pid(pid),
+            ),
             TargetRef::Cgroup(dir) => {
                 // The directory as the kernel resolves it (no `..` past a policy prefix), and
                 // every process of its subtree: a freeze or a kill reaches them all.
@@ -303,12 +340,13 @@ impl Holder {
                 }
                 let (target, _) = Target::cgroup(&dir).map_err(invalid)?;
                 let pids = faultline_fault::target::cgroup_tree_pids(&dir).map_err(invalid)?;
-                (target, pids)
+                (target, pids, TargetRef::Cgroup(dir))
             }
+            TargetRef::Pod(_) => return Err(Refusal::Failed("a pod left unresolved".into())),
         };
         match self.policy.denies(&target, &pids) {
             Some(denied) => Err(Refusal::Forbidden(denied)),
-            None => Ok((target, pids)),
+            None => Ok((target, pids, effective)),
         }
     }
 
@@ -331,10 +369,14 @@ impl Holder {
             }
             None => None,
         };
-        let (target, _) = self.resolve(&spec)?;
+        let (target, _, effective) = self.resolve(&spec)?;
         let pid = target.pid;
-        let cgroup = match spec.target() {
-            Ok(TargetRef::Cgroup(dir)) => Some(dir),
+        let cgroup = match &effective {
+            TargetRef::Cgroup(dir) => Some(dir.clone()),
+            _ => None,
+        };
+        let pod = match spec.target() {
+            Ok(TargetRef::Pod(p)) => Some(p.uid),
             _ => None,
         };
         let id = faultline_fault::new_fault_id();
@@ -350,7 +392,7 @@ impl Holder {
                 cgroup: cgroup.clone(),
             })
             .map_err(|e| Refusal::Failed(format!("journal: {e}")))?;
-        let (applied, detail) = match self.apply(&id, &spec, &target) {
+        let (applied, detail) = match self.apply(&id, &spec, &target, &effective) {
             Ok(applied) => applied,
             Err(refusal) => {
                 let _ = self.journal.write(&Entry::Revert { id });
@@ -370,6 +412,7 @@ impl Holder {
                 kind: spec.kind().into(),
                 pid,
                 cgroup,
+                pod,
                 state: state.into(),
                 seconds_left: None,
                 lease_seconds: lease.map(|l| l.as_secs_f64()),
@@ -395,6 +438,7 @@ impl Holder {
         id: &str,
         spec: &FaultSpec,
         target: &Target,
+        effective: &TargetRef,
     ) -> Result<(Option<Applied>, String), Refusal> {
         let invalid = |e: faultline_fault::Error| match e {
             faultline_fault::Error::Io { .. } | faultline_fault::Error::Residue(_) => {
@@ -436,11 +480,10 @@ impl Holder {
                     .map_err(invalid)?;
                 apply_net(target, &fault, id, *allow_host_netns).map_err(invalid)
             }
-            FaultSpec::Pause {
-                cgroup: Some(dir),
-                seconds,
-                ..
-            } => {
+            FaultSpec::Pause { seconds, .. } if matches!(effective, TargetRef::Cgroup(_)) => {
+                let TargetRef::Cgroup(dir) = effective else {
+                    return Err(Refusal::Failed("not a cgroup".into()));
+                };
                 let freezer = Freezer::of(dir).map_err(invalid)?;
                 let guard = self
                     .helpers
@@ -589,11 +632,16 @@ impl Holder {
 
 /// Carries out a kill of `pids` (the target's processes; nothing to hold or journal: it cannot
 /// be undone) and says how it went.
-fn kill(spec: &FaultSpec, target: &Target, pids: &[u32]) -> Result<FaultView, Refusal> {
+fn kill(
+    spec: &FaultSpec,
+    target: &Target,
+    pids: &[u32],
+    effective: &TargetRef,
+) -> Result<FaultView, Refusal> {
     let FaultSpec::Kill {
-        cgroup,
         signal,
         grace_seconds,
+        pod,
         ..
     } = spec
     else {
@@ -608,7 +656,11 @@ fn kill(spec: &FaultSpec, target: &Target, pids: &[u32]) -> Result<FaultView, Re
     let signal = faultline_fault::parse_signal(signal).map_err(invalid)?;
     let grace = Duration::try_from_secs_f64(*grace_seconds)
         .map_err(|_| Refusal::Invalid(format!("grace_seconds: {grace_seconds}")))?;
-    let detail = if let Some(dir) = cgroup {
+    let cgroup = match effective {
+        TargetRef::Cgroup(dir) => Some(dir.clone()),
+        _ => None,
+    };
+    let detail = if let Some(dir) = &cgroup {
         let outcome = faultline_fault::kill_all(pids, signal, grace).map_err(invalid)?;
         format!(
             "{} processes of cgroup {} signalled with {signal}; {} outlived the grace period \
@@ -632,7 +684,8 @@ fn kill(spec: &FaultSpec, target: &Target, pids: &[u32]) -> Result<FaultView, Re
         id: faultline_fault::new_fault_id(),
         kind: "kill".into(),
         pid: target.pid,
-        cgroup: cgroup.clone(),
+        cgroup,
+        pod: pod.as_ref().map(|p| p.uid.clone()),
         state: "done".into(),
         seconds_left: None,
         lease_seconds: None,

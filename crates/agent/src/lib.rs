@@ -44,6 +44,14 @@ pub struct Policy {
     /// Processes that may never be targeted (besides the agent itself).
     #[serde(default = "default_denied_pids")]
     pub denied_pids: Vec<u32>,
+    /// Where the kubelet's cgroups are in each hierarchy: its `--cgroup-root` (`/` by
+    /// default), under which `kubepods` or `kubepods.slice` is found.
+    #[serde(default = "default_kubelet_cgroup_root")]
+    pub kubelet_cgroup_root: PathBuf,
+}
+
+fn default_kubelet_cgroup_root() -> PathBuf {
+    PathBuf::from("/")
 }
 
 fn default_max_faults() -> usize {
@@ -63,6 +71,7 @@ impl Default for Policy {
             max_seconds: default_max_seconds(),
             cgroup_prefixes: Vec::new(),
             denied_pids: default_denied_pids(),
+            kubelet_cgroup_root: default_kubelet_cgroup_root(),
         }
     }
 }
@@ -74,6 +83,25 @@ impl Policy {
         let mut de = serde_json::Deserializer::from_slice(&text);
         serde_path_to_error::deserialize(&mut de)
             .map_err(|e| format!("--policy {}: {}: {}", path.display(), e.path(), e.inner()))
+    }
+
+    /// The kubelet's cgroup root in this host's hierarchy for CPU (the v1 `cpu` hierarchy, or
+    /// the unified one), or for the freezer when `freezer` (v1 `freezer`, or the unified one).
+    pub fn kubelet_root(&self, freezer: bool) -> Option<PathBuf> {
+        let mount = Path::new("/sys/fs/cgroup");
+        let v1 = mount.join(if freezer { "freezer" } else { "cpu" });
+        let hierarchy = if v1.join("cgroup.procs").exists() {
+            v1
+        } else if mount.join("cgroup.controllers").exists() {
+            mount.to_path_buf()
+        } else {
+            return None;
+        };
+        let relative = self
+            .kubelet_cgroup_root
+            .strip_prefix("/")
+            .unwrap_or(&self.kubelet_cgroup_root);
+        Some(hierarchy.join(relative))
     }
 
     /// Why cgroup directory `dir` (canonical) may not be a target, if it may not.

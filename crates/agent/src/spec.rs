@@ -28,6 +28,9 @@ pub enum FaultSpec {
         /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cgroup: Option<PathBuf>,
+        /// The target pod on this node, by UID, and optionally one of its containers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pod: Option<PodTarget>,
         /// Peer addresses or CIDR blocks (at least one).
         peers: Vec<String>,
         /// The peers' ports; empty for all.
@@ -56,6 +59,9 @@ pub enum FaultSpec {
         /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cgroup: Option<PathBuf>,
+        /// The target pod on this node, by UID, and optionally one of its containers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pod: Option<PodTarget>,
         /// Percentage (1–100).
         percent: u8,
         /// Peer addresses or CIDR blocks (at least one).
@@ -83,6 +89,9 @@ pub enum FaultSpec {
         /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cgroup: Option<PathBuf>,
+        /// The target pod on this node, by UID, and optionally one of its containers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pod: Option<PodTarget>,
         /// Duration in seconds.
         seconds: f64,
     },
@@ -94,6 +103,9 @@ pub enum FaultSpec {
         /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cgroup: Option<PathBuf>,
+        /// The target pod on this node, by UID, and optionally one of its containers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pod: Option<PodTarget>,
         /// Worker processes.
         #[serde(default = "one")]
         workers: u32,
@@ -111,6 +123,9 @@ pub enum FaultSpec {
         /// The target cgroup directory (v1 or v2), for all of its processes (or give `pid`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cgroup: Option<PathBuf>,
+        /// The target pod on this node, by UID, and optionally one of its containers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pod: Option<PodTarget>,
         /// The first signal (`TERM` by default).
         #[serde(default = "term")]
         signal: String,
@@ -148,24 +163,35 @@ impl FaultSpec {
         }
     }
 
-    /// What the fault is aimed at: a process or a cgroup, exactly one of them.
+    /// What the fault is aimed at: a process, a cgroup or a pod, exactly one of them.
     pub fn target(&self) -> Result<TargetRef, String> {
-        let (pid, cgroup) = match self {
-            FaultSpec::Partition { pid, cgroup, .. }
-            | FaultSpec::Loss { pid, cgroup, .. }
-            | FaultSpec::Pause { pid, cgroup, .. }
-            | FaultSpec::Stress { pid, cgroup, .. }
-            | FaultSpec::Kill { pid, cgroup, .. } => (pid, cgroup),
+        let (pid, cgroup, pod) = match self {
+            FaultSpec::Partition {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Loss {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Pause {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Stress {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Kill {
+                pid, cgroup, pod, ..
+            } => (pid, cgroup, pod),
         };
-        match (pid, cgroup) {
-            (Some(pid), None) => Ok(TargetRef::Pid(*pid)),
-            (None, Some(dir)) if dir.is_absolute() => Ok(TargetRef::Cgroup(dir.clone())),
-            (None, Some(dir)) => Err(format!(
+        match (pid, cgroup, pod) {
+            (Some(pid), None, None) => Ok(TargetRef::Pid(*pid)),
+            (None, Some(dir), None) if dir.is_absolute() => Ok(TargetRef::Cgroup(dir.clone())),
+            (None, Some(dir), None) => Err(format!(
                 "cgroup: {} is not an absolute path (like /sys/fs/cgroup/cpu/app)",
                 dir.display()
             )),
-            (Some(_), Some(_)) => Err("give pid or cgroup, not both".into()),
-            (None, None) => Err("give the target: pid or cgroup".into()),
+            (None, None, Some(pod)) => Ok(TargetRef::Pod(pod.clone())),
+            (None, None, None) => Err("give the target: pid, cgroup or pod".into()),
+            _ => Err("give one target: pid, cgroup or pod, not several".into()),
         }
     }
 
@@ -244,6 +270,20 @@ pub enum TargetRef {
     Pid(u32),
     /// Every process of a cgroup directory.
     Cgroup(PathBuf),
+    /// A pod on this node (found by the kubelet's cgroup layout).
+    Pod(PodTarget),
+}
+
+/// A pod on the agent's node: network faults go to its sandbox's network namespace; the others
+/// to one container's cgroup (`container`), or to the whole pod's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodTarget {
+    /// The pod's UID (`metadata.uid`).
+    pub uid: String,
+    /// A container's id (`status.containerStatuses[].containerID`, `containerd://…` or bare).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// What the agent says about a fault.
@@ -255,9 +295,13 @@ pub struct FaultView {
     pub kind: String,
     /// The target process (for a cgroup, its first process when the fault was applied).
     pub pid: u32,
-    /// The target cgroup, when the fault was aimed at one.
+    /// The target cgroup, when the fault was aimed at one (for a pod: the cgroup it resolved
+    /// to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<PathBuf>,
+    /// The target pod's UID, when the fault was aimed at a pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
     /// `active`, `reverted`, `done` (a kill), or `failed`.
     pub state: String,
     /// Seconds until its duration ends (active faults).

@@ -159,6 +159,7 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
         InjectKind::Partition(net) => FaultSpec::Partition {
             pid: net.pid,
             cgroup: net.cgroup.clone(),
+            pod: None,
             peers: net.peers.clone(),
             ports: net.ports.clone(),
             protocol: net.protocol.clone(),
@@ -170,6 +171,7 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
         InjectKind::Loss { percent, net } => FaultSpec::Loss {
             pid: net.pid,
             cgroup: net.cgroup.clone(),
+            pod: None,
             percent: u8::try_from(*percent).unwrap_or(u8::MAX),
             peers: net.peers.clone(),
             ports: net.ports.clone(),
@@ -185,6 +187,7 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
         } => FaultSpec::Pause {
             pid: *pid,
             cgroup: cgroup.clone(),
+            pod: None,
             seconds: duration.as_secs_f64(),
         },
         InjectKind::Stress {
@@ -196,6 +199,7 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
         } => FaultSpec::Stress {
             pid: *pid,
             cgroup: cgroup.clone(),
+            pod: None,
             workers: *workers,
             load: *load,
             seconds: duration.as_secs_f64(),
@@ -208,6 +212,7 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
         } => FaultSpec::Kill {
             pid: *pid,
             cgroup: cgroup.clone(),
+            pod: None,
             signal: signal.clone(),
             grace_seconds: grace.as_secs_f64(),
         },

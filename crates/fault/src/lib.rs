@@ -11,6 +11,7 @@
 
 mod foreground;
 pub mod freezer;
+pub mod kubepods;
 pub mod lab;
 pub mod net;
 pub mod nft;

@@ -870,6 +870,7 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
         Fault::Partition(net) => FaultSpec::Partition {
             pid: Some(pid),
             cgroup: None,
+            pod: None,
             peers: peers.to_vec(),
             ports: net.ports.clone(),
             protocol: net.protocol.clone(),
@@ -881,6 +882,7 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
         Fault::Loss { net, percent } => FaultSpec::Loss {
             pid: Some(pid),
             cgroup: None,
+            pod: None,
             percent: *percent,
             peers: peers.to_vec(),
             ports: net.ports.clone(),
@@ -892,11 +894,13 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
         Fault::Pause => FaultSpec::Pause {
             pid: Some(pid),
             cgroup: None,
+            pod: None,
             seconds,
         },
         Fault::Stress { workers, load } => FaultSpec::Stress {
             pid: Some(pid),
             cgroup: None,
+            pod: None,
             workers: *workers,
             load: *load,
             seconds,
@@ -904,6 +908,7 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
         Fault::Kill { signal, grace } => FaultSpec::Kill {
             pid: Some(pid),
             cgroup: None,
+            pod: None,
             signal: signal.clone(),
             grace_seconds: grace.as_secs_f64(),
         },

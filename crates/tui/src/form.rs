@@ -262,17 +262,20 @@ impl Form {
             Kind::Kill => FaultSpec::Kill {
                 pid,
                 cgroup: None,
+                pod: None,
                 signal: self.value("signal").to_owned(),
                 grace_seconds: grace.ok()?.as_secs_f64(),
             },
             Kind::Pause => FaultSpec::Pause {
                 pid,
                 cgroup: None,
+                pod: None,
                 seconds,
             },
             Kind::Partition => FaultSpec::Partition {
                 pid,
                 cgroup: None,
+                pod: None,
                 peers: resolved.ok()?,
                 ports: ports.ok()?,
                 protocol: None,
@@ -284,6 +287,7 @@ impl Form {
             Kind::Loss => FaultSpec::Loss {
                 pid,
                 cgroup: None,
+                pod: None,
                 percent: u8::try_from(percent.ok()?).ok()?,
                 peers: resolved.ok()?,
                 ports: ports.ok()?,
@@ -295,6 +299,7 @@ impl Form {
             Kind::Stress => FaultSpec::Stress {
                 pid,
                 cgroup: None,
+                pod: None,
                 workers: workers.ok()?,
                 load: u8::try_from(load.ok()?).ok()?,
                 seconds,

@@ -36,6 +36,7 @@ fn fault(
         kind: kind.into(),
         pid,
         cgroup: None,
+        pod: None,
         state: state.into(),
         seconds_left: left,
         lease_seconds: Some(15.0),

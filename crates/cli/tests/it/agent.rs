@@ -20,7 +20,7 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
-    fn start(dir: &Path, listen: &str, extra: &[&str]) -> Self {
+    pub(crate) fn start(dir: &Path, listen: &str, extra: &[&str]) -> Self {
         Self::start_with_env(dir, listen, extra, &[])
     }
 

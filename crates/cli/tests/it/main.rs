@@ -32,6 +32,7 @@ mod dumps;
 mod faults;
 mod interactive;
 mod leaks;
+mod pods;
 mod run;
 mod split_dwarf;
 mod tmux;
