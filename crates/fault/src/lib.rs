@@ -43,7 +43,7 @@ pub enum Error {
     NoSuchProcess(u32),
     /// The target runs in faultline's own network namespace (normally the host's).
     #[error(
-        "process {0} runs in faultline's own network namespace (the host's, normally): a \
+        "process {0} runs in faultline's own network namespace or the host's (PID 1's): a \
          network fault there would cut this machine off too. Pass --allow-host-netns if that \
          is really meant"
     )]

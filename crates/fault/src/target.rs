@@ -14,8 +14,8 @@ pub struct Target {
     pub netns: PathBuf,
     /// The namespace's inode: equal inodes, same namespace.
     pub netns_inode: u64,
-    /// Whether that is the namespace this process (faultline, the agent) runs in, normally the
-    /// host's.
+    /// Whether that is the namespace this process (faultline, the agent) runs in, or the
+    /// host's (PID 1's).
     pub in_own_netns: bool,
     /// Its cgroups, as far as the host has them.
     pub cgroup: CgroupPaths,
@@ -78,6 +78,11 @@ impl Target {
         let own = std::fs::metadata(proc.join("self/ns/net"))
             .map_err(|e| Error::io("/proc/self/ns/net".into(), e))?
             .ino();
+        // The host's namespace is PID 1's: an agent in a pod (with the host's pid namespace
+        // but its own network) must not take a host-network pod's namespace for a pod's.
+        let init = std::fs::metadata(proc.join("1/ns/net"))
+            .map(|m| m.ino())
+            .ok();
         let cgroup_text = std::fs::read_to_string(dir.join("cgroup"))
             .map_err(|e| Error::io(format!("{}/cgroup", dir.display()), e))?;
         let mountinfo = std::fs::read_to_string(proc.join("self/mountinfo"))
@@ -86,7 +91,7 @@ impl Target {
             pid,
             netns,
             netns_inode: inode,
-            in_own_netns: inode == own,
+            in_own_netns: inode == own || Some(inode) == init,
             cgroup: CgroupPaths::resolve(&cgroup_text, &mountinfo),
         })
     }
@@ -369,5 +374,28 @@ mod tests {
             Target::process(u32::MAX - 1),
             Err(Error::NoSuchProcess(_))
         ));
+    }
+
+    /// An agent in a pod with the host's pid namespace: its own network namespace is not the
+    /// host's, and a host-network process must still count as the host's.
+    #[test]
+    fn the_hosts_namespace_is_pid_ones_too() {
+        let proc = tempfile::tempdir().unwrap();
+        let dir = |p: &str| {
+            let d = proc.path().join(p);
+            std::fs::create_dir_all(d.join("ns")).unwrap();
+            std::fs::write(d.join("cgroup"), "0::/\n").unwrap();
+            d
+        };
+        dir("self");
+        std::fs::write(proc.path().join("self/ns/net"), "agent").unwrap();
+        std::fs::write(proc.path().join("self/mountinfo"), "").unwrap();
+        std::fs::write(dir("1").join("ns/net"), "host").unwrap();
+        dir("42");
+        std::fs::hard_link(proc.path().join("1/ns/net"), proc.path().join("42/ns/net")).unwrap();
+        dir("43");
+        std::fs::write(proc.path().join("43/ns/net"), "a pod").unwrap();
+        assert!(Target::process_in(proc.path(), 42).unwrap().in_own_netns);
+        assert!(!Target::process_in(proc.path(), 43).unwrap().in_own_netns);
     }
 }
