@@ -134,18 +134,20 @@ fn only_the_binary_presents() {
 
 #[test]
 fn no_library_depends_on_kube_or_tokio_directly() {
-    // Only faultline-kube may import kube; tokio belongs to the agent, scenario runner and TUI
-    // (the CLI reaches it through them). Of those only the agent exists yet (faultline-capture's optional tokio, for the
-    // services that link it, is checked above).
+    // Only faultline-kube may import kube (or k8s-openapi); async code lives in the agent and
+    // in faultline-kube (kube is async); the CLI reaches both through blocking calls.
+    // faultline-capture's optional tokio, for the services that link it, is checked above.
     for (package, deps) in dependencies() {
-        assert!(
-            !deps.iter().any(|d| d == "kube"),
-            "{package} depends on kube"
-        );
-        if package != "faultline-agent" {
+        if package != "faultline-kube" {
+            assert!(
+                !deps.iter().any(|d| d == "kube" || d == "k8s-openapi"),
+                "{package} depends on kube: only faultline-kube talks to the API server"
+            );
+        }
+        if package != "faultline-agent" && package != "faultline-kube" {
             assert!(
                 !deps.iter().any(|d| d == "tokio" || d == "axum"),
-                "{package} depends on tokio or axum: async code lives in the agent"
+                "{package} depends on tokio or axum: async code lives in the agent and faultline-kube"
             );
         }
     }
@@ -160,6 +162,7 @@ fn every_member_inherits_workspace_lints_and_versions() {
         "crates/symbolize/Cargo.toml",
         "crates/scenario/Cargo.toml",
         "crates/tui/Cargo.toml",
+        "crates/kube/Cargo.toml",
         "crates/cli/Cargo.toml",
         "tests/Cargo.toml",
         "tests/targets/demo/Cargo.toml",

@@ -154,8 +154,13 @@ pub fn faults(command: FaultsCommand) -> Result<(), Failure> {
 }
 
 /// The agent's form of an `inject` fault.
-pub fn spec(kind: &InjectKind) -> FaultSpec {
-    match kind {
+pub fn spec(kind: &InjectKind) -> Result<FaultSpec, Failure> {
+    Ok(match kind {
+        InjectKind::PodKill(_) => {
+            return Err(Failure::usage(
+                "pod-kill goes through the Kubernetes API, not a node agent",
+            ));
+        }
         InjectKind::Partition(net) => FaultSpec::Partition {
             pid: net.pid,
             cgroup: net.cgroup.clone(),
@@ -216,14 +221,14 @@ pub fn spec(kind: &InjectKind) -> FaultSpec {
             signal: signal.clone(),
             grace_seconds: grace.as_secs_f64(),
         },
-    }
+    })
 }
 
 /// `inject` through an agent: create the fault with a lease, renew it while waiting, revert
 /// at the end. If this process stops renewing (killed, stopped, cut off), the lease expires
 /// and the agent reverts the fault.
 pub fn inject(client: &Client, kind: &InjectKind, lease: Duration) -> Result<(), Failure> {
-    let spec = spec(kind);
+    let spec = spec(kind)?;
     let duration = Duration::from_secs_f64(spec.seconds());
     let interrupts = Interrupts::block();
     let started = Instant::now();

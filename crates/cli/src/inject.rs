@@ -16,10 +16,15 @@ use crate::exit::Failure;
 use crate::{InjectArgs, InjectKind, NetArgs};
 
 pub fn run(args: InjectArgs) -> Result<(), Failure> {
+    // A pod kill goes through the API server, not a node agent.
+    if let InjectKind::PodKill(kill) = &args.kind {
+        return crate::kube::pod_kill(kill);
+    }
     if let Some(client) = crate::agent::client(&args.agent, false)? {
         return crate::agent::inject(&client, &args.kind, args.lease);
     }
     match args.kind {
+        InjectKind::PodKill(_) => Ok(()),
         InjectKind::Partition(net) => {
             let effect = if net.reject {
                 Effect::Reject

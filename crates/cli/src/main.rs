@@ -6,6 +6,7 @@ mod analyze;
 mod dumps;
 mod exit;
 mod inject;
+mod kube;
 mod leaks;
 mod run;
 mod store;
@@ -273,6 +274,58 @@ struct InjectArgs {
     lease: std::time::Duration,
 }
 
+#[derive(Debug, clap::Args)]
+struct PodKillArgs {
+    /// A namespace to look in; repeatable.
+    #[arg(short = 'n', long = "namespace", required = true, value_name = "NS")]
+    namespaces: Vec<String>,
+    /// A label selector (`app=checkout`).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    selector: String,
+    /// A field selector (`spec.nodeName=node-1`).
+    #[arg(long, value_name = "SELECTOR")]
+    field_selector: Option<String>,
+    /// How many of the matched pods: one, all, fixed:N or percent:P.
+    #[arg(long, default_value = "one", value_parser = parse_mode)]
+    mode: faultline_kube::Mode,
+    /// The seed the pods are drawn with (printed, so a run can be replayed). Default: the
+    /// current Unix time.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The grace period: the containers get SIGTERM, then SIGKILL after it.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, conflicts_with = "force")]
+    grace: std::time::Duration,
+    /// Delete at once (grace period 0).
+    #[arg(long)]
+    force: bool,
+    /// How long to wait for each replacement to be Ready.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// The kubeconfig context (default: the current one; in a pod, the in-cluster account).
+    #[arg(long)]
+    context: Option<String>,
+    /// Allow kube-system and faultline-system.
+    #[arg(long)]
+    allow_protected_namespace: bool,
+    /// Also pods that are not Running and Ready.
+    #[arg(long)]
+    include_not_ready: bool,
+}
+
+fn parse_mode(text: &str) -> Result<faultline_kube::Mode, String> {
+    use faultline_kube::Mode;
+    let bad = || format!("expected one, all, fixed:N or percent:P, got {text:?}");
+    match text {
+        "one" => Ok(Mode::One),
+        "all" => Ok(Mode::All),
+        _ => match text.split_once(':') {
+            Some(("fixed", n)) => n.trim().parse().map(Mode::Fixed).map_err(|_| bad()),
+            Some(("percent", p)) => p.trim().parse().map(Mode::Percent).map_err(|_| bad()),
+            _ => Err(bad()),
+        },
+    }
+}
+
 /// Which agent to talk to.
 #[derive(Debug, clap::Args)]
 struct AgentClientArgs {
@@ -326,6 +379,12 @@ enum FaultsCommand {
 
 #[derive(Debug, Subcommand)]
 enum InjectKind {
+    /// Delete pods through the Kubernetes API (with your kubeconfig) and wait until each
+    /// controller's replacement is Ready; reports how long both took. Pods are chosen by
+    /// selector and --mode with a --seed. Exit 1 when a replacement is not Ready within
+    /// --timeout.
+    #[command(name = "pod-kill")]
+    PodKill(PodKillArgs),
     /// Cut the target off from peers: its packets to and/or from them are dropped (or
     /// refused with --reject), inside the target's network namespace.
     Partition(NetArgs),

@@ -31,6 +31,7 @@ mod differential;
 mod dumps;
 mod faults;
 mod interactive;
+mod kube;
 mod leaks;
 mod pods;
 mod run;

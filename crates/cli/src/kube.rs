@@ -1,0 +1,92 @@
+//! `faultline inject pod-kill`: pods chosen by selector through the API server, deleted, and
+//! each controller's replacement waited for.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use faultline_kube::{Grace, Targets};
+
+use crate::PodKillArgs;
+use crate::exit::Failure;
+
+fn seconds(d: Option<Duration>) -> String {
+    d.map_or_else(|| "not seen".into(), |d| format!("{:.1}s", d.as_secs_f64()))
+}
+
+pub fn pod_kill(args: &PodKillArgs) -> Result<(), Failure> {
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs())
+    });
+    let grace = if args.force {
+        Grace::Force
+    } else {
+        Grace::Seconds(u32::try_from(args.grace.as_secs()).unwrap_or(u32::MAX))
+    };
+    let targets = Targets {
+        namespaces: args.namespaces.clone(),
+        labels: args.selector.clone(),
+        fields: args.field_selector.clone(),
+        mode: args.mode,
+        seed,
+        include_not_ready: args.include_not_ready,
+        allow_protected: args.allow_protected_namespace,
+    };
+    let context = args.context.clone();
+    let timeout = args.timeout;
+    let outcome = faultline_kube::block_on(async move {
+        let client = faultline_kube::client(context.as_deref()).await?;
+        let chosen = faultline_kube::pods::select(&client, &targets).await?;
+        println!(
+            "faultline: pod-kill: {} of the pods of {} in {} (mode {}, seed {seed})",
+            chosen.len(),
+            targets.labels,
+            targets.namespaces.join(", "),
+            targets.mode
+        );
+        let mut reports = Vec::new();
+        for pod in &chosen {
+            reports
+                .push(faultline_kube::kill(&client, pod, &targets.labels, grace, timeout).await?);
+        }
+        Ok::<_, faultline_kube::Error>(reports)
+    })
+    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
+    let reports = outcome.map_err(|e| match e {
+        faultline_kube::Error::Refused(_) => Failure::usage(e),
+        other => Failure::failed(anyhow::anyhow!(other)),
+    })?;
+    let mut unrecovered = 0;
+    for r in &reports {
+        let how = match r.grace {
+            Grace::Force => "at once (--force)".to_owned(),
+            Grace::Seconds(s) => format!("with a {s}s grace period"),
+        };
+        println!(
+            "faultline: pod-kill {}/{} (node {}): deleted {how}; gone after {}; {}",
+            r.pod.namespace,
+            r.pod.name,
+            r.pod.node.as_deref().unwrap_or("?"),
+            seconds(r.gone_after),
+            match (&r.replacement, r.ready_after) {
+                (Some(name), Some(after)) =>
+                    format!("replacement {name} Ready after {:.1}s", after.as_secs_f64()),
+                _ => {
+                    unrecovered += 1;
+                    format!(
+                        "no replacement Ready within {}",
+                        humantime::format_duration(timeout)
+                    )
+                }
+            }
+        );
+    }
+    if unrecovered > 0 {
+        return Err(Failure::failed(anyhow::anyhow!(
+            "{unrecovered} of {} pods were not replaced within {}",
+            reports.len(),
+            humantime::format_duration(timeout)
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! `faultline inject pod-kill` against a fake API server on loopback, through a kubeconfig with
+//! a context of its own: the selection, the delete with its grace period, the wait for the
+//! replacement, and the exit codes.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use faultline_tests::run;
+use serde_json::{Value, json};
+
+use crate::faultline;
+
+fn pod(name: &str, uid: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "shop", "uid": uid, "resourceVersion": "7",
+            "labels": {"app": "checkout"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                 "name": "checkout-rs", "uid": "rs", "controller": true}]
+        },
+        "spec": {"nodeName": "node-1", "containers": [{"name": "checkout"}]},
+        "status": {"phase": "Running",
+                   "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+    })
+}
+
+/// A fake API server: answers by request line; every request is logged with its headers.
+struct FakeApi {
+    port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeApi {
+    fn start(forbid_list: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = log.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut headers = String::new();
+                        let mut length = 0usize;
+                        loop {
+                            let mut h = String::new();
+                            reader.read_line(&mut h).unwrap();
+                            if h.trim().is_empty() {
+                                break;
+                            }
+                            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap();
+                            }
+                            headers.push_str(&h);
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        let request = format!(
+                            "{} {headers}{}",
+                            line.trim(),
+                            String::from_utf8_lossy(&body)
+                        );
+                        seen.lock().unwrap().push(request);
+                        let (status, text) = answer(line.trim(), forbid_list);
+                        let reply = format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                        if stream.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, log }
+    }
+
+    fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: other\n\
+                 clusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{}\n\
+                 - name: other\n  cluster:\n    server: http://127.0.0.1:1\n\
+                 contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: ci\n\
+                 - name: other\n  context:\n    cluster: other\n    user: ci\n\
+                 users:\n- name: ci\n  user:\n    token: s3cret\n",
+                self.port
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+fn answer(request_line: &str, forbid_list: bool) -> (&'static str, String) {
+    let status = |code: u16, reason: &str, message: &str| {
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
+               "reason": reason, "message": message})
+        .to_string()
+    };
+    let target = request_line.split_whitespace().nth(1).unwrap_or_default();
+    if request_line.starts_with("DELETE /api/v1/namespaces/shop/pods/checkout-a") {
+        return ("200 OK", pod("checkout-a", "u-a", true).to_string());
+    }
+    if target.starts_with("/api/v1/namespaces/shop/pods/checkout-a") {
+        return (
+            "404 Not Found",
+            status(404, "NotFound", "pods \"checkout-a\" not found"),
+        );
+    }
+    if target.starts_with("/api/v1/namespaces/shop/pods?") && target.contains("watch=true") {
+        let events = [
+            json!({"type": "ADDED", "object": pod("checkout-z", "u-z", false)}),
+            json!({"type": "MODIFIED", "object": pod("checkout-z", "u-z", true)}),
+        ];
+        return (
+            "200 OK",
+            events
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n",
+        );
+    }
+    if target.starts_with("/api/v1/namespaces/shop/pods?") {
+        if forbid_list {
+            return (
+                "403 Forbidden",
+                status(
+                    403,
+                    "Forbidden",
+                    "pods is forbidden: User \"ci\" cannot list resource \"pods\"",
+                ),
+            );
+        }
+        return (
+            "200 OK",
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "7"},
+                   "items": [pod("checkout-a", "u-a", true)]})
+            .to_string(),
+        );
+    }
+    ("404 Not Found", status(404, "NotFound", "unexpected"))
+}
+
+#[test]
+fn a_pod_kill_through_a_kubeconfig_context_deletes_and_sees_the_replacement_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(false);
+    let kubeconfig = api.kubeconfig(dir.path());
+    let ran = run(faultline()
+        .env("KUBECONFIG", &kubeconfig)
+        .args([
+            "inject",
+            "pod-kill",
+            "-n",
+            "shop",
+            "-l",
+            "app=checkout",
+            "--seed",
+            "7",
+        ])
+        .args(["--grace", "5s", "--timeout", "10s", "--context", "fake"]));
+    assert_eq!(ran.code(), Some(0), "{}", ran.context());
+    assert!(ran.stdout.contains("(mode one, seed 7)"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains(
+            "pod-kill shop/checkout-a (node node-1): deleted with a 5s grace period; gone after"
+        ) && ran.stdout.contains("replacement checkout-z Ready after"),
+        "{}",
+        ran.stdout
+    );
+    let log = api.log.lock().unwrap();
+    let delete = log
+        .iter()
+        .find(|r| r.starts_with("DELETE"))
+        .expect("a delete");
+    assert!(delete.contains("\"gracePeriodSeconds\":5"), "{delete}");
+    assert!(
+        log.iter().all(|r| r
+            .to_ascii_lowercase()
+            .contains("authorization: bearer s3cret")),
+        "the context's credentials on every request: {log:?}"
+    );
+}
+
+#[test]
+fn refusals_and_api_errors_have_their_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(true);
+    let kubeconfig = api.kubeconfig(dir.path());
+    let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
+        "inject",
+        "pod-kill",
+        "-n",
+        "kube-system",
+        "-l",
+        "k8s-app=kube-dns",
+        "--context",
+        "fake",
+    ]));
+    assert_eq!(ran.code(), Some(2), "{}", ran.context());
+    assert!(
+        ran.stderr.contains("kube-system is protected"),
+        "{}",
+        ran.stderr
+    );
+    let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
+        "inject",
+        "pod-kill",
+        "-n",
+        "shop",
+        "-l",
+        "app=checkout",
+        "--context",
+        "fake",
+    ]));
+    assert_eq!(ran.code(), Some(1), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("list pods app=checkout in shop: the API server refused (403 Forbidden)"),
+        "{}",
+        ran.stderr
+    );
+    let ran = run(faultline().args([
+        "inject", "pod-kill", "-n", "shop", "-l", "a=b", "--mode", "some",
+    ]));
+    assert_eq!(ran.code(), Some(2), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("expected one, all, fixed:N or percent:P"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -1,0 +1,46 @@
+//! faultline on Kubernetes, API side: the only crate that imports `kube`. Pods by selector,
+//! chosen by mode with a seed ([`select`]); a pod kill through the API and the wait for the
+//! controller's replacement to be Ready ([`pods`]). The node side — faults on a pod's
+//! processes — is the agent's (faultline-agent, faultline-fault), reached per node.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod pods;
+pub mod select;
+
+pub use pods::{Error, Grace, KillReport, Targets, kill};
+pub use select::{Mode, PodRef};
+
+/// A client from the user's kubeconfig (`KUBECONFIG`, `~/.kube/config`) with `context` (its
+/// current context if `None`), or the in-cluster configuration when there is no kubeconfig, as
+/// kubectl does.
+pub async fn client(context: Option<&str>) -> Result<kube::Client, Error> {
+    let what = "read the Kubernetes configuration".to_owned();
+    let config = match context {
+        Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+            context: Some(context.to_owned()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::Transport {
+            what: what.clone(),
+            why: e.to_string(),
+        })?,
+        None => kube::Config::infer().await.map_err(|e| Error::Transport {
+            what: what.clone(),
+            why: e.to_string(),
+        })?,
+    };
+    kube::Client::try_from(config).map_err(|e| Error::Transport {
+        what,
+        why: e.to_string(),
+    })
+}
+
+/// Runs `future` on a runtime of its own, for callers without one (the CLI).
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|runtime| runtime.block_on(future))
+        .map_err(|e| format!("start a runtime: {e}"))
+}

@@ -1,0 +1,328 @@
+//! Pods through the API server: list them by selector, delete one, and watch until its
+//! controller's replacement is Ready. Kept thin: the choosing is in [`crate::select`].
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, WatchEvent, WatchParams};
+
+use crate::select::{self, Mode, PodRef, Refused};
+
+/// What went wrong, for a person: what was being done, and what the API server said.
+#[derive(Debug)]
+pub enum Error {
+    /// The API server answered with an error status.
+    Api {
+        /// What was being done (`list pods app=checkout in shop`).
+        what: String,
+        /// The HTTP status.
+        code: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// The API server could not be reached, or answered nonsense.
+    Transport {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        why: String,
+    },
+    /// The selection chose nothing, or was refused.
+    Refused(Refused),
+    /// A watch kept ending without telling anything.
+    WatchEnded(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Api {
+                what,
+                code: 403,
+                message,
+            } => write!(
+                f,
+                "{what}: the API server refused (403 Forbidden): {message}. The account running \
+                 faultline needs the rights of the faultline-runner role (deploy/runner-rbac.yaml)"
+            ),
+            Error::Api {
+                what,
+                code: 404,
+                message,
+            } => write!(f, "{what}: not found (404): {message}"),
+            Error::Api {
+                what,
+                code: 409,
+                message,
+            } => write!(f, "{what}: conflict (409): {message}"),
+            Error::Api {
+                what,
+                code,
+                message,
+            } => write!(f, "{what}: the API server failed ({code}): {message}"),
+            Error::Transport { what, why } => write!(f, "{what}: {why}"),
+            Error::Refused(refused) => refused.fmt(f),
+            Error::WatchEnded(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn api_error(what: &str, e: kube::Error) -> Error {
+    match e {
+        kube::Error::Api(status) => Error::Api {
+            what: what.to_owned(),
+            code: status.code,
+            message: status.message,
+        },
+        other => Error::Transport {
+            what: what.to_owned(),
+            why: other.to_string(),
+        },
+    }
+}
+
+/// Which pods: namespaces, a label selector, optionally a field selector, and how to choose.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// Namespaces to look in.
+    pub namespaces: Vec<String>,
+    /// A label selector (`app=checkout,tier!=canary`).
+    pub labels: String,
+    /// A field selector (`spec.nodeName=node-1`).
+    pub fields: Option<String>,
+    /// How many to hit.
+    pub mode: Mode,
+    /// The seed the choice is drawn with (recorded in reports).
+    pub seed: u64,
+    /// Also pods that are not Running and Ready.
+    pub include_not_ready: bool,
+    /// Also protected namespaces (`kube-system`, faultline's own).
+    pub allow_protected: bool,
+}
+
+impl Targets {
+    fn describe(&self) -> String {
+        let mut text = format!("selector {} in {}", self.labels, self.namespaces.join(", "));
+        if let Some(fields) = &self.fields {
+            text.push_str(&format!(" (fields {fields})"));
+        }
+        text
+    }
+}
+
+/// What the selection sees of a pod.
+pub fn pod_ref(pod: &Pod) -> PodRef {
+    let meta = &pod.metadata;
+    let status = pod.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    PodRef {
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
+        ready,
+        terminating: meta.deletion_timestamp.is_some(),
+        owner: meta.owner_references.as_ref().and_then(|owners| {
+            owners
+                .iter()
+                .find(|o| o.controller == Some(true))
+                .map(|o| format!("{}/{}", o.kind, o.name))
+        }),
+        containers: status
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| Some((c.name.clone(), c.container_id.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Lists the pods `targets` describes and chooses among them.
+pub async fn select(client: &Client, targets: &Targets) -> Result<Vec<PodRef>, Error> {
+    select::check_namespaces(&targets.namespaces, targets.allow_protected)
+        .map_err(Error::Refused)?;
+    let mut params = ListParams::default().labels(&targets.labels);
+    if let Some(fields) = &targets.fields {
+        params = params.fields(fields);
+    }
+    let mut matched = Vec::new();
+    for namespace in &targets.namespaces {
+        let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let what = format!("list pods {} in {namespace}", targets.labels);
+        let list = api.list(&params).await.map_err(|e| api_error(&what, e))?;
+        matched.extend(list.items.iter().map(pod_ref));
+    }
+    select::choose(
+        matched,
+        targets.mode,
+        targets.seed,
+        targets.include_not_ready,
+        &targets.describe(),
+    )
+    .map_err(Error::Refused)
+}
+
+/// How a pod is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grace {
+    /// With this grace period (its containers get SIGTERM, then SIGKILL after it).
+    Seconds(u32),
+    /// At once (grace 0: `--force`).
+    Force,
+}
+
+/// What a pod kill did, and how the pod's controller recovered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KillReport {
+    /// The pod killed.
+    pub pod: PodRef,
+    /// How.
+    pub grace: Grace,
+    /// When it was gone from the API (after the delete was sent), if seen in time.
+    pub gone_after: Option<Duration>,
+    /// Its replacement (another pod of the same controller), once Ready.
+    pub replacement: Option<String>,
+    /// When the replacement was Ready, if in time: the recovery a gate asserts on.
+    pub ready_after: Option<Duration>,
+}
+
+/// Deletes `pod`, then watches the pods of `labels` in its namespace until it is gone and a
+/// pod of the same controller (another UID) is Ready, or `timeout` passes.
+pub async fn kill(
+    client: &Client,
+    pod: &PodRef,
+    labels: &str,
+    grace: Grace,
+    timeout: Duration,
+) -> Result<KillReport, Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let seconds = match grace {
+        Grace::Seconds(s) => s,
+        Grace::Force => 0,
+    };
+    let started = Instant::now();
+    let what = format!("delete pod {}/{}", pod.namespace, pod.name);
+    api.delete(
+        &pod.name,
+        &DeleteParams {
+            grace_period_seconds: Some(seconds),
+            ..DeleteParams::default()
+        },
+    )
+    .await
+    .map_err(|e| api_error(&what, e))?;
+    let mut report = KillReport {
+        pod: pod.clone(),
+        grace,
+        gone_after: None,
+        replacement: None,
+        ready_after: None,
+    };
+    let what = format!("get pod {}/{}", pod.namespace, pod.name);
+    let now = api
+        .get_opt(&pod.name)
+        .await
+        .map_err(|e| api_error(&what, e))?;
+    if now.is_none_or(|p| p.metadata.uid.as_deref() != Some(pod.uid.as_str())) {
+        report.gone_after = Some(started.elapsed());
+    }
+    let deadline = started + timeout;
+    let what = format!("watch pods {labels} in {}", pod.namespace);
+    let mut version = "0".to_owned();
+    let mut empty_watches = 0;
+    while report.gone_after.is_none() || report.ready_after.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        // The server ends a watch at its timeout (or earlier): it is started again from the
+        // last version seen.
+        let seconds = u32::try_from(left.as_secs())
+            .unwrap_or(u32::MAX)
+            .clamp(1, 290);
+        let params = WatchParams::default().labels(labels).timeout(seconds);
+        let stream = api
+            .watch(&params, &version)
+            .await
+            .map_err(|e| api_error(&what, e))?;
+        let mut stream = std::pin::pin!(stream);
+        let mut events = 0;
+        loop {
+            let next = tokio::time::timeout(
+                deadline.saturating_duration_since(Instant::now()),
+                stream.next(),
+            )
+            .await;
+            let Ok(Some(event)) = next else { break };
+            events += 1;
+            match event.map_err(|e| api_error(&what, e))? {
+                WatchEvent::Added(p) | WatchEvent::Modified(p) => {
+                    version = p.metadata.resource_version.clone().unwrap_or(version);
+                    let seen = pod_ref(&p);
+                    if seen.uid != pod.uid
+                        && seen.owner.is_some()
+                        && seen.owner == pod.owner
+                        && seen.ready
+                        && !seen.terminating
+                        && report.ready_after.is_none()
+                    {
+                        report.replacement = Some(seen.name);
+                        report.ready_after = Some(started.elapsed());
+                    }
+                }
+                WatchEvent::Deleted(p) => {
+                    version = p.metadata.resource_version.clone().unwrap_or(version);
+                    if p.metadata.uid.as_deref() == Some(pod.uid.as_str())
+                        && report.gone_after.is_none()
+                    {
+                        report.gone_after = Some(started.elapsed());
+                    }
+                }
+                WatchEvent::Bookmark(b) => version = b.metadata.resource_version,
+                // 410 Gone: the version is too old; start again from the current state.
+                WatchEvent::Error(status) if status.code == 410 => {
+                    version = "0".into();
+                    break;
+                }
+                WatchEvent::Error(status) => {
+                    return Err(Error::Api {
+                        what,
+                        code: status.code,
+                        message: status.message,
+                    });
+                }
+            }
+            if report.gone_after.is_some() && report.ready_after.is_some() {
+                return Ok(report);
+            }
+        }
+        if events == 0 {
+            empty_watches += 1;
+            if empty_watches >= 3 {
+                return Err(Error::WatchEnded(format!(
+                    "{what}: the watch ended {empty_watches} times without an event; the pod \
+                     {} was{} seen gone and no replacement seen Ready",
+                    pod.name,
+                    if report.gone_after.is_some() {
+                        ""
+                    } else {
+                        " not"
+                    }
+                )));
+            }
+        } else {
+            empty_watches = 0;
+        }
+    }
+    Ok(report)
+}

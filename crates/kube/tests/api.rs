@@ -1,0 +1,338 @@
+//! faultline-kube against a mock API server (a tower service standing in for kube's HTTP
+//! stack): the requests it makes (selectors, grace periods, the watch) and how it reads the
+//! answers, errors included.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_kube::{Error, Grace, Mode, Targets, kill, pods::select};
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+/// Each request, as `METHOD path?query body`.
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// A client whose API server is `answer(method, path and query, body) -> (status, body)`.
+fn mock(
+    answer: impl Fn(&str, &str, &str) -> (u16, String) + Send + Sync + 'static,
+) -> (kube::Client, Log) {
+    let log: Log = Arc::default();
+    let seen = log.clone();
+    let answer = Arc::new(answer);
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let (seen, answer) = (seen.clone(), answer.clone());
+        async move {
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let body = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .unwrap_or_default();
+            let body = String::from_utf8_lossy(&body).into_owned();
+            seen.lock()
+                .unwrap()
+                .push(format!("{method} {uri} {body}").trim().to_owned());
+            let (status, text) = answer(&method, &uri, &body);
+            Ok::<_, std::convert::Infallible>(
+                Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(text.into_bytes()))
+                    .unwrap(),
+            )
+        }
+    });
+    (kube::Client::new(service, "default"), log)
+}
+
+fn pod(name: &str, uid: &str, phase: &str, ready: bool, owner: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "shop",
+            "uid": uid,
+            "resourceVersion": "100",
+            "labels": {"app": "checkout"},
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner,
+                "uid": "rs-1", "controller": true
+            }]
+        },
+        "spec": {"nodeName": "node-1", "containers": [{"name": "checkout", "image": "checkout:1"}]},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            "containerStatuses": [{
+                "name": "checkout", "ready": ready, "restartCount": 0, "image": "checkout:1",
+                "imageID": "", "containerID": format!("containerd://{uid}-c")
+            }]
+        }
+    })
+}
+
+fn list(items: Vec<Value>) -> String {
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": items}).to_string()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> (u16, String) {
+    (
+        code,
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code, "reason": reason, "message": message}).to_string(),
+    )
+}
+
+fn targets(mode: Mode) -> Targets {
+    Targets {
+        namespaces: vec!["shop".into()],
+        labels: "app=checkout".into(),
+        fields: None,
+        mode,
+        seed: 42,
+        include_not_ready: false,
+        allow_protected: false,
+    }
+}
+
+#[tokio::test]
+async fn select_lists_with_the_selectors_and_keeps_running_ready_pods() {
+    let (client, log) = mock(|_, _, _| {
+        (
+            200,
+            list(vec![
+                pod("checkout-a", "u-a", "Running", true, "checkout-rs"),
+                pod("checkout-b", "u-b", "Running", true, "checkout-rs"),
+                pod("checkout-c", "u-c", "Pending", false, "checkout-rs"),
+            ]),
+        )
+    });
+    let mut asked = targets(Mode::All);
+    asked.fields = Some("spec.nodeName=node-1".into());
+    let chosen = select(&client, &asked).await.unwrap();
+    let names: Vec<&str> = chosen.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["checkout-a", "checkout-b"]);
+    assert_eq!(chosen[0].owner.as_deref(), Some("ReplicaSet/checkout-rs"));
+    assert_eq!(chosen[0].node.as_deref(), Some("node-1"));
+    assert_eq!(
+        chosen[0].containers,
+        [("checkout".to_owned(), "containerd://u-a-c".to_owned())]
+    );
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 1);
+    assert!(
+        log[0].starts_with("GET /api/v1/namespaces/shop/pods?")
+            && log[0].contains("labelSelector=app%3Dcheckout")
+            && log[0].contains("fieldSelector=spec.nodeName%3Dnode-1"),
+        "{}",
+        log[0]
+    );
+}
+
+#[tokio::test]
+async fn a_selector_that_matches_nothing_or_a_protected_namespace_is_an_error() {
+    let (client, log) = mock(|_, _, _| (200, list(Vec::new())));
+    let e = select(&client, &targets(Mode::One)).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "selector app=checkout in shop matches no pod"
+    );
+    let mut protected = targets(Mode::One);
+    protected.namespaces = vec!["kube-system".into()];
+    let e = select(&client, &protected).await.unwrap_err();
+    assert!(e.to_string().contains("kube-system is protected"), "{e}");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "a protected namespace is not even listed"
+    );
+}
+
+#[tokio::test]
+async fn api_errors_say_what_was_done_and_what_the_server_said() {
+    let (client, _) = mock(|_, _, _| {
+        status(
+            403,
+            "Forbidden",
+            "pods is forbidden: User \"ci\" cannot list resource \"pods\" in the namespace \"shop\"",
+        )
+    });
+    let e = select(&client, &targets(Mode::One)).await.unwrap_err();
+    assert!(matches!(e, Error::Api { code: 403, .. }));
+    let text = e.to_string();
+    assert!(
+        text.starts_with("list pods app=checkout in shop: the API server refused (403 Forbidden): pods is forbidden")
+            && text.contains("deploy/runner-rbac.yaml"),
+        "{text}"
+    );
+    let (client, _) = mock(|_, _, _| status(500, "InternalError", "etcdserver: request timed out"));
+    let e = select(&client, &targets(Mode::One)).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "list pods app=checkout in shop: the API server failed (500): etcdserver: request timed out"
+    );
+    let victim = faultline_kube::pods::pod_ref(
+        &serde_json::from_value(pod("checkout-a", "u-a", "Running", true, "checkout-rs")).unwrap(),
+    );
+    for (code, reason, says) in [
+        (
+            404,
+            "NotFound",
+            "delete pod shop/checkout-a: not found (404): pods \"checkout-a\" not found",
+        ),
+        (
+            409,
+            "Conflict",
+            "delete pod shop/checkout-a: conflict (409): the object has been modified",
+        ),
+    ] {
+        let message = if code == 404 {
+            "pods \"checkout-a\" not found"
+        } else {
+            "the object has been modified"
+        };
+        let (client, _) = mock(move |_, _, _| status(code, reason, message));
+        let e = kill(
+            &client,
+            &victim,
+            "app=checkout",
+            Grace::Seconds(30),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.to_string(), says);
+    }
+}
+
+#[tokio::test]
+async fn a_pod_kill_deletes_with_the_grace_period_and_waits_for_the_replacement() {
+    let old = pod("checkout-a", "u-a", "Running", true, "checkout-rs");
+    let victim = faultline_kube::pods::pod_ref(&serde_json::from_value(old.clone()).unwrap());
+    let (client, log) = mock(move |method, uri, _| match method {
+        "DELETE" => (200, old.to_string()),
+        // Still there, terminating.
+        "GET" if uri.starts_with("/api/v1/namespaces/shop/pods/checkout-a") => {
+            (200, old.to_string())
+        }
+        "GET" if uri.contains("watch=true") => {
+            let events = [
+                json!({"type": "ADDED", "object": pod("checkout-z", "u-z", "Pending", false, "checkout-rs")}),
+                json!({"type": "ADDED", "object": pod("other-q", "u-q", "Running", true, "other-rs")}),
+                json!({"type": "DELETED", "object": pod("checkout-a", "u-a", "Running", false, "checkout-rs")}),
+                json!({"type": "MODIFIED", "object": pod("checkout-z", "u-z", "Running", true, "checkout-rs")}),
+            ];
+            (
+                200,
+                events
+                    .iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n",
+            )
+        }
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let report = kill(
+        &client,
+        &victim,
+        "app=checkout",
+        Grace::Seconds(30),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert!(report.gone_after.is_some());
+    assert_eq!(
+        report.replacement.as_deref(),
+        Some("checkout-z"),
+        "same controller, not other-q"
+    );
+    assert!(report.ready_after.is_some());
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log[0].starts_with("DELETE /api/v1/namespaces/shop/pods/checkout-a"),
+        "{}",
+        log[0]
+    );
+    assert!(log[0].contains("\"gracePeriodSeconds\":30"), "{}", log[0]);
+    assert!(
+        log[2].contains("watch=true") && log[2].contains("labelSelector=app%3Dcheckout"),
+        "{}",
+        log[2]
+    );
+
+    // --force: grace 0.
+    let (client, log) = mock(|method, _, _| match method {
+        "DELETE" => (
+            200,
+            pod("checkout-a", "u-a", "Running", true, "checkout-rs").to_string(),
+        ),
+        "GET" => status(404, "NotFound", "gone"),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let _ = kill(
+        &client,
+        &victim,
+        "app=checkout",
+        Grace::Force,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert!(log.lock().unwrap()[0].contains("\"gracePeriodSeconds\":0"));
+}
+
+#[tokio::test]
+async fn a_watch_that_keeps_ending_is_an_error_and_no_replacement_in_time_is_reported() {
+    let old = pod("checkout-a", "u-a", "Running", true, "checkout-rs");
+    let victim = faultline_kube::pods::pod_ref(&serde_json::from_value(old.clone()).unwrap());
+    let deleted = old.clone();
+    let (client, _) = mock(move |method, uri, _| match method {
+        "DELETE" => (200, deleted.to_string()),
+        "GET" if uri.contains("watch=true") => (200, String::new()),
+        "GET" => (200, deleted.to_string()),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let e = kill(
+        &client,
+        &victim,
+        "app=checkout",
+        Grace::Seconds(1),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "watch pods app=checkout in shop: the watch ended 3 times without an event"
+        ),
+        "{e}"
+    );
+
+    // The pod goes, but nothing replaces it within the timeout: the report says so.
+    let gone = old.clone();
+    let (client, _) = mock(move |method, uri, _| match method {
+        "DELETE" => (200, gone.to_string()),
+        "GET" if uri.contains("watch=true") => (
+            200,
+            json!({"type": "DELETED", "object": gone.clone()}).to_string() + "\n",
+        ),
+        "GET" => status(404, "NotFound", "gone"),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let report = kill(
+        &client,
+        &victim,
+        "app=checkout",
+        Grace::Seconds(1),
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap();
+    assert!(report.gone_after.is_some());
+    assert_eq!(report.ready_after, None);
+    assert_eq!(report.replacement, None);
+}
