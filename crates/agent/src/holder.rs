@@ -559,13 +559,16 @@ impl Holder {
         let held = self.faults.get_mut(id)?;
         if let Some(applied) = held.applied.take() {
             let mut packets = None;
+            let mut throttled = None;
             let outcome = match applied {
                 Applied::Net(net) => net.revert().map(|p| packets = p),
                 Applied::Pause(paused) => paused.revert(),
                 Applied::Freeze(frozen) => frozen.revert(),
-                Applied::Stress(stress) => stress.revert().map(|_| ()),
+                Applied::Stress(stress) => stress.revert().map(|r| throttled = r.throttled_periods),
             };
+            // The last counts stay in the view once reverted.
             held.view.packets = packets.or(held.view.packets);
+            held.view.throttled_periods = throttled.or(held.view.throttled_periods);
             held.view.reverted_by = Some(why.into());
             held.view.seconds_left = None;
             match outcome {

@@ -230,12 +230,8 @@ impl FaultSpec {
                 direction,
                 ..
             } => format!("{percent}% of {}", net(peers, ports, protocol, direction)),
-            FaultSpec::Pause { cgroup, .. } => if cgroup.is_some() {
-                "freeze"
-            } else {
-                "SIGSTOP"
-            }
-            .into(),
+            // A cgroup, or a pod (its or a container's cgroup), is frozen; a process stopped.
+            FaultSpec::Pause { pid, .. } => if pid.is_some() { "SIGSTOP" } else { "freeze" }.into(),
             FaultSpec::Stress { workers, load, .. } => {
                 let s = if *workers == 1 { "" } else { "s" };
                 format!("{workers} worker{s} at {load}%")
@@ -308,7 +304,8 @@ pub struct FaultView {
     pub seconds_left: Option<f64>,
     /// Its lease, in seconds, if it has one.
     pub lease_seconds: Option<f64>,
-    /// Whether the kernel removes it if the agent dies (always, for the faults built so far).
+    /// Whether the kernel removes it if the agent dies: false only for a network fault on a
+    /// kernel without nftables owner tables (the next agent's sweep removes it).
     pub kernel_anchored: bool,
     /// What holds it or what it did: the table and its holder, the workers, the kill outcome.
     pub detail: String,

@@ -172,7 +172,7 @@ fn the_api_refuses_what_it_should() {
         (r#"{"fault": {"pause": {"seconds": 1}}}"#, "give the target"),
         (
             r#"{"fault": {"pause": {"pid": 5, "cgroup": "/sys/fs/cgroup/x", "seconds": 1}}}"#,
-            "not both",
+            "not several",
         ),
         (
             r#"{"fault": {"pause": {"cgroup": "app", "seconds": 1}}}"#,
