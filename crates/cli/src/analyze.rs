@@ -50,10 +50,14 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
     write_stdout(&text)
 }
 
-/// Reads an input: a file, or an `http://`/`https://` URL fetched once (a Go service's
-/// `/debug/pprof/goroutine?debug=2`, say). A missing file is bad input (exit 2), other I/O and
+/// Reads an input: a file, an `http://`/`https://` URL fetched once (a Go service's
+/// `/debug/pprof/goroutine?debug=2`, say), or `pod:NS/NAME[/CONTAINER]`, the log of a
+/// container's previous (crashed) run through the Kubernetes API. A missing file is bad input (exit 2), other I/O and
 /// network errors failures (exit 1).
 pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    if let Some(pod) = path.to_str().and_then(|p| p.strip_prefix("pod:")) {
+        return crate::kube::previous_log(pod);
+    }
     if let Some(url) = path
         .to_str()
         .filter(|p| p.starts_with("http://") || p.starts_with("https://"))

@@ -90,3 +90,25 @@ pub fn pod_kill(args: &PodKillArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// `pod:NS/NAME[/CONTAINER]` as an input of `analyze`: the log of the container's previous run
+/// (the one that crashed), with the current kubeconfig context.
+pub fn previous_log(spec: &str) -> Result<Vec<u8>, Failure> {
+    let parts: Vec<&str> = spec.split('/').collect();
+    let (namespace, pod, container) = match parts.as_slice() {
+        [ns, pod] if !ns.is_empty() && !pod.is_empty() => (*ns, *pod, None),
+        [ns, pod, c] if !ns.is_empty() && !pod.is_empty() && !c.is_empty() => (*ns, *pod, Some(*c)),
+        _ => {
+            return Err(Failure::usage(format!(
+                "pod:{spec}: expected pod:NAMESPACE/POD or pod:NAMESPACE/POD/CONTAINER"
+            )));
+        }
+    };
+    let text = faultline_kube::block_on(async {
+        let client = faultline_kube::client(None).await?;
+        faultline_kube::pods::log(&client, namespace, pod, container, true).await
+    })
+    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?
+    .map_err(|e| Failure::failed(anyhow::anyhow!("pod:{spec}: {e}")))?;
+    Ok(text.into_bytes())
+}

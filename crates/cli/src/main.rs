@@ -180,8 +180,10 @@ struct LookupArgs {
 struct AnalyzeArgs {
     /// Crash records (JSON, from faultline-capture) or task dumps (Go panic or fatal-error
     /// output, SIGQUIT dumps, /debug/pprof/goroutine?debug=0|1|2, Rust panic output, tokio task
-    /// dumps, also inside logs), as files or http(s) URLs fetched once; the format is detected
-    /// from the content.
+    /// dumps, also inside logs), as files, http(s) URLs fetched once, or
+    /// pod:NAMESPACE/POD[/CONTAINER] (the log of the container's previous, crashed run, through
+    /// the Kubernetes API with the current kubeconfig context); the format is detected from the
+    /// content.
     #[arg(value_name = "FILE", required_unless_present = "diff")]
     inputs: Vec<PathBuf>,
     /// Compare two task dumps: which stacks appeared, grew, shrank or vanished.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, WatchEvent, WatchParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, WatchEvent, WatchParams};
 
 use crate::select::{self, Mode, PodRef, Refused};
 
@@ -325,4 +325,34 @@ pub async fn kill(
         }
     }
     Ok(report)
+}
+
+/// The log of a container's previous run (`previous=true`: the run that crashed, when the
+/// container restarted), or of its current run. `container` may be left out for a pod with one
+/// container.
+pub async fn log(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    container: Option<&str>,
+    previous: bool,
+) -> Result<String, Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let what = format!(
+        "read the {}log of {namespace}/{pod}{}",
+        if previous { "previous run's " } else { "" },
+        container
+            .map(|c| format!(" container {c}"))
+            .unwrap_or_default()
+    );
+    api.logs(
+        pod,
+        &LogParams {
+            container: container.map(str::to_owned),
+            previous,
+            ..LogParams::default()
+        },
+    )
+    .await
+    .map_err(|e| api_error(&what, e))
 }

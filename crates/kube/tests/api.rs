@@ -336,3 +336,40 @@ async fn a_watch_that_keeps_ending_is_an_error_and_no_replacement_in_time_is_rep
     assert_eq!(report.ready_after, None);
     assert_eq!(report.replacement, None);
 }
+
+#[tokio::test]
+async fn a_crashed_containers_previous_log_is_read() {
+    let (client, log) = mock(|_, uri, _| {
+        if uri.contains("previous=true") {
+            (
+                200,
+                "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:9 +0x1d\n"
+                    .into(),
+            )
+        } else {
+            status(
+                400,
+                "BadRequest",
+                "previous terminated container \"checkout\" in pod \"checkout-a\" not found",
+            )
+        }
+    });
+    let text = faultline_kube::pods::log(&client, "shop", "checkout-a", Some("checkout"), true)
+        .await
+        .unwrap();
+    assert!(text.starts_with("panic: boom"), "{text}");
+    let request = log.lock().unwrap()[0].clone();
+    assert!(
+        request.starts_with("GET /api/v1/namespaces/shop/pods/checkout-a/log?")
+            && request.contains("container=checkout")
+            && request.contains("previous=true"),
+        "{request}"
+    );
+    let e = faultline_kube::pods::log(&client, "shop", "checkout-a", Some("checkout"), false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "read the log of shop/checkout-a container checkout: the API server failed (400): previous terminated container \"checkout\" in pod \"checkout-a\" not found"
+    );
+}

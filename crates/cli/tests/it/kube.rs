@@ -87,11 +87,15 @@ impl FakeApi {
     }
 
     fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        self.kubeconfig_with(dir, "other")
+    }
+
+    fn kubeconfig_with(&self, dir: &std::path::Path, current: &str) -> std::path::PathBuf {
         let path = dir.join("kubeconfig");
         std::fs::write(
             &path,
             format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: other\n\
+                "apiVersion: v1\nkind: Config\ncurrent-context: {current}\n\
                  clusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{}\n\
                  - name: other\n  cluster:\n    server: http://127.0.0.1:1\n\
                  contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: ci\n\
@@ -112,6 +116,24 @@ fn answer(request_line: &str, forbid_list: bool) -> (&'static str, String) {
         .to_string()
     };
     let target = request_line.split_whitespace().nth(1).unwrap_or_default();
+    if target.starts_with("/api/v1/namespaces/shop/pods/checkout-a/log?") {
+        if !target.contains("previous=true") {
+            return (
+                "400 Bad Request",
+                status(400, "BadRequest", "not the previous log"),
+            );
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let panic = std::fs::read_to_string(
+            root.join("crates/dump/tests/fixtures/go/go1.19/default/panic.txt"),
+        )
+        .unwrap();
+        // As a container log has it: the service's own lines, then the panic.
+        return (
+            "200 OK",
+            format!("listening on :8080\nserving /checkout\n{panic}"),
+        );
+    }
     if request_line.starts_with("DELETE /api/v1/namespaces/shop/pods/checkout-a") {
         return ("200 OK", pod("checkout-a", "u-a", true).to_string());
     }
@@ -243,6 +265,41 @@ fn refusals_and_api_errors_have_their_exit_codes() {
     assert!(
         ran.stderr
             .contains("expected one, all, fixed:N or percent:P"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn analyze_reads_a_crashed_containers_previous_log_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(false);
+    let kubeconfig = api.kubeconfig_with(dir.path(), "fake");
+    let ran = run(faultline()
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["analyze", "pod:shop/checkout-a/checkout"]));
+    assert_eq!(ran.code(), Some(0), "{}", ran.context());
+    assert!(
+        ran.stdout
+            .contains("panic: faultline-blocker: deliberate panic in main.crash")
+            && ran
+                .stdout
+                .contains("main.crash  <- first frame of your code"),
+        "{}",
+        ran.stdout
+    );
+    let log = api.log.lock().unwrap();
+    assert!(
+        log.iter().any(|r| r.contains("/pods/checkout-a/log?")
+            && r.contains("container=checkout")
+            && r.contains("previous=true")),
+        "{log:?}"
+    );
+    drop(log);
+    let ran = run(faultline().args(["analyze", "pod:shop"]));
+    assert_eq!(ran.code(), Some(2), "{}", ran.context());
+    assert!(
+        ran.stderr.contains("expected pod:NAMESPACE/POD"),
         "{}",
         ran.stderr
     );
