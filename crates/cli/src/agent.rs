@@ -153,8 +153,41 @@ pub fn faults(command: FaultsCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The agent's form of an `inject` fault.
-pub fn spec(kind: &InjectKind) -> Result<FaultSpec, Failure> {
+/// The agent's form of an `inject` fault; with `pod`, aimed at that pod instead of a pid or a
+/// cgroup.
+pub fn spec(
+    kind: &InjectKind,
+    pod: Option<faultline_agent::spec::PodTarget>,
+) -> Result<FaultSpec, Failure> {
+    let mut spec = spec_of(kind)?;
+    if let Some(target) = pod {
+        match &mut spec {
+            FaultSpec::Partition {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Loss {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Pause {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Stress {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Kill {
+                pid, cgroup, pod, ..
+            } => {
+                if pid.is_some() || cgroup.is_some() {
+                    return Err(Failure::usage("give --pod, or --pid or --cgroup, not both"));
+                }
+                *pod = Some(target);
+            }
+        }
+    }
+    Ok(spec)
+}
+
+fn spec_of(kind: &InjectKind) -> Result<FaultSpec, Failure> {
     Ok(match kind {
         InjectKind::PodKill(_) => {
             return Err(Failure::usage(
@@ -227,8 +260,13 @@ pub fn spec(kind: &InjectKind) -> Result<FaultSpec, Failure> {
 /// `inject` through an agent: create the fault with a lease, renew it while waiting, revert
 /// at the end. If this process stops renewing (killed, stopped, cut off), the lease expires
 /// and the agent reverts the fault.
-pub fn inject(client: &Client, kind: &InjectKind, lease: Duration) -> Result<(), Failure> {
-    let spec = spec(kind)?;
+pub fn inject(
+    client: &Client,
+    kind: &InjectKind,
+    lease: Duration,
+    pod: Option<faultline_agent::spec::PodTarget>,
+) -> Result<(), Failure> {
+    let spec = spec(kind, pod)?;
     let duration = Duration::from_secs_f64(spec.seconds());
     let interrupts = Interrupts::block();
     let started = Instant::now();

@@ -20,8 +20,12 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
     if let InjectKind::PodKill(kill) = &args.kind {
         return crate::kube::pod_kill(kill);
     }
+    if let Some(pod) = &args.pod.pod {
+        let (client, target) = crate::kube::agent_for_pod(pod, &args.pod, &args.agent)?;
+        return crate::agent::inject(&client, &args.kind, args.lease, Some(target));
+    }
     if let Some(client) = crate::agent::client(&args.agent, false)? {
-        return crate::agent::inject(&client, &args.kind, args.lease);
+        return crate::agent::inject(&client, &args.kind, args.lease, None);
     }
     match args.kind {
         InjectKind::PodKill(_) => Ok(()),
@@ -56,7 +60,7 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
             grace,
             ..
         } => kill_cgroup(&cgroup, &signal, grace),
-        InjectKind::Kill { .. } => Err(Failure::usage("kill needs --pid or --cgroup")),
+        InjectKind::Kill { .. } => Err(Failure::usage("kill needs --pid, --cgroup or --pod")),
         InjectKind::Pause {
             pid: Some(pid),
             duration,
@@ -67,7 +71,7 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
             duration,
             ..
         } => freeze(&cgroup, duration),
-        InjectKind::Pause { .. } => Err(Failure::usage("pause needs --pid or --cgroup")),
+        InjectKind::Pause { .. } => Err(Failure::usage("pause needs --pid, --cgroup or --pod")),
         InjectKind::Stress {
             pid,
             cgroup,
@@ -78,7 +82,9 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
             let target = match (pid, cgroup) {
                 (Some(pid), _) => Target::process(pid).map_err(invalid)?,
                 (None, Some(dir)) => Target::cgroup(&dir).map_err(invalid)?.0,
-                (None, None) => return Err(Failure::usage("stress needs --pid or --cgroup")),
+                (None, None) => {
+                    return Err(Failure::usage("stress needs --pid, --cgroup or --pod"));
+                }
             };
             stress(&target, Stress { workers, load }, duration)
         }
@@ -123,7 +129,7 @@ fn network(kind: &str, net: &NetArgs, effect: Effect) -> Result<(), Failure> {
             Target::cgroup(dir).map_err(invalid)?.0,
             format!("the processes of cgroup {}", dir.display()),
         ),
-        (None, None) => return Err(Failure::usage("give --pid or --cgroup")),
+        (None, None) => return Err(Failure::usage("give --pid, --cgroup or --pod")),
     };
     let id = faultline_fault::new_fault_id();
     let interrupts = Interrupts::block();

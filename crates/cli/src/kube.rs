@@ -112,3 +112,80 @@ pub fn previous_log(spec: &str) -> Result<Vec<u8>, Failure> {
     .map_err(|e| Failure::failed(anyhow::anyhow!("pod:{spec}: {e}")))?;
     Ok(text.into_bytes())
 }
+
+/// `inject --pod NS/NAME`: the pod (its UID, node and containers) from the API server, and a
+/// client of the agent on its node — `--agent` if given, else the agent pod's IP and API port.
+pub fn agent_for_pod(
+    pod: &str,
+    args: &crate::PodTargetArgs,
+    agent: &crate::AgentClientArgs,
+) -> Result<(faultline_agent::Client, faultline_agent::spec::PodTarget), Failure> {
+    let Some((namespace, name)) = pod
+        .split_once('/')
+        .filter(|(ns, n)| !ns.is_empty() && !n.is_empty())
+    else {
+        return Err(Failure::usage(format!(
+            "--pod {pod}: expected NAMESPACE/NAME"
+        )));
+    };
+    let context = args.context.clone();
+    let agent_namespace = args.agent_namespace.clone();
+    let found = faultline_kube::block_on(async {
+        let client = faultline_kube::client(context.as_deref()).await?;
+        let target = faultline_kube::pods::get(&client, namespace, name).await?;
+        let node = target.node.clone().unwrap_or_default();
+        let agent = if node.is_empty() {
+            None
+        } else {
+            Some(faultline_kube::pods::agent_on(&client, &agent_namespace, &node).await?)
+        };
+        Ok::<_, faultline_kube::Error>((target, agent))
+    })
+    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?
+    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
+    let (target, agent_pod) = found;
+    let container = match &args.container {
+        None => None,
+        Some(wanted) => Some(
+            target
+                .containers
+                .iter()
+                .find(|(name, _)| name == wanted)
+                .map(|(_, id)| id.clone())
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "--container {wanted}: pod {pod} has no running container of that name \
+                         (containers: {})",
+                        target
+                            .containers
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?,
+        ),
+    };
+    let token = crate::agent::read_token(agent.token_file.as_ref())?;
+    let addr = match (&agent.agent, agent_pod) {
+        (Some(addr), _) => addr.parse().map_err(Failure::usage)?,
+        (None, Some((_, address))) => faultline_agent::AgentAddr::Tcp(address),
+        (None, None) => {
+            return Err(Failure::failed(anyhow::anyhow!(
+                "pod {pod} is not scheduled on a node yet: no agent can reach it"
+            )));
+        }
+    };
+    println!(
+        "faultline: pod {pod} (uid {}, node {}) through the agent at {addr}",
+        target.uid,
+        target.node.as_deref().unwrap_or("?")
+    );
+    Ok((
+        faultline_agent::Client::new(addr, token),
+        faultline_agent::spec::PodTarget {
+            uid: target.uid,
+            container,
+        },
+    ))
+}

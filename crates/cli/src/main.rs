@@ -274,6 +274,32 @@ struct InjectArgs {
     /// process killed, stopped or cut off), the agent reverts the fault when it runs out.
     #[arg(long, global = true, default_value = "15s", value_parser = humantime::parse_duration)]
     lease: std::time::Duration,
+    #[command(flatten)]
+    pod: PodTargetArgs,
+}
+
+/// A pod on Kubernetes as the target, through the agent on its node.
+#[derive(Debug, clap::Args)]
+struct PodTargetArgs {
+    /// The target pod, NAMESPACE/NAME: found through the API server (kubeconfig), then faulted
+    /// by the faultline agent on its node (reached at its pod IP, with --token-file).
+    #[arg(long, global = true, value_name = "NS/NAME")]
+    pod: Option<String>,
+    /// With --pod: one of its containers, by name (stress, pause, kill); network faults always
+    /// go to the pod's network namespace.
+    #[arg(long, global = true, value_name = "NAME", requires = "pod")]
+    container: Option<String>,
+    /// With --pod: the kubeconfig context (default: the current one).
+    #[arg(long, global = true, value_name = "CONTEXT", requires = "pod")]
+    context: Option<String>,
+    /// With --pod: the namespace of the agent's DaemonSet.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NS",
+        default_value = "faultline-system"
+    )]
+    agent_namespace: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -399,7 +425,7 @@ enum InjectKind {
         net: NetArgs,
     },
     /// Send a signal (TERM unless told), then SIGKILL if the process outlives --grace.
-    #[command(group = clap::ArgGroup::new("kill_target").required(true).args(["pid", "cgroup"]))]
+    #[command(group = clap::ArgGroup::new("kill_target").args(["pid", "cgroup"]))]
     Kill {
         /// The process.
         #[arg(long)]
@@ -415,7 +441,7 @@ enum InjectKind {
         grace: std::time::Duration,
     },
     /// Burn CPU inside the process's cgroup, competing for its CPU limit.
-    #[command(group = clap::ArgGroup::new("stress_target").required(true).args(["pid", "cgroup"]))]
+    #[command(group = clap::ArgGroup::new("stress_target").args(["pid", "cgroup"]))]
     Stress {
         /// The process whose cgroup to stress.
         #[arg(long)]
@@ -435,7 +461,7 @@ enum InjectKind {
     },
     /// Stop the process (SIGSTOP) for a while, then continue it (SIGCONT); or freeze every
     /// process of a cgroup with the kernel's freezer, then thaw it.
-    #[command(group = clap::ArgGroup::new("pause_target").required(true).args(["pid", "cgroup"]))]
+    #[command(group = clap::ArgGroup::new("pause_target").args(["pid", "cgroup"]))]
     Pause {
         /// The process.
         #[arg(long)]
@@ -452,7 +478,7 @@ enum InjectKind {
 
 /// A network fault's target, traffic and duration.
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("net_target").required(true).args(["pid", "cgroup"]))]
+#[command(group = clap::ArgGroup::new("net_target").args(["pid", "cgroup"]))]
 struct NetArgs {
     /// A process in the network namespace to fault.
     #[arg(long)]

@@ -356,3 +356,71 @@ pub async fn log(
     .await
     .map_err(|e| api_error(&what, e))
 }
+
+/// Pod `namespace/name` as the selection sees it.
+pub async fn get(client: &Client, namespace: &str, name: &str) -> Result<PodRef, Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let what = format!("get pod {namespace}/{name}");
+    let pod = api.get(name).await.map_err(|e| api_error(&what, e))?;
+    Ok(pod_ref(&pod))
+}
+
+/// The faultline agent on `node`: the Running and Ready pod of its DaemonSet there (labels
+/// `app.kubernetes.io/name=faultline,app.kubernetes.io/component=agent` in `namespace`), and
+/// the address of its API (its pod IP and the container port named `api`).
+pub async fn agent_on(
+    client: &Client,
+    namespace: &str,
+    node: &str,
+) -> Result<(PodRef, std::net::SocketAddr), Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let labels = "app.kubernetes.io/name=faultline,app.kubernetes.io/component=agent";
+    let what = format!("find the faultline agent on node {node} (pods {labels} in {namespace})");
+    let params = ListParams::default()
+        .labels(labels)
+        .fields(&format!("spec.nodeName={node}"));
+    let list = api.list(&params).await.map_err(|e| api_error(&what, e))?;
+    let agent = list
+        .items
+        .iter()
+        .find(|p| {
+            let r = pod_ref(p);
+            r.phase == "Running" && r.ready && !r.terminating
+        })
+        .ok_or_else(|| Error::Transport {
+            what: what.clone(),
+            why: format!(
+                "no Running and Ready agent pod there ({} found): is the DaemonSet deployed \
+                 (deploy/) and scheduled on that node?",
+                list.items.len()
+            ),
+        })?;
+    let ip = agent
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+    let port = agent
+        .spec
+        .as_ref()
+        .and_then(|s| {
+            s.containers.iter().find_map(|c| {
+                c.ports
+                    .as_ref()?
+                    .iter()
+                    .find(|p| p.name.as_deref() == Some("api"))
+                    .map(|p| p.container_port)
+            })
+        })
+        .and_then(|p| u16::try_from(p).ok());
+    match (ip, port) {
+        (Some(ip), Some(port)) => Ok((pod_ref(agent), std::net::SocketAddr::new(ip, port))),
+        _ => Err(Error::Transport {
+            what,
+            why: format!(
+                "agent pod {} has no pod IP or no container port named api",
+                agent.metadata.name.as_deref().unwrap_or("?")
+            ),
+        }),
+    }
+}

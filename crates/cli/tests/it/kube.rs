@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::faultline;
 
-fn pod(name: &str, uid: &str, ready: bool) -> Value {
+pub(crate) fn pod(name: &str, uid: &str, ready: bool) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
@@ -27,13 +27,20 @@ fn pod(name: &str, uid: &str, ready: bool) -> Value {
 }
 
 /// A fake API server: answers by request line; every request is logged with its headers.
-struct FakeApi {
+pub(crate) struct FakeApi {
     port: u16,
-    log: Arc<Mutex<Vec<String>>>,
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
 }
+
+/// How a fake API server answers a request line: a status line (`200 OK`) and a JSON body.
+pub(crate) type Answer = dyn Fn(&str) -> (&'static str, String) + Send + Sync;
 
 impl FakeApi {
     fn start(forbid_list: bool) -> Self {
+        Self::serve(Arc::new(move |line: &str| answer(line, forbid_list)))
+    }
+
+    pub(crate) fn serve(answer: Arc<Answer>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -41,6 +48,7 @@ impl FakeApi {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let seen = seen.clone();
+                let answer = answer.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut stream = stream;
@@ -71,7 +79,7 @@ impl FakeApi {
                             String::from_utf8_lossy(&body)
                         );
                         seen.lock().unwrap().push(request);
-                        let (status, text) = answer(line.trim(), forbid_list);
+                        let (status, text) = answer(line.trim());
                         let reply = format!(
                             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
                             text.len()
@@ -90,7 +98,11 @@ impl FakeApi {
         self.kubeconfig_with(dir, "other")
     }
 
-    fn kubeconfig_with(&self, dir: &std::path::Path, current: &str) -> std::path::PathBuf {
+    pub(crate) fn kubeconfig_with(
+        &self,
+        dir: &std::path::Path,
+        current: &str,
+    ) -> std::path::PathBuf {
         let path = dir.join("kubeconfig");
         std::fs::write(
             &path,

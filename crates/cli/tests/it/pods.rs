@@ -23,11 +23,14 @@ const APP: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b
 /// `faultline-kt-<pid>` (the kubelet's `--cgroup-root` for the agent). Removed on drop.
 struct KubeletCgroups {
     roots: Vec<PathBuf>,
+    /// The kubelet's cgroup root, for the agent's policy (`/faultline-kt-<pid>-<tag>`).
+    kubelet_root: String,
 }
 
 impl KubeletCgroups {
-    fn new(containers: &[(&str, u32)]) -> Self {
-        let name = format!("faultline-kt-{}", std::process::id());
+    /// `tag` keeps the tests that run at once apart.
+    fn new(tag: &str, containers: &[(&str, u32)]) -> Self {
+        let name = format!("faultline-kt-{}-{tag}", std::process::id());
         let roots: Vec<PathBuf> = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/freezer"]
             .iter()
             .map(|h| Path::new(h).join(&name))
@@ -39,7 +42,21 @@ impl KubeletCgroups {
                 std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
             }
         }
-        Self { roots }
+        Self {
+            roots,
+            kubelet_root: format!("/{name}"),
+        }
+    }
+
+    /// The agent's policy file for these cgroups.
+    fn policy(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("policy.json");
+        std::fs::write(
+            &path,
+            format!(r#"{{"kubelet_cgroup_root": "{}"}}"#, self.kubelet_root),
+        )
+        .unwrap();
+        path
     }
 
     fn container(root: &Path, id: &str) -> PathBuf {
@@ -119,16 +136,8 @@ fn a_pod_is_found_by_its_cgroups_and_each_fault_lands_where_it_should() {
     assert!(wait_until(Instant::now() + Duration::from_secs(5), || {
         std::fs::read_to_string(format!("/proc/{pause}/comm")).is_ok_and(|c| c.trim() == "pause")
     }));
-    let cgroups = KubeletCgroups::new(&[(SANDBOX, pause), (APP, setup.target)]);
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        format!(
-            r#"{{"kubelet_cgroup_root": "/faultline-kt-{}"}}"#,
-            std::process::id()
-        ),
-    )
-    .unwrap();
+    let cgroups = KubeletCgroups::new("agent", &[(SANDBOX, pause), (APP, setup.target)]);
+    let policy = cgroups.policy(dir.path());
     let socket = dir.path().join("agent.sock");
     let mut agent = Agent::start(
         dir.path(),
@@ -233,5 +242,129 @@ fn a_pod_is_found_by_its_cgroups_and_each_fault_lands_where_it_should() {
     );
     assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
     agent.guard.stop();
+    drop(cgroups);
+}
+
+/// `inject --pod NS/NAME`: the pod and the agent on its node come from the API server (a fake
+/// one on loopback, through a kubeconfig context); the agent is a real one, over TCP with a
+/// token; the pod's cgroups and sandbox are real. The partition lands in the sandbox's
+/// namespace, the stress in the named container's cgroup.
+#[test]
+fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
+    let mut setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let sleep = run_ok(Command::new("sh").args(["-c", "command -v sleep"]))
+        .stdout
+        .trim()
+        .to_owned();
+    let pause_binary = dir.path().join("pause");
+    std::fs::copy(&sleep, &pause_binary).unwrap();
+    let pause = setup.lab.spawn(
+        setup
+            .lab
+            .command(1, pause_binary.to_str().unwrap())
+            .arg("600"),
+    );
+    assert!(wait_until(Instant::now() + Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pause}/comm")).is_ok_and(|c| c.trim() == "pause")
+    }));
+    let cgroups = KubeletCgroups::new("api", &[(SANDBOX, pause), (APP, setup.target)]);
+    let policy = cgroups.policy(dir.path());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "node-token\n").unwrap();
+    let port = faultline_tests::free_port();
+    let _agent = Agent::start(
+        dir.path(),
+        &format!("tcp:127.0.0.1:{port}"),
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+
+    // The API server knows the pod (on node-1, with its container's id) and the agent pod on
+    // node-1 (at 127.0.0.1, its API port named `api`).
+    let answer = move |line: &str| -> (&'static str, String) {
+        let target = line.split_whitespace().nth(1).unwrap_or_default();
+        if target.starts_with("/api/v1/namespaces/shop/pods/checkout-a") {
+            let mut pod = crate::kube::pod("checkout-a", UID, true);
+            pod["status"]["containerStatuses"] = serde_json::json!([{
+                "name": "checkout", "ready": true, "restartCount": 0, "image": "checkout:1",
+                "imageID": "", "containerID": format!("containerd://{APP}")
+            }]);
+            return ("200 OK", pod.to_string());
+        }
+        if target.starts_with("/api/v1/namespaces/faultline-system/pods?")
+            && target.contains("fieldSelector=spec.nodeName%3Dnode-1")
+            && target.contains("app.kubernetes.io%2Fcomponent%3Dagent")
+        {
+            let mut agent = crate::kube::pod("faultline-agent-x", "agent-uid", true);
+            agent["spec"]["containers"] = serde_json::json!([{
+                "name": "agent", "ports": [{"name": "api", "containerPort": port}]
+            }]);
+            agent["status"]["podIP"] = serde_json::json!("127.0.0.1");
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "PodList",
+                "metadata": {"resourceVersion": "1"}, "items": [agent]});
+            return ("200 OK", list.to_string());
+        }
+        (
+            "404 Not Found",
+            serde_json::json!({"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "code": 404, "message": format!("unexpected {target}")})
+            .to_string(),
+        )
+    };
+    let api = crate::kube::FakeApi::serve(std::sync::Arc::new(answer));
+    let kubeconfig = api.kubeconfig_with(dir.path(), "fake");
+
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let inject = |args: &[&str]| {
+        faultline_tests::ChildGuard::spawn(
+            crate::faultline()
+                .env("KUBECONFIG", &kubeconfig)
+                .args(["inject"])
+                .args(args)
+                .args([
+                    "--pod",
+                    "shop/checkout-a",
+                    "--token-file",
+                    token.to_str().unwrap(),
+                ])
+                .args(["--for", "30s"])
+                .stdout(out.reopen().unwrap())
+                .stderr(out.reopen().unwrap()),
+        )
+    };
+    let mut partition = inject(&["partition", "--peer", NetLab::A_IP]);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || !setup
+            .lab
+            .faultline_tables(1)
+            .is_empty()),
+        "no partition in the pod's namespace: {}",
+        std::fs::read_to_string(out.path()).unwrap_or_default()
+    );
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    let mut stress = inject(&["stress", "--container", "checkout", "--workers", "1"]);
+    assert!(wait_until(Instant::now() + Duration::from_secs(10), || {
+        KubeletCgroups::pids(&cgroups.cpu(APP)).len() >= 2
+    }));
+    assert_eq!(KubeletCgroups::pids(&cgroups.cpu(SANDBOX)), [pause]);
+    // Ctrl-C: each inject asks its agent to revert, and the pod is whole again.
+    signal(partition.id(), libc::SIGINT);
+    signal(stress.id(), libc::SIGINT);
+    assert!(wait_until(Instant::now() + Duration::from_secs(10), || {
+        partition.has_exited() && stress.has_exited()
+    }));
+    assert!(setup.lab.faultline_tables(1).is_empty());
+    assert_eq!(KubeletCgroups::pids(&cgroups.cpu(APP)), [setup.target]);
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
+    let log = api.log.lock().unwrap().clone();
+    assert!(
+        log.iter().any(|r| r.contains("/pods/checkout-a")),
+        "{log:?}"
+    );
     drop(cgroups);
 }
