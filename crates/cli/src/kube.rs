@@ -32,8 +32,18 @@ pub fn pod_kill(args: &PodKillArgs) -> Result<(), Failure> {
         include_not_ready: args.include_not_ready,
         allow_protected: args.allow_protected_namespace,
     };
-    let context = args.context.clone();
-    let timeout = args.timeout;
+    kill_targets(targets, grace, args.timeout, args.context.clone())
+}
+
+/// Chooses the pods of `targets` and kills each, waiting for its replacement; prints what
+/// happened. Exit 1 when a replacement is not Ready within `timeout`.
+fn kill_targets(
+    targets: Targets,
+    grace: Grace,
+    timeout: Duration,
+    context: Option<String>,
+) -> Result<(), Failure> {
+    let seed = targets.seed;
     let outcome = faultline_kube::block_on(async move {
         let client = faultline_kube::client(context.as_deref()).await?;
         let chosen = faultline_kube::pods::select(&client, &targets).await?;
@@ -89,6 +99,41 @@ pub fn pod_kill(args: &PodKillArgs) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// `faultline run` on a Chaos Mesh manifest: translated (what cannot be is named, exit 2),
+/// printed with `--dry-run`, else carried out with the current kubeconfig context.
+pub fn run_chaos_mesh(
+    text: &str,
+    file: &std::path::Path,
+    seed: u64,
+    dry_run: bool,
+) -> Result<(), Failure> {
+    let translation = faultline_kube::chaos_mesh::translate(text, seed).map_err(|reasons| {
+        for reason in &reasons {
+            eprintln!("faultline: {}: {reason}", file.display());
+        }
+        Failure::quiet(crate::exit::BAD_INPUT)
+    })?;
+    let faultline_kube::chaos_mesh::Action::PodKill(grace) = translation.action;
+    let how = match grace {
+        Grace::Force => "at once".to_owned(),
+        Grace::Seconds(s) => format!("with a {s}s grace period"),
+    };
+    println!(
+        "faultline: {} (Chaos Mesh, translated): pod-kill of {} of the pods of {} in {}, {how}, seed {seed}",
+        translation.name,
+        translation.targets.mode,
+        translation.targets.labels,
+        translation.targets.namespaces.join(", ")
+    );
+    for note in &translation.notes {
+        println!("faultline: note: {note}");
+    }
+    if dry_run {
+        return Ok(());
+    }
+    kill_targets(translation.targets, grace, Duration::from_secs(120), None)
 }
 
 /// `pod:NS/NAME[/CONTAINER]` as an input of `analyze`: the log of the container's previous run

@@ -4,6 +4,7 @@
 //! processes — is the agent's (faultline-agent, faultline-fault), reached per node.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod chaos_mesh;
 pub mod pods;
 pub mod select;
 

@@ -87,7 +87,7 @@ fn api_error(what: &str, e: kube::Error) -> Error {
 }
 
 /// Which pods: namespaces, a label selector, optionally a field selector, and how to choose.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Targets {
     /// Namespaces to look in.
     pub namespaces: Vec<String>,

@@ -316,3 +316,77 @@ fn analyze_reads_a_crashed_containers_previous_log_through_the_api() {
         ran.stderr
     );
 }
+
+const POD_CHAOS: &str = "apiVersion: chaos-mesh.org/v1alpha1
+kind: PodChaos
+metadata:
+  name: checkout-kill
+  namespace: chaos-testing
+spec:
+  action: pod-kill
+  mode: one
+  gracePeriod: 5
+  selector:
+    namespaces: [shop]
+    labelSelectors:
+      app: checkout
+";
+
+#[test]
+fn run_carries_out_a_chaos_mesh_pod_kill_and_names_what_it_cannot_translate() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(false);
+    let kubeconfig = api.kubeconfig_with(dir.path(), "fake");
+    let file = dir.path().join("podchaos.yaml");
+    std::fs::write(&file, POD_CHAOS).unwrap();
+
+    let dry = run(faultline()
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["run", "--dry-run", "--seed", "3"])
+        .arg(&file));
+    assert_eq!(dry.code(), Some(0), "{}", dry.context());
+    assert!(
+        dry.stdout.contains("PodChaos/checkout-kill (Chaos Mesh, translated): pod-kill of one of the pods of app=checkout in shop, with a 5s grace period, seed 3"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        api.log.lock().unwrap().is_empty(),
+        "a dry run touches nothing"
+    );
+
+    let ran = run(faultline()
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["run", "--seed", "3"])
+        .arg(&file));
+    assert_eq!(ran.code(), Some(0), "{}", ran.context());
+    assert!(
+        ran.stdout.contains("replacement checkout-z Ready after"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        api.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with("DELETE") && r.contains("\"gracePeriodSeconds\":5")),
+        "the manifest's grace period"
+    );
+
+    let network = dir.path().join("networkchaos.yaml");
+    std::fs::write(
+        &network,
+        POD_CHAOS
+            .replace("kind: PodChaos", "kind: NetworkChaos")
+            .replace("action: pod-kill", "action: partition"),
+    )
+    .unwrap();
+    let ran = run(faultline().args(["run"]).arg(&network));
+    assert_eq!(ran.code(), Some(2), "{}", ran.context());
+    assert!(
+        ran.stderr.contains("NetworkChaos is not translated yet"),
+        "{}",
+        ran.stderr
+    );
+}
