@@ -163,6 +163,32 @@ impl FaultSpec {
         }
     }
 
+    /// Aims the fault at `pod` (a fault given with neither a pid nor a cgroup).
+    pub fn aim_at_pod(&mut self, target: PodTarget) -> Result<(), String> {
+        let (pid, cgroup, pod) = match self {
+            FaultSpec::Partition {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Loss {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Pause {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Stress {
+                pid, cgroup, pod, ..
+            }
+            | FaultSpec::Kill {
+                pid, cgroup, pod, ..
+            } => (pid, cgroup, pod),
+        };
+        if pid.is_some() || cgroup.is_some() {
+            return Err("give a pod, or a pid or a cgroup, not both".into());
+        }
+        *pod = Some(target);
+        Ok(())
+    }
+
     /// What the fault is aimed at: a process, a cgroup or a pod, exactly one of them.
     pub fn target(&self) -> Result<TargetRef, String> {
         let (pid, cgroup, pod) = match self {

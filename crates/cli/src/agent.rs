@@ -161,28 +161,8 @@ pub fn spec(
 ) -> Result<FaultSpec, Failure> {
     let mut spec = spec_of(kind)?;
     if let Some(target) = pod {
-        match &mut spec {
-            FaultSpec::Partition {
-                pid, cgroup, pod, ..
-            }
-            | FaultSpec::Loss {
-                pid, cgroup, pod, ..
-            }
-            | FaultSpec::Pause {
-                pid, cgroup, pod, ..
-            }
-            | FaultSpec::Stress {
-                pid, cgroup, pod, ..
-            }
-            | FaultSpec::Kill {
-                pid, cgroup, pod, ..
-            } => {
-                if pid.is_some() || cgroup.is_some() {
-                    return Err(Failure::usage("give --pod, or --pid or --cgroup, not both"));
-                }
-                *pod = Some(target);
-            }
-        }
+        spec.aim_at_pod(target)
+            .map_err(|_| Failure::usage("give --pod, or --pid or --cgroup, not both"))?;
     }
     Ok(spec)
 }

@@ -290,50 +290,38 @@ impl App {
                 }
                 // The selection and an open stack stay on the same crash (by its file) as new
                 // ones arrive above it.
-                let key = |c: &CrashRow| (c.file.clone(), c.message.clone());
-                let selected = self.crashes.get(self.crash_selected).map(key);
                 let open = match self.detail {
-                    Some(Detail::Crash(i)) => Some(self.crashes.get(i).map(key)),
+                    Some(Detail::Crash(i)) => Some(i),
                     _ => None,
                 };
-                self.crashes = rows;
-                let find = |k: &Option<(String, String)>| {
-                    k.as_ref()
-                        .and_then(|k| self.crashes.iter().position(|c| &key(c) == k))
-                };
-                self.crash_selected = find(&selected)
-                    .unwrap_or(self.crash_selected)
-                    .min(self.crashes.len().saturating_sub(1));
+                let (selected, open) =
+                    replace_keeping(&mut self.crashes, rows, self.crash_selected, open, |c| {
+                        (c.file.clone(), c.message.clone())
+                    });
+                self.crash_selected = selected;
                 if let Some(open) = open {
-                    self.detail = find(&open).map(Detail::Crash);
+                    self.detail = open.map(Detail::Crash);
                 }
             }
             Event::Tasks(rows) => {
                 // Groups are re-sorted by size on every dump: the selection and an open stack
                 // follow the group (its source and stack), not its place.
-                let key = |g: &TaskGroupRow| {
-                    (
-                        g.source.clone(),
-                        g.state.clone(),
-                        g.top_frame.clone(),
-                        g.frames.len(),
-                    )
-                };
-                let selected = self.tasks.get(self.task_selected).map(key);
                 let open = match self.detail {
-                    Some(Detail::Tasks(i)) => Some(self.tasks.get(i).map(key)),
+                    Some(Detail::Tasks(i)) => Some(i),
                     _ => None,
                 };
-                self.tasks = rows;
-                let find = |k: &Option<(String, String, String, usize)>| {
-                    k.as_ref()
-                        .and_then(|k| self.tasks.iter().position(|g| &key(g) == k))
-                };
-                self.task_selected = find(&selected)
-                    .unwrap_or(self.task_selected)
-                    .min(self.tasks.len().saturating_sub(1));
+                let (selected, open) =
+                    replace_keeping(&mut self.tasks, rows, self.task_selected, open, |g| {
+                        (
+                            g.source.clone(),
+                            g.state.clone(),
+                            g.top_frame.clone(),
+                            g.frames.len(),
+                        )
+                    });
+                self.task_selected = selected;
                 if let Some(open) = open {
-                    self.detail = find(&open).map(Detail::Tasks);
+                    self.detail = open.map(Detail::Tasks);
                 }
                 let counts = self.task_counts();
                 for target in &mut self.targets {
@@ -793,6 +781,29 @@ impl App {
             .clamp(0, last);
         *selected = usize::try_from(at).unwrap_or(0);
     }
+}
+
+/// Replaces `list` with `rows`, keeping the selection (index `selected`) and an open item
+/// (index `open`) on the same rows, as told by `key`, wherever they moved. Returns the new
+/// selection, and, when an item was open, its new index (`None`: it is gone).
+fn replace_keeping<T, K: PartialEq>(
+    list: &mut Vec<T>,
+    rows: Vec<T>,
+    selected: usize,
+    open: Option<usize>,
+    key: impl Fn(&T) -> K,
+) -> (usize, Option<Option<usize>>) {
+    let selected_key = list.get(selected).map(&key);
+    let open_key = open.map(|i| list.get(i).map(&key));
+    *list = rows;
+    let find = |k: &Option<K>| {
+        k.as_ref()
+            .and_then(|k| list.iter().position(|row| &key(row) == k))
+    };
+    let selected = find(&selected_key)
+        .unwrap_or(selected)
+        .min(list.len().saturating_sub(1));
+    (selected, open_key.map(|k| find(&k)))
 }
 
 fn next_tab(tab: Tab, forward: bool) -> Tab {

@@ -109,6 +109,27 @@ impl Drop for KubeletCgroups {
     }
 }
 
+/// The pod's sandbox: `sleep` under the name `pause`, in the app's network namespace (the lab's
+/// second host), as the kubelet's pause container would be.
+fn spawn_pause(setup: &mut crate::faults::Setup, dir: &Path) -> u32 {
+    let sleep = run_ok(Command::new("sh").args(["-c", "command -v sleep"]))
+        .stdout
+        .trim()
+        .to_owned();
+    let pause_binary = dir.join("pause");
+    std::fs::copy(&sleep, &pause_binary).unwrap();
+    let pause = setup.lab.spawn(
+        setup
+            .lab
+            .command(1, pause_binary.to_str().unwrap())
+            .arg("600"),
+    );
+    assert!(wait_until(Instant::now() + Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pause}/comm")).is_ok_and(|c| c.trim() == "pause")
+    }));
+    pause
+}
+
 fn pod(container: Option<&str>) -> Option<PodTarget> {
     Some(PodTarget {
         uid: UID.into(),
@@ -120,22 +141,7 @@ fn pod(container: Option<&str>) -> Option<PodTarget> {
 fn a_pod_is_found_by_its_cgroups_and_each_fault_lands_where_it_should() {
     let mut setup = setup();
     let dir = tempfile::tempdir().unwrap();
-    // The sandbox: `sleep` under the name `pause`, in the app's network namespace.
-    let sleep = run_ok(Command::new("sh").args(["-c", "command -v sleep"]))
-        .stdout
-        .trim()
-        .to_owned();
-    let pause_binary = dir.path().join("pause");
-    std::fs::copy(&sleep, &pause_binary).unwrap();
-    let pause = setup.lab.spawn(
-        setup
-            .lab
-            .command(1, pause_binary.to_str().unwrap())
-            .arg("600"),
-    );
-    assert!(wait_until(Instant::now() + Duration::from_secs(5), || {
-        std::fs::read_to_string(format!("/proc/{pause}/comm")).is_ok_and(|c| c.trim() == "pause")
-    }));
+    let pause = spawn_pause(&mut setup, dir.path());
     let cgroups = KubeletCgroups::new("agent", &[(SANDBOX, pause), (APP, setup.target)]);
     let policy = cgroups.policy(dir.path());
     let socket = dir.path().join("agent.sock");
@@ -253,21 +259,7 @@ fn a_pod_is_found_by_its_cgroups_and_each_fault_lands_where_it_should() {
 fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
     let mut setup = setup();
     let dir = tempfile::tempdir().unwrap();
-    let sleep = run_ok(Command::new("sh").args(["-c", "command -v sleep"]))
-        .stdout
-        .trim()
-        .to_owned();
-    let pause_binary = dir.path().join("pause");
-    std::fs::copy(&sleep, &pause_binary).unwrap();
-    let pause = setup.lab.spawn(
-        setup
-            .lab
-            .command(1, pause_binary.to_str().unwrap())
-            .arg("600"),
-    );
-    assert!(wait_until(Instant::now() + Duration::from_secs(5), || {
-        std::fs::read_to_string(format!("/proc/{pause}/comm")).is_ok_and(|c| c.trim() == "pause")
-    }));
+    let pause = spawn_pause(&mut setup, dir.path());
     let cgroups = KubeletCgroups::new("api", &[(SANDBOX, pause), (APP, setup.target)]);
     let policy = cgroups.policy(dir.path());
     let token = dir.path().join("token");

@@ -34,16 +34,13 @@ fn packets(line: &str) -> Option<u64> {
     words.get(left + 1)?.parse().ok()
 }
 
-#[test]
-fn a_partition_from_the_keyboard_bites_counts_down_and_is_reverted() {
-    let setup = setup();
-    let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::unix(dir.path());
-    let tmux = Tmux::new("tui");
+/// `faultline tui --agent ADDR` in a tmux session of its own (120×30), once it lists `target`.
+/// When the screen exits, the pane says `tui exited CODE`.
+fn open_screen(name: &str, agent: &str, target: u32) -> Tmux {
+    let tmux = Tmux::new(name);
     let script = format!(
-        "{} tui --agent {}; echo \"tui exited $?\"; sleep 600",
+        "{} tui --agent {agent}; echo \"tui exited $?\"; sleep 600",
         env!("CARGO_BIN_EXE_faultline"),
-        agent.addr
     );
     faultline_tests::run_ok(tmux.command().args([
         "new-session",
@@ -58,28 +55,44 @@ fn a_partition_from_the_keyboard_bites_counts_down_and_is_reverted() {
         "-c",
         &script,
     ]));
-    let deadline = || Instant::now() + Duration::from_secs(20);
-    let target = setup.target.to_string();
+    let target = target.to_string();
     assert!(
-        wait_until(deadline(), || tmux.screen().contains("Targets (")
-            && tmux.screen().contains(&target)),
+        wait_until(Instant::now() + Duration::from_secs(20), || {
+            let screen = tmux.screen();
+            screen.contains("Targets (") && screen.contains(&target)
+        }),
         "the target is not listed:\n{}",
         tmux.screen()
     );
-    assert!(tmux.alternate_screen(), "a full-screen UI");
+    tmux
+}
 
-    // Select the target by filtering on its pid; `n` opens the partition form.
+/// Selects `target` by filtering on its pid, opens the partition form with `n`, and sends a
+/// partition from the lab's host `a`.
+fn partition_from_the_form(tmux: &Tmux, target: u32) {
     tmux.type_text("/");
-    tmux.type_line(&target);
+    tmux.type_line(&target.to_string());
     tmux.type_text("n");
     assert!(
-        wait_until(deadline(), || tmux
+        wait_until(Instant::now() + Duration::from_secs(20), || tmux
             .screen()
             .contains(&format!("partition sleep (pid {target})"))),
         "no partition form:\n{}",
         tmux.screen()
     );
     tmux.type_line(NetLab::A_IP);
+}
+
+#[test]
+fn a_partition_from_the_keyboard_bites_counts_down_and_is_reverted() {
+    let setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::unix(dir.path());
+    let tmux = open_screen("tui", &agent.addr, setup.target);
+    let deadline = || Instant::now() + Duration::from_secs(20);
+    assert!(tmux.alternate_screen(), "a full-screen UI");
+
+    partition_from_the_form(&tmux, setup.target);
     assert!(
         wait_until(deadline(), || {
             fault_line(&tmux.screen())
@@ -142,39 +155,9 @@ fn sigterm_reverts_the_screens_faults_and_restores_the_terminal() {
     let setup = setup();
     let dir = tempfile::tempdir().unwrap();
     let agent = Agent::unix(dir.path());
-    let tmux = Tmux::new("tui-term");
-    let script = format!(
-        "{} tui --agent {}; echo \"tui exited $?\"; sleep 600",
-        env!("CARGO_BIN_EXE_faultline"),
-        agent.addr
-    );
-    faultline_tests::run_ok(tmux.command().args([
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "30",
-        "sh",
-        "-c",
-        &script,
-    ]));
+    let tmux = open_screen("tui-term", &agent.addr, setup.target);
+    partition_from_the_form(&tmux, setup.target);
     let deadline = || Instant::now() + Duration::from_secs(20);
-    let target = setup.target.to_string();
-    assert!(
-        wait_until(deadline(), || tmux.screen().contains(&target)),
-        "the target is not listed:\n{}",
-        tmux.screen()
-    );
-    tmux.type_text("/");
-    tmux.type_line(&target);
-    tmux.type_text("n");
-    assert!(wait_until(deadline(), || tmux
-        .screen()
-        .contains("partition sleep")));
-    tmux.type_line(NetLab::A_IP);
     assert!(
         wait_until(deadline(), || !setup.lab.faultline_tables(1).is_empty()),
         "no partition:\n{}",
