@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use faultline_kube::{Grace, Targets};
 
+use faultline_scenario::runner::Verdict;
+
 use crate::PodKillArgs;
 use crate::exit::Failure;
 
@@ -233,4 +235,232 @@ pub fn agent_for_pod(
             container,
         },
     ))
+}
+
+/// A scenario's cluster, over the API server: what `faultline run` hands the runner when the
+/// scenario names `pods`.
+pub struct KubeCluster {
+    session: faultline_kube::Session,
+    context: Option<String>,
+    settings: faultline_scenario::model::Kubernetes,
+    /// Straight to agent pods' IPs (in the cluster), or through port-forwards.
+    pod_ip: bool,
+    token: Option<String>,
+    /// Port-forwards kept open for the run.
+    forwards: std::sync::Mutex<Vec<faultline_kube::Forward>>,
+}
+
+impl KubeCluster {
+    /// Connects with `context` (else the scenario's, else the current one), and the agents'
+    /// token from `token_file` (else the scenario's).
+    pub fn connect(
+        settings: &faultline_scenario::model::Kubernetes,
+        context: Option<String>,
+        token_file: Option<&std::path::PathBuf>,
+    ) -> Result<Self, Failure> {
+        use faultline_scenario::model::AgentRoute;
+        let context = context.or_else(|| settings.context.clone());
+        // The cluster cannot be reached: the run's infrastructure exit code.
+        let session = faultline_kube::Session::connect(context.as_deref()).map_err(|e| {
+            Failure::new(
+                Verdict::InfrastructureError.exit_code() as u8,
+                anyhow::anyhow!(e),
+            )
+        })?;
+        let token = crate::agent::read_token(token_file.or(settings.agent_token_file.as_ref()))?;
+        let pod_ip = match settings.agents {
+            AgentRoute::PodIp => true,
+            AgentRoute::PortForward => false,
+            // In a pod (a CI job in the cluster), pod IPs are routable; outside, they rarely
+            // are.
+            AgentRoute::Auto => {
+                context.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+            }
+        };
+        Ok(Self {
+            session,
+            context,
+            settings: settings.clone(),
+            pod_ip,
+            token,
+            forwards: std::sync::Mutex::default(),
+        })
+    }
+
+    fn keep(&self, forward: faultline_kube::Forward) -> std::net::SocketAddr {
+        let local = forward.local;
+        self.forwards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(forward);
+        local
+    }
+}
+
+fn cluster_pod(pod: faultline_kube::PodRef) -> faultline_scenario::cluster::ClusterPod {
+    faultline_scenario::cluster::ClusterPod {
+        namespace: pod.namespace,
+        name: pod.name,
+        uid: pod.uid,
+        node: pod.node,
+        ip: pod.ip,
+        containers: pod.containers,
+        restarts: pod.restarts,
+    }
+}
+
+impl faultline_scenario::cluster::Cluster for KubeCluster {
+    fn describe(&self) -> String {
+        format!(
+            "Kubernetes ({}), agents in {} reached {}",
+            self.context.as_deref().map_or_else(
+                || "the current context".to_owned(),
+                |c| format!("context {c}")
+            ),
+            self.settings.agent_namespace,
+            if self.pod_ip {
+                "at their pod IPs"
+            } else {
+                "through the API server's port-forward"
+            }
+        )
+    }
+
+    fn select(
+        &self,
+        target: &faultline_scenario::model::PodTarget,
+        seed: u64,
+    ) -> Result<Vec<faultline_scenario::cluster::ClusterPod>, String> {
+        use faultline_scenario::model::PodMode;
+        let targets = Targets {
+            namespaces: target.namespaces.clone(),
+            labels: target.selector.clone(),
+            fields: target.fields.clone(),
+            mode: match target.mode {
+                PodMode::One => faultline_kube::Mode::One,
+                PodMode::All => faultline_kube::Mode::All,
+                PodMode::Fixed(n) => faultline_kube::Mode::Fixed(n as usize),
+                PodMode::Percent(p) => faultline_kube::Mode::Percent(p),
+            },
+            seed,
+            include_not_ready: false,
+            allow_protected: self.settings.allow_protected_namespaces,
+        };
+        let chosen = self
+            .session
+            .block_on(faultline_kube::pods::select(
+                self.session.client(),
+                &targets,
+            ))
+            .map_err(|e| e.to_string())?;
+        Ok(chosen.into_iter().map(cluster_pod).collect())
+    }
+
+    fn pods(
+        &self,
+        target: &faultline_scenario::model::PodTarget,
+    ) -> Result<Vec<faultline_scenario::cluster::ClusterPod>, String> {
+        let pods = self
+            .session
+            .block_on(faultline_kube::pods::list(
+                self.session.client(),
+                &target.namespaces,
+                &target.selector,
+            ))
+            .map_err(|e| e.to_string())?;
+        Ok(pods.into_iter().map(cluster_pod).collect())
+    }
+
+    fn agent(&self, node: &str) -> Result<faultline_agent::Client, String> {
+        let (agent, address) = self
+            .session
+            .block_on(faultline_kube::pods::agent_on(
+                self.session.client(),
+                &self.settings.agent_namespace,
+                node,
+            ))
+            .map_err(|e| e.to_string())?;
+        let address = if self.pod_ip {
+            address
+        } else {
+            let forward = self
+                .session
+                .forward(
+                    &agent.namespace,
+                    faultline_kube::ForwardTo::Pod(agent.name.clone()),
+                    address.port(),
+                )
+                .map_err(|e| e.to_string())?;
+            self.keep(forward)
+        };
+        Ok(faultline_agent::Client::new(
+            faultline_agent::AgentAddr::Tcp(address),
+            self.token.clone(),
+        ))
+    }
+
+    fn pod_kill(
+        &self,
+        target: &faultline_scenario::model::PodTarget,
+        pod: &faultline_scenario::cluster::ClusterPod,
+        grace: Duration,
+        timeout: Duration,
+    ) -> Result<faultline_scenario::cluster::PodKilled, String> {
+        let grace = if grace.is_zero() {
+            Grace::Force
+        } else {
+            Grace::Seconds(u32::try_from(grace.as_secs().max(1)).unwrap_or(u32::MAX))
+        };
+        let report = self
+            .session
+            .block_on(async {
+                let client = self.session.client();
+                // Read again: the kill waits for a pod of the same controller.
+                let fresh = faultline_kube::pods::get(client, &pod.namespace, &pod.name).await?;
+                faultline_kube::kill(client, &fresh, &target.selector, grace, timeout).await
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(faultline_scenario::cluster::PodKilled {
+            gone_after: report.gone_after,
+            replacement: report.replacement.filter(|_| report.ready_after.is_some()),
+            ready_after: report.ready_after,
+        })
+    }
+
+    fn log(
+        &self,
+        pod: &faultline_scenario::cluster::ClusterPod,
+        container: &str,
+        previous: bool,
+    ) -> Result<String, String> {
+        self.session
+            .block_on(faultline_kube::pods::log(
+                self.session.client(),
+                &pod.namespace,
+                &pod.name,
+                Some(container),
+                previous,
+            ))
+            .map_err(|e| e.to_string())
+    }
+
+    fn reach(
+        &self,
+        target: &faultline_scenario::model::PodTarget,
+        port: u16,
+    ) -> Result<std::net::SocketAddr, String> {
+        let namespace = target
+            .namespaces
+            .first()
+            .ok_or_else(|| format!("pods {}: no namespace", target.name))?;
+        let forward = self
+            .session
+            .forward(
+                namespace,
+                faultline_kube::ForwardTo::Selector(target.selector.clone()),
+                port,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(self.keep(forward))
+    }
 }

@@ -104,16 +104,20 @@ struct RunArgs {
     /// (default `faultline-runs/<scenario>-<time>`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// A seed recorded in the plan and the reports (no step draws from it yet: packet loss is
-    /// drawn by the kernel). Default: the current Unix time.
+    /// The seed that chooses which pods a fault on a pod target hits (recorded in the plan and
+    /// the reports, so a run can be replayed). Default: the current Unix time.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// Use this running agent (`unix:PATH`, `tcp:HOST:PORT`) instead of one in-process.
     #[arg(long, value_name = "ADDR")]
     agent: Option<String>,
-    /// The agent's bearer token (for `tcp:`).
+    /// The agent's bearer token (for `tcp:`, and for the agents of a scenario's pods).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// For a scenario with `pods`: the kubeconfig context (default: the scenario's
+    /// `kubernetes.context`, else the current one).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
     /// The in-process agent's journal directory.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/faultline/run")]
     state_dir: PathBuf,

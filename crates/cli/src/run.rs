@@ -76,7 +76,19 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         agent,
         progress: true,
     };
-    let outcome = faultline_scenario::runner::run(&scenario, &plan, &options, &interrupts);
+    let cluster: Option<std::sync::Arc<dyn faultline_scenario::cluster::Cluster>> =
+        if scenario.pods.is_empty() {
+            None
+        } else {
+            let cluster = crate::kube::KubeCluster::connect(
+                &scenario.kubernetes,
+                args.context.clone(),
+                args.token_file.as_ref(),
+            )?;
+            Some(std::sync::Arc::new(cluster))
+        };
+    let outcome =
+        faultline_scenario::runner::run_on(&scenario, &plan, &options, &interrupts, cluster);
 
     let write = |path: &Path, text: &str| -> Result<(), Failure> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -7,9 +7,11 @@
 pub mod chaos_mesh;
 pub mod pods;
 pub mod select;
+pub mod session;
 
 pub use pods::{Error, Grace, KillReport, Targets, kill};
 pub use select::{Mode, PodRef};
+pub use session::{Forward, ForwardTo, Session};
 
 /// A client from the user's kubeconfig (`KUBECONFIG`, `~/.kube/config`) with `context` (its
 /// current context if `None`), or the in-cluster configuration when there is no kubeconfig, as

@@ -144,7 +144,34 @@ pub fn pod_ref(pod: &Pod) -> PodRef {
                     .collect()
             })
             .unwrap_or_default(),
+        ip: status.and_then(|s| s.pod_ip.clone()),
+        restarts: status
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| (c.name.clone(), u32::try_from(c.restart_count).unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
+}
+
+/// Every pod of `labels` in each of `namespaces`, whatever its state (for peers' addresses
+/// and restart counts; [`select`] is what chooses pods to hit).
+pub async fn list(
+    client: &Client,
+    namespaces: &[String],
+    labels: &str,
+) -> Result<Vec<PodRef>, Error> {
+    let params = ListParams::default().labels(labels);
+    let mut pods = Vec::new();
+    for namespace in namespaces {
+        let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let what = format!("list pods {labels} in {namespace}");
+        let list = api.list(&params).await.map_err(|e| api_error(&what, e))?;
+        pods.extend(list.items.iter().map(pod_ref));
+    }
+    Ok(pods)
 }
 
 /// Lists the pods `targets` describes and chooses among them.

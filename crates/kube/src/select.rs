@@ -24,6 +24,10 @@ pub struct PodRef {
     pub owner: Option<String>,
     /// Its containers' ids (`containerd://…`), by container name.
     pub containers: Vec<(String, String)>,
+    /// `status.podIP`, once it has one.
+    pub ip: Option<String>,
+    /// Each container's `restartCount`, by container name.
+    pub restarts: Vec<(String, u32)>,
 }
 
 /// How many of the matched pods are hit.
@@ -167,6 +171,8 @@ mod tests {
             terminating: false,
             owner: Some("ReplicaSet/checkout-5d9f".into()),
             containers: Vec::new(),
+            ip: None,
+            restarts: Vec::new(),
         }
     }
 

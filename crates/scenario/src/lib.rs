@@ -2,6 +2,7 @@
 //! reports.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cluster;
 pub mod http;
 pub mod load;
 pub mod model;

@@ -166,6 +166,8 @@ const TOP: &[&str] = &[
     "description",
     "lab",
     "processes",
+    "pods",
+    "kubernetes",
     "debug",
     "probes",
     "captures",
@@ -181,14 +183,22 @@ const STEP_KINDS: &[&str] = &[
     "pause",
     "stress",
     "kill",
+    "pod_kill",
 ];
-const ASSERTION_KINDS: &[&str] = &["probe_success", "recovers", "no_panics", "no_leaks"];
+const ASSERTION_KINDS: &[&str] = &[
+    "probe_success",
+    "recovers",
+    "no_panics",
+    "no_leaks",
+    "replaced",
+];
 
 /// Names declared so far, to check references against.
 #[derive(Default)]
 struct Names {
     hosts: Vec<String>,
     processes: Vec<String>,
+    pods: Vec<String>,
     probes: Vec<String>,
     dumps: Vec<String>,
 }
@@ -198,6 +208,7 @@ impl Names {
         self.hosts
             .iter()
             .chain(&self.processes)
+            .chain(&self.pods)
             .map(String::as_str)
             .collect()
     }
@@ -231,6 +242,22 @@ impl<'p> Reader<'p> {
             .get("processes")
             .map(|n| self.processes(n, &base_dir))
             .unwrap_or_default();
+        let pods = top.get("pods").map(|n| self.pods(n)).unwrap_or_default();
+        let kubernetes = top
+            .get("kubernetes")
+            .map(|n| self.kubernetes(n, &base_dir))
+            .unwrap_or_default();
+        if let Some(n) = root_key(root, "pods")
+            && !pods.is_empty()
+            && (!hosts.is_empty() || !processes.is_empty())
+        {
+            self.problems.add(
+                n,
+                "pods: a scenario runs either on this machine (`lab`, `processes`) or on a \
+                 cluster (`pods`), not both",
+                Some("split it into two scenarios".into()),
+            );
+        }
         let debug = top
             .get("debug")
             .map(|n| self.debug(n, &base_dir))
@@ -275,6 +302,8 @@ impl<'p> Reader<'p> {
             base_dir,
             hosts,
             processes,
+            pods,
+            kubernetes,
             debug,
             probes,
             crash_targets,
@@ -502,6 +531,196 @@ impl<'p> Reader<'p> {
         out
     }
 
+    fn pods(&mut self, node: &Node) -> Vec<PodTarget> {
+        let mut out = Vec::new();
+        for (name, (pos, value)) in ordered(node, "pods", self.problems) {
+            self.check_name(&name, pos, "pod target");
+            self.names.pods.push(name.clone());
+            let what = format!("pod target {name}");
+            let Some(mut map) = Map::of(
+                value,
+                &what,
+                &[
+                    "namespace",
+                    "namespaces",
+                    "selector",
+                    "fields",
+                    "mode",
+                    "container",
+                ],
+                self.problems,
+            ) else {
+                continue;
+            };
+            let namespaces = match (map.get("namespace"), map.get("namespaces")) {
+                (Some(n), None) => node::text(n, &format!("{what}: namespace"), self.problems)
+                    .map(|ns| vec![ns.to_owned()]),
+                (None, Some(n)) => node::strings(n, &format!("{what}: namespaces"), self.problems)
+                    .map(|list| list.into_iter().map(|(ns, _)| ns).collect()),
+                (Some(_), Some(_)) => {
+                    self.problems.add(
+                        map.pos,
+                        format!("{what}: give `namespace` or `namespaces`, not both"),
+                        None,
+                    );
+                    None
+                }
+                (None, None) => {
+                    self.problems.add(
+                        map.pos,
+                        format!("{what}: give its `namespace`"),
+                        Some("pods are chosen in named namespaces only".into()),
+                    );
+                    None
+                }
+            };
+            let namespaces = namespaces.filter(|list| {
+                let empty = list.is_empty() || list.iter().any(String::is_empty);
+                if empty {
+                    self.problems
+                        .add(map.pos, format!("{what}: a namespace is empty"), None);
+                }
+                !empty
+            });
+            let selector = map.require("selector", self.problems).and_then(|n| {
+                let text = node::text(n, &format!("{what}: selector"), self.problems)?;
+                if text.trim().is_empty() {
+                    self.problems.add(
+                        n.pos,
+                        format!("{what}: the selector is empty"),
+                        Some(
+                            "a label selector such as `app=checkout`: faultline never selects \
+                             every pod of a namespace by accident"
+                                .into(),
+                        ),
+                    );
+                    return None;
+                }
+                Some(text.trim().to_owned())
+            });
+            let fields = map
+                .get("fields")
+                .and_then(|n| node::text(n, &format!("{what}: fields"), self.problems))
+                .map(str::to_owned);
+            let mode = match map.get("mode") {
+                None => Some(PodMode::One),
+                Some(n) => self.pod_mode(n, &what),
+            };
+            let container = map
+                .get("container")
+                .and_then(|n| node::text(n, &format!("{what}: container"), self.problems))
+                .map(str::to_owned);
+            map.finish(self.problems);
+            if let (Some(namespaces), Some(selector), Some(mode)) = (namespaces, selector, mode) {
+                out.push(PodTarget {
+                    name,
+                    namespaces,
+                    selector,
+                    fields,
+                    mode,
+                    container,
+                    pos,
+                });
+            }
+        }
+        out
+    }
+
+    /// `one`, `all`, `{fixed: N}` or `{percent: P}`.
+    fn pod_mode(&mut self, node: &Node, what: &str) -> Option<PodMode> {
+        let hint = || Some("one, all, `{ fixed: N }` or `{ percent: P }`".to_owned());
+        match &node.value {
+            Value::Str(s) if s == "one" => Some(PodMode::One),
+            Value::Str(s) if s == "all" => Some(PodMode::All),
+            Value::Map(entries) if entries.len() == 1 => {
+                let (key, kpos, value) = &entries[0];
+                match key.as_str() {
+                    "fixed" => node::number(
+                        value,
+                        &format!("{what}: mode: fixed"),
+                        1.0..=10_000.0,
+                        self.problems,
+                    )
+                    .map(|n| PodMode::Fixed(n as u32)),
+                    "percent" => node::number(
+                        value,
+                        &format!("{what}: mode: percent"),
+                        0.001..=100.0,
+                        self.problems,
+                    )
+                    .map(PodMode::Percent),
+                    other => {
+                        self.problems.add(
+                            *kpos,
+                            format!("{what}: mode `{other}` is not fixed or percent"),
+                            hint(),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.problems.add(
+                    node.pos,
+                    format!("{what}: mode must be one of one, all, fixed, percent"),
+                    hint(),
+                );
+                None
+            }
+        }
+    }
+
+    fn kubernetes(&mut self, node: &Node, base: &Path) -> Kubernetes {
+        let mut out = Kubernetes::default();
+        let Some(mut map) = Map::of(
+            node,
+            "kubernetes",
+            &[
+                "context",
+                "agent_namespace",
+                "agent_token_file",
+                "agents",
+                "allow_protected_namespaces",
+            ],
+            self.problems,
+        ) else {
+            return out;
+        };
+        if let Some(n) = map.get("context") {
+            out.context = node::text(n, "kubernetes: context", self.problems).map(str::to_owned);
+        }
+        if let Some(n) = map.get("agent_namespace")
+            && let Some(ns) = node::text(n, "kubernetes: agent_namespace", self.problems)
+        {
+            out.agent_namespace = ns.to_owned();
+        }
+        if let Some(n) = map.get("agent_token_file") {
+            out.agent_token_file =
+                node::text(n, "kubernetes: agent_token_file", self.problems).map(|f| base.join(f));
+        }
+        if let Some(n) = map.get("agents") {
+            match node::text(n, "kubernetes: agents", self.problems) {
+                Some("auto") => out.agents = AgentRoute::Auto,
+                Some("port-forward") => out.agents = AgentRoute::PortForward,
+                Some("pod-ip") => out.agents = AgentRoute::PodIp,
+                Some(other) => self.problems.add(
+                    n.pos,
+                    format!("kubernetes: agents `{other}` is not auto, port-forward or pod-ip"),
+                    None,
+                ),
+                None => {}
+            }
+        }
+        if let Some(n) = map.get("allow_protected_namespaces")
+            && let Some(b) =
+                node::boolean(n, "kubernetes: allow_protected_namespaces", self.problems)
+        {
+            out.allow_protected_namespaces = b;
+        }
+        map.finish(self.problems);
+        out
+    }
+
     fn debug(&mut self, node: &Node, base: &Path) -> Debug {
         let Some(mut map) = Map::of(node, "debug", &["dirs", "debuginfod"], self.problems) else {
             return Debug::default();
@@ -639,8 +858,20 @@ impl<'p> Reader<'p> {
         if host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" {
             return;
         }
-        if !self.names.hosts.iter().any(|h| h == host) {
-            let known: Vec<&str> = self.names.hosts.iter().map(String::as_str).collect();
+        if !self
+            .names
+            .hosts
+            .iter()
+            .chain(&self.names.pods)
+            .any(|h| h == host)
+        {
+            let known: Vec<&str> = self
+                .names
+                .hosts
+                .iter()
+                .chain(&self.names.pods)
+                .map(String::as_str)
+                .collect();
             let hint = node::closest(host, &known)
                 .map(|k| format!("did you mean `{k}`?"))
                 .or_else(|| {
@@ -648,7 +879,13 @@ impl<'p> Reader<'p> {
                 });
             self.problems.add(
                 pos,
-                format!("{what}: `{host}` is not a lab host (nor an IP address)"),
+                if self.names.pods.is_empty() {
+                    format!("{what}: `{host}` is not a lab host (nor an IP address)")
+                } else {
+                    format!(
+                        "{what}: `{host}` is not a lab host or a pod target (nor an IP address)"
+                    )
+                },
                 hint,
             );
         }
@@ -758,14 +995,20 @@ impl<'p> Reader<'p> {
             .map(|k| format!("did you mean `{k}`?"))
             .or_else(|| {
                 if targets.is_empty() {
-                    Some("declare it under `lab.hosts` or `processes`".into())
+                    Some("declare it under `lab.hosts`, `processes` or `pods`".into())
                 } else {
                     Some(format!("targets: {}", targets.join(", ")))
                 }
             });
         self.problems.add(
             pos,
-            format!("{what}: `{name}` is not a lab host or a process of this scenario"),
+            if self.names.pods.is_empty() {
+                format!("{what}: `{name}` is not a lab host or a process of this scenario")
+            } else {
+                format!(
+                    "{what}: `{name}` is not a lab host, a process or a pod target of this scenario"
+                )
+            },
             hint,
         );
         false
@@ -828,7 +1071,7 @@ impl<'p> Reader<'p> {
                 }
                 StepAction::Parallel(inner)
             }
-            "partition" | "loss" | "pause" | "stress" | "kill" => {
+            "partition" | "loss" | "pause" | "stress" | "kill" | "pod_kill" => {
                 StepAction::Fault(self.fault(kind, body)?)
             }
             other => {
@@ -870,6 +1113,7 @@ impl<'p> Reader<'p> {
             "loss" => LOSS,
             "pause" => &["target", "for"],
             "stress" => &["target", "workers", "load", "for"],
+            "pod_kill" => &["target", "grace", "force", "timeout"],
             _ => &["target", "signal", "grace"],
         };
         let mut map = Map::of(node, kind, known, self.problems)?;
@@ -878,7 +1122,17 @@ impl<'p> Reader<'p> {
             self.check_target(name, n.pos, &format!("{kind}: target"))
                 .then(|| name.to_owned())
         });
-        let duration = if kind == "kill" {
+        if kind == "pod_kill"
+            && let Some(name) = &target
+            && !self.names.pods.contains(name)
+        {
+            self.problems.add(
+                map.pos,
+                format!("pod_kill: `{name}` is not a pod target"),
+                Some("a pod kill deletes pods through the API server: declare them under `pods`; `kill` signals a process".into()),
+            );
+        }
+        let duration = if kind == "kill" || kind == "pod_kill" {
             Some(Duration::ZERO)
         } else {
             map.require("for", self.problems).and_then(|n| {
@@ -907,6 +1161,42 @@ impl<'p> Reader<'p> {
                 }
             }
             "pause" => Some(Fault::Pause),
+            "pod_kill" => {
+                let force = match map.get("force") {
+                    Some(n) => node::boolean(n, "pod_kill: force", self.problems),
+                    None => Some(false),
+                };
+                let grace = map
+                    .get("grace")
+                    .map(|n| (n.pos, node::duration(n, "pod_kill: grace", self.problems)));
+                let grace = match (force, grace) {
+                    (Some(true), Some((pos, _))) => {
+                        self.problems.add(
+                            pos,
+                            "pod_kill: give `grace` or `force: true`, not both",
+                            None,
+                        );
+                        None
+                    }
+                    (Some(true), None) => Some(Duration::ZERO),
+                    (Some(false), Some((pos, Some(d)))) if d.is_zero() => {
+                        self.problems.add(
+                            pos,
+                            "pod_kill: a grace of 0 is `force: true`",
+                            Some("write `force: true` to delete at once".into()),
+                        );
+                        None
+                    }
+                    (Some(false), Some((_, d))) => d,
+                    (Some(false), None) => Some(Duration::from_secs(30)),
+                    (None, _) => None,
+                };
+                let timeout = map
+                    .get("timeout")
+                    .and_then(|n| node::duration(n, "pod_kill: timeout", self.problems))
+                    .unwrap_or(Duration::from_secs(120));
+                grace.map(|grace| Fault::PodKill { grace, timeout })
+            }
             "stress" => {
                 let workers = map
                     .get("workers")
@@ -969,15 +1259,21 @@ impl<'p> Reader<'p> {
             }
             let mut ok = true;
             for (peer, pos) in &peers {
-                if self.names.hosts.contains(peer) {
+                if self.names.hosts.contains(peer) || self.names.pods.contains(peer) {
                     continue;
                 }
                 if peer.parse::<faultline_fault::Cidr>().is_err() {
-                    let known: Vec<&str> = self.names.hosts.iter().map(String::as_str).collect();
+                    let known: Vec<&str> = self
+                        .names
+                        .hosts
+                        .iter()
+                        .chain(&self.names.pods)
+                        .map(String::as_str)
+                        .collect();
                     self.problems.add(
                         *pos,
                         format!(
-                            "{kind}: peer `{peer}` is neither a lab host nor an address or CIDR"
+                            "{kind}: peer `{peer}` is neither a lab host, a pod target nor an address or CIDR"
                         ),
                         node::closest(peer, &known).map(|k| format!("did you mean `{k}`?")),
                     );
@@ -1082,6 +1378,7 @@ impl<'p> Reader<'p> {
                 "no_leaks" => self
                     .name_list(body, "no_leaks", false)
                     .map(|dumps| AssertionCheck::NoLeaks { dumps }),
+                "replaced" => self.replaced(body),
                 other => {
                     self.problems.add(
                         *kpos,
@@ -1176,6 +1473,35 @@ impl<'p> Reader<'p> {
         })
     }
 
+    fn replaced(&mut self, node: &Node) -> Option<AssertionCheck> {
+        let mut map = Map::of(node, "replaced", &["target", "within"], self.problems)?;
+        let target = match map.get("target") {
+            None => Some(None),
+            Some(n) => node::text(n, "replaced: target", self.problems).and_then(|name| {
+                if self.names.pods.iter().any(|p| p == name) {
+                    return Some(Some(name.to_owned()));
+                }
+                let known: Vec<&str> = self.names.pods.iter().map(String::as_str).collect();
+                self.problems.add(
+                    n.pos,
+                    format!("replaced: `{name}` is not a pod target"),
+                    node::closest(name, &known)
+                        .map(|k| format!("did you mean `{k}`?"))
+                        .or_else(|| Some("declare it under `pods`".into())),
+                );
+                None
+            }),
+        };
+        let within = map
+            .require("within", self.problems)
+            .and_then(|n| node::duration(n, "replaced: within", self.problems));
+        map.finish(self.problems);
+        Some(AssertionCheck::Replaced {
+            target: target?,
+            within: within?,
+        })
+    }
+
     /// `true` (everything), or a list of target / dump names.
     fn name_list(&mut self, node: &Node, what: &str, targets: bool) -> Option<Vec<String>> {
         if let Value::Bool(true) = node.value {
@@ -1202,6 +1528,17 @@ impl<'p> Reader<'p> {
             out.push(name);
         }
         Some(out)
+    }
+}
+
+/// Where a top-level key is written, if it is.
+fn root_key(root: &Node, key: &str) -> Option<Pos> {
+    match &root.value {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, p, _)| *p),
+        _ => None,
     }
 }
 

@@ -19,6 +19,10 @@ pub struct Scenario {
     pub hosts: Vec<Host>,
     /// `processes`: processes already running on this machine, by name.
     pub processes: Vec<LocalProcess>,
+    /// `pods`: pods of a Kubernetes cluster, by selector.
+    pub pods: Vec<PodTarget>,
+    /// `kubernetes`: how the cluster and its agents are reached (when there are `pods`).
+    pub kubernetes: Kubernetes,
     /// `debug`: where debug files are looked up.
     pub debug: Debug,
     /// `probes`, in file order.
@@ -96,6 +100,98 @@ pub enum Find {
     Pid(u32),
     /// By a file holding its pid, read when the run starts.
     PidFile(PathBuf),
+}
+
+/// Pods of a cluster, chosen by selector: a target as a lab host or a process is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodTarget {
+    /// Its name in the scenario.
+    pub name: String,
+    /// `namespace` (or `namespaces`).
+    pub namespaces: Vec<String>,
+    /// A label selector; never empty.
+    pub selector: String,
+    /// A field selector.
+    pub fields: Option<String>,
+    /// How many of the matching pods a fault hits.
+    pub mode: PodMode,
+    /// The container that stress, pause and kill hit (by name); the whole pod if unset.
+    pub container: Option<String>,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// How many of a pod target's pods a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PodMode {
+    /// One, drawn with the run's seed.
+    One,
+    /// All of them.
+    All,
+    /// N of them.
+    Fixed(u32),
+    /// P percent of them, rounded up.
+    Percent(f64),
+}
+
+impl std::fmt::Display for PodMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PodMode::One => f.write_str("one"),
+            PodMode::All => f.write_str("all"),
+            PodMode::Fixed(n) => write!(f, "fixed: {n}"),
+            PodMode::Percent(p) => write!(f, "percent: {p}"),
+        }
+    }
+}
+
+/// How a scenario with `pods` reaches its cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kubernetes {
+    /// The kubeconfig context (the current one if unset; in a pod, its service account).
+    pub context: Option<String>,
+    /// Where the agent DaemonSet runs.
+    pub agent_namespace: String,
+    /// The agents' bearer token, from a file.
+    pub agent_token_file: Option<PathBuf>,
+    /// How the agents are reached.
+    pub agents: AgentRoute,
+    /// Whether protected namespaces (`kube-system`, the agent's) may be targeted.
+    pub allow_protected_namespaces: bool,
+}
+
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Self {
+            context: None,
+            agent_namespace: "faultline-system".into(),
+            agent_token_file: None,
+            agents: AgentRoute::Auto,
+            allow_protected_namespaces: false,
+        }
+    }
+}
+
+/// How the runner talks to the agent on a pod's node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentRoute {
+    /// The pod IP when running inside the cluster, a port-forward otherwise.
+    Auto,
+    /// Through the API server's port-forward.
+    PortForward,
+    /// Straight to the agent pod's IP.
+    PodIp,
+}
+
+impl AgentRoute {
+    /// As written in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentRoute::Auto => "auto",
+            AgentRoute::PortForward => "port-forward",
+            AgentRoute::PodIp => "pod-ip",
+        }
+    }
 }
 
 /// Where debug files come from.
@@ -221,6 +317,14 @@ pub enum Fault {
         /// Grace period.
         grace: Duration,
     },
+    /// A pod deleted through the API server (pod targets only), then its replacement waited
+    /// for.
+    PodKill {
+        /// The delete's grace period; zero is `force`.
+        grace: Duration,
+        /// How long the replacement may take to be Ready.
+        timeout: Duration,
+    },
 }
 
 impl Fault {
@@ -232,8 +336,19 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::Stress { .. } => "stress",
             Fault::Kill { .. } => "kill",
+            Fault::PodKill { .. } => "pod-kill",
         }
     }
+
+    /// A kill or a pod kill: it happens at once, and leaves nothing to revert.
+    pub fn is_instant(&self) -> bool {
+        matches!(self, Fault::Kill { .. } | Fault::PodKill { .. })
+    }
+}
+
+/// Whether a fault of this kind (as [`Fault::kind`] names it) happens at once.
+pub fn is_instant_kind(kind: &str) -> bool {
+    kind == "kill" || kind == "pod-kill"
 }
 
 /// Which traffic a network fault hits.
@@ -289,6 +404,14 @@ pub enum AssertionCheck {
         /// Dump capture names.
         dumps: Vec<String>,
     },
+    /// Every pod a `pod_kill` deleted (of `target`, or of any) was replaced by a Ready pod of
+    /// its controller within `within`.
+    Replaced {
+        /// The pod target, or every pod kill.
+        target: Option<String>,
+        /// Bound.
+        within: Duration,
+    },
 }
 
 impl AssertionCheck {
@@ -308,6 +431,11 @@ impl AssertionCheck {
             AssertionCheck::NoPanics { targets } => format!("no_panics {}", targets.join(",")),
             AssertionCheck::NoLeaks { dumps } if dumps.is_empty() => "no_leaks".into(),
             AssertionCheck::NoLeaks { dumps } => format!("no_leaks {}", dumps.join(",")),
+            AssertionCheck::Replaced { target, within } => format!(
+                "replaced {}within {}",
+                target.as_ref().map(|t| format!("{t} ")).unwrap_or_default(),
+                humantime::format_duration(*within)
+            ),
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Plan {
     pub name: String,
     /// Lab hosts with their addresses and final command lines.
     pub hosts: Vec<PlannedHost>,
+    /// Pod targets (chosen when each fault starts, with the seed).
+    pub pods: Vec<PodTarget>,
     /// Every timed action, in time order (a stable order for equal times: file order).
     pub actions: Vec<Action>,
     /// From the first step's start to the last step's end.
@@ -153,6 +155,7 @@ impl Plan {
         Ok(Self {
             name: scenario.name.clone(),
             hosts,
+            pods: scenario.pods.clone(),
             actions,
             steps_duration,
             tail,
@@ -284,6 +287,15 @@ pub fn describe_fault(target: &str, fault: &Fault, peers: &[String], duration: D
             if *workers == 1 { "" } else { "s" },
             secs(duration)
         ),
+        Fault::PodKill { grace, timeout } => format!(
+            "pod-kill {target}: delete {}, wait up to {} for the replacement to be Ready",
+            if grace.is_zero() {
+                "at once (force)".to_owned()
+            } else {
+                format!("with a {} grace period", secs(*grace))
+            },
+            secs(*timeout)
+        ),
         Fault::Kill { signal, grace } => {
             // Written `TERM`, `SIGTERM` or `15`: shown as `SIGTERM` or `signal 15`.
             let name = signal.trim_start_matches("SIG");
@@ -331,6 +343,26 @@ impl fmt::Display for Plan {
                 }
                 if let Some(cpu) = h.cpu {
                     write!(f, "  [cpu {cpu} cores]")?;
+                }
+                writeln!(f)?;
+            }
+        }
+        if !self.pods.is_empty() {
+            writeln!(f, "pods (chosen when each fault starts, with the seed):")?;
+            for p in &self.pods {
+                write!(
+                    f,
+                    "  {:<12} {} in {}, mode {}",
+                    p.name,
+                    p.selector,
+                    p.namespaces.join(","),
+                    p.mode
+                )?;
+                if let Some(fields) = &p.fields {
+                    write!(f, ", fields {fields}")?;
+                }
+                if let Some(c) = &p.container {
+                    write!(f, ", container {c}")?;
                 }
                 writeln!(f)?;
             }

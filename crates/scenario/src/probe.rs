@@ -44,11 +44,20 @@ pub struct Scrape {
 pub struct Resolver {
     /// Lab host name → address.
     pub hosts: Vec<(String, Ipv4Addr)>,
+    /// A pod target's name and port → where it is forwarded to on this machine.
+    pub forwards: Vec<(String, u16, SocketAddr)>,
 }
 
 impl Resolver {
     /// `host:port` to a socket address.
     pub fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        if let Some((_, _, a)) = self
+            .forwards
+            .iter()
+            .find(|(n, p, _)| n == host && *p == port)
+        {
+            return Ok(*a);
+        }
         if let Some((_, a)) = self.hosts.iter().find(|(n, _)| n == host) {
             return Ok(SocketAddr::from((*a, port)));
         }

@@ -196,11 +196,13 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
             f.started,
             f.ended,
             if f.kernel_anchored { "yes" } else { "no" },
-            f.revert.as_deref().unwrap_or(if f.kind == "kill" {
-                "(nothing to revert)"
-            } else {
-                &f.applied
-            }),
+            f.revert
+                .as_deref()
+                .unwrap_or(if crate::model::is_instant_kind(&f.kind) {
+                    "(nothing to revert)"
+                } else {
+                    &f.applied
+                }),
             f.packets
                 .map(|p| format!(", {p} packets dropped"))
                 .unwrap_or_default()

@@ -5,6 +5,7 @@
 //! in-process agent), and everything lasting is also anchored in the kernel (parent-death
 //! signals, owner tables), so an error, a panic or a SIGKILL leaves nothing in force.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,8 +16,9 @@ use faultline_fault::Interrupts;
 use serde::Serialize;
 
 use crate::analysis::{self, CrashSource};
+use crate::cluster::{Cluster, ClusterPod, PodKilled};
 use crate::lab::{Lab, LabOptions};
-use crate::model::{Fault, Find, Scenario};
+use crate::model::{Fault, Find, PodTarget, Scenario};
 use crate::plan::{ActionKind, Plan, describe_fault};
 use crate::probe::{Context, Observed, Resolver, Watchers, seconds_since};
 use crate::verdict::{self, Evidence, FaultRecord, Judged};
@@ -185,9 +187,36 @@ impl Journal {
 
 /// An active fault the runner keeps a lease on.
 struct Held {
+    /// Its record's index.
+    record: usize,
     id: String,
+    agent: Arc<Agent>,
     ends: Instant,
+    /// Peers named as pod targets, kept current.
+    peers: Option<PodPeers>,
 }
+
+/// A network fault whose peers are pods: their addresses change as pods come and go.
+struct PodPeers {
+    /// The fault as last applied.
+    spec: FaultSpec,
+    /// Peers given as addresses.
+    fixed: Vec<String>,
+    /// Peers given as pod targets.
+    targets: Vec<PodTarget>,
+    /// Their pods' addresses in force.
+    current: Vec<String>,
+}
+
+/// A fault the agent holds for a record; settled (its revert read back) at the end.
+struct Created {
+    record: usize,
+    id: String,
+    agent: Arc<Agent>,
+}
+
+/// How often the pod peers of a network fault are listed again.
+const PEER_REFRESH: Duration = Duration::from_secs(2);
 
 /// Runs `plan` of `scenario`. Interrupts (SIGINT/SIGTERM/SIGHUP, blocked by the caller before
 /// any thread started) end the steps early; everything is still reverted and reported.
@@ -196,6 +225,17 @@ pub fn run(
     plan: &Plan,
     options: &RunOptions,
     interrupts: &Interrupts,
+) -> RunOutcome {
+    run_on(scenario, plan, options, interrupts, None)
+}
+
+/// [`run`], with the cluster a scenario's `pods` live in.
+pub fn run_on(
+    scenario: &Scenario,
+    plan: &Plan,
+    options: &RunOptions,
+    interrupts: &Interrupts,
+    cluster: Option<Arc<dyn Cluster>>,
 ) -> RunOutcome {
     let started_at = SystemTime::now();
     let mut journal = Journal {
@@ -229,7 +269,11 @@ pub fn run(
         }
     }
 
-    let agent = if infra.is_some() {
+    let on_cluster = !scenario.pods.is_empty();
+    if on_cluster && cluster.is_none() && infra.is_none() {
+        infra = Some("this scenario's targets are pods: it needs a cluster".into());
+    }
+    let agent = if infra.is_some() || on_cluster {
         None
     } else {
         match &options.agent {
@@ -343,16 +387,90 @@ pub fn run(
         }
     }
 
+    // Pods: each target must match some, and the crash targets' restart counts are noted
+    // now, so a restart during the run can be told apart from an older one.
+    let crash_targets: Vec<String> = if scenario.crash_targets.is_empty() {
+        scenario
+            .hosts
+            .iter()
+            .map(|h| h.name.clone())
+            .chain(scenario.pods.iter().map(|p| p.name.clone()))
+            .collect()
+    } else {
+        scenario.crash_targets.clone()
+    };
+    let mut restarts_before: HashMap<(String, String), u32> = HashMap::new();
+    let mut forwards = Vec::new();
+    if let Some(cluster) = cluster.as_ref().filter(|_| on_cluster && infra.is_none()) {
+        journal.log("run", format!("on {}", cluster.describe()));
+        for target in &scenario.pods {
+            match cluster.pods(target) {
+                Ok(pods) if pods.is_empty() => {
+                    infra.get_or_insert(format!(
+                        "pods {}: {} in {} matches no pod",
+                        target.name,
+                        target.selector,
+                        target.namespaces.join(", ")
+                    ));
+                }
+                Ok(pods) => {
+                    journal.log(
+                        "pods",
+                        format!(
+                            "{}: {} pods: {}",
+                            target.name,
+                            pods.len(),
+                            pods.iter()
+                                .map(ClusterPod::id)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                    if crash_targets.contains(&target.name) {
+                        for pod in &pods {
+                            for (container, n) in &pod.restarts {
+                                restarts_before.insert((pod.id(), container.clone()), *n);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    infra.get_or_insert(format!("pods {}: {e}", target.name));
+                }
+            }
+        }
+        // Probes and dump scrapes that name a pod target reach it through a port-forward.
+        for (host, port) in pod_endpoints(scenario) {
+            if infra.is_some() {
+                break;
+            }
+            let Some(target) = scenario.pods.iter().find(|p| p.name == host) else {
+                continue;
+            };
+            match cluster.reach(target, port) {
+                Ok(local) => {
+                    journal.log(
+                        "pods",
+                        format!("{host}:{port} forwarded to {local} through the API server"),
+                    );
+                    forwards.push((host, port, local));
+                }
+                Err(e) => {
+                    infra.get_or_insert(format!("reach {host}:{port}: {e}"));
+                }
+            }
+        }
+    }
+
     let mut interrupted = None;
-    if infra.is_none()
-        && let Some(agent) = &agent
-    {
+    if infra.is_none() && (agent.is_some() || on_cluster) {
         let zero = Instant::now();
         journal.zero = Some(zero);
         let cx = Context {
             netns: lab.as_ref().map(Lab::hub_path),
             resolver: Resolver {
                 hosts: lab.as_ref().map(Lab::addresses).unwrap_or_default(),
+                forwards,
             },
             zero,
             out_dir: options.out_dir.clone(),
@@ -372,7 +490,15 @@ pub fn run(
                     ),
                 );
                 let mut timeline = Timeline {
-                    agent,
+                    agent: agent.as_ref(),
+                    cluster: cluster.as_ref(),
+                    pods: &scenario.pods,
+                    seed: plan.seed,
+                    agents: HashMap::new(),
+                    created: Vec::new(),
+                    superseded: Vec::new(),
+                    pod_kills: Vec::new(),
+                    last_peer_check: Instant::now(),
                     lab: lab.as_ref(),
                     local_pids: &local_pids,
                     lease: scenario.lease,
@@ -456,35 +582,56 @@ pub fn run(
 
     // Evidence and verdict.
     let locator = analysis::locator(&scenario.debug);
-    let targets: Vec<String> = if scenario.crash_targets.is_empty() {
-        scenario.hosts.iter().map(|h| h.name.clone()).collect()
-    } else {
-        scenario.crash_targets.clone()
-    };
-    let sources: Vec<CrashSource> = targets
-        .iter()
-        .map(|t| {
-            if scenario.hosts.iter().any(|h| &h.name == t) {
-                CrashSource {
-                    target: t.clone(),
-                    stderr: Some(PathBuf::from(format!("hosts/{t}/stderr.log"))),
-                    crash_dir: Some(options.out_dir.join("hosts").join(t).join("crashes")),
-                }
-            } else {
-                CrashSource {
-                    target: t.clone(),
-                    stderr: None,
-                    crash_dir: scenario
-                        .processes
-                        .iter()
-                        .find(|p| &p.name == t)
-                        .and_then(|p| p.crash_dir.clone()),
-                }
+    let mut notes = Vec::new();
+    let mut sources: Vec<CrashSource> = Vec::new();
+    if let Some(cluster) = cluster.as_ref().filter(|_| on_cluster) {
+        let targets = scenario
+            .pods
+            .iter()
+            .filter(|p| crash_targets.contains(&p.name));
+        for (target, file, line) in pod_crash_logs(
+            cluster.as_ref(),
+            targets,
+            &restarts_before,
+            &options.out_dir,
+        ) {
+            journal.log("pods", line.clone());
+            match file {
+                Some(file) => sources.push(CrashSource {
+                    target,
+                    stderr: Some(file),
+                    crash_dir: None,
+                }),
+                None => notes.push(line),
             }
-        })
+        }
+    }
+    let targets: Vec<String> = crash_targets
+        .into_iter()
+        .filter(|t| !scenario.pods.iter().any(|p| &p.name == t))
         .collect();
+    sources.extend(targets.iter().map(|t| {
+        if scenario.hosts.iter().any(|h| &h.name == t) {
+            CrashSource {
+                target: t.clone(),
+                stderr: Some(PathBuf::from(format!("hosts/{t}/stderr.log"))),
+                crash_dir: Some(options.out_dir.join("hosts").join(t).join("crashes")),
+            }
+        } else {
+            CrashSource {
+                target: t.clone(),
+                stderr: None,
+                crash_dir: scenario
+                    .processes
+                    .iter()
+                    .find(|p| &p.name == t)
+                    .and_then(|p| p.crash_dir.clone()),
+            }
+        }
+    }));
     let crashes = analysis::crashes(&sources, &options.out_dir, &locator);
-    let (leaks, notes) = analysis::leaks(&observed.scrapes, &options.out_dir, &locator);
+    let (leaks, leak_notes) = analysis::leaks(&observed.scrapes, &options.out_dir, &locator);
+    notes.extend(leak_notes);
     let evidence = Evidence {
         probes: observed.probes.clone(),
         faults,
@@ -524,7 +671,18 @@ pub fn run(
 }
 
 struct Timeline<'a> {
-    agent: &'a Arc<Agent>,
+    /// The agent of local targets (none on a cluster).
+    agent: Option<&'a Arc<Agent>>,
+    cluster: Option<&'a Arc<dyn Cluster>>,
+    pods: &'a [PodTarget],
+    seed: u64,
+    /// The agent of each node, once reached.
+    agents: HashMap<String, Arc<Agent>>,
+    created: Vec<Created>,
+    /// Faults replaced when their pod peers changed whose revert was not verified.
+    superseded: Vec<(usize, String)>,
+    pod_kills: Vec<(usize, std::thread::JoinHandle<Result<PodKilled, String>>)>,
+    last_peer_check: Instant,
     lab: Option<&'a Lab>,
     local_pids: &'a [(String, u32)],
     lease: Duration,
@@ -549,14 +707,14 @@ impl Timeline<'_> {
             Fault::Partition(_) | Fault::Loss { .. } | Fault::Stress { .. } => lab
                 .anchor_pid(target)
                 .ok_or_else(|| format!("no lab host {target}")),
-            Fault::Pause | Fault::Kill { .. } => lab
+            Fault::Pause | Fault::Kill { .. } | Fault::PodKill { .. } => lab
                 .pid(target)
                 .ok_or_else(|| format!("{target} is not running")),
         }
     }
 
-    /// Sleeps until `until`, renewing leases and showing progress; returns a signal if one
-    /// arrived.
+    /// Sleeps until `until`, renewing leases, keeping pod peers current and showing progress;
+    /// returns a signal if one arrived.
     fn wait_until(
         &mut self,
         until: Instant,
@@ -566,6 +724,7 @@ impl Timeline<'_> {
     ) -> Result<Option<i32>, String> {
         loop {
             self.renew(journal)?;
+            self.refresh_peers(journal);
             self.show_progress(watchers);
             let now = Instant::now();
             if now >= until {
@@ -590,9 +749,9 @@ impl Timeline<'_> {
         }
         self.last_renew = now;
         for held in &self.held {
-            if let Err(e) = self.agent.renew(&held.id) {
+            if let Err(e) = held.agent.renew(&held.id) {
                 // Already over (its duration ran out a moment ago) is not a lost lease.
-                if self
+                if held
                     .agent
                     .get(&held.id)
                     .is_some_and(|v| v.state != "active")
@@ -607,6 +766,109 @@ impl Timeline<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The addresses of the pods of `targets`, sorted; none is an error (a partition from
+    /// nothing would pass for one that bites).
+    fn peer_ips(&self, targets: &[PodTarget]) -> Result<Vec<String>, String> {
+        let cluster = self.cluster.ok_or("no cluster")?;
+        let mut ips = Vec::new();
+        for target in targets {
+            let pods = cluster.pods(target)?;
+            let before = ips.len();
+            ips.extend(pods.into_iter().filter_map(|p| p.ip));
+            if ips.len() == before {
+                return Err(format!(
+                    "peers {}: no pod of {} has an IP",
+                    target.name, target.selector
+                ));
+            }
+        }
+        ips.sort();
+        ips.dedup();
+        Ok(ips)
+    }
+
+    /// Network faults whose peers are pods: when the pods' addresses changed (a pod was
+    /// replaced), the fault is applied again with the new ones, then the old one reverted, so
+    /// the partition never lapses.
+    fn refresh_peers(&mut self, journal: &mut Journal) {
+        if self.last_peer_check.elapsed() < PEER_REFRESH
+            || !self.held.iter().any(|h| h.peers.is_some())
+        {
+            return;
+        }
+        self.last_peer_check = Instant::now();
+        for i in 0..self.held.len() {
+            let Some(peers) = &self.held[i].peers else {
+                continue;
+            };
+            let ips = match self.peer_ips(&peers.targets) {
+                Ok(ips) => ips,
+                Err(e) => {
+                    journal.log(
+                        "fault",
+                        format!("{}: {e}; its peers stay as they were", self.held[i].id),
+                    );
+                    continue;
+                }
+            };
+            if ips == peers.current {
+                continue;
+            }
+            let left = self.held[i].ends.saturating_duration_since(Instant::now());
+            if left < Duration::from_millis(500) {
+                continue;
+            }
+            let all: Vec<String> = peers.fixed.iter().cloned().chain(ips.clone()).collect();
+            let spec = with_peers(&peers.spec, all, left);
+            let held = &mut self.held[i];
+            let created = held.agent.create(CreateFault {
+                fault: spec.clone(),
+                lease_seconds: Some(self.lease.as_secs_f64()),
+            });
+            let view = match created {
+                Ok(view) => view,
+                Err(e) => {
+                    journal.log(
+                        "fault",
+                        format!(
+                            "the peers of {} changed to {}, but the new fault failed: {e}; \
+                             the old one stays",
+                            held.id,
+                            ips.join(",")
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let old = std::mem::replace(&mut held.id, view.id.clone());
+            if let Some(c) = self.created.iter_mut().find(|c| c.id == old) {
+                c.id = view.id.clone();
+            }
+            let outcome = held.agent.revert(&old).and_then(|v| v.revert);
+            if outcome.as_deref() != Some("verified") {
+                self.superseded.push((
+                    held.record,
+                    format!(
+                        "{old} (replaced when its peers changed): {}",
+                        outcome.unwrap_or_else(|| "the agent did not answer the revert".into())
+                    ),
+                ));
+            }
+            journal.log(
+                "fault",
+                format!(
+                    "peers changed: {} replaced {old}, now {}",
+                    view.id,
+                    ips.join(",")
+                ),
+            );
+            if let Some(p) = &mut held.peers {
+                p.spec = spec;
+                p.current = ips;
+            }
+        }
     }
 
     fn show_progress(&mut self, watchers: &Watchers) {
@@ -667,7 +929,7 @@ impl Timeline<'_> {
                     self.current = format!("step {} {description}", action.step);
                     journal.log("step", format!("{}: {description}", action.step));
                     let started = seconds_since(self.zero);
-                    let mut record = FaultRecord {
+                    let record = FaultRecord {
                         step: action.step.clone(),
                         id: None,
                         kind: fault.kind().to_owned(),
@@ -679,10 +941,24 @@ impl Timeline<'_> {
                         kernel_anchored: false,
                         packets: None,
                         revert: None,
+                        pod: None,
+                        replacement: None,
+                        ready_after: None,
                     };
-                    let pid = match self.pid(target, fault) {
-                        Ok(pid) => pid,
-                        Err(e) => {
+                    if let Some(pods) = self.pods.iter().find(|p| &p.name == target) {
+                        self.pod_fault(pods, fault, peers, *duration, record, faults, journal)
+                            .map_err(|e| format!("step {}: {e}", action.step))?;
+                        continue;
+                    }
+                    let pid = self.pid(target, fault);
+                    let agent = self
+                        .agent
+                        .cloned()
+                        .ok_or_else(|| "no agent for local targets".to_owned());
+                    let (pid, agent) = match (pid, agent) {
+                        (Ok(pid), Ok(agent)) => (pid, agent),
+                        (Err(e), _) | (_, Err(e)) => {
+                            let mut record = record;
                             // The target is down (it crashed, say): the fault cannot hit it.
                             record.applied = format!("not applied: {e}");
                             journal
@@ -691,51 +967,18 @@ impl Timeline<'_> {
                             continue;
                         }
                     };
-                    let request = CreateFault {
-                        fault: spec(fault, pid, peers, *duration),
-                        lease_seconds: (!matches!(fault, Fault::Kill { .. }))
-                            .then_some(self.lease.as_secs_f64()),
-                    };
-                    if let Fault::Kill { .. } = fault {
-                        // A kill waits out its grace period: on a thread, so leases keep
-                        // being renewed meanwhile.
-                        let agent = self.agent.clone();
-                        let handle = std::thread::spawn(move || agent.create(request));
-                        record.applied = "sent".into();
-                        faults.push(record);
-                        self.kills.push((faults.len() - 1, handle));
+                    let Some(fault_spec) = spec(fault, Some(pid), peers, *duration) else {
                         continue;
-                    }
-                    match self.agent.create(request) {
-                        Ok(view) => {
-                            record.id = Some(view.id.clone());
-                            record.kernel_anchored = view.kernel_anchored;
-                            record.applied = format!("applied: {}", view.detail);
-                            journal.log(
-                                "fault",
-                                format!(
-                                    "{} {} applied ({}kernel-anchored): {}",
-                                    view.kind,
-                                    view.id,
-                                    if view.kernel_anchored { "" } else { "not " },
-                                    view.detail
-                                ),
-                            );
-                            self.held.push(Held {
-                                id: view.id,
-                                ends: Instant::now() + *duration,
-                            });
-                            faults.push(record);
-                        }
-                        Err(e) => {
-                            record.applied = format!("failed: {e}");
-                            faults.push(record);
-                            return Err(format!(
-                                "step {}: the agent could not apply the fault: {e}",
-                                action.step
-                            ));
-                        }
-                    }
+                    };
+                    self.apply(
+                        &agent, fault_spec, fault, *duration, record, None, faults, journal,
+                    )
+                    .map_err(|e| {
+                        format!(
+                            "step {}: the agent could not apply the fault: {e}",
+                            action.step
+                        )
+                    })?;
                 }
             }
         }
@@ -744,6 +987,212 @@ impl Timeline<'_> {
         self.current = "steps done".into();
         self.collect_kills(faults, journal);
         Ok(signal)
+    }
+
+    /// Sends `fault_spec` to `agent` for `record`: a kill on a thread (it waits out its grace
+    /// period while leases keep being renewed), anything else held with a lease.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        agent: &Arc<Agent>,
+        fault_spec: FaultSpec,
+        fault: &Fault,
+        duration: Duration,
+        mut record: FaultRecord,
+        peers: Option<PodPeers>,
+        faults: &mut Vec<FaultRecord>,
+        journal: &mut Journal,
+    ) -> Result<(), String> {
+        let request = CreateFault {
+            fault: fault_spec,
+            lease_seconds: (!fault.is_instant()).then_some(self.lease.as_secs_f64()),
+        };
+        if fault.is_instant() {
+            let agent = agent.clone();
+            let handle = std::thread::spawn(move || agent.create(request));
+            record.applied = "sent".into();
+            faults.push(record);
+            self.kills.push((faults.len() - 1, handle));
+            return Ok(());
+        }
+        match agent.create(request) {
+            Ok(view) => {
+                record.id = Some(view.id.clone());
+                record.kernel_anchored = view.kernel_anchored;
+                record.applied = format!("applied: {}", view.detail);
+                journal.log(
+                    "fault",
+                    format!(
+                        "{} {} applied ({}kernel-anchored){}: {}",
+                        view.kind,
+                        view.id,
+                        if view.kernel_anchored { "" } else { "not " },
+                        record
+                            .pod
+                            .as_ref()
+                            .map(|p| format!(" on pod {p}"))
+                            .unwrap_or_default(),
+                        view.detail
+                    ),
+                );
+                faults.push(record);
+                self.created.push(Created {
+                    record: faults.len() - 1,
+                    id: view.id.clone(),
+                    agent: agent.clone(),
+                });
+                self.held.push(Held {
+                    record: faults.len() - 1,
+                    id: view.id,
+                    agent: agent.clone(),
+                    ends: Instant::now() + duration,
+                    peers,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                record.applied = format!("failed: {e}");
+                faults.push(record);
+                Err(e)
+            }
+        }
+    }
+
+    /// The agent on `node`, reached once and kept; unreachable is the run's end (exit 4):
+    /// a fault is never skipped quietly.
+    fn agent_on(&mut self, node: &str, journal: &mut Journal) -> Result<Arc<Agent>, String> {
+        if let Some(agent) = self.agents.get(node) {
+            return Ok(agent.clone());
+        }
+        let cluster = self.cluster.ok_or("no cluster")?;
+        let client = cluster.agent(node)?;
+        client.list().map_err(|e| {
+            format!(
+                "the faultline agent on node {node} at {} is unreachable: {e}",
+                client.addr()
+            )
+        })?;
+        journal.log(
+            "run",
+            format!("the agent on node {node} answers at {}", client.addr()),
+        );
+        let agent = Arc::new(Agent::Remote(client));
+        self.agents.insert(node.to_owned(), agent.clone());
+        Ok(agent)
+    }
+
+    /// A fault on a pod target: its pods chosen with the run's seed, then one fault per pod,
+    /// sent to the agent on the pod's node (or, for a pod kill, a delete through the API).
+    #[allow(clippy::too_many_arguments)]
+    fn pod_fault(
+        &mut self,
+        target: &PodTarget,
+        fault: &Fault,
+        peers: &[String],
+        duration: Duration,
+        template: FaultRecord,
+        faults: &mut Vec<FaultRecord>,
+        journal: &mut Journal,
+    ) -> Result<(), String> {
+        let cluster = self.cluster.ok_or("no cluster")?.clone();
+        let chosen = cluster.select(target, self.seed)?;
+        journal.log(
+            "pods",
+            format!(
+                "{}: {} chosen (mode {}, seed {}): {}",
+                target.name,
+                chosen.len(),
+                target.mode,
+                self.seed,
+                chosen
+                    .iter()
+                    .map(ClusterPod::id)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        if let Fault::PodKill { grace, timeout } = fault {
+            for pod in chosen {
+                let mut record = template.clone();
+                record.pod = Some(pod.id());
+                record.applied = "sent".into();
+                let (cluster, target, grace, timeout) =
+                    (cluster.clone(), target.clone(), *grace, *timeout);
+                let handle =
+                    std::thread::spawn(move || cluster.pod_kill(&target, &pod, grace, timeout));
+                faults.push(record);
+                self.pod_kills.push((faults.len() - 1, handle));
+            }
+            return Ok(());
+        }
+        let (pod_peers, fixed): (Vec<&String>, Vec<&String>) = peers
+            .iter()
+            .partition(|p| self.pods.iter().any(|t| &t.name == *p));
+        let fixed: Vec<String> = fixed.into_iter().cloned().collect();
+        let peer_targets: Vec<PodTarget> = self
+            .pods
+            .iter()
+            .filter(|t| pod_peers.contains(&&t.name))
+            .cloned()
+            .collect();
+        let ips = if peer_targets.is_empty() {
+            Vec::new()
+        } else {
+            self.peer_ips(&peer_targets)?
+        };
+        let all_peers: Vec<String> = fixed.iter().cloned().chain(ips.clone()).collect();
+        let network = matches!(fault, Fault::Partition(_) | Fault::Loss { .. });
+        for pod in chosen {
+            let mut record = template.clone();
+            record.pod = Some(pod.id());
+            let container = match (&target.container, network) {
+                (Some(name), false) => match pod.containers.iter().find(|(n, _)| n == name) {
+                    Some((_, id)) => Some(id.clone()),
+                    None => {
+                        record.applied = format!(
+                            "not applied: pod {} has no running container {name}",
+                            pod.id()
+                        );
+                        journal.log("fault", record.applied.clone());
+                        faults.push(record);
+                        continue;
+                    }
+                },
+                // Network faults go to the pod's sandbox, whatever the container.
+                _ => None,
+            };
+            let Some(node) = pod.node.clone() else {
+                record.applied = format!("not applied: pod {} is not on a node", pod.id());
+                faults.push(record);
+                continue;
+            };
+            let agent = match self.agent_on(&node, journal) {
+                Ok(agent) => agent,
+                Err(e) => {
+                    record.applied = format!("not applied: {e}");
+                    faults.push(record);
+                    return Err(e);
+                }
+            };
+            let Some(mut fault_spec) = spec(fault, None, &all_peers, duration) else {
+                continue;
+            };
+            fault_spec.aim_at_pod(faultline_agent::spec::PodTarget {
+                uid: pod.uid.clone(),
+                container,
+            })?;
+            let peers = (!peer_targets.is_empty()).then(|| PodPeers {
+                spec: fault_spec.clone(),
+                fixed: fixed.clone(),
+                targets: peer_targets.clone(),
+                current: ips.clone(),
+            });
+            self.apply(
+                &agent, fault_spec, fault, duration, record, peers, faults, journal,
+            )
+            .map_err(|e| format!("the agent on node {node} could not apply the fault: {e}"))?;
+        }
+        Ok(())
     }
 
     fn collect_kills(&mut self, faults: &mut [FaultRecord], journal: &mut Journal) {
@@ -764,8 +1213,34 @@ impl Timeline<'_> {
                 }
             }
         }
+        for (index, handle) in self.pod_kills.drain(..) {
+            let result = handle
+                .join()
+                .unwrap_or_else(|_| Err("the pod kill thread panicked".into()));
+            let record = &mut faults[index];
+            let pod = record.pod.clone().unwrap_or_default();
+            match result {
+                Ok(killed) => {
+                    record.replacement = killed.replacement.clone();
+                    record.ready_after = killed.ready_after.map(|d| d.as_secs_f64());
+                    record.applied = format!(
+                        "applied: {pod} deleted; gone after {}; {}",
+                        seconds(killed.gone_after),
+                        match (&killed.replacement, killed.ready_after) {
+                            (Some(by), Some(after)) =>
+                                format!("{by} Ready after {:.1}s", after.as_secs_f64()),
+                            _ => "no replacement Ready in time".into(),
+                        }
+                    );
+                    journal.log("fault", format!("pod-kill {}", record.applied));
+                }
+                Err(e) => {
+                    record.applied = format!("failed: {e}");
+                    journal.log("fault", format!("pod-kill of {pod} failed: {e}"));
+                }
+            }
+        }
     }
-
     /// After the steps: waits (up to the plan's tail) until every `recovers` probe has passed
     /// since the last fault ended.
     fn tail(
@@ -782,7 +1257,13 @@ impl Timeline<'_> {
         }
         let last_end = faults
             .iter()
-            .map(|f| if f.kind == "kill" { f.started } else { f.ended })
+            .map(|f| {
+                if crate::model::is_instant_kind(&f.kind) {
+                    f.started
+                } else {
+                    f.ended
+                }
+            })
             .fold(0.0, f64::max);
         let probes: Vec<&str> = scenario
             .assertions
@@ -819,22 +1300,19 @@ impl Timeline<'_> {
     fn settle(&mut self, faults: &mut [FaultRecord], journal: &mut Journal) {
         self.collect_kills(faults, journal);
         self.held.clear();
-        for record in faults.iter_mut() {
-            let Some(id) = record.id.clone() else {
-                continue;
-            };
-            if record.kind == "kill" {
-                continue;
-            }
+        for created in std::mem::take(&mut self.created) {
+            let Created { record, id, agent } = created;
+            let record = &mut faults[record];
+            record.id = Some(id.clone());
             // Its duration ends on the agent's clock; give it a moment past that.
             let deadline = Instant::now() + Duration::from_secs(3);
-            let mut view = self.agent.get(&id);
+            let mut view = agent.get(&id);
             while view.as_ref().is_some_and(|v| v.state == "active") && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
-                view = self.agent.get(&id);
+                view = agent.get(&id);
             }
             if view.as_ref().is_some_and(|v| v.state == "active") {
-                view = self.agent.revert(&id);
+                view = agent.revert(&id);
             }
             match view {
                 Some(v) => {
@@ -860,15 +1338,143 @@ impl Timeline<'_> {
                 }
             }
         }
+        // A fault replaced when its pod peers changed, whose revert was not verified, leaves
+        // its record unverified too.
+        for (index, failure) in std::mem::take(&mut self.superseded) {
+            journal.log("revert", failure.clone());
+            faults[index].revert = Some(failure);
+        }
     }
 }
 
-/// The agent's request for `fault` on process `pid`.
-fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultSpec {
+fn seconds(d: Option<Duration>) -> String {
+    d.map_or_else(|| "not seen".into(), |d| format!("{:.1}s", d.as_secs_f64()))
+}
+
+/// `host:port` of every probe and dump scrape, for those that name a pod target.
+fn pod_endpoints(scenario: &Scenario) -> Vec<(String, u16)> {
+    let mut out: Vec<(String, u16)> = Vec::new();
+    let mut add = |host: &str, port: u16| {
+        if scenario.pods.iter().any(|p| p.name == host)
+            && !out.iter().any(|(h, p)| h == host && *p == port)
+        {
+            out.push((host.to_owned(), port));
+        }
+    };
+    for probe in &scenario.probes {
+        match &probe.check {
+            crate::model::Check::Http { url, .. } => {
+                if let Ok(u) = crate::http::Url::parse(url) {
+                    add(&u.host, u.port);
+                }
+            }
+            crate::model::Check::Tcp { address, .. } => {
+                if let Some((host, port)) = address.rsplit_once(':')
+                    && let Ok(port) = port.parse()
+                {
+                    add(host, port);
+                }
+            }
+            crate::model::Check::Command { .. } => {}
+        }
+    }
+    for dump in &scenario.dumps {
+        if let Ok(u) = crate::http::Url::parse(&dump.url) {
+            add(&u.host, u.port);
+        }
+    }
+    out
+}
+
+/// The previous logs of the containers of `targets` that restarted during the run, saved under
+/// `pods/` in the run directory: (target, the file relative to the run directory or none, what
+/// happened).
+fn pod_crash_logs<'a>(
+    cluster: &dyn Cluster,
+    targets: impl Iterator<Item = &'a PodTarget>,
+    before: &HashMap<(String, String), u32>,
+    out_dir: &std::path::Path,
+) -> Vec<(String, Option<PathBuf>, String)> {
+    let mut out = Vec::new();
+    for target in targets {
+        let pods = match cluster.pods(target) {
+            Ok(pods) => pods,
+            Err(e) => {
+                out.push((
+                    target.name.clone(),
+                    None,
+                    format!("{}: crashes not collected: {e}", target.name),
+                ));
+                continue;
+            }
+        };
+        for pod in &pods {
+            for (container, count) in &pod.restarts {
+                let was = before
+                    .get(&(pod.id(), container.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                if *count <= was {
+                    continue;
+                }
+                let what = format!(
+                    "{} container {container} restarted {} time(s) during the run",
+                    pod.id(),
+                    count - was
+                );
+                let relative = PathBuf::from(format!(
+                    "pods/{}/{}.{container}.previous.log",
+                    target.name, pod.name
+                ));
+                let saved = cluster.log(pod, container, true).and_then(|text| {
+                    let path = out_dir.join(&relative);
+                    std::fs::create_dir_all(path.parent().unwrap_or(out_dir))
+                        .and_then(|()| std::fs::write(&path, text))
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                });
+                match saved {
+                    Ok(()) => out.push((
+                        target.name.clone(),
+                        Some(relative.clone()),
+                        format!("{what}: its previous log is {}", relative.display()),
+                    )),
+                    Err(e) => out.push((
+                        target.name.clone(),
+                        None,
+                        format!("{what}: its previous log could not be read: {e}"),
+                    )),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `spec` with other peers and `left` to run.
+fn with_peers(spec: &FaultSpec, new_peers: Vec<String>, left: Duration) -> FaultSpec {
+    let mut spec = spec.clone();
+    match &mut spec {
+        FaultSpec::Partition { peers, seconds, .. } | FaultSpec::Loss { peers, seconds, .. } => {
+            *peers = new_peers;
+            *seconds = left.as_secs_f64();
+        }
+        _ => {}
+    }
+    spec
+}
+
+/// The agent's request for `fault` on process `pid` (none: aimed later, at a pod); none for a
+/// pod kill, which no agent carries out.
+fn spec(
+    fault: &Fault,
+    pid: Option<u32>,
+    peers: &[String],
+    duration: Duration,
+) -> Option<FaultSpec> {
     let seconds = duration.as_secs_f64();
-    match fault {
+    Some(match fault {
         Fault::Partition(net) => FaultSpec::Partition {
-            pid: Some(pid),
+            pid,
             cgroup: None,
             pod: None,
             peers: peers.to_vec(),
@@ -880,7 +1486,7 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
             seconds,
         },
         Fault::Loss { net, percent } => FaultSpec::Loss {
-            pid: Some(pid),
+            pid,
             cgroup: None,
             pod: None,
             percent: *percent,
@@ -892,13 +1498,13 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
             seconds,
         },
         Fault::Pause => FaultSpec::Pause {
-            pid: Some(pid),
+            pid,
             cgroup: None,
             pod: None,
             seconds,
         },
         Fault::Stress { workers, load } => FaultSpec::Stress {
-            pid: Some(pid),
+            pid,
             cgroup: None,
             pod: None,
             workers: *workers,
@@ -906,11 +1512,12 @@ fn spec(fault: &Fault, pid: u32, peers: &[String], duration: Duration) -> FaultS
             seconds,
         },
         Fault::Kill { signal, grace } => FaultSpec::Kill {
-            pid: Some(pid),
+            pid,
             cgroup: None,
             pod: None,
             signal: signal.clone(),
             grace_seconds: grace.as_secs_f64(),
         },
-    }
+        Fault::PodKill { .. } => return None,
+    })
 }

@@ -33,13 +33,24 @@ pub struct FaultRecord {
     /// `verified`, or the residue found (`None` for a kill, which has nothing to revert).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revert: Option<String>,
+    /// The pod it hit (`namespace/name`), for pod targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// A pod kill: the pod that replaced the killed one, once Ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// A pod kill: seconds from the delete to the replacement's Ready, if seen in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_after: Option<f64>,
 }
 
 impl FaultRecord {
     /// Whether nothing of it remains: it was reverted and verified, it was a kill, or it was
     /// never applied (no id: refused or skipped; the run reports that as its own failure).
     pub fn revert_ok(&self) -> bool {
-        self.kind == "kill" || self.id.is_none() || self.revert.as_deref() == Some("verified")
+        crate::model::is_instant_kind(&self.kind)
+            || self.id.is_none()
+            || self.revert.as_deref() == Some("verified")
     }
 }
 
@@ -142,7 +153,7 @@ impl Evidence {
     /// target's replacement could be up: one second).
     fn in_fault(&self, t: f64) -> bool {
         self.faults.iter().any(|f| {
-            let end = if f.kind == "kill" {
+            let end = if crate::model::is_instant_kind(&f.kind) {
                 f.started + 1.0
             } else {
                 f.ended
@@ -156,7 +167,13 @@ impl Evidence {
         let last = self
             .faults
             .iter()
-            .map(|f| if f.kind == "kill" { f.started } else { f.ended })
+            .map(|f| {
+                if crate::model::is_instant_kind(&f.kind) {
+                    f.started
+                } else {
+                    f.ended
+                }
+            })
             .fold(f64::NEG_INFINITY, f64::max);
         if t < first {
             Phase::Before
@@ -199,7 +216,11 @@ pub fn judge(assertions: &[Assertion], evidence: &Evidence) -> Vec<Judged> {
             )
         })
         .collect();
-    let reverts = evidence.faults.iter().filter(|f| f.kind != "kill").count();
+    let reverts = evidence
+        .faults
+        .iter()
+        .filter(|f| !crate::model::is_instant_kind(&f.kind))
+        .count();
     out.push(Judged {
         title: "every revert verified".into(),
         line: 0,
@@ -249,7 +270,11 @@ fn judge_one(check: &AssertionCheck, ev: &Evidence) -> (bool, String) {
             let mut lines = Vec::new();
             let mut passed = true;
             for f in &ev.faults {
-                let end = if f.kind == "kill" { f.started } else { f.ended };
+                let end = if crate::model::is_instant_kind(&f.kind) {
+                    f.started
+                } else {
+                    f.ended
+                };
                 // Recovered: the first passing sample after the end and after the first
                 // failure the fault caused (a kill bites a moment after it is sent, so a
                 // sample taken just after it may still pass). Failures once a later fault
@@ -349,6 +374,39 @@ fn judge_one(check: &AssertionCheck, ev: &Evidence) -> (bool, String) {
                 .join("; ");
             (false, text)
         }
+        AssertionCheck::Replaced { target, within } => {
+            let kills: Vec<&FaultRecord> = ev
+                .faults
+                .iter()
+                .filter(|f| f.kind == "pod-kill")
+                .filter(|f| target.as_ref().is_none_or(|t| &f.target == t))
+                .collect();
+            if kills.is_empty() {
+                return (false, "no pod was killed".into());
+            }
+            let bound = within.as_secs_f64();
+            let mut passed = true;
+            let lines: Vec<String> = kills
+                .iter()
+                .map(|f| {
+                    let pod = f.pod.as_deref().unwrap_or("?");
+                    match (&f.replacement, f.ready_after) {
+                        (Some(by), Some(after)) if after <= bound => {
+                            format!("{pod} replaced by {by}, Ready after {after:.1}s")
+                        }
+                        (Some(by), Some(after)) => {
+                            passed = false;
+                            format!("{pod} replaced by {by}, but Ready only after {after:.1}s")
+                        }
+                        _ => {
+                            passed = false;
+                            format!("{pod}: no replacement Ready ({})", f.applied)
+                        }
+                    }
+                })
+                .collect();
+            (passed, lines.join("; "))
+        }
     }
 }
 
@@ -367,6 +425,34 @@ mod tests {
     use super::*;
     use crate::node::Pos;
     use std::time::Duration;
+
+    #[test]
+    fn replaced_holds_when_every_killed_pod_was_replaced_in_time() {
+        let kill = |pod: &str, by: Option<&str>, after: Option<f64>| FaultRecord {
+            pod: Some(format!("shop/{pod}")),
+            replacement: by.map(str::to_owned),
+            ready_after: after,
+            ..fault("pod-kill", 1.0, 1.0, None)
+        };
+        let check = |within: u64| AssertionCheck::Replaced {
+            target: Some("api".into()),
+            within: Duration::from_secs(within),
+        };
+        let mut ev = Evidence::default();
+        assert_eq!(
+            judge_one(&check(30), &ev),
+            (false, "no pod was killed".into())
+        );
+        ev.faults.push(kill("api-a", Some("api-z"), Some(12.5)));
+        let (ok, text) = judge_one(&check(30), &ev);
+        assert!(ok, "{text}");
+        assert_eq!(text, "shop/api-a replaced by api-z, Ready after 12.5s");
+        assert!(!judge_one(&check(10), &ev).0);
+        ev.faults.push(kill("api-b", None, None));
+        let (ok, text) = judge_one(&check(30), &ev);
+        assert!(!ok);
+        assert!(text.contains("shop/api-b: no replacement Ready"), "{text}");
+    }
 
     fn sample(t: f64, ok: bool) -> Sample {
         Sample {
@@ -388,6 +474,9 @@ mod tests {
             ended,
             applied: "applied".into(),
             kernel_anchored: true,
+            pod: None,
+            replacement: None,
+            ready_after: None,
             packets: None,
             revert: revert.map(str::to_owned),
         }

@@ -142,6 +142,7 @@ fn open_lab(
         netns: Some(lab.hub_path()),
         resolver: Resolver {
             hosts: lab.addresses(),
+            forwards: Vec::new(),
         },
         zero: Instant::now(),
         out_dir: options.out_dir.clone(),
@@ -421,7 +422,7 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
             "tui-scrape",
             Box::new(move || {
                 let zero = Instant::now();
-                let resolver = Resolver { hosts: Vec::new() };
+                let resolver = Resolver::default();
                 loop {
                     for (name, url) in &dumps {
                         if let Ok(body) = faultline_scenario::probe::fetch(

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 
 use faultline_scenario::{Plan, load_file};
 
+/// scenarios/*.yaml and scenarios/kubernetes/*.yaml.
 fn scenarios() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut files: Vec<PathBuf> = [root.clone(), root.join("kubernetes")]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .collect();
@@ -23,7 +25,10 @@ fn every_scenario_file_loads_and_plans() {
     for file in files {
         let scenario = load_file(&file).unwrap_or_else(|e| panic!("{e}"));
         let plan = Plan::new(&scenario, 1).unwrap();
-        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let mut name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        if file.parent().is_some_and(|d| d.ends_with("kubernetes")) {
+            name = format!("kubernetes-{name}");
+        }
         insta::assert_snapshot!(format!("plan-{name}"), plan.to_string());
     }
 }

@@ -76,11 +76,11 @@ assertions:
         "11:38: partition: peers is empty (name the lab hosts or addresses to cut off; never all traffic by accident)",
         "12:11: loss: icmp has no ports (drop `ports`, or use tcp or udp)",
         "12:56: loss: percent: 150 is out of range (1–100)",
-        "13:5: unknown step `reboot` (steps: wait, parallel, partition, loss, pause, stress, kill)",
+        "13:5: unknown step `reboot` (steps: wait, parallel, partition, loss, pause, stress, kill, pod_kill)",
         "16:38: kill: signal: signal \"SIGNOPE\": expected TERM, KILL, INT, QUIT, HUP, USR1, USR2, ABRT or a number from 1 to 64",
         "18:29: probe_success: probe: no probe `helth` (did you mean `health`?)",
         "19:16: no_leaks: no dump capture `goroutine` (did you mean `goroutines`?)",
-        "20:5: unknown assertion `never_fails` (assertions: probe_success, recovers, no_panics, no_leaks)",
+        "20:5: unknown assertion `never_fails` (assertions: probe_success, recovers, no_panics, no_leaks, replaced)",
     ];
     assert_eq!(got, want, "\n{}", got.join("\n"));
 }
@@ -128,6 +128,68 @@ steps:
         [
             "4:64: host api: `${hosts.cahce}` names no lab host (did you mean `cache`?)",
             "5:41: host db: `${hosts.ap`: `${hosts.` is not closed (write ${hosts.NAME})",
+        ]
+    );
+}
+
+#[test]
+fn pod_targets_are_checked_like_every_other_target() {
+    let text = "\
+name: pods
+pods:
+  checkout: { namespace: shop, selector: app=checkout, mode: some }
+  inventory: { namespace: shop, selector: \"  \" }
+  cart: { selector: app=cart, mode: { fixed: 0 } }
+probes:
+  cart:
+    http: { url: \"http://chekout:8080/health\", status: 200, within: 1s }
+    every: 1s
+steps:
+  - partition: { target: checkout, peers: [inventroy], for: 5s }
+  - pod_kill: { target: checkout, grace: 0s }
+  - pod_kill: { target: checkout, force: true, grace: 5s }
+assertions:
+  - replaced: { target: checkuot, within: 1m }
+";
+    assert_eq!(
+        problems(text),
+        [
+            "3:62: pod target checkout: mode must be one of one, all, fixed, percent \
+             (one, all, `{ fixed: N }` or `{ percent: P }`)",
+            "4:43: pod target inventory: the selector is empty (a label selector such as \
+             `app=checkout`: faultline never selects every pod of a namespace by accident)",
+            "5:9: pod target cart: give its `namespace` (pods are chosen in named namespaces only)",
+            "5:46: pod target cart: mode: fixed: 0 is out of range (1–10000)",
+            "8:18: probe cart: http: `chekout` is not a lab host or a pod target (nor an IP \
+             address) (did you mean `checkout`?)",
+            "11:44: partition: peer `inventroy` is neither a lab host, a pod target nor an \
+             address or CIDR (did you mean `inventory`?)",
+            "12:42: pod_kill: a grace of 0 is `force: true` (write `force: true` to delete at once)",
+            "13:55: pod_kill: give `grace` or `force: true`, not both",
+            "15:25: replaced: `checkuot` is not a pod target (did you mean `checkout`?)",
+        ]
+    );
+}
+
+#[test]
+fn a_scenario_is_on_this_machine_or_on_a_cluster_and_pod_kill_needs_pods() {
+    let text = "\
+name: both
+lab:
+  hosts:
+    api: { command: [./api] }
+pods:
+  checkout: { namespace: shop, selector: app=checkout }
+steps:
+  - pod_kill: { target: api }
+";
+    assert_eq!(
+        problems(text),
+        [
+            "5:1: pods: a scenario runs either on this machine (`lab`, `processes`) or on a \
+             cluster (`pods`), not both (split it into two scenarios)",
+            "8:15: pod_kill: `api` is not a pod target (a pod kill deletes pods through the API \
+             server: declare them under `pods`; `kill` signals a process)",
         ]
     );
 }

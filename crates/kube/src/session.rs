@@ -1,0 +1,145 @@
+//! A connection to one cluster that lasts a whole run: the API client and the runtime its
+//! calls and port-forwards run on, usable from any thread of a blocking caller.
+
+use std::net::SocketAddr;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, Client};
+use tokio::net::TcpListener;
+
+use crate::pods::Error;
+
+/// The client and a runtime of one worker thread; dropping it ends every forward.
+pub struct Session {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+/// Which pod a forwarded connection goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardTo {
+    /// This pod.
+    Pod(String),
+    /// The first Running and Ready pod of this label selector (by name), chosen again for
+    /// each connection, so a forward outlives the pods it reaches.
+    Selector(String),
+}
+
+impl Session {
+    /// The client of [`crate::client`] (`context`, else the current one, else in-cluster).
+    pub fn connect(context: Option<&str>) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("faultline-kube")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Transport {
+                what: "start the Kubernetes client's runtime".into(),
+                why: e.to_string(),
+            })?;
+        let client = runtime.block_on(crate::client(context))?;
+        Ok(Self { runtime, client })
+    }
+
+    /// The API client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs `future` to its end on the session's runtime; callable from several threads at
+    /// once (never from inside the runtime).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Forwards a port of loopback to `port` of pod `namespace/pod` through the API server, as
+    /// `kubectl port-forward` does: every connection to the returned address gets a stream of
+    /// its own (the `pods/portforward` subresource, over a WebSocket). Lasts until the
+    /// [`Forward`] is dropped.
+    pub fn forward(&self, namespace: &str, to: ForwardTo, port: u16) -> Result<Forward, Error> {
+        let what = match &to {
+            ForwardTo::Pod(pod) => format!("port-forward {namespace}/{pod}:{port}"),
+            ForwardTo::Selector(labels) => {
+                format!("port-forward a pod of {labels} in {namespace}, port {port}")
+            }
+        };
+        let listener = self
+            .runtime
+            .block_on(TcpListener::bind(("127.0.0.1", 0)))
+            .map_err(|e| Error::Transport {
+                what: what.clone(),
+                why: format!("bind a loopback port: {e}"),
+            })?;
+        let local = listener.local_addr().map_err(|e| Error::Transport {
+            what: what.clone(),
+            why: e.to_string(),
+        })?;
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let task = self.runtime.spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
+                let api = api.clone();
+                let to = to.clone();
+                tokio::spawn(async move {
+                    // A connection that cannot be forwarded is closed: the caller sees its
+                    // request fail (a probe failure, a failed scrape).
+                    let Some(pod) = pick(&api, &to).await else {
+                        return;
+                    };
+                    let Ok(mut forwarder) = api.portforward(&pod, &[port]).await else {
+                        return;
+                    };
+                    if let Some(mut upstream) = forwarder.take_stream(port) {
+                        let _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await;
+                    }
+                    forwarder.abort();
+                });
+            }
+        });
+        Ok(Forward { local, task })
+    }
+}
+
+/// The pod a connection goes to.
+async fn pick(api: &Api<Pod>, to: &ForwardTo) -> Option<String> {
+    match to {
+        ForwardTo::Pod(pod) => Some(pod.clone()),
+        ForwardTo::Selector(labels) => {
+            let list = api
+                .list(&kube::api::ListParams::default().labels(labels))
+                .await
+                .ok()?;
+            let mut ready: Vec<crate::PodRef> = list
+                .items
+                .iter()
+                .map(crate::pods::pod_ref)
+                .filter(|p| p.phase == "Running" && p.ready && !p.terminating)
+                .collect();
+            ready.sort_by(|a, b| a.name.cmp(&b.name));
+            ready.into_iter().next().map(|p| p.name)
+        }
+    }
+}
+
+/// A forwarded port; dropping it stops accepting connections.
+#[derive(Debug)]
+pub struct Forward {
+    /// Where to connect on this machine.
+    pub local: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

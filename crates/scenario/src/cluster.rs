@@ -1,0 +1,72 @@
+//! What a run on a Kubernetes cluster needs from the cluster, as the runner sees it. The CLI
+//! implements it over the API server with faultline-kube; this crate never speaks to
+//! Kubernetes itself, so the runner's cluster logic is tested with a fake of this trait.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::model::PodTarget;
+
+/// A pod as the runner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPod {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its UID: what the node agent finds it by.
+    pub uid: String,
+    /// The node it runs on, once scheduled.
+    pub node: Option<String>,
+    /// Its IP, once it has one.
+    pub ip: Option<String>,
+    /// Container ids (`containerd://…`) by container name.
+    pub containers: Vec<(String, String)>,
+    /// Restart counts by container name.
+    pub restarts: Vec<(String, u32)>,
+}
+
+impl ClusterPod {
+    /// `namespace/name`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What a pod kill did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodKilled {
+    /// When the pod was gone from the API, after the delete.
+    pub gone_after: Option<Duration>,
+    /// The pod of the same controller that took its place, once Ready.
+    pub replacement: Option<String>,
+    /// When the replacement was Ready, after the delete.
+    pub ready_after: Option<Duration>,
+}
+
+/// A cluster a scenario's `pods` live in. Errors are one line naming what was being done.
+pub trait Cluster: Send + Sync {
+    /// Where the run goes, for the journal (`context staging, agents through port-forward`).
+    fn describe(&self) -> String;
+    /// Chooses the pods a fault on `target` hits: Running and Ready, by its mode, with `seed`.
+    /// Matching nothing is an error.
+    fn select(&self, target: &PodTarget, seed: u64) -> Result<Vec<ClusterPod>, String>;
+    /// Every pod of `target`, whatever its state (peers' addresses, restart counts).
+    fn pods(&self, target: &PodTarget) -> Result<Vec<ClusterPod>, String>;
+    /// A client of the faultline agent on `node`.
+    fn agent(&self, node: &str) -> Result<faultline_agent::Client, String>;
+    /// Deletes `pod` with `grace` (zero: at once), then waits up to `timeout` for a pod of the
+    /// same controller to be Ready.
+    fn pod_kill(
+        &self,
+        target: &PodTarget,
+        pod: &ClusterPod,
+        grace: Duration,
+        timeout: Duration,
+    ) -> Result<PodKilled, String>;
+    /// The log of a container: its previous run's (the one that crashed), or its current one.
+    fn log(&self, pod: &ClusterPod, container: &str, previous: bool) -> Result<String, String>;
+    /// An address on this machine that reaches `port` of a Ready pod of `target` (a
+    /// port-forward, for probes and dump scrapes); it lasts as long as the cluster value.
+    fn reach(&self, target: &PodTarget, port: u16) -> Result<SocketAddr, String>;
+}

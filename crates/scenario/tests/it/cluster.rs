@@ -1,0 +1,229 @@
+//! The runner on a cluster, with a fake of the `Cluster` trait: pods chosen with the run's
+//! seed, pod kills and their replacements judged, the previous logs of containers that
+//! restarted during the run searched for panics, and an agent that cannot be reached ending
+//! the run as an infrastructure error (exit 4) without skipping the fault quietly.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_scenario::cluster::{Cluster, ClusterPod, PodKilled};
+use faultline_scenario::model::PodTarget;
+use faultline_scenario::runner::{RunOptions, Verdict, run_on};
+use faultline_scenario::{Plan, load};
+
+#[derive(Default)]
+struct FakeCluster {
+    /// Calls of `pods`, to restart a container part-way.
+    lists: AtomicUsize,
+    seen: Mutex<Vec<String>>,
+}
+
+fn pod(name: &str, restarts: u32) -> ClusterPod {
+    ClusterPod {
+        namespace: "shop".into(),
+        name: name.into(),
+        uid: format!("uid-{name}"),
+        node: Some("node-1".into()),
+        ip: Some("10.244.1.7".into()),
+        containers: vec![("checkout".into(), format!("containerd://{name}"))],
+        restarts: vec![("checkout".into(), restarts)],
+    }
+}
+
+impl Cluster for FakeCluster {
+    fn describe(&self) -> String {
+        "a fake cluster".into()
+    }
+    fn select(&self, target: &PodTarget, seed: u64) -> Result<Vec<ClusterPod>, String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("select {} seed {seed}", target.name));
+        Ok(vec![pod("checkout-a", 0)])
+    }
+    fn pods(&self, _: &PodTarget) -> Result<Vec<ClusterPod>, String> {
+        // checkout-b restarts once after the run's start.
+        let n = self.lists.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![
+            pod("checkout-a", 2),
+            pod("checkout-b", u32::from(n > 0)),
+        ])
+    }
+    fn agent(&self, node: &str) -> Result<faultline_agent::Client, String> {
+        self.seen.lock().unwrap().push(format!("agent {node}"));
+        // Nothing listens on port 1.
+        Ok(faultline_agent::Client::new(
+            faultline_agent::AgentAddr::Tcp("127.0.0.1:1".parse().unwrap()),
+            None,
+        ))
+    }
+    fn pod_kill(
+        &self,
+        _: &PodTarget,
+        pod: &ClusterPod,
+        grace: Duration,
+        _: Duration,
+    ) -> Result<PodKilled, String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("kill {} grace {}s", pod.id(), grace.as_secs()));
+        Ok(PodKilled {
+            gone_after: Some(Duration::from_millis(1500)),
+            replacement: Some("checkout-z".into()),
+            ready_after: Some(Duration::from_millis(4200)),
+        })
+    }
+    fn log(&self, pod: &ClusterPod, container: &str, previous: bool) -> Result<String, String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("log {}/{container} previous={previous}", pod.id()));
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let panic = std::fs::read_to_string(
+            root.join("crates/dump/tests/fixtures/go/go1.19/default/panic.txt"),
+        )
+        .unwrap();
+        Ok(format!("serving on :8080\n{panic}"))
+    }
+    fn reach(&self, _: &PodTarget, _: u16) -> Result<SocketAddr, String> {
+        Err("no forwards here".into())
+    }
+}
+
+fn options(dir: &Path) -> RunOptions {
+    RunOptions {
+        out_dir: dir.join("run"),
+        helpers: faultline_agent::Helpers {
+            exe: "/nonexistent".into(),
+        },
+        state_dir: dir.join("state"),
+        agent: None,
+        progress: false,
+    }
+}
+
+#[test]
+fn a_pod_kill_is_judged_by_its_replacement_and_restarted_containers_are_searched() {
+    let text = "\
+name: kill
+pods:
+  checkout: { namespace: shop, selector: app=checkout }
+steps:
+  - pod_kill: { target: checkout, grace: 5s }
+assertions:
+  - replaced: { target: checkout, within: 10s }
+  - no_panics: [checkout]
+";
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = load(text, &dir.path().join("kill.yaml")).unwrap();
+    let plan = Plan::new(&scenario, 42).unwrap();
+    let cluster = Arc::new(FakeCluster::default());
+    let interrupts = faultline_fault::Interrupts::block();
+    let outcome = run_on(
+        &scenario,
+        &plan,
+        &options(dir.path()),
+        &interrupts,
+        Some(cluster.clone()),
+    );
+    let seen = cluster.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            "select checkout seed 42",
+            "kill shop/checkout-a grace 5s",
+            // checkout-a restarted before the run (2 both times): not read.
+            "log shop/checkout-b/checkout previous=true",
+        ]
+    );
+    assert_eq!(outcome.verdict, Verdict::Failed, "{:?}", outcome.judged);
+    let replaced = &outcome.judged[0];
+    assert!(replaced.passed, "{replaced:?}");
+    assert_eq!(
+        replaced.evidence,
+        "shop/checkout-a replaced by checkout-z, Ready after 4.2s"
+    );
+    let kill = &outcome.evidence.faults[0];
+    assert_eq!(kill.kind, "pod-kill");
+    assert_eq!(kill.pod.as_deref(), Some("shop/checkout-a"));
+    assert_eq!(kill.ready_after, Some(4.2));
+    // The Go panic in checkout-b's previous log fails no_panics.
+    let panics = &outcome.judged[1];
+    assert!(!panics.passed);
+    let crash = &outcome.evidence.crashes[0];
+    assert_eq!(crash.target, "checkout");
+    assert_eq!(crash.file, "pods/checkout/checkout-b.checkout.previous.log");
+    assert_eq!(crash.kind, "go panic");
+    assert!(
+        dir.path()
+            .join("run/pods/checkout/checkout-b.checkout.previous.log")
+            .exists()
+    );
+}
+
+#[test]
+fn an_agent_that_cannot_be_reached_ends_the_run_as_an_infrastructure_error() {
+    let text = "\
+name: stress
+pods:
+  checkout: { namespace: shop, selector: app=checkout, container: checkout }
+steps:
+  - stress: { target: checkout, workers: 1, for: 5s }
+";
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = load(text, &dir.path().join("stress.yaml")).unwrap();
+    let plan = Plan::new(&scenario, 1).unwrap();
+    let interrupts = faultline_fault::Interrupts::block();
+    let outcome = run_on(
+        &scenario,
+        &plan,
+        &options(dir.path()),
+        &interrupts,
+        Some(Arc::new(FakeCluster::default())),
+    );
+    assert_eq!(outcome.verdict, Verdict::InfrastructureError);
+    assert_eq!(outcome.verdict.exit_code(), 4);
+    let error = outcome.infrastructure_error.unwrap();
+    assert!(
+        error.contains(
+            "step 1: the faultline agent on node node-1 at tcp:127.0.0.1:1 is unreachable"
+        ),
+        "{error}"
+    );
+    // Not skipped quietly: the fault is in the report, not applied, with the reason.
+    let fault = &outcome.evidence.faults[0];
+    assert_eq!(fault.pod.as_deref(), Some("shop/checkout-a"));
+    assert!(
+        fault
+            .applied
+            .starts_with("not applied: the faultline agent"),
+        "{}",
+        fault.applied
+    );
+}
+
+#[test]
+fn a_scenario_of_pods_without_a_cluster_is_an_infrastructure_error() {
+    let text = "\
+name: nowhere
+pods:
+  checkout: { namespace: shop, selector: app=checkout }
+steps:
+  - pod_kill: { target: checkout }
+";
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = load(text, &dir.path().join("nowhere.yaml")).unwrap();
+    let plan = Plan::new(&scenario, 1).unwrap();
+    let interrupts = faultline_fault::Interrupts::block();
+    let outcome =
+        faultline_scenario::runner::run(&scenario, &plan, &options(dir.path()), &interrupts);
+    assert_eq!(outcome.verdict, Verdict::InfrastructureError);
+    assert_eq!(
+        outcome.infrastructure_error.as_deref(),
+        Some("this scenario's targets are pods: it needs a cluster")
+    );
+}
