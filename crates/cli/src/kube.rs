@@ -386,7 +386,7 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
             let forward = self
                 .session
                 .forward(
-                    &agent.namespace,
+                    &self.settings.agent_namespace,
                     faultline_kube::ForwardTo::Pod(agent.name.clone()),
                     address.port(),
                 )

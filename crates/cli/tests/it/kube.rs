@@ -35,12 +35,22 @@ pub(crate) struct FakeApi {
 /// How a fake API server answers a request line: a status line (`200 OK`) and a JSON body.
 pub(crate) type Answer = dyn Fn(&str) -> (&'static str, String) + Send + Sync;
 
+/// Where a port-forward request line (`GET …/pods/NAME/portforward?ports=P`) is forwarded to.
+pub(crate) type PortForward = dyn Fn(&str) -> Option<std::net::SocketAddr> + Send + Sync;
+
 impl FakeApi {
     fn start(forbid_list: bool) -> Self {
         Self::serve(Arc::new(move |line: &str| answer(line, forbid_list)))
     }
 
     pub(crate) fn serve(answer: Arc<Answer>) -> Self {
+        Self::serve_with_forwards(answer, Arc::new(|_: &str| None))
+    }
+
+    /// A fake API server that also forwards ports as the API server does: a WebSocket upgrade
+    /// with the `v4.channel.k8s.io` protocol, each port's data on channel 0 and errors on
+    /// channel 1, each channel's first frame the port number.
+    pub(crate) fn serve_with_forwards(answer: Arc<Answer>, forward: Arc<PortForward>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -49,6 +59,7 @@ impl FakeApi {
             for stream in listener.incoming().flatten() {
                 let seen = seen.clone();
                 let answer = answer.clone();
+                let forward = forward.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut stream = stream;
@@ -59,6 +70,7 @@ impl FakeApi {
                         }
                         let mut headers = String::new();
                         let mut length = 0usize;
+                        let mut websocket_key = None;
                         loop {
                             let mut h = String::new();
                             reader.read_line(&mut h).unwrap();
@@ -69,7 +81,17 @@ impl FakeApi {
                             {
                                 length = v.trim().parse().unwrap();
                             }
+                            if h.to_ascii_lowercase().starts_with("sec-websocket-key:") {
+                                websocket_key = Some(h[18..].trim().to_owned());
+                            }
                             headers.push_str(&h);
+                        }
+                        if let (Some(key), Some(to)) = (&websocket_key, forward(line.trim())) {
+                            seen.lock()
+                                .unwrap()
+                                .push(format!("{} {headers}", line.trim()));
+                            relay(stream, key, to);
+                            return;
                         }
                         let mut body = vec![0; length];
                         reader.read_exact(&mut body).unwrap();
@@ -118,6 +140,83 @@ impl FakeApi {
         )
         .unwrap();
         path
+    }
+}
+
+/// Answers a port-forward's upgrade, then carries the stream between the WebSocket (channel
+/// 0) and a TCP connection to `to`, until either side closes.
+fn relay(mut stream: std::net::TcpStream, key: &str, to: std::net::SocketAddr) {
+    use tungstenite::Message;
+    let port = to.port();
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    write!(
+        stream,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(10)))
+        .unwrap();
+    let mut ws =
+        tungstenite::WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Server, None);
+    let [lo, hi] = port.to_le_bytes();
+    ws.send(Message::binary(vec![0, lo, hi])).unwrap();
+    ws.send(Message::binary(vec![1, lo, hi])).unwrap();
+    let upstream = std::net::TcpStream::connect(to).unwrap();
+    let mut to_upstream = upstream.try_clone().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Option<Vec<u8>>>();
+    std::thread::spawn(move || {
+        let mut upstream = upstream;
+        let mut buf = [0u8; 16384];
+        loop {
+            match upstream.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(None);
+                    return;
+                }
+                Ok(n) => {
+                    if tx.send(Some(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    loop {
+        match ws.read() {
+            Ok(Message::Binary(data)) if data.len() > 1 && data[0] == 0 => {
+                if to_upstream.write_all(&data[1..]).is_err() {
+                    break;
+                }
+            }
+            Ok(Message::Close(_)) => break,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+        let mut closed = false;
+        while let Ok(chunk) = rx.try_recv() {
+            match chunk {
+                Some(data) => {
+                    let mut frame = vec![0u8];
+                    frame.extend(data);
+                    if ws.send(Message::binary(frame)).is_err() {
+                        return;
+                    }
+                }
+                None => closed = true,
+            }
+        }
+        if closed {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            break;
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use faultline_agent::spec::{CreateFault, FaultSpec, PodTarget};
@@ -128,6 +130,51 @@ fn spawn_pause(setup: &mut crate::faults::Setup, dir: &Path) -> u32 {
         std::fs::read_to_string(format!("/proc/{pause}/comm")).is_ok_and(|c| c.trim() == "pause")
     }));
     pause
+}
+
+/// checkout-a as the API server has it: pod UID on node-1, its app container's id.
+fn checkout_pod() -> serde_json::Value {
+    let mut pod = crate::kube::pod("checkout-a", UID, true);
+    pod["status"]["containerStatuses"] = serde_json::json!([{
+        "name": "checkout", "ready": true, "restartCount": 0, "image": "checkout:1",
+        "imageID": "", "containerID": format!("containerd://{APP}")
+    }]);
+    pod["status"]["podIP"] = serde_json::json!("10.244.1.5");
+    pod
+}
+
+/// The agent DaemonSet's pod on node-1, at `ip` with its API on `port`, if `target` is the
+/// request that looks for it.
+fn agent_list(target: &str, ip: &str, port: u16) -> Option<String> {
+    if !(target.starts_with("/api/v1/namespaces/faultline-system/pods?")
+        && target.contains("fieldSelector=spec.nodeName%3Dnode-1")
+        && target.contains("app.kubernetes.io%2Fcomponent%3Dagent"))
+    {
+        return None;
+    }
+    let mut agent = crate::kube::pod("faultline-agent-x", "agent-uid", true);
+    agent["spec"]["containers"] = serde_json::json!([{
+        "name": "agent", "ports": [{"name": "api", "containerPort": port}]
+    }]);
+    agent["status"]["podIP"] = serde_json::json!(ip);
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "PodList",
+        "metadata": {"resourceVersion": "1"}, "items": [agent]});
+    Some(list.to_string())
+}
+
+fn pod_list(items: &[serde_json::Value]) -> String {
+    serde_json::json!({"apiVersion": "v1", "kind": "PodList",
+        "metadata": {"resourceVersion": "7"}, "items": items})
+    .to_string()
+}
+
+fn not_found(target: &str) -> (&'static str, String) {
+    (
+        "404 Not Found",
+        serde_json::json!({"kind": "Status", "apiVersion": "v1",
+        "status": "Failure", "code": 404, "message": format!("unexpected {target}")})
+        .to_string(),
+    )
 }
 
 fn pod(container: Option<&str>) -> Option<PodTarget> {
@@ -281,32 +328,12 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
     let answer = move |line: &str| -> (&'static str, String) {
         let target = line.split_whitespace().nth(1).unwrap_or_default();
         if target.starts_with("/api/v1/namespaces/shop/pods/checkout-a") {
-            let mut pod = crate::kube::pod("checkout-a", UID, true);
-            pod["status"]["containerStatuses"] = serde_json::json!([{
-                "name": "checkout", "ready": true, "restartCount": 0, "image": "checkout:1",
-                "imageID": "", "containerID": format!("containerd://{APP}")
-            }]);
-            return ("200 OK", pod.to_string());
+            return ("200 OK", checkout_pod().to_string());
         }
-        if target.starts_with("/api/v1/namespaces/faultline-system/pods?")
-            && target.contains("fieldSelector=spec.nodeName%3Dnode-1")
-            && target.contains("app.kubernetes.io%2Fcomponent%3Dagent")
-        {
-            let mut agent = crate::kube::pod("faultline-agent-x", "agent-uid", true);
-            agent["spec"]["containers"] = serde_json::json!([{
-                "name": "agent", "ports": [{"name": "api", "containerPort": port}]
-            }]);
-            agent["status"]["podIP"] = serde_json::json!("127.0.0.1");
-            let list = serde_json::json!({"apiVersion": "v1", "kind": "PodList",
-                "metadata": {"resourceVersion": "1"}, "items": [agent]});
-            return ("200 OK", list.to_string());
+        if let Some(list) = agent_list(target, "127.0.0.1", port) {
+            return ("200 OK", list);
         }
-        (
-            "404 Not Found",
-            serde_json::json!({"kind": "Status", "apiVersion": "v1",
-            "status": "Failure", "code": 404, "message": format!("unexpected {target}")})
-            .to_string(),
-        )
+        not_found(target)
     };
     let api = crate::kube::FakeApi::serve(std::sync::Arc::new(answer));
     let kubeconfig = api.kubeconfig_with(dir.path(), "fake");
@@ -358,5 +385,201 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
         log.iter().any(|r| r.contains("/pods/checkout-a")),
         "{log:?}"
     );
+    drop(cgroups);
+}
+
+/// `faultline run` on a scenario of pods, as a CI job outside the cluster runs it: the pods and
+/// the agent on their node from a fake API server (through a kubeconfig context), the agent
+/// reached through the API server's port-forward (a WebSocket the fake relays to a real agent;
+/// the agent pod's IP is unroutable on purpose), the pod's cgroups and sandbox real. The
+/// partition's peers are pods, and when a second inventory pod appears its address joins the
+/// partition; stress lands in the container's cgroup; the pod kill waits for the replacement;
+/// a TCP probe reaches a checkout pod through a port-forward chosen by selector. The gate
+/// passes and nothing is left behind.
+#[test]
+fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
+    let mut setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let pause = spawn_pause(&mut setup, dir.path());
+    let cgroups = KubeletCgroups::new("run", &[(SANDBOX, pause), (APP, setup.target)]);
+    let policy = cgroups.policy(dir.path());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "node-token\n").unwrap();
+    let port = faultline_tests::free_port();
+    let _agent = Agent::start(
+        dir.path(),
+        &format!("tcp:127.0.0.1:{port}"),
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let inventory_lists = Arc::new(AtomicUsize::new(0));
+    let lists = inventory_lists.clone();
+    let answer = move |line: &str| -> (&'static str, String) {
+        let target = line.split_whitespace().nth(1).unwrap_or_default();
+        let shop_pods = target.starts_with("/api/v1/namespaces/shop/pods?");
+        if shop_pods && target.contains("watch=true") {
+            let mut new = crate::kube::pod("checkout-z", "u-z", false);
+            let events = [
+                serde_json::json!({"type": "DELETED", "object": checkout_pod()}),
+                serde_json::json!({"type": "ADDED", "object": new.clone()}),
+                {
+                    new["status"]["conditions"][0]["status"] = serde_json::json!("True");
+                    serde_json::json!({"type": "MODIFIED", "object": new})
+                },
+            ];
+            let lines: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+            return ("200 OK", lines.join("\n") + "\n");
+        }
+        if shop_pods && target.contains("labelSelector=app%3Dcheckout") {
+            return ("200 OK", pod_list(&[checkout_pod()]));
+        }
+        if shop_pods && target.contains("labelSelector=app%3Dinventory") {
+            // A second inventory pod comes up while the partition is in force.
+            let mut a = crate::kube::pod("inventory-a", "u-inv-a", true);
+            a["status"]["podIP"] = serde_json::json!(NetLab::A_IP);
+            let mut b = crate::kube::pod("inventory-b", "u-inv-b", true);
+            b["status"]["podIP"] = serde_json::json!("10.99.0.7");
+            let seen = lists.fetch_add(1, Ordering::SeqCst);
+            return (
+                "200 OK",
+                if seen < 2 {
+                    pod_list(&[a])
+                } else {
+                    pod_list(&[a, b])
+                },
+            );
+        }
+        if target.starts_with("/api/v1/namespaces/shop/pods/checkout-a") {
+            return ("200 OK", checkout_pod().to_string());
+        }
+        if let Some(list) = agent_list(target, "192.0.2.1", port) {
+            return ("200 OK", list);
+        }
+        not_found(target)
+    };
+    // Both forwards end at the agent's port: the agent's API, and, for the probe, something
+    // listening where "checkout:8080" would be.
+    let forward = move |line: &str| -> Option<std::net::SocketAddr> {
+        (line.contains("/pods/faultline-agent-x/portforward?")
+            || line.contains("/pods/checkout-a/portforward?"))
+        .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    let api = crate::kube::FakeApi::serve_with_forwards(Arc::new(answer), Arc::new(forward));
+    let kubeconfig = api.kubeconfig_with(dir.path(), "other");
+    let scenario = dir.path().join("gate.yaml");
+    std::fs::write(
+        &scenario,
+        "\
+name: kube-gate
+kubernetes: { context: fake, agent_token_file: token, agents: port-forward }
+pods:
+  checkout: { namespace: shop, selector: app=checkout, container: checkout }
+  inventory: { namespace: shop, selector: app=inventory, mode: all }
+probes:
+  checkout:
+    tcp: { address: \"checkout:8080\", within: 1s }
+    every: 250ms
+steps:
+  - partition: { target: checkout, peers: [inventory], for: 6s }
+  - stress: { target: checkout, workers: 1, load: 50, for: 3s }
+  - pod_kill: { target: checkout, grace: 5s, timeout: 30s }
+assertions:
+  - replaced: { target: checkout, within: 30s }
+  - probe_success: { probe: checkout, min: 100% }
+  - no_panics: [checkout]
+",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut run = faultline_tests::ChildGuard::spawn(
+        crate::faultline()
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["run", scenario.to_str().unwrap(), "--seed", "7", "--out"])
+            .arg(&out)
+            .stdout(log.reopen().unwrap())
+            .stderr(log.reopen().unwrap()),
+    );
+    let output = || std::fs::read_to_string(log.path()).unwrap_or_default();
+    // The partition, in the pod's sandbox namespace, bites.
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(20), || !setup
+            .lab
+            .faultline_tables(1)
+            .is_empty()),
+        "no partition in the pod's namespace: {}",
+        output()
+    );
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    // The stress workers join the container's cgroup.
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(20), || {
+            KubeletCgroups::pids(&cgroups.cpu(APP)).len() >= 2
+        }),
+        "no stress in the container's cgroup: {}",
+        output()
+    );
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(60), || run
+            .has_exited()),
+        "the run did not end: {}",
+        output()
+    );
+    let status = run.try_status().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", output());
+    assert!(
+        output().contains("faultline run kube-gate: PASSED"),
+        "{}",
+        output()
+    );
+
+    let journal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("journal.json")).unwrap()).unwrap();
+    let text = journal.to_string();
+    assert!(
+        text.contains("through the API server's port-forward"),
+        "{text}"
+    );
+    assert!(text.contains("peers changed"), "{text}");
+    assert!(text.contains("10.99.0.7"), "{text}");
+    assert!(
+        text.contains("shop/checkout-a replaced by checkout-z, Ready after"),
+        "{text}"
+    );
+    // What the API server was asked: request lines, and the delete's body.
+    let requests: Vec<String> = api
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| match r.split_once(" HTTP/1.1") {
+            Some((line, rest)) if line.starts_with("DELETE") => {
+                format!("{line} {}", rest.rsplit('\n').next().unwrap_or_default())
+            }
+            Some((line, _)) => line.to_owned(),
+            None => r.clone(),
+        })
+        .collect();
+    assert!(
+        requests.iter().any(|r| r.starts_with(
+            "GET /api/v1/namespaces/faultline-system/pods/faultline-agent-x/portforward?"
+        )),
+        "{requests:#?}"
+    );
+    assert!(
+        requests.contains(
+            &"DELETE /api/v1/namespaces/shop/pods/checkout-a? {\"gracePeriodSeconds\":5}"
+                .to_owned()
+        ),
+        "{requests:#?}"
+    );
+    // Nothing left: no table, no worker, the probe answers.
+    assert!(setup.lab.faultline_tables(1).is_empty());
+    assert_eq!(KubeletCgroups::pids(&cgroups.cpu(APP)), [setup.target]);
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
     drop(cgroups);
 }
