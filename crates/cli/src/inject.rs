@@ -21,8 +21,8 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         return crate::kube::pod_kill(kill);
     }
     if let Some(pod) = &args.pod.pod {
-        let (client, target) = crate::kube::agent_for_pod(pod, &args.pod, &args.agent)?;
-        return crate::agent::inject(&client, &args.kind, args.lease, Some(target));
+        let found = crate::kube::agent_for_pod(pod, &args.pod, &args.agent)?;
+        return crate::agent::inject(&found.client, &args.kind, args.lease, Some(found.target));
     }
     if let Some(client) = crate::agent::client(&args.agent, false)? {
         return crate::agent::inject(&client, &args.kind, args.lease, None);

@@ -5,8 +5,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use faultline_kube::{Grace, Targets};
 
-use faultline_scenario::runner::Verdict;
-
 use crate::PodKillArgs;
 use crate::exit::Failure;
 
@@ -160,13 +158,23 @@ pub fn previous_log(spec: &str) -> Result<Vec<u8>, Failure> {
     Ok(text.into_bytes())
 }
 
+/// What `inject --pod` holds while the fault lasts: the agent's client, the pod as the agent
+/// names it, and the connection (and port-forward) that reaches the agent.
+pub struct PodAgent {
+    pub client: faultline_agent::Client,
+    pub target: faultline_agent::spec::PodTarget,
+    _cluster: KubeCluster,
+}
+
 /// `inject --pod NS/NAME`: the pod (its UID, node and containers) from the API server, and a
-/// client of the agent on its node — `--agent` if given, else the agent pod's IP and API port.
+/// client of the agent on its node — `--agent` if given, else the agent pod, through a
+/// port-forward or at its IP (`--agents`).
 pub fn agent_for_pod(
     pod: &str,
     args: &crate::PodTargetArgs,
     agent: &crate::AgentClientArgs,
-) -> Result<(faultline_agent::Client, faultline_agent::spec::PodTarget), Failure> {
+) -> Result<PodAgent, Failure> {
+    use faultline_scenario::model::{AgentRoute, Kubernetes};
     let Some((namespace, name)) = pod
         .split_once('/')
         .filter(|(ns, n)| !ns.is_empty() && !n.is_empty())
@@ -175,22 +183,26 @@ pub fn agent_for_pod(
             "--pod {pod}: expected NAMESPACE/NAME"
         )));
     };
-    let context = args.context.clone();
-    let agent_namespace = args.agent_namespace.clone();
-    let found = faultline_kube::block_on(async {
-        let client = faultline_kube::client(context.as_deref()).await?;
-        let target = faultline_kube::pods::get(&client, namespace, name).await?;
-        let node = target.node.clone().unwrap_or_default();
-        let agent = if node.is_empty() {
-            None
-        } else {
-            Some(faultline_kube::pods::agent_on(&client, &agent_namespace, &node).await?)
-        };
-        Ok::<_, faultline_kube::Error>((target, agent))
-    })
-    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?
-    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
-    let (target, agent_pod) = found;
+    let settings = Kubernetes {
+        context: args.context.clone(),
+        agent_namespace: args.agent_namespace.clone(),
+        agent_token_file: agent.token_file.clone(),
+        agents: match args.agents.as_str() {
+            "port-forward" => AgentRoute::PortForward,
+            "pod-ip" => AgentRoute::PodIp,
+            _ => AgentRoute::Auto,
+        },
+        allow_protected_namespaces: false,
+    };
+    let cluster = KubeCluster::connect(&settings, None, None, crate::exit::FAILED)?;
+    let target = cluster
+        .session
+        .block_on(faultline_kube::pods::get(
+            cluster.session.client(),
+            namespace,
+            name,
+        ))
+        .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
     let container = match &args.container {
         None => None,
         Some(wanted) => Some(
@@ -213,10 +225,13 @@ pub fn agent_for_pod(
                 })?,
         ),
     };
-    let token = crate::agent::read_token(agent.token_file.as_ref())?;
-    let addr = match (&agent.agent, agent_pod) {
-        (Some(addr), _) => addr.parse().map_err(Failure::usage)?,
-        (None, Some((_, address))) => faultline_agent::AgentAddr::Tcp(address),
+    let client = match (&agent.agent, &target.node) {
+        (Some(addr), _) => faultline_agent::Client::new(
+            addr.parse().map_err(Failure::usage)?,
+            cluster.token.clone(),
+        ),
+        (None, Some(node)) => faultline_scenario::cluster::Cluster::agent(&cluster, node)
+            .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?,
         (None, None) => {
             return Err(Failure::failed(anyhow::anyhow!(
                 "pod {pod} is not scheduled on a node yet: no agent can reach it"
@@ -224,17 +239,24 @@ pub fn agent_for_pod(
         }
     };
     println!(
-        "faultline: pod {pod} (uid {}, node {}) through the agent at {addr}",
+        "faultline: pod {pod} (uid {}, node {}) through the agent at {}{}",
         target.uid,
-        target.node.as_deref().unwrap_or("?")
+        target.node.as_deref().unwrap_or("?"),
+        client.addr(),
+        if agent.agent.is_none() && !cluster.pod_ip {
+            " (a port-forward through the API server)"
+        } else {
+            ""
+        }
     );
-    Ok((
-        faultline_agent::Client::new(addr, token),
-        faultline_agent::spec::PodTarget {
+    Ok(PodAgent {
+        client,
+        target: faultline_agent::spec::PodTarget {
             uid: target.uid,
             container,
         },
-    ))
+        _cluster: cluster,
+    })
 }
 
 /// A scenario's cluster, over the API server: what `faultline run` hands the runner when the
@@ -253,20 +275,18 @@ pub struct KubeCluster {
 impl KubeCluster {
     /// Connects with `context` (else the scenario's, else the current one), and the agents'
     /// token from `token_file` (else the scenario's).
+    /// A cluster that cannot be reached is exit `unreachable`.
     pub fn connect(
         settings: &faultline_scenario::model::Kubernetes,
         context: Option<String>,
         token_file: Option<&std::path::PathBuf>,
+        unreachable: u8,
     ) -> Result<Self, Failure> {
         use faultline_scenario::model::AgentRoute;
         let context = context.or_else(|| settings.context.clone());
         // The cluster cannot be reached: the run's infrastructure exit code.
-        let session = faultline_kube::Session::connect(context.as_deref()).map_err(|e| {
-            Failure::new(
-                Verdict::InfrastructureError.exit_code() as u8,
-                anyhow::anyhow!(e),
-            )
-        })?;
+        let session = faultline_kube::Session::connect(context.as_deref())
+            .map_err(|e| Failure::new(unreachable, anyhow::anyhow!(e)))?;
         let token = crate::agent::read_token(token_file.or(settings.agent_token_file.as_ref()))?;
         let pod_ip = match settings.agents {
             AgentRoute::PodIp => true,

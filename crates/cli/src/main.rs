@@ -286,7 +286,7 @@ struct InjectArgs {
 #[derive(Debug, clap::Args)]
 struct PodTargetArgs {
     /// The target pod, NAMESPACE/NAME: found through the API server (kubeconfig), then faulted
-    /// by the faultline agent on its node (reached at its pod IP, with --token-file).
+    /// by the faultline agent on its node (see --agents; with --token-file).
     #[arg(long, global = true, value_name = "NS/NAME")]
     pod: Option<String>,
     /// With --pod: one of its containers, by name (stress, pause, kill); network faults always
@@ -304,6 +304,16 @@ struct PodTargetArgs {
         default_value = "faultline-system"
     )]
     agent_namespace: String,
+    /// With --pod: how the agent is reached: through the API server's port-forward, at its pod
+    /// IP, or `auto` (the pod IP inside the cluster, a port-forward outside).
+    #[arg(
+        long,
+        global = true,
+        value_name = "HOW",
+        default_value = "auto",
+        value_parser = ["auto", "port-forward", "pod-ip"]
+    )]
+    agents: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -84,6 +84,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
                 &scenario.kubernetes,
                 args.context.clone(),
                 args.token_file.as_ref(),
+                Verdict::InfrastructureError.exit_code() as u8,
             )?;
             Some(std::sync::Arc::new(cluster))
         };

@@ -132,6 +132,11 @@ fn spawn_pause(setup: &mut crate::faults::Setup, dir: &Path) -> u32 {
     pause
 }
 
+/// `path` opened for appending: several processes' output, none over another's.
+fn append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new().append(true).open(path).unwrap()
+}
+
 /// checkout-a as the API server has it: pod UID on node-1, its app container's id.
 fn checkout_pod() -> serde_json::Value {
     let mut pod = crate::kube::pod("checkout-a", UID, true);
@@ -335,7 +340,11 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
         }
         not_found(target)
     };
-    let api = crate::kube::FakeApi::serve(std::sync::Arc::new(answer));
+    let forward = move |line: &str| -> Option<std::net::SocketAddr> {
+        line.contains("/namespaces/faultline-system/pods/faultline-agent-x/portforward?")
+            .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    let api = crate::kube::FakeApi::serve_with_forwards(Arc::new(answer), Arc::new(forward));
     let kubeconfig = api.kubeconfig_with(dir.path(), "fake");
 
     let out = tempfile::NamedTempFile::new().unwrap();
@@ -352,11 +361,18 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
                     token.to_str().unwrap(),
                 ])
                 .args(["--for", "30s"])
-                .stdout(out.reopen().unwrap())
-                .stderr(out.reopen().unwrap()),
+                .stdout(append(out.path()))
+                .stderr(append(out.path())),
         )
     };
-    let mut partition = inject(&["partition", "--peer", NetLab::A_IP]);
+    // The partition reaches the agent through a port-forward, the stress at its pod IP.
+    let mut partition = inject(&[
+        "partition",
+        "--peer",
+        NetLab::A_IP,
+        "--agents",
+        "port-forward",
+    ]);
     assert!(
         wait_until(Instant::now() + Duration::from_secs(10), || !setup
             .lab
@@ -366,7 +382,15 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
         std::fs::read_to_string(out.path()).unwrap_or_default()
     );
     assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
-    let mut stress = inject(&["stress", "--container", "checkout", "--workers", "1"]);
+    let mut stress = inject(&[
+        "stress",
+        "--container",
+        "checkout",
+        "--workers",
+        "1",
+        "--agents",
+        "pod-ip",
+    ]);
     assert!(wait_until(Instant::now() + Duration::from_secs(10), || {
         KubeletCgroups::pids(&cgroups.cpu(APP)).len() >= 2
     }));
@@ -383,6 +407,16 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
     let log = api.log.lock().unwrap().clone();
     assert!(
         log.iter().any(|r| r.contains("/pods/checkout-a")),
+        "{log:?}"
+    );
+    let printed = std::fs::read_to_string(out.path()).unwrap();
+    assert!(
+        printed.contains("(a port-forward through the API server)"),
+        "{printed}"
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.contains("/faultline-agent-x/portforward?")),
         "{log:?}"
     );
     drop(cgroups);
