@@ -101,39 +101,173 @@ fn kill_targets(
     Ok(())
 }
 
-/// `faultline run` on a Chaos Mesh manifest: translated (what cannot be is named, exit 2),
-/// printed with `--dry-run`, else carried out with the current kubeconfig context.
-pub fn run_chaos_mesh(
+/// `faultline run` on a Chaos Mesh manifest: translated into a scenario of pods (what cannot
+/// be is named, exit 2) that `faultline run` carries out as any other: `selected` is the pods
+/// of `spec.selector`, `target` those of a NetworkChaos `spec.target`.
+pub fn chaos_mesh_scenario(
     text: &str,
     file: &std::path::Path,
     seed: u64,
-    dry_run: bool,
-) -> Result<(), Failure> {
+) -> Result<faultline_scenario::Scenario, Failure> {
+    use faultline_kube::chaos_mesh::Action;
+    use faultline_scenario::model::*;
     let translation = faultline_kube::chaos_mesh::translate(text, seed).map_err(|reasons| {
         for reason in &reasons {
             eprintln!("faultline: {}: {reason}", file.display());
         }
         Failure::quiet(crate::exit::BAD_INPUT)
     })?;
-    let faultline_kube::chaos_mesh::Action::PodKill(grace) = translation.action;
-    let how = match grace {
-        Grace::Force => "at once".to_owned(),
-        Grace::Seconds(s) => format!("with a {s}s grace period"),
+    let pods = |name: &str, targets: &Targets, container: Option<String>| PodTarget {
+        name: name.to_owned(),
+        namespaces: targets.namespaces.clone(),
+        selector: targets.labels.clone(),
+        fields: targets.fields.clone(),
+        mode: match targets.mode {
+            faultline_kube::Mode::One => PodMode::One,
+            faultline_kube::Mode::All => PodMode::All,
+            faultline_kube::Mode::Fixed(n) => PodMode::Fixed(u32::try_from(n).unwrap_or(u32::MAX)),
+            faultline_kube::Mode::Percent(p) => PodMode::Percent(p),
+        },
+        container,
+        pos: Default::default(),
     };
-    println!(
-        "faultline: {} (Chaos Mesh, translated): pod-kill of {} of the pods of {} in {}, {how}, seed {seed}",
-        translation.name,
-        translation.targets.mode,
-        translation.targets.labels,
-        translation.targets.namespaces.join(", ")
+    let step = |fault, duration| Step {
+        pos: Default::default(),
+        action: StepAction::Fault(FaultStep {
+            target: "selected".into(),
+            fault,
+            duration,
+        }),
+    };
+    let mut targets = Vec::new();
+    let mut assertions = Vec::new();
+    let (what, steps) = match &translation.action {
+        Action::PodKill(grace) => {
+            let timeout = Duration::from_secs(120);
+            targets.push(pods("selected", &translation.targets, None));
+            assertions.push(Assertion {
+                pos: Default::default(),
+                check: AssertionCheck::Replaced {
+                    target: Some("selected".into()),
+                    within: timeout,
+                },
+            });
+            let grace = match grace {
+                Grace::Force => Duration::ZERO,
+                Grace::Seconds(s) => Duration::from_secs(u64::from(*s)),
+            };
+            (
+                format!(
+                    "pod-kill of {} of the pods of {} in {}, {}",
+                    translation.targets.mode,
+                    translation.targets.labels,
+                    translation.targets.namespaces.join(", "),
+                    if grace.is_zero() {
+                        "at once".to_owned()
+                    } else {
+                        format!("with a {}s grace period", grace.as_secs())
+                    }
+                ),
+                vec![step(Fault::PodKill { grace, timeout }, Duration::ZERO)],
+            )
+        }
+        Action::Partition {
+            direction,
+            peers,
+            external,
+            duration,
+        } => {
+            targets.push(pods("selected", &translation.targets, None));
+            let mut names = external.clone();
+            if let Some(peers) = peers {
+                targets.push(pods("target", peers, None));
+                names.insert(0, "target".into());
+            }
+            (
+                format!(
+                    "partition of {} of the pods of {} in {} from {} ({direction}) for {}",
+                    translation.targets.mode,
+                    translation.targets.labels,
+                    translation.targets.namespaces.join(", "),
+                    peers
+                        .iter()
+                        .map(|p| format!("the pods of {}", p.labels))
+                        .chain(external.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    humantime::format_duration(*duration)
+                ),
+                vec![step(
+                    Fault::Partition(NetOptions {
+                        peers: names,
+                        ports: Vec::new(),
+                        protocol: None,
+                        direction: direction.clone(),
+                        reject: false,
+                    }),
+                    *duration,
+                )],
+            )
+        }
+        Action::Stress {
+            workers,
+            load,
+            container,
+            duration,
+        } => {
+            targets.push(pods("selected", &translation.targets, container.clone()));
+            (
+                format!(
+                    "CPU stress ({workers} workers, load {load}) of {} of the pods of {} in {}{} \
+                     for {}",
+                    translation.targets.mode,
+                    translation.targets.labels,
+                    translation.targets.namespaces.join(", "),
+                    container
+                        .as_ref()
+                        .map(|c| format!(", container {c}"))
+                        .unwrap_or_default(),
+                    humantime::format_duration(*duration)
+                ),
+                vec![step(
+                    Fault::Stress {
+                        workers: *workers,
+                        load: *load,
+                    },
+                    *duration,
+                )],
+            )
+        }
+    };
+    eprintln!(
+        "faultline: {} (Chaos Mesh, translated): {what}, seed {seed}",
+        translation.name
     );
     for note in &translation.notes {
-        println!("faultline: note: {note}");
+        eprintln!("faultline: note: {note}");
     }
-    if dry_run {
-        return Ok(());
-    }
-    kill_targets(translation.targets, grace, Duration::from_secs(120), None)
+    Ok(faultline_scenario::Scenario {
+        name: translation.name.clone(),
+        description: Some(format!(
+            "Chaos Mesh {} translated: {what}",
+            translation.name
+        )),
+        base_dir: file
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        hosts: Vec::new(),
+        processes: Vec::new(),
+        pods: targets,
+        kubernetes: Kubernetes::default(),
+        debug: Debug::default(),
+        probes: Vec::new(),
+        crash_targets: vec!["selected".into()],
+        dumps: Vec::new(),
+        steps,
+        assertions,
+        lease: Duration::from_secs(5),
+    })
 }
 
 /// `pod:NS/NAME[/CONTAINER]` as an input of `analyze`: the log of the container's previous run
@@ -324,6 +458,7 @@ fn cluster_pod(pod: faultline_kube::PodRef) -> faultline_scenario::cluster::Clus
         uid: pod.uid,
         node: pod.node,
         ip: pod.ip,
+        owner: pod.owner,
         containers: pod.containers,
         restarts: pod.restarts,
     }
@@ -431,14 +566,28 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
         } else {
             Grace::Seconds(u32::try_from(grace.as_secs().max(1)).unwrap_or(u32::MAX))
         };
+        let chosen = faultline_kube::PodRef {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            node: pod.node.clone(),
+            phase: "Running".into(),
+            ready: true,
+            terminating: false,
+            owner: pod.owner.clone(),
+            containers: pod.containers.clone(),
+            ip: pod.ip.clone(),
+            restarts: pod.restarts.clone(),
+        };
         let report = self
             .session
-            .block_on(async {
-                let client = self.session.client();
-                // Read again: the kill waits for a pod of the same controller.
-                let fresh = faultline_kube::pods::get(client, &pod.namespace, &pod.name).await?;
-                faultline_kube::kill(client, &fresh, &target.selector, grace, timeout).await
-            })
+            .block_on(faultline_kube::kill(
+                self.session.client(),
+                &chosen,
+                &target.selector,
+                grace,
+                timeout,
+            ))
             .map_err(|e| e.to_string())?;
         Ok(faultline_scenario::cluster::PodKilled {
             gone_after: report.gone_after,

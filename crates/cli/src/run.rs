@@ -12,34 +12,29 @@ use crate::RunArgs;
 use crate::exit::Failure;
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    // A Chaos Mesh experiment, brought as it is (a pod kill: nothing to revert, so Ctrl-C
-    // simply stops the wait).
-    if let Ok(text) = std::fs::read_to_string(&args.scenario)
-        && faultline_kube::chaos_mesh::is_chaos_mesh(&text)
-    {
-        let seed = args.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_secs())
-        });
-        return crate::kube::run_chaos_mesh(&text, &args.scenario, seed, args.dry_run);
-    }
     // Before any thread starts: Ctrl-C, SIGTERM and SIGHUP are taken synchronously, so an
     // interrupted run still reverts and reports.
     let interrupts = faultline_fault::Interrupts::block();
-    let scenario = match load_file(&args.scenario) {
-        Ok(s) => s,
-        Err(LoadError::Invalid(invalid)) => {
-            render_problems(&invalid);
-            return Err(Failure::quiet(crate::exit::BAD_INPUT));
-        }
-        Err(e) => return Err(Failure::usage(e)),
-    };
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_secs())
     });
+    // A Chaos Mesh experiment, brought as it is, becomes a scenario of pods.
+    let chaos_mesh = std::fs::read_to_string(&args.scenario)
+        .ok()
+        .filter(|text| faultline_kube::chaos_mesh::is_chaos_mesh(text));
+    let scenario = match chaos_mesh {
+        Some(text) => crate::kube::chaos_mesh_scenario(&text, &args.scenario, seed)?,
+        None => match load_file(&args.scenario) {
+            Ok(s) => s,
+            Err(LoadError::Invalid(invalid)) => {
+                render_problems(&invalid);
+                return Err(Failure::quiet(crate::exit::BAD_INPUT));
+            }
+            Err(e) => return Err(Failure::usage(e)),
+        },
+    };
     let plan = Plan::new(&scenario, seed)
         .map_err(|e| Failure::usage(format!("{}: {e}", args.scenario.display())))?;
     if args.dry_run {

@@ -1,10 +1,13 @@
-//! Chaos Mesh experiments brought as they are: a `PodChaos` manifest read and translated into
-//! faultline's pod kill, and every field or kind that cannot be translated named, never
-//! dropped in silence. Pure: text in, a translation or the reasons out.
+//! Chaos Mesh experiments brought as they are: `PodChaos` (pod-kill), `NetworkChaos`
+//! (partition) and `StressChaos` (cpu) manifests read and translated into faultline's faults,
+//! and every field or kind that cannot be translated named, never dropped in silence. Pure:
+//! text in, a translation or the reasons out.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::pods::{Grace, Targets};
 use crate::select::Mode;
@@ -23,10 +26,33 @@ pub struct Translation {
 }
 
 /// A translated action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// `PodChaos` `pod-kill`.
     PodKill(Grace),
+    /// `NetworkChaos` `partition`: the selected pods cut off from `peers` (every pod of
+    /// `spec.target`) and `external` (`spec.externalTargets`), in `direction`.
+    Partition {
+        /// `to`, `from` or `both`, as Chaos Mesh means them (from the selected pods' side).
+        direction: String,
+        /// `spec.target`: pods whose addresses are the peers.
+        peers: Option<Targets>,
+        /// `spec.externalTargets`: addresses and CIDRs.
+        external: Vec<String>,
+        /// `spec.duration`.
+        duration: Duration,
+    },
+    /// `StressChaos` with `stressors.cpu`.
+    Stress {
+        /// `stressors.cpu.workers`.
+        workers: u32,
+        /// `stressors.cpu.load`, percent.
+        load: u8,
+        /// `containerNames` (at most one).
+        container: Option<String>,
+        /// `spec.duration`.
+        duration: Duration,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,7 +63,7 @@ struct Manifest {
     #[serde(default)]
     metadata: Metadata,
     #[serde(default)]
-    spec: BTreeMap<String, serde_json::Value>,
+    spec: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +83,174 @@ pub fn is_chaos_mesh(text: &str) -> bool {
     })
 }
 
+/// The spec keys each translated experiment reads.
+const POD_KILL_KEYS: &[&str] = &[
+    "action",
+    "mode",
+    "value",
+    "selector",
+    "gracePeriod",
+    "duration",
+];
+const PARTITION_KEYS: &[&str] = &[
+    "action",
+    "mode",
+    "value",
+    "selector",
+    "direction",
+    "target",
+    "externalTargets",
+    "duration",
+];
+const STRESS_KEYS: &[&str] = &[
+    "mode",
+    "value",
+    "selector",
+    "stressors",
+    "containerNames",
+    "duration",
+];
+
+/// Reads one manifest, gathering what cannot be translated in `problems`.
+struct Reader<'m> {
+    name: String,
+    namespace: Option<&'m str>,
+    problems: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn unknown_keys(&mut self, map: &BTreeMap<String, Value>, known: &[&str], at: &str) {
+        for key in map.keys().filter(|k| !known.contains(&k.as_str())) {
+            self.problems
+                .push(format!("{}: {at}{key} is not translated", self.name));
+        }
+    }
+
+    /// `selector` (namespaces and label selectors, nothing else) and `mode`/`value` of `spec`
+    /// or of a NetworkChaos `target`, at `at` (`spec.`, `spec.target.`).
+    fn targets(&mut self, spec: &Value, at: &str, seed: u64) -> Targets {
+        let selector = spec.get("selector").cloned().unwrap_or_default();
+        let mut namespaces: Vec<String> = selector
+            .get("namespaces")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if namespaces.is_empty() {
+            // Chaos Mesh's default: the experiment's own namespace.
+            namespaces.extend(self.namespace.map(str::to_owned));
+        }
+        if namespaces.is_empty() {
+            self.problems.push(format!(
+                "{}: {at}selector.namespaces is empty and the manifest has no namespace",
+                self.name
+            ));
+        }
+        let labels: Vec<String> = selector
+            .get("labelSelectors")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if labels.is_empty() {
+            self.problems.push(format!(
+                "{}: {at}selector.labelSelectors is empty: faultline never selects every pod \
+                 of a namespace by accident",
+                self.name
+            ));
+        }
+        if let Some(map) = selector.as_object() {
+            for key in map
+                .keys()
+                .filter(|k| !["namespaces", "labelSelectors"].contains(&k.as_str()))
+            {
+                self.problems.push(format!(
+                    "{}: {at}selector.{key} is not translated",
+                    self.name
+                ));
+            }
+        }
+        let value = spec
+            .get("value")
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_default();
+        let name = self.name.clone();
+        let mode = match spec.get("mode").and_then(Value::as_str).unwrap_or_default() {
+            "one" => Mode::One,
+            "all" => Mode::All,
+            "fixed" => value.parse().map(Mode::Fixed).unwrap_or_else(|_| {
+                self.problems.push(format!(
+                    "{name}: {at}mode fixed needs value: a number, got {value:?}"
+                ));
+                Mode::One
+            }),
+            mode @ ("fixed-percent" | "random-max-percent") => match value.parse() {
+                Ok(p) => {
+                    if mode == "random-max-percent" {
+                        self.notes.push(format!(
+                            "{name}: random-max-percent {p} is taken as percent {p} (the most it \
+                             could draw)"
+                        ));
+                    }
+                    Mode::Percent(p)
+                }
+                Err(_) => {
+                    self.problems.push(format!(
+                        "{name}: {at}mode {mode} needs value: a percentage, got {value:?}"
+                    ));
+                    Mode::One
+                }
+            },
+            other => {
+                self.problems.push(format!(
+                    "{name}: {at}mode {other:?}: expected one, all, fixed, fixed-percent or \
+                     random-max-percent"
+                ));
+                Mode::One
+            }
+        };
+        Targets {
+            namespaces,
+            labels: labels.join(","),
+            fields: None,
+            mode,
+            seed,
+            include_not_ready: false,
+            allow_protected: false,
+        }
+    }
+
+    /// `spec.duration`, required: faultline never holds a fault without an end.
+    fn duration(&mut self, spec: &BTreeMap<String, Value>) -> Duration {
+        match spec.get("duration").and_then(Value::as_str) {
+            Some(text) => humantime::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .unwrap_or_else(|| {
+                    self.problems.push(format!(
+                        "{}: spec.duration {text:?} is not a duration (30s, 5m, 1h30m)",
+                        self.name
+                    ));
+                    Duration::ZERO
+                }),
+            None => {
+                self.problems.push(format!(
+                    "{}: spec.duration is missing: faultline never holds a fault without an end",
+                    self.name
+                ));
+                Duration::ZERO
+            }
+        }
+    }
+}
+
 /// Translates a Chaos Mesh manifest, or says why it cannot be (each reason a line).
 pub fn translate(text: &str, seed: u64) -> Result<Translation, Vec<String>> {
     let manifest: Manifest = serde_saphyr::from_str(text)
@@ -69,148 +263,182 @@ pub fn translate(text: &str, seed: u64) -> Result<Translation, Vec<String>> {
     }
     let name = format!("{}/{}", manifest.kind, manifest.metadata.name);
     let spec = &manifest.spec;
+    let spec_value = Value::Object(spec.clone().into_iter().collect());
     let text_of = |key: &str| spec.get(key).and_then(|v| v.as_str()).map(str::to_owned);
     let action = text_of("action").unwrap_or_default();
-    match (manifest.kind.as_str(), action.as_str()) {
-        ("PodChaos", "pod-kill") => {}
+    let mut r = Reader {
+        name: name.clone(),
+        namespace: manifest.metadata.namespace.as_deref(),
+        problems: Vec::new(),
+        notes: Vec::new(),
+    };
+    let action = match (manifest.kind.as_str(), action.as_str()) {
+        ("PodChaos", "pod-kill") => {
+            r.unknown_keys(spec, POD_KILL_KEYS, "spec.");
+            if spec.contains_key("duration") {
+                r.notes.push(format!(
+                    "{name}: spec.duration does not apply to a pod kill, which is instant"
+                ));
+            }
+            Action::PodKill(match spec.get("gracePeriod").and_then(Value::as_u64) {
+                None => Grace::Seconds(30),
+                Some(0) => Grace::Force,
+                Some(s) => Grace::Seconds(u32::try_from(s).unwrap_or(u32::MAX)),
+            })
+        }
         ("PodChaos", other) => {
             return Err(vec![format!(
                 "{name}: PodChaos action {other:?} is not translated (only pod-kill; \
                  container-kill and pod-failure are not built)"
             )]);
         }
-        ("NetworkChaos", _) | ("StressChaos", _) => {
+        ("NetworkChaos", "partition") => {
+            r.unknown_keys(spec, PARTITION_KEYS, "spec.");
+            let direction = match text_of("direction").as_deref() {
+                None => "to".to_owned(),
+                Some(d @ ("to" | "from" | "both")) => d.to_owned(),
+                Some(other) => {
+                    r.problems.push(format!(
+                        "{name}: spec.direction {other:?}: expected to, from or both"
+                    ));
+                    "to".to_owned()
+                }
+            };
+            let peers = spec.get("target").map(|target| {
+                if let Some(map) = target.as_object() {
+                    let map: BTreeMap<String, Value> =
+                        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    r.unknown_keys(&map, &["mode", "value", "selector"], "spec.target.");
+                }
+                let mut peers = r.targets(target, "spec.target.", seed);
+                if peers.mode != Mode::All {
+                    r.notes.push(format!(
+                        "{name}: spec.target.mode {} is taken as all: every pod of the target \
+                         is a peer, and pods that come and go while it lasts are followed",
+                        peers.mode
+                    ));
+                    peers.mode = Mode::All;
+                }
+                peers
+            });
+            let external: Vec<String> = spec
+                .get("externalTargets")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for e in &external {
+                let address = e.split('/').next().unwrap_or_default();
+                if address.parse::<std::net::IpAddr>().is_err() {
+                    r.problems.push(format!(
+                        "{name}: spec.externalTargets {e:?}: only addresses and CIDRs are \
+                         translated, not host names"
+                    ));
+                }
+            }
+            if peers.is_none() && external.is_empty() {
+                r.problems.push(format!(
+                    "{name}: a partition needs spec.target or spec.externalTargets: faultline \
+                     never cuts all traffic by accident"
+                ));
+            }
+            Action::Partition {
+                direction,
+                peers,
+                external,
+                duration: r.duration(spec),
+            }
+        }
+        ("NetworkChaos", other) => {
             return Err(vec![format!(
-                "{name}: {} is not translated yet: it needs the node agents reached per pod, \
-                 which `faultline inject partition|stress --pod NS/NAME` does one pod at a time \
-                 (docs/kubernetes.md)",
-                manifest.kind
+                "{name}: NetworkChaos action {other:?} is not translated (only partition; \
+                 loss, delay, duplicate, corrupt and bandwidth are not: this kernel has no netem)"
             )]);
+        }
+        ("StressChaos", _) => {
+            r.unknown_keys(spec, STRESS_KEYS, "spec.");
+            let stressors = spec.get("stressors").cloned().unwrap_or_default();
+            if let Some(map) = stressors.as_object() {
+                for key in map.keys().filter(|k| k.as_str() != "cpu") {
+                    r.problems.push(format!(
+                        "{name}: spec.stressors.{key} is not translated (only cpu)"
+                    ));
+                }
+            }
+            let cpu = stressors.get("cpu").cloned().unwrap_or_default();
+            if let Some(map) = cpu.as_object() {
+                for key in map
+                    .keys()
+                    .filter(|k| !["workers", "load"].contains(&k.as_str()))
+                {
+                    r.problems.push(format!(
+                        "{name}: spec.stressors.cpu.{key} is not translated"
+                    ));
+                }
+            }
+            let workers = cpu.get("workers").and_then(Value::as_u64);
+            let workers = match workers {
+                Some(w @ 1..=256) => w as u32,
+                _ => {
+                    r.problems.push(format!(
+                        "{name}: spec.stressors.cpu.workers: expected 1 to 256"
+                    ));
+                    1
+                }
+            };
+            let load = match cpu.get("load").and_then(Value::as_u64) {
+                None => 100,
+                Some(l @ 1..=100) => l as u8,
+                Some(other) => {
+                    r.problems.push(format!(
+                        "{name}: spec.stressors.cpu.load {other}: expected 1 to 100"
+                    ));
+                    100
+                }
+            };
+            r.notes.push(format!(
+                "{name}: load {load} is taken as {load}% of the container's CPU quota, shared by \
+                 the workers (Chaos Mesh loads {load}% of a CPU per worker; inside a CPU limit \
+                 the quota caps both)"
+            ));
+            let containers: Vec<String> = spec
+                .get("containerNames")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if containers.len() > 1 {
+                r.problems.push(format!(
+                    "{name}: spec.containerNames names {} containers: faultline stresses one",
+                    containers.len()
+                ));
+            }
+            Action::Stress {
+                workers,
+                load,
+                container: containers.into_iter().next(),
+                duration: r.duration(spec),
+            }
         }
         (kind, _) => {
             return Err(vec![format!("{name}: {kind} is not translated")]);
         }
-    }
-    let mut problems = Vec::new();
-    let mut notes = Vec::new();
-    let known = [
-        "action",
-        "mode",
-        "value",
-        "selector",
-        "gracePeriod",
-        "duration",
-    ];
-    for key in spec.keys().filter(|k| !known.contains(&k.as_str())) {
-        problems.push(format!("{name}: spec.{key} is not translated"));
-    }
-    let selector = spec.get("selector").cloned().unwrap_or_default();
-    let mut namespaces: Vec<String> = selector
-        .get("namespaces")
-        .and_then(|n| n.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if namespaces.is_empty() {
-        // Chaos Mesh's default: the experiment's own namespace.
-        namespaces.extend(manifest.metadata.namespace.clone());
-    }
-    if namespaces.is_empty() {
-        problems.push(format!(
-            "{name}: spec.selector.namespaces is empty and the manifest has no namespace"
-        ));
-    }
-    let labels: Vec<String> = selector
-        .get("labelSelectors")
-        .and_then(|l| l.as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    if labels.is_empty() {
-        problems.push(format!(
-            "{name}: spec.selector.labelSelectors is empty: faultline never selects every pod \
-             of a namespace by accident"
-        ));
-    }
-    if let Some(map) = selector.as_object() {
-        for key in map
-            .keys()
-            .filter(|k| !["namespaces", "labelSelectors"].contains(&k.as_str()))
-        {
-            problems.push(format!("{name}: spec.selector.{key} is not translated"));
-        }
-    }
-    let value = text_of("value")
-        .or_else(|| spec.get("value").map(ToString::to_string))
-        .unwrap_or_default();
-    let mode = match text_of("mode").unwrap_or_default().as_str() {
-        "one" => Mode::One,
-        "all" => Mode::All,
-        "fixed" => match value.parse() {
-            Ok(n) => Mode::Fixed(n),
-            Err(_) => {
-                problems.push(format!(
-                    "{name}: mode fixed needs value: a number, got {value:?}"
-                ));
-                Mode::One
-            }
-        },
-        mode @ ("fixed-percent" | "random-max-percent") => match value.parse() {
-            Ok(p) => {
-                if mode == "random-max-percent" {
-                    notes.push(format!(
-                        "{name}: random-max-percent {p} is taken as percent {p} (the most it \
-                         could draw)"
-                    ));
-                }
-                Mode::Percent(p)
-            }
-            Err(_) => {
-                problems.push(format!(
-                    "{name}: mode {mode} needs value: a percentage, got {value:?}"
-                ));
-                Mode::One
-            }
-        },
-        other => {
-            problems.push(format!(
-                "{name}: mode {other:?}: expected one, all, fixed, fixed-percent or random-max-percent"
-            ));
-            Mode::One
-        }
     };
-    let grace = match spec.get("gracePeriod").and_then(serde_json::Value::as_u64) {
-        None => Grace::Seconds(30),
-        Some(0) => Grace::Force,
-        Some(s) => Grace::Seconds(u32::try_from(s).unwrap_or(u32::MAX)),
-    };
-    if spec.contains_key("duration") {
-        notes.push(format!(
-            "{name}: spec.duration does not apply to a pod kill, which is instant"
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
+    let targets = r.targets(&spec_value, "spec.", seed);
+    if !r.problems.is_empty() {
+        return Err(r.problems);
     }
     Ok(Translation {
         name,
-        targets: Targets {
-            namespaces,
-            labels: labels.join(","),
-            fields: None,
-            mode,
-            seed,
-            include_not_ready: false,
-            allow_protected: false,
-        },
-        action: Action::PodKill(grace),
-        notes,
+        targets,
+        action,
+        notes: r.notes,
     })
 }
 
@@ -269,10 +497,18 @@ spec:
             .replace("kind: PodChaos", "kind: NetworkChaos")
             .replace("action: pod-kill", "action: partition");
         let why = translate(&network, 1).unwrap_err();
-        assert!(
-            why[0].contains("NetworkChaos is not translated yet"),
-            "{why:?}"
+        assert_eq!(
+            why,
+            [
+                "NetworkChaos/checkout-kill: spec.gracePeriod is not translated",
+                "NetworkChaos/checkout-kill: a partition needs spec.target or \
+                 spec.externalTargets: faultline never cuts all traffic by accident",
+                "NetworkChaos/checkout-kill: spec.duration is missing: faultline never holds a \
+                 fault without an end",
+            ]
         );
+        let delay = network.replace("action: partition", "action: delay");
+        assert!(translate(&delay, 1).unwrap_err()[0].contains("no netem"));
         let failure = POD_KILL.replace("action: pod-kill", "action: pod-failure");
         assert!(translate(&failure, 1).unwrap_err()[0].contains("pod-failure"));
         let extra = POD_KILL
@@ -297,5 +533,109 @@ spec:
             "",
         );
         assert!(translate(&everything, 1).unwrap_err()[0].contains("never selects every pod"));
+    }
+
+    /// As Chaos Mesh's documentation writes a partition between two applications.
+    const PARTITION: &str = r#"
+apiVersion: chaos-mesh.org/v1alpha1
+kind: NetworkChaos
+metadata:
+  name: partition
+  namespace: shop
+spec:
+  action: partition
+  mode: all
+  selector:
+    labelSelectors:
+      app: checkout
+  direction: both
+  target:
+    mode: one
+    selector:
+      namespaces: [shop]
+      labelSelectors:
+        app: inventory
+  externalTargets: ["10.100.0.0/16"]
+  duration: "1m30s"
+"#;
+
+    #[test]
+    fn a_network_partition_becomes_a_partition_from_every_pod_of_its_target() {
+        let t = translate(PARTITION, 3).unwrap();
+        assert_eq!(t.name, "NetworkChaos/partition");
+        assert_eq!(t.targets.namespaces, ["shop"]);
+        assert_eq!(t.targets.labels, "app=checkout");
+        assert_eq!(t.targets.mode, Mode::All);
+        let Action::Partition {
+            direction,
+            peers,
+            external,
+            duration,
+        } = t.action
+        else {
+            panic!("{:?}", t.action)
+        };
+        assert_eq!(direction, "both");
+        let peers = peers.unwrap();
+        assert_eq!(peers.labels, "app=inventory");
+        assert_eq!(peers.mode, Mode::All);
+        assert_eq!(external, ["10.100.0.0/16"]);
+        assert_eq!(duration, Duration::from_secs(90));
+        assert_eq!(t.notes.len(), 1, "{:?}", t.notes);
+        assert!(t.notes[0].contains("spec.target.mode one is taken as all"));
+
+        let named = PARTITION.replace("10.100.0.0/16", "db.example.com");
+        assert!(translate(&named, 1).unwrap_err()[0].contains("not host names"));
+        let forever = PARTITION.replace("  duration: \"1m30s\"\n", "");
+        assert!(
+            translate(&forever, 1).unwrap_err()[0].contains("never holds a fault without an end")
+        );
+    }
+
+    /// As Chaos Mesh's documentation writes a CPU stress.
+    const STRESS: &str = r#"
+apiVersion: chaos-mesh.org/v1alpha1
+kind: StressChaos
+metadata:
+  name: burn
+  namespace: shop
+spec:
+  mode: one
+  selector:
+    labelSelectors:
+      app: checkout
+  containerNames: [checkout]
+  stressors:
+    cpu:
+      workers: 2
+      load: 80
+  duration: "30s"
+"#;
+
+    #[test]
+    fn a_cpu_stress_becomes_a_stress_in_the_named_container() {
+        let t = translate(STRESS, 5).unwrap();
+        assert_eq!(t.name, "StressChaos/burn");
+        assert_eq!(t.targets.mode, Mode::One);
+        assert_eq!(
+            t.action,
+            Action::Stress {
+                workers: 2,
+                load: 80,
+                container: Some("checkout".into()),
+                duration: Duration::from_secs(30),
+            }
+        );
+        assert!(t.notes[0].contains("80% of the container's CPU quota"));
+        let memory = STRESS.replace(
+            "      load: 80\n",
+            "      load: 80\n    memory:\n      workers: 1\n      size: 256MB\n",
+        );
+        assert_eq!(
+            translate(&memory, 1).unwrap_err(),
+            ["StressChaos/burn: spec.stressors.memory is not translated (only cpu)"]
+        );
+        let two = STRESS.replace("[checkout]", "[checkout, sidecar]");
+        assert!(translate(&two, 1).unwrap_err()[0].contains("faultline stresses one"));
     }
 }

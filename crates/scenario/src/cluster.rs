@@ -20,6 +20,9 @@ pub struct ClusterPod {
     pub node: Option<String>,
     /// Its IP, once it has one.
     pub ip: Option<String>,
+    /// Its controlling owner (`ReplicaSet/checkout-5d9f`): a pod kill waits for another pod
+    /// of it.
+    pub owner: Option<String>,
     /// Container ids (`containerd://…`) by container name.
     pub containers: Vec<(String, String)>,
     /// Restart counts by container name.

@@ -445,7 +445,13 @@ fn run_carries_out_a_chaos_mesh_pod_kill_and_names_what_it_cannot_translate() {
         .arg(&file));
     assert_eq!(dry.code(), Some(0), "{}", dry.context());
     assert!(
-        dry.stdout.contains("PodChaos/checkout-kill (Chaos Mesh, translated): pod-kill of one of the pods of app=checkout in shop, with a 5s grace period, seed 3"),
+        dry.stderr.contains("PodChaos/checkout-kill (Chaos Mesh, translated): pod-kill of one of the pods of app=checkout in shop, with a 5s grace period, seed 3"),
+        "{}",
+        dry.stderr
+    );
+    assert!(
+        dry.stdout
+            .contains("pod-kill selected: delete with a 5s grace period"),
         "{}",
         dry.stdout
     );
@@ -454,16 +460,21 @@ fn run_carries_out_a_chaos_mesh_pod_kill_and_names_what_it_cannot_translate() {
         "a dry run touches nothing"
     );
 
+    let out = dir.path().join("out");
     let ran = run(faultline()
         .env("KUBECONFIG", &kubeconfig)
-        .args(["run", "--seed", "3"])
+        .args(["run", "--seed", "3", "--out"])
+        .arg(&out)
         .arg(&file));
     assert_eq!(ran.code(), Some(0), "{}", ran.context());
     assert!(
-        ran.stdout.contains("replacement checkout-z Ready after"),
+        ran.stdout.contains(
+            "pass replaced selected within 2m: shop/checkout-a replaced by checkout-z, Ready after"
+        ),
         "{}",
         ran.stdout
     );
+    assert!(out.join("junit.xml").exists());
     assert!(
         api.log
             .lock()
@@ -473,18 +484,19 @@ fn run_carries_out_a_chaos_mesh_pod_kill_and_names_what_it_cannot_translate() {
         "the manifest's grace period"
     );
 
-    let network = dir.path().join("networkchaos.yaml");
+    let delay = dir.path().join("networkchaos.yaml");
     std::fs::write(
-        &network,
+        &delay,
         POD_CHAOS
             .replace("kind: PodChaos", "kind: NetworkChaos")
-            .replace("action: pod-kill", "action: partition"),
+            .replace("action: pod-kill", "action: delay"),
     )
     .unwrap();
-    let ran = run(faultline().args(["run"]).arg(&network));
+    let ran = run(faultline().args(["run"]).arg(&delay));
     assert_eq!(ran.code(), Some(2), "{}", ran.context());
     assert!(
-        ran.stderr.contains("NetworkChaos is not translated yet"),
+        ran.stderr
+            .contains("NetworkChaos action \"delay\" is not translated"),
         "{}",
         ran.stderr
     );

@@ -611,6 +611,60 @@ assertions:
         ),
         "{requests:#?}"
     );
+    assert!(setup.lab.faultline_tables(1).is_empty());
+
+    // A team's Chaos Mesh partition, brought as it is, runs the same way.
+    let manifest = dir.path().join("networkchaos.yaml");
+    std::fs::write(
+        &manifest,
+        "\
+apiVersion: chaos-mesh.org/v1alpha1
+kind: NetworkChaos
+metadata: { name: cut-inventory, namespace: shop }
+spec:
+  action: partition
+  mode: all
+  selector: { labelSelectors: { app: checkout } }
+  direction: both
+  target:
+    mode: all
+    selector: { labelSelectors: { app: inventory } }
+  duration: 4s
+",
+    )
+    .unwrap();
+    let token_arg = token.to_str().unwrap();
+    let mut chaos = faultline_tests::ChildGuard::spawn(
+        crate::faultline()
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["run", manifest.to_str().unwrap(), "--context", "fake"])
+            .args(["--token-file", token_arg, "--out"])
+            .arg(dir.path().join("chaos"))
+            .stdout(append(log.path()))
+            .stderr(append(log.path())),
+    );
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(20), || !setup
+            .lab
+            .faultline_tables(1)
+            .is_empty()),
+        "the NetworkChaos partition did not land: {}",
+        output()
+    );
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(30), || chaos
+            .has_exited()),
+        "{}",
+        output()
+    );
+    assert_eq!(chaos.try_status().unwrap().code(), Some(0), "{}", output());
+    assert!(
+        output().contains("faultline run NetworkChaos/cut-inventory: PASSED"),
+        "{}",
+        output()
+    );
+
     // Nothing left: no table, no worker, the probe answers.
     assert!(setup.lab.faultline_tables(1).is_empty());
     assert_eq!(KubeletCgroups::pids(&cgroups.cpu(APP)), [setup.target]);

@@ -28,6 +28,7 @@ fn pod(name: &str, restarts: u32) -> ClusterPod {
         uid: format!("uid-{name}"),
         node: Some("node-1".into()),
         ip: Some("10.244.1.7".into()),
+        owner: Some("ReplicaSet/checkout-5d9f".into()),
         containers: vec![("checkout".into(), format!("containerd://{name}"))],
         restarts: vec![("checkout".into(), restarts)],
     }
