@@ -109,7 +109,8 @@ fn the_agent_reads_nothing_from_the_api_and_the_runner_only_what_it_uses() {
             "pods list",
             "pods watch",
             "pods/log get",
-            "pods/portforward create"
+            "pods/portforward create",
+            "pods/portforward get"
         ]
     );
 }
