@@ -292,6 +292,97 @@ pub fn previous_log(spec: &str) -> Result<Vec<u8>, Failure> {
     Ok(text.into_bytes())
 }
 
+/// How a one-off command (`inject --pod`, `tui --kube`) reaches the cluster and its agents.
+fn settings(
+    context: Option<String>,
+    agent_namespace: &str,
+    token_file: Option<std::path::PathBuf>,
+    agents: &str,
+) -> faultline_scenario::model::Kubernetes {
+    use faultline_scenario::model::AgentRoute;
+    faultline_scenario::model::Kubernetes {
+        context,
+        agent_namespace: agent_namespace.to_owned(),
+        agent_token_file: token_file,
+        agents: match agents {
+            "port-forward" => AgentRoute::PortForward,
+            "pod-ip" => AgentRoute::PodIp,
+            _ => AgentRoute::Auto,
+        },
+        allow_protected_namespaces: false,
+    }
+}
+
+/// `tui --kube`: the cluster, the pods to list, and a link to the agent on each of their nodes
+/// (an unreachable one is a link that says why).
+pub fn tui_screen(
+    args: &crate::TuiArgs,
+) -> Result<
+    (
+        faultline_tui::run::KubeScreen,
+        Vec<faultline_tui::sources::Link>,
+    ),
+    Failure,
+> {
+    use faultline_scenario::cluster::Cluster as _;
+    let cluster = KubeCluster::connect(
+        &settings(
+            args.context.clone(),
+            &args.agent_namespace,
+            args.token_file.clone(),
+            &args.agents,
+        ),
+        None,
+        None,
+        crate::exit::FAILED,
+    )?;
+    let namespaces = if args.namespaces.is_empty() {
+        vec!["default".to_owned()]
+    } else {
+        args.namespaces.clone()
+    };
+    let pods = faultline_scenario::model::PodTarget {
+        name: "pods".into(),
+        namespaces,
+        selector: args.selector.clone().unwrap_or_default(),
+        fields: None,
+        mode: faultline_scenario::model::PodMode::All,
+        container: None,
+        pos: Default::default(),
+    };
+    let listed = cluster
+        .pods(&pods)
+        .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
+    let mut nodes: Vec<String> = listed.iter().filter_map(|p| p.node.clone()).collect();
+    nodes.sort();
+    nodes.dedup();
+    let links = nodes
+        .iter()
+        .map(|node| match cluster.agent(node) {
+            Ok(client) => faultline_tui::sources::Link::Http(client),
+            Err(why) => faultline_tui::sources::Link::Missing {
+                name: format!("node {node}"),
+                why,
+            },
+        })
+        .collect();
+    eprintln!(
+        "faultline tui: {} pods on {} nodes in {} ({})",
+        listed.len(),
+        nodes.len(),
+        pods.namespaces.join(", "),
+        cluster.describe()
+    );
+    Ok((
+        faultline_tui::run::KubeScreen {
+            cluster: std::sync::Arc::new(cluster),
+            pods,
+            nodes,
+        },
+        links,
+    ))
+}
+
 /// What `inject --pod` holds while the fault lasts: the agent's client, the pod as the agent
 /// names it, and the connection (and port-forward) that reaches the agent.
 pub struct PodAgent {
@@ -308,7 +399,6 @@ pub fn agent_for_pod(
     args: &crate::PodTargetArgs,
     agent: &crate::AgentClientArgs,
 ) -> Result<PodAgent, Failure> {
-    use faultline_scenario::model::{AgentRoute, Kubernetes};
     let Some((namespace, name)) = pod
         .split_once('/')
         .filter(|(ns, n)| !ns.is_empty() && !n.is_empty())
@@ -317,17 +407,12 @@ pub fn agent_for_pod(
             "--pod {pod}: expected NAMESPACE/NAME"
         )));
     };
-    let settings = Kubernetes {
-        context: args.context.clone(),
-        agent_namespace: args.agent_namespace.clone(),
-        agent_token_file: agent.token_file.clone(),
-        agents: match args.agents.as_str() {
-            "port-forward" => AgentRoute::PortForward,
-            "pod-ip" => AgentRoute::PodIp,
-            _ => AgentRoute::Auto,
-        },
-        allow_protected_namespaces: false,
-    };
+    let settings = settings(
+        args.context.clone(),
+        &args.agent_namespace,
+        agent.token_file.clone(),
+        &args.agents,
+    );
     let cluster = KubeCluster::connect(&settings, None, None, crate::exit::FAILED)?;
     let target = cluster
         .session
@@ -457,6 +542,8 @@ fn cluster_pod(pod: faultline_kube::PodRef) -> faultline_scenario::cluster::Clus
         name: pod.name,
         uid: pod.uid,
         node: pod.node,
+        phase: pod.phase,
+        ready: pod.ready && !pod.terminating,
         ip: pod.ip,
         owner: pod.owner,
         containers: pod.containers,
@@ -571,8 +658,8 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
             name: pod.name.clone(),
             uid: pod.uid.clone(),
             node: pod.node.clone(),
-            phase: "Running".into(),
-            ready: true,
+            phase: pod.phase.clone(),
+            ready: pod.ready,
             terminating: false,
             owner: pod.owner.clone(),
             containers: pod.containers.clone(),

@@ -163,6 +163,30 @@ struct TuiArgs {
     /// The in-process agent's journal directory.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/faultline/tui")]
     state_dir: PathBuf,
+    /// List the pods of a Kubernetes cluster (kubeconfig, as kubectl) instead of local
+    /// processes, and fault them through the agent on each pod's node.
+    #[arg(long, conflicts_with_all = ["agent", "scenario"])]
+    kube: bool,
+    /// With --kube: the kubeconfig context (default: the current one).
+    #[arg(long, value_name = "NAME", requires = "kube")]
+    context: Option<String>,
+    /// With --kube: a namespace to list; repeatable (default: `default`).
+    #[arg(short = 'n', long = "namespace", value_name = "NS", requires = "kube")]
+    namespaces: Vec<String>,
+    /// With --kube: only pods matching this label selector.
+    #[arg(short = 'l', long, value_name = "SELECTOR", requires = "kube")]
+    selector: Option<String>,
+    /// With --kube: the namespace of the agent's DaemonSet.
+    #[arg(long, value_name = "NS", default_value = "faultline-system")]
+    agent_namespace: String,
+    /// With --kube: how the agents are reached (as for `inject --pod`).
+    #[arg(
+        long,
+        value_name = "HOW",
+        default_value = "auto",
+        value_parser = ["auto", "port-forward", "pod-ip"]
+    )]
+    agents: String,
 }
 
 /// Where to look for debug files.

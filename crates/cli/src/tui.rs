@@ -52,7 +52,23 @@ pub fn run(args: TuiArgs) -> Result<(), Failure> {
     let exe = std::env::current_exe()
         .map_err(|e| Failure::failed(anyhow::anyhow!("find the faultline binary: {e}")))?;
     let token = crate::agent::read_token(args.token_file.as_ref())?;
+    let mut kube = None;
     let mut links = Vec::new();
+    if args.kube {
+        let (screen, agents) = crate::kube::tui_screen(&args)?;
+        if agents.is_empty() {
+            return Err(Failure::usage(format!(
+                "no pods in {}{}: nothing to show",
+                screen.pods.namespaces.join(", "),
+                args.selector
+                    .as_ref()
+                    .map(|s| format!(" matching {s}"))
+                    .unwrap_or_default()
+            )));
+        }
+        links = agents;
+        kube = Some(screen);
+    }
     for addr in &args.agent {
         let addr: AgentAddr = addr
             .parse()
@@ -60,7 +76,7 @@ pub fn run(args: TuiArgs) -> Result<(), Failure> {
         links.push(Link::Http(Client::new(addr, token.clone())));
     }
     let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    if links.is_empty() {
+    if links.is_empty() && kube.is_none() {
         let default = PathBuf::from(AgentAddr::DEFAULT_SOCKET);
         // A scenario's lab is this process's: its faults go through an agent here too.
         if scenario.is_none() && std::os::unix::net::UnixStream::connect(&default).is_ok() {
@@ -85,7 +101,11 @@ pub fn run(args: TuiArgs) -> Result<(), Failure> {
         }
     }
     let out_dir = args.out.clone().unwrap_or_else(|| {
-        let name = scenario.as_ref().map_or("agent", |(s, _)| s.name.as_str());
+        let name = match (&scenario, &kube) {
+            (Some((s, _)), _) => s.name.as_str(),
+            (None, Some(_)) => "kube",
+            (None, None) => "agent",
+        };
         PathBuf::from("faultline-runs").join(format!(
             "tui-{}-{}",
             name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
@@ -107,6 +127,7 @@ pub fn run(args: TuiArgs) -> Result<(), Failure> {
         signals: Some(faultline_tui::run::SignalWait(Box::new(move |within| {
             interrupts.wait(within)
         }))),
+        kube,
     })
     .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
     for line in summary.lines {

@@ -18,6 +18,10 @@ pub struct ClusterPod {
     pub uid: String,
     /// The node it runs on, once scheduled.
     pub node: Option<String>,
+    /// `status.phase` (`Running`, `Pending`…).
+    pub phase: String,
+    /// Whether it is Ready.
+    pub ready: bool,
     /// Its IP, once it has one.
     pub ip: Option<String>,
     /// Its controlling owner (`ReplicaSet/checkout-5d9f`): a pod kill waits for another pod

@@ -92,6 +92,13 @@ pub enum Event {
     },
     /// SIGTERM, SIGHUP or SIGINT reached the screen: it reverts its faults and leaves.
     Signal(i32),
+    /// The answer to an [`Action::PodKill`]: what happened, or why it failed.
+    PodKilled {
+        /// `namespace/name`.
+        pod: String,
+        /// The kill and the replacement, or the error.
+        result: Result<String, String>,
+    },
     /// The result of renewing this screen's leases on an agent.
     Renewed {
         /// Which agent.
@@ -118,6 +125,11 @@ pub enum Action {
         /// The fault's id.
         id: String,
     },
+    /// Delete a pod through the API server (`--kube`) and wait for its replacement.
+    PodKill {
+        /// `namespace/name`.
+        pod: String,
+    },
     /// Leave: revert this screen's active faults first when `revert`.
     Quit {
         /// Whether to revert.
@@ -132,6 +144,8 @@ pub enum Confirm {
     RevertAll,
     /// `q` with active faults: revert them before leaving?
     Quit,
+    /// `x` on a pod (`--kube`): delete it (the target with this row key)?
+    PodKill(usize, u32),
 }
 
 /// A detail pane over a list.
@@ -194,6 +208,8 @@ pub struct App {
     pub message: Option<(String, Instant)>,
     /// What the screen is about (`scenario demo`, `local agent`).
     pub title: String,
+    /// Whether the targets are pods of a cluster (`--kube`).
+    pub kube: bool,
     /// The time of the last tick.
     pub now: Instant,
     /// Set when the screen is to close.
@@ -227,6 +243,7 @@ impl App {
             peers: Vec::new(),
             message: None,
             title: title.into(),
+            kube: false,
             now,
             quitting: false,
         }
@@ -398,6 +415,10 @@ impl App {
                 self.quitting = true;
                 return vec![Action::Quit { revert: true }];
             }
+            Event::PodKilled { pod, result } => match result {
+                Ok(what) => self.say(what),
+                Err(e) => self.say(format!("pod-kill of {pod} failed: {e}")),
+            },
         }
         Vec::new()
     }
@@ -438,6 +459,15 @@ impl App {
             self.targets.push(row);
         }
         self.targets.sort_by_key(|t| (t.agent, t.pid));
+        // Pods: their names and addresses are the peers a partition can name.
+        if self.kube {
+            self.peers = self
+                .targets
+                .iter()
+                .filter_map(|t| Some((t.name.clone(), t.address.clone()?)))
+                .collect();
+            self.peers.sort();
+        }
         // A lab host restarted while its form was open: the form follows it to its new pid.
         if let Some(form) = &mut self.form
             && form.agent == agent
@@ -643,10 +673,16 @@ impl App {
                         ));
                     }
                     Some(t) => {
-                        self.form = Some(Form::new(kind, t.agent, t.pid, &t.name, &self.peers));
+                        let mut form = Form::new(kind, t.agent, t.pid, &t.name, &self.peers);
+                        form.pod = t.pod.as_ref().map(|p| p.uid.clone());
+                        self.form = Some(form);
                     }
                 }
             }
+            (Tab::Targets, KeyCode::Char('x')) if self.kube => match self.selected_target() {
+                Some(t) => self.confirm = Some(Confirm::PodKill(t.agent, t.pid)),
+                None => self.say("no pod selected"),
+            },
             (Tab::Faults, KeyCode::Char('r')) => {
                 if let Some(f) = self.faults.get(self.fault_selected) {
                     if f.active() {
@@ -738,6 +774,18 @@ impl App {
                 }
             }
             // Revert is the default: Enter or `y` reverts; only `n` leaves them to their lease.
+            Confirm::PodKill(agent, pid) => {
+                self.confirm = None;
+                let pod = self
+                    .targets
+                    .iter()
+                    .find(|t| t.agent == agent && t.pid == pid)
+                    .map(|t| t.name.clone());
+                if yes && let Some(pod) = pod {
+                    self.say(format!("deleting {pod}…"));
+                    return vec![Action::PodKill { pod }];
+                }
+            }
             Confirm::Quit => match code {
                 KeyCode::Esc => self.confirm = None,
                 KeyCode::Enter | KeyCode::Char('y' | 'Y' | 'q') => {
@@ -922,6 +970,77 @@ mod tests {
         assert_eq!(
             app.form.as_ref().unwrap().refused.as_deref(),
             Some("the agent answered 403: policy")
+        );
+    }
+
+    #[test]
+    fn with_kube_a_fault_is_aimed_at_the_pod_its_peers_are_pods_and_x_deletes_it() {
+        let now = Instant::now();
+        let mut app = App::new("pods", vec![AgentStatus::new("node-1")], now);
+        app.kube = true;
+        let pod = |name: &str, ip: &str, key: u32| TargetRow {
+            pid: key,
+            name: format!("shop/{name}"),
+            address: Some(ip.into()),
+            pod: Some(crate::model::PodInfo {
+                uid: format!("uid-{name}"),
+                node: "node-1".into(),
+                phase: "Running".into(),
+                ready: true,
+                restarts: 0,
+            }),
+            ..TargetRow::default()
+        };
+        app.handle(Event::Targets {
+            agent: 0,
+            rows: vec![
+                pod("checkout-a", "10.244.1.5", 0x4000_0000),
+                pod("inventory-a", "10.244.1.9", 0x4000_0001),
+            ],
+        });
+        assert_eq!(
+            app.peers,
+            [
+                ("shop/checkout-a".to_owned(), "10.244.1.5".to_owned()),
+                ("shop/inventory-a".to_owned(), "10.244.1.9".to_owned()),
+            ]
+        );
+        app.handle(key(KeyCode::Char('n')));
+        assert_eq!(
+            app.form.as_ref().unwrap().pod.as_deref(),
+            Some("uid-checkout-a")
+        );
+        typed(&mut app, "shop/inventory-a");
+        let actions = app.handle(key(KeyCode::Enter));
+        let [Action::Inject { agent: 0, spec }] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        let FaultSpec::Partition {
+            pid, pod, peers, ..
+        } = spec
+        else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(*pid, None, "a pod, not a process");
+        assert_eq!(pod.as_ref().unwrap().uid, "uid-checkout-a");
+        assert_eq!(peers, &["10.244.1.9"]);
+
+        app.form = None;
+        assert!(app.handle(key(KeyCode::Char('x'))).is_empty(), "asks first");
+        assert_eq!(app.confirm, Some(Confirm::PodKill(0, 0x4000_0000)));
+        assert_eq!(
+            app.handle(key(KeyCode::Char('y'))),
+            [Action::PodKill {
+                pod: "shop/checkout-a".into()
+            }]
+        );
+        app.handle(Event::PodKilled {
+            pod: "shop/checkout-a".into(),
+            result: Ok("shop/checkout-a deleted; checkout-z Ready after 4.2s".into()),
+        });
+        assert_eq!(
+            app.message.as_ref().map(|(m, _)| m.as_str()),
+            Some("shop/checkout-a deleted; checkout-z Ready after 4.2s")
         );
     }
 

@@ -102,6 +102,8 @@ pub struct Form {
     pub agent: usize,
     /// The target's pid.
     pub pid: u32,
+    /// The target's pod UID (`--kube`): the fault is aimed at the pod, not at `pid`.
+    pub pod: Option<String>,
     /// The target's name, for the title.
     pub target: String,
     /// The fields, in order.
@@ -165,6 +167,7 @@ impl Form {
             kind,
             agent,
             pid,
+            pod: None,
             target: target.to_owned(),
             fields,
             focus: 0,
@@ -254,11 +257,12 @@ impl Form {
             }
             return None;
         }
-        let pid = Some(self.pid);
+        // A pod is found by its node's agent; a process by its pid.
+        let pid = self.pod.is_none().then_some(self.pid);
         // Checked above for every kind that has a duration; a kill has none.
         let seconds = seconds.map_or(0.0, |d| d.as_secs_f64());
         let direction = self.value("direction").to_owned();
-        Some(match self.kind {
+        let mut spec = match self.kind {
             Kind::Kill => FaultSpec::Kill {
                 pid,
                 cgroup: None,
@@ -304,7 +308,15 @@ impl Form {
                 load: u8::try_from(load.ok()?).ok()?,
                 seconds,
             },
-        })
+        };
+        if let Some(uid) = &self.pod {
+            spec.aim_at_pod(faultline_agent::spec::PodTarget {
+                uid: uid.clone(),
+                container: None,
+            })
+            .ok()?;
+        }
+        Some(spec)
     }
 }
 

@@ -30,6 +30,23 @@ pub struct TargetRow {
     pub history: Vec<u64>,
     /// Whether it shares the agent's network namespace (network faults there are refused).
     pub in_agent_netns: bool,
+    /// The pod it is, with `--kube` (its `pid` is then only a row key, not a process).
+    pub pod: Option<PodInfo>,
+}
+
+/// A pod as the Targets view shows it with `--kube`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodInfo {
+    /// Its UID: what its node's agent finds it by.
+    pub uid: String,
+    /// Its node.
+    pub node: String,
+    /// `Running`, `Pending`…
+    pub phase: String,
+    /// Whether it is Ready.
+    pub ready: bool,
+    /// Restarts of its containers, summed.
+    pub restarts: u32,
 }
 
 /// A fault an agent reports, and when it was seen.

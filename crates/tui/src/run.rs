@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 
 use faultline_agent::spec::CreateFault;
 use faultline_scenario::analysis::CrashSource;
+use faultline_scenario::cluster::{Cluster, ClusterPod};
 use faultline_scenario::lab::{Lab, LabOptions};
+use faultline_scenario::model::PodTarget;
 use faultline_scenario::probe::{Context, Resolver, Watchers};
 use faultline_scenario::{Plan, Scenario};
 use ratatui::crossterm::event::{self as term, Event as TermEvent};
 
 use crate::app::{Action, App, Event};
-use crate::model::{AgentStatus, ProbeRow, TargetRow};
+use crate::model::{AgentStatus, PodInfo, ProbeRow, TargetRow};
 use crate::sources::{CrashScanner, Link, TaskSource, all_groups, proc_sample};
 
 /// What `faultline tui` was asked to open.
@@ -45,7 +47,31 @@ pub struct Options {
     /// Waits up to the given time for SIGTERM, SIGHUP or SIGINT (blocked by the caller before
     /// any thread started) and returns it: the screen then reverts its faults and leaves.
     pub signals: Option<SignalWait>,
+    /// `--kube`: the targets are pods of a cluster, and `links` the agents on their nodes.
+    pub kube: Option<KubeScreen>,
 }
+
+/// Pods as targets (`faultline tui --kube`).
+pub struct KubeScreen {
+    /// The cluster.
+    pub cluster: Arc<dyn Cluster>,
+    /// Which pods are listed (its namespaces and selector).
+    pub pods: PodTarget,
+    /// The node of each agent, by the index of its link.
+    pub nodes: Vec<String>,
+}
+
+impl std::fmt::Debug for KubeScreen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeScreen")
+            .field("pods", &self.pods)
+            .field("nodes", &self.nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The latest listing of the pods, shared with the worker that deletes them.
+type Listed = Arc<Mutex<Vec<ClusterPod>>>;
 
 /// See [`Options::signals`].
 pub struct SignalWait(pub Box<dyn FnMut(Duration) -> Option<i32> + Send>);
@@ -186,22 +212,45 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
     if links.is_empty() {
         return Err("no agent to talk to".into());
     }
-    let title = match &options.scenario {
-        Some((s, _)) => format!("scenario {} · lab in {}", s.name, options.out_dir.display()),
-        None => links
+    let title = match (&options.scenario, &options.kube) {
+        (Some((s, _)), _) => format!("scenario {} · lab in {}", s.name, options.out_dir.display()),
+        (None, Some(kube)) => format!(
+            "pods in {}{} · {}",
+            kube.pods.namespaces.join(", "),
+            if kube.pods.selector.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", kube.pods.selector)
+            },
+            kube.cluster.describe()
+        ),
+        (None, None) => links
             .iter()
             .map(|l| l.name())
             .collect::<Vec<_>>()
             .join(", "),
     };
+    // With --kube, an agent is named by its node (its address is a port-forward's).
+    let names: Vec<String> = match &options.kube {
+        Some(kube) => links
+            .iter()
+            .zip(&kube.nodes)
+            .map(|(link, node)| match &**link {
+                Link::Missing { .. } => link.name(),
+                _ => node.clone(),
+            })
+            .collect(),
+        None => links.iter().map(|l| l.name()).collect(),
+    };
     let mut app = App::new(
         title,
-        links.iter().map(|l| AgentStatus::new(l.name())).collect(),
+        names.into_iter().map(AgentStatus::new).collect(),
         Instant::now(),
     );
     if let Some(lab) = &lab {
         app.peers = lab.hosts.clone();
     }
+    app.kube = options.kube.is_some();
 
     let stop = Arc::new(AtomicBool::new(false));
     let (events, inbox) = sync_channel::<Event>(256);
@@ -252,10 +301,60 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
         )?);
     }
 
+    // Pods (`--kube`): listed every two seconds, each under the agent of its node.
+    let listed: Listed = Arc::default();
+    if let Some(kube) = &options.kube {
+        let (stop, events, listed) = (stop.clone(), events.clone(), listed.clone());
+        let (cluster, pods, nodes) = (kube.cluster.clone(), kube.pods.clone(), kube.nodes.clone());
+        threads.push(spawn(
+            "tui-pods",
+            Box::new(move || {
+                // Rows are keyed by a number of their own (above any pid), stable per pod.
+                let mut keys: HashMap<String, u32> = HashMap::new();
+                loop {
+                    if let Ok(found) = cluster.pods(&pods) {
+                        let mut rows: Vec<Vec<TargetRow>> = vec![Vec::new(); nodes.len()];
+                        for pod in &found {
+                            let node = pod.node.clone().unwrap_or_default();
+                            let Some(agent) = nodes.iter().position(|n| *n == node) else {
+                                continue;
+                            };
+                            let next = 0x4000_0000 + u32::try_from(keys.len()).unwrap_or(0);
+                            let key = *keys.entry(pod.uid.clone()).or_insert(next);
+                            rows[agent].push(TargetRow {
+                                pid: key,
+                                name: pod.id(),
+                                address: pod.ip.clone(),
+                                pod: Some(PodInfo {
+                                    uid: pod.uid.clone(),
+                                    node,
+                                    phase: pod.phase.clone(),
+                                    ready: pod.ready,
+                                    restarts: pod.restarts.iter().map(|(_, n)| n).sum(),
+                                }),
+                                ..TargetRow::default()
+                            });
+                        }
+                        *lock(&listed) = found;
+                        for (agent, rows) in rows.into_iter().enumerate() {
+                            if events.send(Event::Targets { agent, rows }).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    if !nap(&stop, Duration::from_secs(2)) {
+                        return;
+                    }
+                }
+            }),
+        )?);
+    }
+
     // Each agent: its faults every second, its targets every two.
     for (agent, link) in links.iter().enumerate() {
         let (stop, events, link) = (stop.clone(), events.clone(), link.clone());
         let hosts = lab.as_ref().map(|l| (l.lab.clone(), l.hosts.clone()));
+        let kube = options.kube.is_some();
         threads.push(spawn(
             "tui-agent",
             Box::new(move || {
@@ -273,7 +372,7 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
                     {
                         return;
                     }
-                    if n.is_multiple_of(2) {
+                    if n.is_multiple_of(2) && !kube {
                         let rows = match &hosts {
                             Some((lab, hosts)) => Ok(lab_targets(lab, hosts)),
                             None => link.targets().map(|views| {
@@ -312,9 +411,13 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
     {
         let (events, links, ours, lease) =
             (events.clone(), links.clone(), ours.clone(), options.lease);
+        let kube = options
+            .kube
+            .as_ref()
+            .map(|k| (k.cluster.clone(), k.pods.clone(), listed.clone()));
         threads.push(spawn(
             "tui-actions",
-            Box::new(move || carry_out(&requests, &events, &links, &ours, lease)),
+            Box::new(move || carry_out(&requests, &events, &links, &ours, lease, kube)),
         )?);
     }
     // Leases: a thread per agent, so that a hung agent holds up only its own renewals.
@@ -601,6 +704,10 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
                         id,
                         result: Err(busy),
                     },
+                    Action::PodKill { pod } => Event::PodKilled {
+                        pod,
+                        result: Err(busy),
+                    },
                     Action::Quit { .. } => continue,
                 };
                 app.handle(event);
@@ -735,6 +842,7 @@ fn carry_out(
     links: &[Arc<Link>],
     ours: &Mutex<Vec<(usize, String)>>,
     lease: Duration,
+    kube: Option<(Arc<dyn Cluster>, PodTarget, Listed)>,
 ) {
     while let Ok(action) = requests.recv() {
         let event = match action {
@@ -754,6 +862,36 @@ fn carry_out(
                 let result = links[agent].revert(&id);
                 lock(ours).retain(|(a, i)| !(*a == agent && *i == id));
                 Event::Reverted { agent, id, result }
+            }
+            Action::PodKill { pod } => {
+                let Some((cluster, target, listed)) = &kube else {
+                    continue;
+                };
+                let found = lock(listed).iter().find(|p| p.id() == pod).cloned();
+                let (cluster, target, events) = (cluster.clone(), target.clone(), events.clone());
+                // The wait for the replacement takes a while: on a thread of its own, so
+                // injects and reverts go on meanwhile.
+                std::thread::spawn(move || {
+                    let result = match found {
+                        None => Err("no longer listed".to_owned()),
+                        Some(found) => cluster
+                            .pod_kill(
+                                &target,
+                                &found,
+                                Duration::from_secs(30),
+                                Duration::from_secs(120),
+                            )
+                            .map(|k| match (k.replacement, k.ready_after) {
+                                (Some(by), Some(after)) => format!(
+                                    "{pod} deleted; {by} Ready after {:.1}s",
+                                    after.as_secs_f64()
+                                ),
+                                _ => format!("{pod} deleted; no replacement Ready within 2m"),
+                            }),
+                    };
+                    let _ = events.send(Event::PodKilled { pod, result });
+                });
+                continue;
             }
             Action::Quit { .. } => continue,
         };

@@ -21,6 +21,13 @@ pub enum Link {
     Http(Client),
     /// The agent in this process.
     Local(LocalAgent),
+    /// An agent that could not be found (`--kube`: none on a node): every call says why.
+    Missing {
+        /// How the status line names it.
+        name: String,
+        /// Why there is no agent.
+        why: String,
+    },
 }
 
 fn refusal(r: Refusal) -> String {
@@ -39,6 +46,7 @@ impl Link {
         match self {
             Link::Http(client) => client.addr().to_string(),
             Link::Local(_) => "in-process agent".into(),
+            Link::Missing { name, .. } => name.clone(),
         }
     }
 
@@ -47,6 +55,7 @@ impl Link {
         match self {
             Link::Http(client) => matches!(client.addr(), faultline_agent::AgentAddr::Unix(_)),
             Link::Local(_) => true,
+            Link::Missing { .. } => false,
         }
     }
 
@@ -55,6 +64,7 @@ impl Link {
         match self {
             Link::Http(client) => client.list().map_err(|e| e.to_string()),
             Link::Local(agent) => Ok(agent.list()),
+            Link::Missing { why, .. } => Err(why.clone()),
         }
     }
 
@@ -63,6 +73,7 @@ impl Link {
         match self {
             Link::Http(client) => client.targets().map_err(|e| e.to_string()),
             Link::Local(_) => Ok(faultline_agent::list_targets()),
+            Link::Missing { why, .. } => Err(why.clone()),
         }
     }
 
@@ -71,6 +82,7 @@ impl Link {
         match self {
             Link::Http(client) => client.create(&request).map_err(|e| e.to_string()),
             Link::Local(agent) => agent.create(request).map_err(refusal),
+            Link::Missing { why, .. } => Err(why.clone()),
         }
     }
 
@@ -79,6 +91,7 @@ impl Link {
         match self {
             Link::Http(client) => client.revert(id).map_err(|e| e.to_string()),
             Link::Local(agent) => agent.revert(id).ok_or_else(|| format!("no fault {id}")),
+            Link::Missing { why, .. } => Err(why.clone()),
         }
     }
 
@@ -87,6 +100,7 @@ impl Link {
         match self {
             Link::Http(client) => client.renew(id).map_err(|e| e.to_string()),
             Link::Local(agent) => agent.renew(id).map_err(refusal),
+            Link::Missing { why, .. } => Err(why.clone()),
         }
     }
 }

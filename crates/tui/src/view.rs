@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 
 use crate::app::{App, Confirm, Detail, Tab};
-use crate::model::{FrameLine, sparkline};
+use crate::model::{FrameLine, TargetRow, sparkline};
 
 const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
 const DIM: Style = Style::new().fg(Color::DarkGray);
@@ -152,7 +152,103 @@ fn table<'a>(
     frame.render_widget(widget, area);
 }
 
+/// The faults in force on target `t`.
+fn active_on<'a>(app: &'a App, t: &TargetRow) -> Vec<&'a str> {
+    app.faults
+        .iter()
+        .filter(|f| f.active() && f.agent == t.agent)
+        .filter(|f| match &t.pod {
+            Some(pod) => f.view.pod.as_deref() == Some(pod.uid.as_str()),
+            None => f.view.pid == t.pid,
+        })
+        .map(|f| f.view.kind.as_str())
+        .collect()
+}
+
+/// `--kube`: the pods, as k9s lists them.
+fn pods(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let visible = app.visible_targets();
+    let height = usize::from(area.height.saturating_sub(2));
+    let selected = app.target_selected.min(visible.len().saturating_sub(1));
+    let range = window(selected, visible.len(), height);
+    let rows = visible[range.clone()]
+        .iter()
+        .map(|&i| {
+            let t = &app.targets[i];
+            let pod = t.pod.clone().unwrap_or_default();
+            let active = active_on(app, t);
+            let name = if active.is_empty() {
+                t.name.clone()
+            } else {
+                format!("{} [{}]", t.name, active.join(","))
+            };
+            let style = if !active.is_empty() {
+                Style::new().fg(Color::Magenta)
+            } else if !pod.ready {
+                Style::new().fg(Color::Yellow)
+            } else {
+                Style::new()
+            };
+            Row::new(vec![
+                Cell::from(name),
+                Cell::from(if pod.ready { "1" } else { "0" }),
+                Cell::from(pod.phase),
+                Cell::from(pod.restarts.to_string()),
+                Cell::from(t.address.clone().unwrap_or_default()),
+                Cell::from(pod.node),
+                Cell::from(app.agents.get(t.agent).map_or("none", |a| {
+                    if a.error.is_some() {
+                        "lost"
+                    } else if a.connected {
+                        "ok"
+                    } else {
+                        "…"
+                    }
+                })),
+            ])
+            .style(style)
+        })
+        .collect();
+    let title = if app.targets.is_empty() {
+        " no pods yet ".to_owned()
+    } else {
+        format!(
+            " {} of {} pods · k kill  p pause  n partition  l loss  s stress  x delete  / filter ",
+            visible.len(),
+            app.targets.len()
+        )
+    };
+    table(
+        frame,
+        area,
+        title,
+        &[
+            "NAMESPACE/NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "IP",
+            "NODE",
+            "AGENT",
+        ],
+        &[
+            Constraint::Min(24),
+            Constraint::Length(5),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(15),
+            Constraint::Length(16),
+            Constraint::Length(8),
+        ],
+        rows,
+        selected.checked_sub(range.start),
+    );
+}
+
 fn targets(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    if app.kube {
+        return pods(frame, area, app);
+    }
     let visible = app.visible_targets();
     let height = usize::from(area.height.saturating_sub(2));
     let selected = app.target_selected.min(visible.len().saturating_sub(1));
@@ -162,12 +258,7 @@ fn targets(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .iter()
         .map(|&i| {
             let t = &app.targets[i];
-            let active = app
-                .faults
-                .iter()
-                .filter(|f| f.active() && f.agent == t.agent && f.view.pid == t.pid)
-                .map(|f| f.view.kind.as_str())
-                .collect::<Vec<_>>();
+            let active = active_on(app, t);
             let name = if active.is_empty() {
                 t.name.clone()
             } else {
@@ -260,9 +351,16 @@ fn faults(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 || format!("pid {}", v.pid),
                 |name| format!("{name} {}", v.pid),
             );
-            let target = match &v.cgroup {
-                Some(dir) => format!("cgroup {}", dir.display()),
-                None => target,
+            let pod = v.pod.as_ref().and_then(|uid| {
+                app.targets
+                    .iter()
+                    .find(|t| t.pod.as_ref().is_some_and(|p| &p.uid == uid))
+                    .map(|t| format!("pod {}", t.name))
+            });
+            let target = match (pod, &v.cgroup) {
+                (Some(pod), _) => pod,
+                (None, Some(dir)) => format!("cgroup {}", dir.display()),
+                (None, None) => target,
             };
             let left = f
                 .seconds_left(app.now)
@@ -577,12 +675,10 @@ fn form_box(frame: &mut Frame<'_>, area: Rect, form: &crate::form::Form) {
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(format!(
-                " {} {} (pid {}) ",
-                form.kind.name(),
-                form.target,
-                form.pid
-            ))),
+            .block(Block::bordered().title(match &form.pod {
+                Some(_) => format!(" {} {} (pod) ", form.kind.name(), form.target),
+                None => format!(" {} {} (pid {}) ", form.kind.name(), form.target, form.pid),
+            })),
         rect,
     );
 }
@@ -594,6 +690,17 @@ fn confirm_box(frame: &mut Frame<'_>, area: Rect, app: &App, confirm: Confirm) {
             format!(
                 "Revert all {} active faults? [y/N]",
                 app.active_faults().count()
+            ),
+        ),
+        Confirm::PodKill(agent, pid) => (
+            " delete pod ",
+            format!(
+                "Delete pod {} through the API server (30s grace period) and wait for its \
+                 replacement? [y/N]",
+                app.targets
+                    .iter()
+                    .find(|t| t.agent == agent && t.pid == pid)
+                    .map_or("?", |t| t.name.as_str())
             ),
         ),
         Confirm::Quit => (
@@ -623,6 +730,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "k p n l s",
         "on a target: kill, pause, partition, loss, stress",
+    ),
+    (
+        "x",
+        "on a pod (--kube): delete it, and wait for its replacement",
     ),
     ("r", "on a fault: revert it"),
     ("R", "revert every active fault (asks first)"),

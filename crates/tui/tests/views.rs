@@ -338,3 +338,84 @@ fn a_lost_agent_is_shown_on_the_status_line() {
         "{screen}"
     );
 }
+
+/// `--kube`: pods on two nodes, one of them partitioned, one not Ready.
+fn pods() -> App {
+    let now = Instant::now();
+    let mut app = App::new(
+        "pods in shop · Kubernetes (context staging), agents in faultline-system reached through the API server's port-forward",
+        vec![AgentStatus::new("node-1"), AgentStatus::new("node-2")],
+        now,
+    );
+    app.kube = true;
+    let pod = |name: &str, node: &str, ip: &str, ready: bool, restarts: u32, key: u32| TargetRow {
+        pid: key,
+        name: format!("shop/{name}"),
+        address: Some(ip.into()),
+        pod: Some(faultline_tui::model::PodInfo {
+            uid: format!("uid-{name}"),
+            node: node.into(),
+            phase: if ready { "Running" } else { "Pending" }.into(),
+            ready,
+            restarts,
+        }),
+        ..TargetRow::default()
+    };
+    app.handle(Event::Targets {
+        agent: 0,
+        rows: vec![
+            pod(
+                "checkout-7d9f5c-x2b4q",
+                "node-1",
+                "10.244.1.5",
+                true,
+                0,
+                0x4000_0000,
+            ),
+            pod(
+                "inventory-5c8d7-k2m9",
+                "node-1",
+                "10.244.1.9",
+                true,
+                3,
+                0x4000_0001,
+            ),
+        ],
+    });
+    app.handle(Event::Targets {
+        agent: 1,
+        rows: vec![pod(
+            "checkout-7d9f5c-p8r1s",
+            "node-2",
+            "10.244.2.4",
+            false,
+            0,
+            0x4000_0002,
+        )],
+    });
+    let mut partition = fault("1a2b3c", "partition", 4242, "active", Some(24.0), Some(17));
+    partition.pod = Some("uid-checkout-7d9f5c-x2b4q".into());
+    for agent in 0..2 {
+        app.handle(Event::Faults {
+            agent,
+            result: Ok(if agent == 0 {
+                vec![partition.clone()]
+            } else {
+                Vec::new()
+            }),
+            at: now,
+        });
+    }
+    app
+}
+
+#[test]
+fn pods_of_a_cluster_as_k9s_lists_them() {
+    let mut app = pods();
+    insta::assert_snapshot!("pods", draw(&app, 140, 14));
+    key(&mut app, KeyCode::Char('2'));
+    insta::assert_snapshot!("pods-faults", draw(&app, 140, 14));
+    key(&mut app, KeyCode::Char('1'));
+    key(&mut app, KeyCode::Char('n'));
+    insta::assert_snapshot!("pods-partition-form", draw(&app, 140, 20));
+}

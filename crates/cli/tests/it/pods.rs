@@ -422,26 +422,29 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
     drop(cgroups);
 }
 
-/// `faultline run` on a scenario of pods, as a CI job outside the cluster runs it: the pods and
-/// the agent on their node from a fake API server (through a kubeconfig context), the agent
-/// reached through the API server's port-forward (a WebSocket the fake relays to a real agent;
-/// the agent pod's IP is unroutable on purpose), the pod's cgroups and sandbox real. The
-/// partition's peers are pods, and when a second inventory pod appears its address joins the
-/// partition; stress lands in the container's cgroup; the pod kill waits for the replacement;
-/// a TCP probe reaches a checkout pod through a port-forward chosen by selector. The gate
-/// passes and nothing is left behind.
-#[test]
-fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
-    let mut setup = setup();
-    let dir = tempfile::tempdir().unwrap();
-    let pause = spawn_pause(&mut setup, dir.path());
-    let cgroups = KubeletCgroups::new("run", &[(SANDBOX, pause), (APP, setup.target)]);
-    let policy = cgroups.policy(dir.path());
-    let token = dir.path().join("token");
+/// A cluster of one node as `faultline` sees it: a fake API server (through a kubeconfig whose
+/// context `fake` points at it) that knows checkout-a (this test's kubelet-style pod: its
+/// sandbox `pause` and the app process) and inventory-a (at the lab's host `a`; a second
+/// inventory pod appears from the third listing of `app=inventory` on), forwards ports over a
+/// real WebSocket to a real agent (token `token`) whose pod IP is unroutable, and watches
+/// checkout-a replaced by checkout-z.
+struct FakeCluster {
+    api: crate::kube::FakeApi,
+    kubeconfig: PathBuf,
+    token: PathBuf,
+    cgroups: KubeletCgroups,
+    _agent: Agent,
+}
+
+fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> FakeCluster {
+    let pause = spawn_pause(setup, dir);
+    let cgroups = KubeletCgroups::new(tag, &[(SANDBOX, pause), (APP, setup.target)]);
+    let policy = cgroups.policy(dir);
+    let token = dir.join("token");
     std::fs::write(&token, "node-token\n").unwrap();
     let port = faultline_tests::free_port();
-    let _agent = Agent::start(
-        dir.path(),
+    let agent = Agent::start(
+        dir,
         &format!("tcp:127.0.0.1:{port}"),
         &[
             "--policy",
@@ -450,8 +453,13 @@ fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
             token.to_str().unwrap(),
         ],
     );
-    let inventory_lists = Arc::new(AtomicUsize::new(0));
-    let lists = inventory_lists.clone();
+    let inventory_lists = AtomicUsize::new(0);
+    let inventory = |name: &str, ip: &str| {
+        let mut pod = crate::kube::pod(name, &format!("u-{name}"), true);
+        pod["metadata"]["labels"]["app"] = serde_json::json!("inventory");
+        pod["status"]["podIP"] = serde_json::json!(ip);
+        pod
+    };
     let answer = move |line: &str| -> (&'static str, String) {
         let target = line.split_whitespace().nth(1).unwrap_or_default();
         let shop_pods = target.starts_with("/api/v1/namespaces/shop/pods?");
@@ -472,19 +480,19 @@ fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
             return ("200 OK", pod_list(&[checkout_pod()]));
         }
         if shop_pods && target.contains("labelSelector=app%3Dinventory") {
-            // A second inventory pod comes up while the partition is in force.
-            let mut a = crate::kube::pod("inventory-a", "u-inv-a", true);
-            a["status"]["podIP"] = serde_json::json!(NetLab::A_IP);
-            let mut b = crate::kube::pod("inventory-b", "u-inv-b", true);
-            b["status"]["podIP"] = serde_json::json!("10.99.0.7");
-            let seen = lists.fetch_add(1, Ordering::SeqCst);
+            // A second inventory pod comes up while a partition is in force.
+            let seen = inventory_lists.fetch_add(1, Ordering::SeqCst);
+            let mut pods = vec![inventory("inventory-a", NetLab::A_IP)];
+            if seen >= 2 {
+                pods.push(inventory("inventory-b", "10.99.0.7"));
+            }
+            return ("200 OK", pod_list(&pods));
+        }
+        if shop_pods {
+            // Every pod of the namespace.
             return (
                 "200 OK",
-                if seen < 2 {
-                    pod_list(&[a])
-                } else {
-                    pod_list(&[a, b])
-                },
+                pod_list(&[checkout_pod(), inventory("inventory-a", NetLab::A_IP)]),
             );
         }
         if target.starts_with("/api/v1/namespaces/shop/pods/checkout-a") {
@@ -495,7 +503,7 @@ fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
         }
         not_found(target)
     };
-    // Both forwards end at the agent's port: the agent's API, and, for the probe, something
+    // Both forwards end at the agent's port: the agent's API, and, for probes, something
     // listening where "checkout:8080" would be.
     let forward = move |line: &str| -> Option<std::net::SocketAddr> {
         (line.contains("/pods/faultline-agent-x/portforward?")
@@ -503,7 +511,35 @@ fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
         .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     };
     let api = crate::kube::FakeApi::serve_with_forwards(Arc::new(answer), Arc::new(forward));
-    let kubeconfig = api.kubeconfig_with(dir.path(), "other");
+    let kubeconfig = api.kubeconfig_with(dir, "other");
+    FakeCluster {
+        api,
+        kubeconfig,
+        token,
+        cgroups,
+        _agent: agent,
+    }
+}
+
+/// `faultline run` on a scenario of pods, as a CI job outside the cluster runs it: the pods and
+/// the agent on their node from a fake API server (through a kubeconfig context), the agent
+/// reached through the API server's port-forward (a WebSocket the fake relays to a real agent;
+/// the agent pod's IP is unroutable on purpose), the pod's cgroups and sandbox real. The
+/// partition's peers are pods, and when a second inventory pod appears its address joins the
+/// partition; stress lands in the container's cgroup; the pod kill waits for the replacement;
+/// a TCP probe reaches a checkout pod through a port-forward chosen by selector. The gate
+/// passes and nothing is left behind.
+#[test]
+fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
+    let mut setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let FakeCluster {
+        api,
+        kubeconfig,
+        token,
+        cgroups,
+        _agent,
+    } = fake_cluster(&mut setup, dir.path(), "run");
     let scenario = dir.path().join("gate.yaml");
     std::fs::write(
         &scenario,
@@ -670,4 +706,106 @@ spec:
     assert_eq!(KubeletCgroups::pids(&cgroups.cpu(APP)), [setup.target]);
     assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
     drop(cgroups);
+}
+
+/// `faultline tui --kube` in a real terminal: the pods of a namespace listed as k9s does, a
+/// partition of checkout-a from inventory-a (named by its pod name) injected from the form
+/// through the agent on its node (reached through a port-forward), in force in the pod's
+/// sandbox namespace, and reverted on the way out.
+#[test]
+fn tui_kube_lists_pods_and_partitions_one_through_its_nodes_agent() {
+    let mut setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = fake_cluster(&mut setup, dir.path(), "tui");
+    let tmux = crate::tmux::Tmux::new("tui-kube");
+    let script = format!(
+        "KUBECONFIG={} {} tui --kube --context fake -n shop --agents port-forward \
+         --token-file {} --out {}; echo \"tui exited $?\"; sleep 600",
+        cluster.kubeconfig.display(),
+        env!("CARGO_BIN_EXE_faultline"),
+        cluster.token.display(),
+        dir.path().join("out").display(),
+    );
+    faultline_tests::run_ok(tmux.command().args([
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "140",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let deadline = || Instant::now() + Duration::from_secs(20);
+    assert!(
+        wait_until(deadline(), || {
+            let screen = tmux.screen();
+            screen.contains("shop/checkout-a") && screen.contains("shop/inventory-a")
+        }),
+        "the pods are not listed:\n{}",
+        tmux.screen()
+    );
+    tmux.type_text("/");
+    tmux.type_line("checkout-a");
+    tmux.type_text("n");
+    assert!(
+        wait_until(deadline(), || tmux
+            .screen()
+            .contains("partition shop/checkout-a (pod)")),
+        "no partition form:\n{}",
+        tmux.screen()
+    );
+    tmux.type_line("shop/inventory-a");
+    assert!(
+        wait_until(deadline(), || !setup.lab.faultline_tables(1).is_empty()),
+        "no partition in the pod's namespace:\n{}",
+        tmux.screen()
+    );
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    // The Faults view names the pod; the pods view marks it.
+    assert!(
+        wait_until(deadline(), || {
+            let screen = tmux.screen();
+            screen.contains("partition pod shop/checkout-a") && screen.contains("active")
+        }),
+        "the fault is not shown:\n{}",
+        tmux.screen()
+    );
+    tmux.type_text("1");
+    assert!(
+        wait_until(deadline(), || tmux
+            .screen()
+            .contains("shop/checkout-a [partition]")),
+        "the pod is not marked:\n{}",
+        tmux.screen()
+    );
+    // `q` asks; Enter reverts, then the screen closes.
+    tmux.type_text("q");
+    tmux.keys(&["Enter"]);
+    assert!(
+        wait_until(deadline(), || tmux
+            .screen()
+            .lines()
+            .any(|l| l == "tui exited 0")),
+        "did not exit:\n{}",
+        tmux.screen()
+    );
+    assert!(
+        tmux.screen().contains("reverted: verified"),
+        "{}",
+        tmux.screen()
+    );
+    assert!(setup.lab.faultline_tables(1).is_empty());
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
+    let requests = cluster.api.log.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/faultline-agent-x/portforward?")),
+        "the agent through a port-forward"
+    );
+    drop(cluster);
 }

@@ -27,6 +27,8 @@ fn pod(name: &str, restarts: u32) -> ClusterPod {
         name: name.into(),
         uid: format!("uid-{name}"),
         node: Some("node-1".into()),
+        phase: "Running".into(),
+        ready: true,
         ip: Some("10.244.1.7".into()),
         owner: Some("ReplicaSet/checkout-5d9f".into()),
         containers: vec![("checkout".into(), format!("containerd://{name}"))],
