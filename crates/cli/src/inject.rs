@@ -18,7 +18,7 @@ use crate::{InjectArgs, InjectKind, NetArgs};
 pub fn run(args: InjectArgs) -> Result<(), Failure> {
     // A pod kill goes through the API server, not a node agent.
     if let InjectKind::PodKill(kill) = &args.kind {
-        return crate::kube::pod_kill(kill);
+        return crate::kube::pod_kill(kill, args.pod.allow_protected_namespace);
     }
     if let Some(pod) = &args.pod.pod {
         let found = crate::kube::agent_for_pod(pod, &args.pod, &args.agent)?;

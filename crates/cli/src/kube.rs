@@ -12,7 +12,7 @@ fn seconds(d: Option<Duration>) -> String {
     d.map_or_else(|| "not seen".into(), |d| format!("{:.1}s", d.as_secs_f64()))
 }
 
-pub fn pod_kill(args: &PodKillArgs) -> Result<(), Failure> {
+pub fn pod_kill(args: &PodKillArgs, allow_protected: bool) -> Result<(), Failure> {
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -30,7 +30,7 @@ pub fn pod_kill(args: &PodKillArgs) -> Result<(), Failure> {
         mode: args.mode,
         seed,
         include_not_ready: args.include_not_ready,
-        allow_protected: args.allow_protected_namespace,
+        allow_protected,
     };
     kill_targets(targets, grace, args.timeout, args.context.clone())
 }
@@ -292,6 +292,21 @@ pub fn previous_log(spec: &str) -> Result<Vec<u8>, Failure> {
     Ok(text.into_bytes())
 }
 
+/// Refuses kube-system, faultline-system and the agent's namespace without `allow` (exit 2).
+fn protected(namespaces: &[String], agent_namespace: &str, allow: bool) -> Result<(), Failure> {
+    if allow {
+        return Ok(());
+    }
+    faultline_kube::select::check_namespaces(namespaces, false)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    match namespaces.iter().find(|ns| *ns == agent_namespace) {
+        Some(ns) => Err(Failure::usage(format!(
+            "namespace {ns} is the agent's own: faults there need --allow-protected-namespace"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// How a one-off command (`inject --pod`, `tui --kube`) reaches the cluster and its agents.
 fn settings(
     context: Option<String>,
@@ -341,6 +356,11 @@ pub fn tui_screen(
     } else {
         args.namespaces.clone()
     };
+    protected(
+        &namespaces,
+        &args.agent_namespace,
+        args.allow_protected_namespace,
+    )?;
     let pods = faultline_scenario::model::PodTarget {
         name: "pods".into(),
         namespaces,
@@ -407,6 +427,11 @@ pub fn agent_for_pod(
             "--pod {pod}: expected NAMESPACE/NAME"
         )));
     };
+    protected(
+        &[namespace.to_owned()],
+        &args.agent_namespace,
+        args.allow_protected_namespace,
+    )?;
     let settings = settings(
         args.context.clone(),
         &args.agent_namespace,
@@ -608,6 +633,7 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
                 self.session.client(),
                 &target.namespaces,
                 &target.selector,
+                target.fields.as_deref(),
             ))
             .map_err(|e| e.to_string())?;
         Ok(pods.into_iter().map(cluster_pod).collect())

@@ -173,6 +173,9 @@ struct TuiArgs {
     /// With --kube: a namespace to list; repeatable (default: `default`).
     #[arg(short = 'n', long = "namespace", value_name = "NS", requires = "kube")]
     namespaces: Vec<String>,
+    /// With --kube: allow faults on pods of kube-system and the agent's namespace.
+    #[arg(long, requires = "kube")]
+    allow_protected_namespace: bool,
     /// With --kube: only pods matching this label selector.
     #[arg(short = 'l', long, value_name = "SELECTOR", requires = "kube")]
     selector: Option<String>,
@@ -313,6 +316,9 @@ struct PodTargetArgs {
     /// by the faultline agent on its node (see --agents; with --token-file).
     #[arg(long, global = true, value_name = "NS/NAME")]
     pod: Option<String>,
+    /// With --pod or pod-kill: allow kube-system and the agent's namespace.
+    #[arg(long, global = true)]
+    allow_protected_namespace: bool,
     /// With --pod: one of its containers, by name (stress, pause, kill); network faults always
     /// go to the pod's network namespace.
     #[arg(long, global = true, value_name = "NAME", requires = "pod")]
@@ -370,9 +376,6 @@ struct PodKillArgs {
     /// The kubeconfig context (default: the current one; in a pod, the in-cluster account).
     #[arg(long)]
     context: Option<String>,
-    /// Allow kube-system and faultline-system.
-    #[arg(long)]
-    allow_protected_namespace: bool,
     /// Also pods that are not Running and Ready.
     #[arg(long)]
     include_not_ready: bool,

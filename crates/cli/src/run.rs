@@ -35,6 +35,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             Err(e) => return Err(Failure::usage(e)),
         },
     };
+    if !scenario.pods.is_empty() && args.agent.is_some() {
+        return Err(Failure::usage(
+            "--agent: a scenario of pods uses the agent on each pod's node (found through the \
+             API server); leave --agent out",
+        ));
+    }
     let plan = Plan::new(&scenario, seed)
         .map_err(|e| Failure::usage(format!("{}: {e}", args.scenario.display())))?;
     if args.dry_run {

@@ -150,6 +150,10 @@ impl Reader<'_> {
                 self.name
             ));
         }
+        if let Err(refused) = crate::select::check_namespaces(&namespaces, false) {
+            self.problems
+                .push(format!("{}: {at}selector: {refused}", self.name));
+        }
         let labels: Vec<String> = selector
             .get("labelSelectors")
             .and_then(Value::as_object)
@@ -185,14 +189,18 @@ impl Reader<'_> {
         let mode = match spec.get("mode").and_then(Value::as_str).unwrap_or_default() {
             "one" => Mode::One,
             "all" => Mode::All,
-            "fixed" => value.parse().map(Mode::Fixed).unwrap_or_else(|_| {
-                self.problems.push(format!(
-                    "{name}: {at}mode fixed needs value: a number, got {value:?}"
-                ));
-                Mode::One
-            }),
-            mode @ ("fixed-percent" | "random-max-percent") => match value.parse() {
-                Ok(p) => {
+            "fixed" => match value.parse() {
+                Ok(n) if n >= 1 => Mode::Fixed(n),
+                _ => {
+                    self.problems.push(format!(
+                        "{name}: {at}mode fixed needs value: a number of pods, 1 or more, got \
+                         {value:?}"
+                    ));
+                    Mode::One
+                }
+            },
+            mode @ ("fixed-percent" | "random-max-percent") => match value.parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => {
                     if mode == "random-max-percent" {
                         self.notes.push(format!(
                             "{name}: random-max-percent {p} is taken as percent {p} (the most it \
@@ -201,9 +209,10 @@ impl Reader<'_> {
                     }
                     Mode::Percent(p)
                 }
-                Err(_) => {
+                _ => {
                     self.problems.push(format!(
-                        "{name}: {at}mode {mode} needs value: a percentage, got {value:?}"
+                        "{name}: {at}mode {mode} needs value: a percentage above 0 and at most \
+                         100, got {value:?}"
                     ));
                     Mode::One
                 }

@@ -162,8 +162,12 @@ pub async fn list(
     client: &Client,
     namespaces: &[String],
     labels: &str,
+    fields: Option<&str>,
 ) -> Result<Vec<PodRef>, Error> {
-    let params = ListParams::default().labels(labels);
+    let mut params = ListParams::default().labels(labels);
+    if let Some(fields) = fields {
+        params = params.fields(fields);
+    }
     let mut pods = Vec::new();
     for namespace in namespaces {
         let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -237,6 +241,19 @@ pub async fn kill(
         Grace::Seconds(s) => s,
         Grace::Force => 0,
     };
+    // The pods there before the delete, and the version to watch from: a replacement is a
+    // pod the controller makes after it. (A watch from version 0 would start with every pod
+    // that exists, and an existing replica is not a recovery.)
+    let what = format!("list pods {labels} in {}", pod.namespace);
+    let before = api
+        .list(&ListParams::default().labels(labels))
+        .await
+        .map_err(|e| api_error(&what, e))?;
+    let existing: std::collections::HashSet<String> = before
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
     let started = Instant::now();
     let what = format!("delete pod {}/{}", pod.namespace, pod.name);
     api.delete(
@@ -265,7 +282,11 @@ pub async fn kill(
     }
     let deadline = started + timeout;
     let what = format!("watch pods {labels} in {}", pod.namespace);
-    let mut version = "0".to_owned();
+    let mut version = before
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_else(|| "0".to_owned());
     let mut empty_watches = 0;
     while report.gone_after.is_none() || report.ready_after.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -297,6 +318,7 @@ pub async fn kill(
                     version = p.metadata.resource_version.clone().unwrap_or(version);
                     let seen = pod_ref(&p);
                     if seen.uid != pod.uid
+                        && !existing.contains(&seen.uid)
                         && seen.owner.is_some()
                         && seen.owner == pod.owner
                         && seen.ready

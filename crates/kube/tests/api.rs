@@ -193,7 +193,11 @@ async fn api_errors_say_what_was_done_and_what_the_server_said() {
         } else {
             "the object has been modified"
         };
-        let (client, _) = mock(move |_, _, _| status(code, reason, message));
+        // The list before the delete answers; the delete is refused.
+        let (client, _) = mock(move |method, _, _| match method {
+            "GET" => (200, list(Vec::new())),
+            _ => status(code, reason, message),
+        });
         let e = kill(
             &client,
             &victim,
@@ -211,6 +215,7 @@ async fn api_errors_say_what_was_done_and_what_the_server_said() {
 async fn a_pod_kill_deletes_with_the_grace_period_and_waits_for_the_replacement() {
     let old = pod("checkout-a", "u-a", "Running", true, "checkout-rs");
     let victim = faultline_kube::pods::pod_ref(&serde_json::from_value(old.clone()).unwrap());
+    let sibling = pod("checkout-b", "u-b", "Running", true, "checkout-rs");
     let (client, log) = mock(move |method, uri, _| match method {
         "DELETE" => (200, old.to_string()),
         // Still there, terminating.
@@ -219,6 +224,8 @@ async fn a_pod_kill_deletes_with_the_grace_period_and_waits_for_the_replacement(
         }
         "GET" if uri.contains("watch=true") => {
             let events = [
+                // A replica that was there before the delete is not its replacement.
+                json!({"type": "ADDED", "object": sibling.clone()}),
                 json!({"type": "ADDED", "object": pod("checkout-z", "u-z", "Pending", false, "checkout-rs")}),
                 json!({"type": "ADDED", "object": pod("other-q", "u-q", "Running", true, "other-rs")}),
                 json!({"type": "DELETED", "object": pod("checkout-a", "u-a", "Running", false, "checkout-rs")}),
@@ -234,6 +241,7 @@ async fn a_pod_kill_deletes_with_the_grace_period_and_waits_for_the_replacement(
                     + "\n",
             )
         }
+        "GET" => (200, list(vec![old.clone(), sibling.clone()])),
         _ => status(500, "InternalError", "unexpected"),
     });
     let report = kill(
@@ -254,23 +262,32 @@ async fn a_pod_kill_deletes_with_the_grace_period_and_waits_for_the_replacement(
     assert!(report.ready_after.is_some());
     let log = log.lock().unwrap().clone();
     assert!(
-        log[0].starts_with("DELETE /api/v1/namespaces/shop/pods/checkout-a"),
+        log[0].starts_with("GET /api/v1/namespaces/shop/pods?")
+            && log[0].contains("labelSelector=app%3Dcheckout"),
         "{}",
         log[0]
     );
-    assert!(log[0].contains("\"gracePeriodSeconds\":30"), "{}", log[0]);
     assert!(
-        log[2].contains("watch=true") && log[2].contains("labelSelector=app%3Dcheckout"),
+        log[1].starts_with("DELETE /api/v1/namespaces/shop/pods/checkout-a"),
         "{}",
-        log[2]
+        log[1]
+    );
+    assert!(log[1].contains("\"gracePeriodSeconds\":30"), "{}", log[1]);
+    assert!(
+        log[3].contains("watch=true")
+            && log[3].contains("labelSelector=app%3Dcheckout")
+            && log[3].contains("resourceVersion=100"),
+        "from the list's version: {}",
+        log[3]
     );
 
     // --force: grace 0.
-    let (client, log) = mock(|method, _, _| match method {
+    let (client, log) = mock(|method, uri, _| match method {
         "DELETE" => (
             200,
             pod("checkout-a", "u-a", "Running", true, "checkout-rs").to_string(),
         ),
+        "GET" if uri.contains("/pods?") => (200, list(Vec::new())),
         "GET" => status(404, "NotFound", "gone"),
         _ => status(500, "InternalError", "unexpected"),
     });
@@ -282,7 +299,7 @@ async fn a_pod_kill_deletes_with_the_grace_period_and_waits_for_the_replacement(
         Duration::from_millis(200),
     )
     .await;
-    assert!(log.lock().unwrap()[0].contains("\"gracePeriodSeconds\":0"));
+    assert!(log.lock().unwrap()[1].contains("\"gracePeriodSeconds\":0"));
 }
 
 #[tokio::test]
@@ -293,6 +310,7 @@ async fn a_watch_that_keeps_ending_is_an_error_and_no_replacement_in_time_is_rep
     let (client, _) = mock(move |method, uri, _| match method {
         "DELETE" => (200, deleted.to_string()),
         "GET" if uri.contains("watch=true") => (200, String::new()),
+        "GET" if uri.contains("/pods?") => (200, list(vec![deleted.clone()])),
         "GET" => (200, deleted.to_string()),
         _ => status(500, "InternalError", "unexpected"),
     });
@@ -320,6 +338,7 @@ async fn a_watch_that_keeps_ending_is_an_error_and_no_replacement_in_time_is_rep
             200,
             json!({"type": "DELETED", "object": gone.clone()}).to_string() + "\n",
         ),
+        "GET" if uri.contains("/pods?") => (200, list(vec![gone.clone()])),
         "GET" => status(404, "NotFound", "gone"),
         _ => status(500, "InternalError", "unexpected"),
     });

@@ -258,6 +258,35 @@ impl<'p> Reader<'p> {
                 Some("split it into two scenarios".into()),
             );
         }
+        if let Some(n) = root_key(root, "kubernetes")
+            && pods.is_empty()
+        {
+            self.problems.add(
+                n,
+                "kubernetes: the scenario has no `pods` to use it for",
+                Some("declare the pods to fault under `pods`".into()),
+            );
+        }
+        if !kubernetes.allow_protected_namespaces {
+            for target in &pods {
+                for ns in &target.namespaces {
+                    if ns == "kube-system"
+                        || ns == "faultline-system"
+                        || *ns == kubernetes.agent_namespace
+                    {
+                        self.problems.add(
+                            target.pos,
+                            format!("pod target {}: namespace {ns} is protected", target.name),
+                            Some(
+                                "set `kubernetes: { allow_protected_namespaces: true }` to \
+                                 target it on purpose"
+                                    .into(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         let debug = top
             .get("debug")
             .map(|n| self.debug(n, &base_dir))
@@ -641,7 +670,17 @@ impl<'p> Reader<'p> {
                         1.0..=10_000.0,
                         self.problems,
                     )
-                    .map(|n| PodMode::Fixed(n as u32)),
+                    .and_then(|n| {
+                        if n.fract() != 0.0 {
+                            self.problems.add(
+                                value.pos,
+                                format!("{what}: mode: fixed: {n} is not a whole number of pods"),
+                                None,
+                            );
+                            return None;
+                        }
+                        Some(PodMode::Fixed(n as u32))
+                    }),
                     "percent" => node::number(
                         value,
                         &format!("{what}: mode: percent"),

@@ -498,6 +498,7 @@ pub fn run_on(
                     created: Vec::new(),
                     superseded: Vec::new(),
                     pod_kills: Vec::new(),
+                    errors: Vec::new(),
                     last_peer_check: Instant::now(),
                     lab: lab.as_ref(),
                     local_pids: &local_pids,
@@ -526,6 +527,9 @@ pub fn run_on(
                     }
                 }
                 timeline.settle(&mut faults, &mut journal);
+                if let Some(e) = timeline.errors.first() {
+                    infra.get_or_insert(e.clone());
+                }
                 end = seconds_since(zero);
                 observed = watchers.stop();
             }
@@ -682,6 +686,9 @@ struct Timeline<'a> {
     /// Faults replaced when their pod peers changed whose revert was not verified.
     superseded: Vec<(usize, String)>,
     pod_kills: Vec<(usize, std::thread::JoinHandle<Result<PodKilled, String>>)>,
+    /// What went wrong off the timeline's thread (a pod kill the API server refused): the
+    /// run's infrastructure error.
+    errors: Vec<String>,
     last_peer_check: Instant,
     lab: Option<&'a Lab>,
     local_pids: &'a [(String, u32)],
@@ -750,12 +757,11 @@ impl Timeline<'_> {
         self.last_renew = now;
         for held in &self.held {
             if let Err(e) = held.agent.renew(&held.id) {
-                // Already over (its duration ran out a moment ago) is not a lost lease.
-                if held
-                    .agent
-                    .get(&held.id)
-                    .is_some_and(|v| v.state != "active")
-                {
+                // Already over (its duration ran out a moment ago) is not a lost lease; ended
+                // by its lease running out is.
+                if held.agent.get(&held.id).is_some_and(|v| {
+                    v.state != "active" && v.reverted_by.as_deref() != Some("lease expired")
+                }) {
                     continue;
                 }
                 journal.log("run", format!("lease of {} lost: {e}", held.id));
@@ -1149,22 +1155,30 @@ impl Timeline<'_> {
                 (Some(name), false) => match pod.containers.iter().find(|(n, _)| n == name) {
                     Some((_, id)) => Some(id.clone()),
                     None => {
-                        record.applied = format!(
-                            "not applied: pod {} has no running container {name}",
-                            pod.id()
+                        // A fault that cannot land is never skipped quietly: the scenario
+                        // names a container the pod does not run.
+                        let why = format!(
+                            "pod {} has no running container {name} (containers: {})",
+                            pod.id(),
+                            pod.containers
+                                .iter()
+                                .map(|(n, _)| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         );
-                        journal.log("fault", record.applied.clone());
+                        record.applied = format!("not applied: {why}");
                         faults.push(record);
-                        continue;
+                        return Err(why);
                     }
                 },
                 // Network faults go to the pod's sandbox, whatever the container.
                 _ => None,
             };
             let Some(node) = pod.node.clone() else {
-                record.applied = format!("not applied: pod {} is not on a node", pod.id());
+                let why = format!("pod {} is not on a node", pod.id());
+                record.applied = format!("not applied: {why}");
                 faults.push(record);
-                continue;
+                return Err(why);
             };
             let agent = match self.agent_on(&node, journal) {
                 Ok(agent) => agent,
@@ -1191,6 +1205,8 @@ impl Timeline<'_> {
                 &agent, fault_spec, fault, duration, record, peers, faults, journal,
             )
             .map_err(|e| format!("the agent on node {node} could not apply the fault: {e}"))?;
+            // Pods on many nodes take a while: the leases already held are kept up meanwhile.
+            self.renew(journal)?;
         }
         Ok(())
     }
@@ -1237,6 +1253,10 @@ impl Timeline<'_> {
                 Err(e) => {
                     record.applied = format!("failed: {e}");
                     journal.log("fault", format!("pod-kill of {pod} failed: {e}"));
+                    self.errors.push(format!(
+                        "step {}: pod-kill of {pod} failed: {e}",
+                        record.step
+                    ));
                 }
             }
         }

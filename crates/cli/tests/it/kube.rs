@@ -352,6 +352,30 @@ fn refusals_and_api_errors_have_their_exit_codes() {
         "{}",
         ran.stderr
     );
+    // A fault on a pod there, and a screen of that namespace, are refused the same way.
+    for args in [
+        &[
+            "inject",
+            "pause",
+            "--pod",
+            "kube-system/coredns-x",
+            "--for",
+            "5s",
+        ][..],
+        &[
+            "inject",
+            "pause",
+            "--pod",
+            "faultline-system/faultline-agent-x",
+            "--for",
+            "5s",
+        ][..],
+    ] {
+        let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args(args));
+        assert_eq!(ran.code(), Some(2), "{}", ran.context());
+        assert!(ran.stderr.contains("is protected"), "{}", ran.stderr);
+    }
+    assert!(api.log.lock().unwrap().is_empty(), "nothing was asked");
     let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
         "inject",
         "pod-kill",

@@ -230,3 +230,30 @@ steps:
         Some("this scenario's targets are pods: it needs a cluster")
     );
 }
+
+#[test]
+fn a_container_the_pod_does_not_run_ends_the_run_instead_of_skipping_the_fault() {
+    let text = "\
+name: typo
+pods:
+  checkout: { namespace: shop, selector: app=checkout, container: sidecar }
+steps:
+  - pause: { target: checkout, for: 5s }
+";
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = load(text, &dir.path().join("typo.yaml")).unwrap();
+    let plan = Plan::new(&scenario, 1).unwrap();
+    let interrupts = faultline_fault::Interrupts::block();
+    let outcome = run_on(
+        &scenario,
+        &plan,
+        &options(dir.path()),
+        &interrupts,
+        Some(Arc::new(FakeCluster::default())),
+    );
+    assert_eq!(outcome.verdict, Verdict::InfrastructureError);
+    assert_eq!(
+        outcome.infrastructure_error.as_deref(),
+        Some("step 1: pod shop/checkout-a has no running container sidecar (containers: checkout)")
+    );
+}

@@ -172,6 +172,43 @@ assertions:
 }
 
 #[test]
+fn protected_namespaces_need_a_yes_and_kubernetes_needs_pods() {
+    let text = "\
+name: protected
+pods:
+  dns: { namespace: kube-system, selector: k8s-app=kube-dns }
+  api: { namespace: shop, selector: app=api, mode: { fixed: 1.5 } }
+steps:
+  - pod_kill: { target: dns }
+";
+    assert_eq!(
+        problems(text),
+        [
+            "3:3: pod target dns: namespace kube-system is protected (set `kubernetes: { \
+             allow_protected_namespaces: true }` to target it on purpose)",
+            "4:61: pod target api: mode: fixed: 1.5 is not a whole number of pods",
+        ]
+    );
+    let allowed =
+        format!("{text}kubernetes: {{ allow_protected_namespaces: true }}\n").replace("1.5", "1");
+    assert!(load(&allowed, Path::new("s.yaml")).is_ok());
+    let lonely = "\
+name: lonely
+kubernetes: { context: staging }
+processes:
+  api: { pid: 1 }
+steps:
+  - pause: { target: api, for: 1s }
+";
+    assert_eq!(
+        problems(lonely),
+        [
+            "2:1: kubernetes: the scenario has no `pods` to use it for (declare the pods to fault under `pods`)"
+        ]
+    );
+}
+
+#[test]
 fn a_scenario_is_on_this_machine_or_on_a_cluster_and_pod_kill_needs_pods() {
     let text = "\
 name: both
