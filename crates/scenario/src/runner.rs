@@ -991,8 +991,11 @@ impl Timeline<'_> {
         let end = self.zero + plan.steps_duration;
         let signal = self.wait_until(end, journal, watchers, interrupts)?;
         self.current = "steps done".into();
-        self.collect_kills(faults, journal);
-        Ok(signal)
+        if signal.is_some() {
+            return Ok(signal);
+        }
+        // Pod kills wait for their replacements; a signal ends the wait.
+        Ok(self.collect_kills(faults, journal, Some(interrupts)))
     }
 
     /// Sends `fault_spec` to `agent` for `record`: a kill on a thread (it waits out its grace
@@ -1211,7 +1214,15 @@ impl Timeline<'_> {
         Ok(())
     }
 
-    fn collect_kills(&mut self, faults: &mut [FaultRecord], journal: &mut Journal) {
+    /// Records the kills' outcomes. Pod kills wait for their replacements (up to their
+    /// timeout): with `interrupts`, a signal ends that wait and is returned; without, a pod
+    /// kill still waiting is recorded as cut short and left to finish on its own.
+    fn collect_kills(
+        &mut self,
+        faults: &mut [FaultRecord],
+        journal: &mut Journal,
+        interrupts: Option<&Interrupts>,
+    ) -> Option<i32> {
         for (index, handle) in self.kills.drain(..) {
             let result = handle
                 .join()
@@ -1229,7 +1240,23 @@ impl Timeline<'_> {
                 }
             }
         }
-        for (index, handle) in self.pod_kills.drain(..) {
+        let mut signal = None;
+        for (index, handle) in std::mem::take(&mut self.pod_kills) {
+            while !handle.is_finished() && signal.is_none() {
+                match interrupts {
+                    Some(i) => signal = i.wait(Duration::from_millis(100)),
+                    None => break,
+                }
+            }
+            if !handle.is_finished() {
+                let record = &mut faults[index];
+                record.applied = format!(
+                    "applied: {} deleted; the wait for its replacement was cut short",
+                    record.pod.as_deref().unwrap_or_default()
+                );
+                journal.log("fault", format!("pod-kill {}", record.applied));
+                continue;
+            }
             let result = handle
                 .join()
                 .unwrap_or_else(|_| Err("the pod kill thread panicked".into()));
@@ -1260,6 +1287,13 @@ impl Timeline<'_> {
                 }
             }
         }
+        if let Some(signal) = signal {
+            journal.log(
+                "run",
+                format!("signal {signal}: stopped waiting for replacements"),
+            );
+        }
+        signal
     }
     /// After the steps: waits (up to the plan's tail) until every `recovers` probe has passed
     /// since the last fault ended.
@@ -1318,7 +1352,7 @@ impl Timeline<'_> {
 
     /// Waits for every fault's end and records its revert as the agent verified it.
     fn settle(&mut self, faults: &mut [FaultRecord], journal: &mut Journal) {
-        self.collect_kills(faults, journal);
+        self.collect_kills(faults, journal, None);
         self.held.clear();
         for created in std::mem::take(&mut self.created) {
             let Created { record, id, agent } = created;
