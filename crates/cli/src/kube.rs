@@ -528,10 +528,11 @@ impl KubeCluster {
     ) -> Result<Self, Failure> {
         use faultline_scenario::model::AgentRoute;
         let context = context.or_else(|| settings.context.clone());
+        // A bad token file is a usage error, found before anything is asked of the cluster.
+        let token = crate::agent::read_token(token_file.or(settings.agent_token_file.as_ref()))?;
         // The cluster cannot be reached: the run's infrastructure exit code.
         let session = faultline_kube::Session::connect(context.as_deref())
             .map_err(|e| Failure::new(unreachable, anyhow::anyhow!(e)))?;
-        let token = crate::agent::read_token(token_file.or(settings.agent_token_file.as_ref()))?;
         let pod_ip = match settings.agents {
             AgentRoute::PodIp => true,
             AgentRoute::PortForward => false,

@@ -44,8 +44,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let plan = Plan::new(&scenario, seed)
         .map_err(|e| Failure::usage(format!("{}: {e}", args.scenario.display())))?;
     if args.dry_run {
-        print!("{plan}");
-        return Ok(());
+        // `| head` closing the pipe early is not an error.
+        use std::io::Write as _;
+        return match write!(std::io::stdout(), "{plan}") {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::failed(e)),
+            _ => Ok(()),
+        };
     }
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("faultline-runs").join(format!(
@@ -68,15 +72,6 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         )),
         None => None,
     };
-    eprintln!("{plan}");
-    eprintln!("faultline run: everything goes to {}", out_dir.display());
-    let options = RunOptions {
-        out_dir: out_dir.clone(),
-        helpers: faultline_agent::Helpers { exe },
-        state_dir: args.state_dir.clone(),
-        agent,
-        progress: true,
-    };
     let cluster: Option<std::sync::Arc<dyn faultline_scenario::cluster::Cluster>> =
         if scenario.pods.is_empty() {
             None
@@ -89,6 +84,15 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             )?;
             Some(std::sync::Arc::new(cluster))
         };
+    eprintln!("{plan}");
+    eprintln!("faultline run: everything goes to {}", out_dir.display());
+    let options = RunOptions {
+        out_dir: out_dir.clone(),
+        helpers: faultline_agent::Helpers { exe },
+        state_dir: args.state_dir.clone(),
+        agent,
+        progress: true,
+    };
     let outcome =
         faultline_scenario::runner::run_on(&scenario, &plan, &options, &interrupts, cluster);
 

@@ -606,6 +606,8 @@ assertions:
         "{}",
         output()
     );
+    // What docs/kubernetes.md shows (`--nocapture`).
+    println!("{}", output());
 
     let journal: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("journal.json")).unwrap()).unwrap();
