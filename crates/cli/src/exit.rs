@@ -35,6 +35,11 @@ impl Failure {
         Self { code, error: None }
     }
 
+    /// The exit code.
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
     /// The error and its causes on one line.
     pub fn message(&self) -> String {
         self.error

@@ -18,6 +18,11 @@ use crate::{InjectArgs, InjectKind, NetArgs};
 pub fn run(args: InjectArgs) -> Result<(), Failure> {
     // A pod kill goes through the API server, not a node agent.
     if let InjectKind::PodKill(kill) = &args.kind {
+        if args.pod.pod.is_some() {
+            return Err(Failure::usage(
+                "pod-kill chooses its pods with -n and -l; --pod is for the other faults",
+            ));
+        }
         return crate::kube::pod_kill(kill, args.pod.allow_protected_namespace);
     }
     if let Some(pod) = &args.pod.pod {

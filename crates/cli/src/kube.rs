@@ -13,6 +13,15 @@ fn seconds(d: Option<Duration>) -> String {
 }
 
 pub fn pod_kill(args: &PodKillArgs, allow_protected: bool) -> Result<(), Failure> {
+    // Checked before anything is asked of the cluster.
+    if args.selector.trim().is_empty() {
+        return Err(Failure::usage(
+            "-l: the selector is empty: faultline never selects every pod of a namespace by \
+             accident",
+        ));
+    }
+    faultline_kube::select::check_namespaces(&args.namespaces, allow_protected)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -108,15 +117,17 @@ pub fn chaos_mesh_scenario(
     text: &str,
     file: &std::path::Path,
     seed: u64,
+    allow_protected: bool,
 ) -> Result<faultline_scenario::Scenario, Failure> {
     use faultline_kube::chaos_mesh::Action;
     use faultline_scenario::model::*;
-    let translation = faultline_kube::chaos_mesh::translate(text, seed).map_err(|reasons| {
-        for reason in &reasons {
-            eprintln!("faultline: {}: {reason}", file.display());
-        }
-        Failure::quiet(crate::exit::BAD_INPUT)
-    })?;
+    let translation =
+        faultline_kube::chaos_mesh::translate(text, seed, allow_protected).map_err(|reasons| {
+            for reason in &reasons {
+                eprintln!("faultline: {}: {reason}", file.display());
+            }
+            Failure::quiet(crate::exit::BAD_INPUT)
+        })?;
     let pods = |name: &str, targets: &Targets, container: Option<String>| PodTarget {
         name: name.to_owned(),
         namespaces: targets.namespaces.clone(),
@@ -259,7 +270,10 @@ pub fn chaos_mesh_scenario(
         hosts: Vec::new(),
         processes: Vec::new(),
         pods: targets,
-        kubernetes: Kubernetes::default(),
+        kubernetes: Kubernetes {
+            allow_protected_namespaces: allow_protected,
+            ..Kubernetes::default()
+        },
         debug: Debug::default(),
         probes: Vec::new(),
         crash_targets: vec!["selected".into()],
@@ -340,6 +354,16 @@ pub fn tui_screen(
     Failure,
 > {
     use faultline_scenario::cluster::Cluster as _;
+    let namespaces = if args.namespaces.is_empty() {
+        vec!["default".to_owned()]
+    } else {
+        args.namespaces.clone()
+    };
+    protected(
+        &namespaces,
+        &args.agent_namespace,
+        args.allow_protected_namespace,
+    )?;
     let cluster = KubeCluster::connect(
         &settings(
             args.context.clone(),
@@ -350,16 +374,6 @@ pub fn tui_screen(
         None,
         None,
         crate::exit::FAILED,
-    )?;
-    let namespaces = if args.namespaces.is_empty() {
-        vec!["default".to_owned()]
-    } else {
-        args.namespaces.clone()
-    };
-    protected(
-        &namespaces,
-        &args.agent_namespace,
-        args.allow_protected_namespace,
     )?;
     let pods = faultline_scenario::model::PodTarget {
         name: "pods".into(),

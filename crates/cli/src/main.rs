@@ -41,7 +41,8 @@ enum Command {
     /// Find leaking task groups: the stacks whose goroutine or task count keeps growing across
     /// dumps (saved files, or a live endpoint sampled with --scrape). Exit 4 when one leaks.
     Leaks(LeaksArgs),
-    /// Apply a fault to a local process: kill, pause, partition, loss or stress. It lasts
+    /// Apply a fault to a local process (or, with --pod, to a pod through the agent on its
+    /// node): kill, pause, partition, loss or stress; or delete pods with pod-kill. It lasts
     /// --for, or until Ctrl-C, and goes away with this process (or the agent holding it)
     /// whatever happens to it.
     Inject(InjectArgs),
@@ -51,9 +52,9 @@ enum Command {
     /// List or revert the faults an agent holds.
     #[command(subcommand)]
     Faults(FaultsCommand),
-    /// Run a scenario: start its lab, inject its faults on a timeline, probe the steady state,
-    /// capture crashes and dumps, revert everything and check each revert, then judge the
-    /// assertions. Exit 0 passed, 1 an assertion failed, 2 invalid scenario, 3 a revert could
+    /// Run a scenario (or a Chaos Mesh manifest): start its lab or reach its pods, inject its
+    /// faults on a timeline, probe the steady state, capture crashes and dumps, revert
+    /// everything and check each revert, then judge the assertions. Exit 0 passed, 1 an assertion failed, 2 invalid scenario, 3 a revert could
     /// not be verified, 4 infrastructure error.
     Run(RunArgs),
     /// The SRE's screen: targets, faults with countdowns and packet counters, crashes
@@ -118,6 +119,10 @@ struct RunArgs {
     /// `kubernetes.context`, else the current one).
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
+    /// For a Chaos Mesh manifest: allow pods of kube-system and faultline-system (a scenario
+    /// says so with `kubernetes.allow_protected_namespaces`).
+    #[arg(long)]
+    allow_protected_namespace: bool,
     /// The in-process agent's journal directory.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/faultline/run")]
     state_dir: PathBuf,
@@ -173,7 +178,8 @@ struct TuiArgs {
     /// With --kube: a namespace to list; repeatable (default: `default`).
     #[arg(short = 'n', long = "namespace", value_name = "NS", requires = "kube")]
     namespaces: Vec<String>,
-    /// With --kube: allow faults on pods of kube-system and the agent's namespace.
+    /// With --kube: allow listing, and so faulting, pods of kube-system, faultline-system and
+    /// the agent's namespace.
     #[arg(long, requires = "kube")]
     allow_protected_namespace: bool,
     /// With --kube: only pods matching this label selector.
@@ -383,13 +389,23 @@ struct PodKillArgs {
 
 fn parse_mode(text: &str) -> Result<faultline_kube::Mode, String> {
     use faultline_kube::Mode;
-    let bad = || format!("expected one, all, fixed:N or percent:P, got {text:?}");
+    let bad = || {
+        format!(
+            "expected one, all, fixed:N (N at least 1) or percent:P (above 0, at most 100), got {text:?}"
+        )
+    };
     match text {
         "one" => Ok(Mode::One),
         "all" => Ok(Mode::All),
         _ => match text.split_once(':') {
-            Some(("fixed", n)) => n.trim().parse().map(Mode::Fixed).map_err(|_| bad()),
-            Some(("percent", p)) => p.trim().parse().map(Mode::Percent).map_err(|_| bad()),
+            Some(("fixed", n)) => match n.trim().parse() {
+                Ok(n) if n >= 1 => Ok(Mode::Fixed(n)),
+                _ => Err(bad()),
+            },
+            Some(("percent", p)) => match p.trim().parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => Ok(Mode::Percent(p)),
+                _ => Err(bad()),
+            },
             _ => Err(bad()),
         },
     }

@@ -25,7 +25,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         .ok()
         .filter(|text| faultline_kube::chaos_mesh::is_chaos_mesh(text));
     let scenario = match chaos_mesh {
-        Some(text) => crate::kube::chaos_mesh_scenario(&text, &args.scenario, seed)?,
+        Some(text) => crate::kube::chaos_mesh_scenario(
+            &text,
+            &args.scenario,
+            seed,
+            args.allow_protected_namespace,
+        )?,
         None => match load_file(&args.scenario) {
             Ok(s) => s,
             Err(LoadError::Invalid(invalid)) => {
@@ -76,13 +81,20 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         if scenario.pods.is_empty() {
             None
         } else {
-            let cluster = crate::kube::KubeCluster::connect(
+            let unreachable = Verdict::InfrastructureError.exit_code() as u8;
+            match crate::kube::KubeCluster::connect(
                 &scenario.kubernetes,
                 args.context.clone(),
                 args.token_file.as_ref(),
-                Verdict::InfrastructureError.exit_code() as u8,
-            )?;
-            Some(std::sync::Arc::new(cluster))
+                unreachable,
+            ) {
+                Ok(cluster) => Some(std::sync::Arc::new(cluster)),
+                // No cluster to talk to: the run says so in its reports (exit 4).
+                Err(failure) if failure.code() == unreachable => Some(std::sync::Arc::new(
+                    faultline_scenario::cluster::Unreachable(failure.message()),
+                )),
+                Err(failure) => return Err(failure),
+            }
         };
     eprintln!("{plan}");
     eprintln!("faultline run: everything goes to {}", out_dir.display());

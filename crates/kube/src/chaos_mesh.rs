@@ -117,6 +117,7 @@ struct Reader<'m> {
     namespace: Option<&'m str>,
     problems: Vec<String>,
     notes: Vec<String>,
+    allow_protected: bool,
 }
 
 impl Reader<'_> {
@@ -150,7 +151,7 @@ impl Reader<'_> {
                 self.name
             ));
         }
-        if let Err(refused) = crate::select::check_namespaces(&namespaces, false) {
+        if let Err(refused) = crate::select::check_namespaces(&namespaces, self.allow_protected) {
             self.problems
                 .push(format!("{}: {at}selector: {refused}", self.name));
         }
@@ -260,8 +261,9 @@ impl Reader<'_> {
     }
 }
 
-/// Translates a Chaos Mesh manifest, or says why it cannot be (each reason a line).
-pub fn translate(text: &str, seed: u64) -> Result<Translation, Vec<String>> {
+/// Translates a Chaos Mesh manifest, or says why it cannot be (each reason a line). Pods of
+/// protected namespaces are refused unless `allow_protected`.
+pub fn translate(text: &str, seed: u64, allow_protected: bool) -> Result<Translation, Vec<String>> {
     let manifest: Manifest = serde_saphyr::from_str(text)
         .map_err(|e| vec![format!("not a Chaos Mesh manifest: {e}")])?;
     if !manifest.api_version.starts_with("chaos-mesh.org/") {
@@ -280,6 +282,7 @@ pub fn translate(text: &str, seed: u64) -> Result<Translation, Vec<String>> {
         namespace: manifest.metadata.namespace.as_deref(),
         problems: Vec::new(),
         notes: Vec::new(),
+        allow_protected,
     };
     let action = match (manifest.kind.as_str(), action.as_str()) {
         ("PodChaos", "pod-kill") => {
@@ -478,7 +481,7 @@ spec:
     fn a_pod_kill_becomes_faultlines() {
         assert!(is_chaos_mesh(POD_KILL));
         assert!(!is_chaos_mesh("name: demo\nlab:\n"));
-        let t = translate(POD_KILL, 7).unwrap();
+        let t = translate(POD_KILL, 7, false).unwrap();
         assert_eq!(t.name, "PodChaos/checkout-kill");
         assert_eq!(t.targets.namespaces, ["shop"]);
         assert_eq!(t.targets.labels, "app=checkout,tier=web");
@@ -494,7 +497,7 @@ spec:
             .replace("    namespaces:\n      - shop\n", "")
             .replace("gracePeriod: 0", "gracePeriod: 15")
             .replace("fixed-percent", "random-max-percent");
-        let t = translate(&text, 1).unwrap();
+        let t = translate(&text, 1, false).unwrap();
         assert_eq!(t.targets.namespaces, ["chaos-testing"]);
         assert_eq!(t.action, Action::PodKill(Grace::Seconds(15)));
         assert_eq!(t.notes.len(), 1, "{:?}", t.notes);
@@ -505,7 +508,7 @@ spec:
         let network = POD_KILL
             .replace("kind: PodChaos", "kind: NetworkChaos")
             .replace("action: pod-kill", "action: partition");
-        let why = translate(&network, 1).unwrap_err();
+        let why = translate(&network, 1, false).unwrap_err();
         assert_eq!(
             why,
             [
@@ -517,9 +520,9 @@ spec:
             ]
         );
         let delay = network.replace("action: partition", "action: delay");
-        assert!(translate(&delay, 1).unwrap_err()[0].contains("no netem"));
+        assert!(translate(&delay, 1, false).unwrap_err()[0].contains("no netem"));
         let failure = POD_KILL.replace("action: pod-kill", "action: pod-failure");
-        assert!(translate(&failure, 1).unwrap_err()[0].contains("pod-failure"));
+        assert!(translate(&failure, 1, false).unwrap_err()[0].contains("pod-failure"));
         let extra = POD_KILL
             .replace(
                 "  gracePeriod: 0\n",
@@ -529,7 +532,7 @@ spec:
                 "      tier: web\n",
                 "      tier: web\n    podPhaseSelectors: [Running]\n",
             );
-        let why = translate(&extra, 1).unwrap_err();
+        let why = translate(&extra, 1, false).unwrap_err();
         assert_eq!(
             why,
             [
@@ -541,7 +544,9 @@ spec:
             "    labelSelectors:\n      app: checkout\n      tier: web\n",
             "",
         );
-        assert!(translate(&everything, 1).unwrap_err()[0].contains("never selects every pod"));
+        assert!(
+            translate(&everything, 1, false).unwrap_err()[0].contains("never selects every pod")
+        );
     }
 
     /// As Chaos Mesh's documentation writes a partition between two applications.
@@ -570,7 +575,7 @@ spec:
 
     #[test]
     fn a_network_partition_becomes_a_partition_from_every_pod_of_its_target() {
-        let t = translate(PARTITION, 3).unwrap();
+        let t = translate(PARTITION, 3, false).unwrap();
         assert_eq!(t.name, "NetworkChaos/partition");
         assert_eq!(t.targets.namespaces, ["shop"]);
         assert_eq!(t.targets.labels, "app=checkout");
@@ -594,10 +599,11 @@ spec:
         assert!(t.notes[0].contains("spec.target.mode one is taken as all"));
 
         let named = PARTITION.replace("10.100.0.0/16", "db.example.com");
-        assert!(translate(&named, 1).unwrap_err()[0].contains("not host names"));
+        assert!(translate(&named, 1, false).unwrap_err()[0].contains("not host names"));
         let forever = PARTITION.replace("  duration: \"1m30s\"\n", "");
         assert!(
-            translate(&forever, 1).unwrap_err()[0].contains("never holds a fault without an end")
+            translate(&forever, 1, false).unwrap_err()[0]
+                .contains("never holds a fault without an end")
         );
     }
 
@@ -623,7 +629,7 @@ spec:
 
     #[test]
     fn a_cpu_stress_becomes_a_stress_in_the_named_container() {
-        let t = translate(STRESS, 5).unwrap();
+        let t = translate(STRESS, 5, false).unwrap();
         assert_eq!(t.name, "StressChaos/burn");
         assert_eq!(t.targets.mode, Mode::One);
         assert_eq!(
@@ -641,10 +647,10 @@ spec:
             "      load: 80\n    memory:\n      workers: 1\n      size: 256MB\n",
         );
         assert_eq!(
-            translate(&memory, 1).unwrap_err(),
+            translate(&memory, 1, false).unwrap_err(),
             ["StressChaos/burn: spec.stressors.memory is not translated (only cpu)"]
         );
         let two = STRESS.replace("[checkout]", "[checkout, sidecar]");
-        assert!(translate(&two, 1).unwrap_err()[0].contains("faultline stresses one"));
+        assert!(translate(&two, 1, false).unwrap_err()[0].contains("faultline stresses one"));
     }
 }

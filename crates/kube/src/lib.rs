@@ -17,7 +17,14 @@ pub use session::{Forward, ForwardTo, Session};
 /// current context if `None`), or the in-cluster configuration when there is no kubeconfig, as
 /// kubectl does.
 pub async fn client(context: Option<&str>) -> Result<kube::Client, Error> {
-    let what = "read the Kubernetes configuration".to_owned();
+    let what = match context {
+        Some(context) => format!(
+            "read the Kubernetes configuration (context {context} of KUBECONFIG or ~/.kube/config)"
+        ),
+        None => "read the Kubernetes configuration (KUBECONFIG or ~/.kube/config, its current \
+                 context; in a pod, its service account)"
+            .to_owned(),
+    };
     let config = match context {
         Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
             context: Some(context.to_owned()),

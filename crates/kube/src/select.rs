@@ -74,7 +74,7 @@ impl fmt::Display for Refused {
             Refused::NothingMatches(why) | Refused::BadMode(why) => f.write_str(why),
             Refused::Protected(ns) => write!(
                 f,
-                "namespace {ns} is protected: faults there need allow_protected (--allow-protected-namespace)"
+                "namespace {ns} is protected: faults there need --allow-protected-namespace"
             ),
         }
     }

@@ -51,6 +51,42 @@ pub struct PodKilled {
     pub ready_after: Option<Duration>,
 }
 
+/// A cluster that could not be reached (no configuration, a refused connection): every call
+/// fails with why, so the run ends as an infrastructure error (exit 4) and still writes its
+/// reports.
+#[derive(Debug, Clone)]
+pub struct Unreachable(pub String);
+
+impl Cluster for Unreachable {
+    fn describe(&self) -> String {
+        format!("a cluster that could not be reached ({})", self.0)
+    }
+    fn select(&self, _: &PodTarget, _: u64) -> Result<Vec<ClusterPod>, String> {
+        Err(self.0.clone())
+    }
+    fn pods(&self, _: &PodTarget) -> Result<Vec<ClusterPod>, String> {
+        Err(self.0.clone())
+    }
+    fn agent(&self, _: &str) -> Result<faultline_agent::Client, String> {
+        Err(self.0.clone())
+    }
+    fn pod_kill(
+        &self,
+        _: &PodTarget,
+        _: &ClusterPod,
+        _: Duration,
+        _: Duration,
+    ) -> Result<PodKilled, String> {
+        Err(self.0.clone())
+    }
+    fn log(&self, _: &ClusterPod, _: &str, _: bool) -> Result<String, String> {
+        Err(self.0.clone())
+    }
+    fn reach(&self, _: &PodTarget, _: u16) -> Result<SocketAddr, String> {
+        Err(self.0.clone())
+    }
+}
+
 /// A cluster a scenario's `pods` live in. Errors are one line naming what was being done.
 pub trait Cluster: Send + Sync {
     /// Where the run goes, for the journal (`context staging, agents through port-forward`).

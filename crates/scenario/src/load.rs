@@ -635,10 +635,20 @@ impl<'p> Reader<'p> {
                 None => Some(PodMode::One),
                 Some(n) => self.pod_mode(n, &what),
             };
-            let container = map
-                .get("container")
-                .and_then(|n| node::text(n, &format!("{what}: container"), self.problems))
-                .map(str::to_owned);
+            let container = map.get("container").and_then(|n| {
+                let text = node::text(n, &format!("{what}: container"), self.problems)?;
+                if text.trim().is_empty() {
+                    self.problems.add(
+                        n.pos,
+                        format!("{what}: container is empty"),
+                        Some(
+                            "a container's name, or leave `container` out for the whole pod".into(),
+                        ),
+                    );
+                    return None;
+                }
+                Some(text.to_owned())
+            });
             map.finish(self.problems);
             if let (Some(namespaces), Some(selector), Some(mode)) = (namespaces, selector, mode) {
                 out.push(PodTarget {
@@ -1230,11 +1240,23 @@ impl<'p> Reader<'p> {
                     (Some(false), None) => Some(Duration::from_secs(30)),
                     (None, _) => None,
                 };
-                let timeout = map
-                    .get("timeout")
-                    .and_then(|n| node::duration(n, "pod_kill: timeout", self.problems))
-                    .unwrap_or(Duration::from_secs(120));
-                grace.map(|grace| Fault::PodKill { grace, timeout })
+                let timeout = match map.get("timeout") {
+                    None => Some(Duration::from_secs(120)),
+                    Some(n) => node::duration(n, "pod_kill: timeout", self.problems).filter(|d| {
+                        if d.is_zero() {
+                            self.problems.add(
+                                n.pos,
+                                "pod_kill: timeout must be more than 0",
+                                Some("how long the replacement may take to be Ready".into()),
+                            );
+                        }
+                        !d.is_zero()
+                    }),
+                };
+                match (grace, timeout) {
+                    (Some(grace), Some(timeout)) => Some(Fault::PodKill { grace, timeout }),
+                    _ => None,
+                }
             }
             "stress" => {
                 let workers = map
@@ -1272,6 +1294,16 @@ impl<'p> Reader<'p> {
                 signal.map(|signal| Fault::Kill { signal, grace })
             }
         };
+        if let (Some(Fault::Partition(net) | Fault::Loss { net, .. }), Some(name)) =
+            (&fault, &target)
+            && net.peers.contains(name)
+        {
+            self.problems.add(
+                map.pos,
+                format!("{kind}: `{name}` is among its own peers"),
+                Some("the peers are who the target is cut off from".into()),
+            );
+        }
         // A pause of a process that has no way to be resumed, a stress without a cgroup…:
         // checked when the lab is up (they depend on the machine), not here.
         map.finish(self.problems);

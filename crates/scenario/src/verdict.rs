@@ -248,7 +248,12 @@ fn judge_one(check: &AssertionCheck, ev: &Evidence) -> (bool, String) {
             if samples.is_empty() {
                 return (
                     false,
-                    format!("no samples of {probe} {} the faults", phase.name()),
+                    match phase {
+                        Phase::All => format!("no samples of {probe}"),
+                        Phase::Before => format!("no samples of {probe} before the faults"),
+                        Phase::During => format!("no samples of {probe} during the faults"),
+                        Phase::After => format!("no samples of {probe} after the faults"),
+                    },
                 );
             }
             let ok = samples.iter().filter(|s| s.ok).count();

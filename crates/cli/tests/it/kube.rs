@@ -375,6 +375,26 @@ fn refusals_and_api_errors_have_their_exit_codes() {
         assert_eq!(ran.code(), Some(2), "{}", ran.context());
         assert!(ran.stderr.contains("is protected"), "{}", ran.stderr);
     }
+    // An empty selector, and --pod given to pod-kill, are refused before anything is asked.
+    for args in [
+        &["inject", "pod-kill", "-n", "shop", "-l", " "][..],
+        &[
+            "inject", "pod-kill", "-n", "shop", "-l", "app=x", "--pod", "shop/x",
+        ][..],
+        &[
+            "inject",
+            "pod-kill",
+            "-n",
+            "shop",
+            "-l",
+            "app=x",
+            "--mode",
+            "percent:0",
+        ][..],
+    ] {
+        let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args(args));
+        assert_eq!(ran.code(), Some(2), "{args:?}: {}", ran.context());
+    }
     assert!(api.log.lock().unwrap().is_empty(), "nothing was asked");
     let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
         "inject",
@@ -399,7 +419,7 @@ fn refusals_and_api_errors_have_their_exit_codes() {
     assert_eq!(ran.code(), Some(2), "{}", ran.context());
     assert!(
         ran.stderr
-            .contains("expected one, all, fixed:N or percent:P"),
+            .contains("expected one, all, fixed:N (N at least 1) or percent:P"),
         "{}",
         ran.stderr
     );
@@ -523,5 +543,36 @@ fn run_carries_out_a_chaos_mesh_pod_kill_and_names_what_it_cannot_translate() {
             .contains("NetworkChaos action \"delay\" is not translated"),
         "{}",
         ran.stderr
+    );
+}
+
+/// A scenario of pods with no Kubernetes configuration at all: exit 4, and the reports say why.
+#[test]
+fn a_run_without_a_cluster_reports_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.yaml");
+    std::fs::write(
+        &scenario,
+        "name: nowhere\npods:\n  api: { namespace: shop, selector: app=api }\nsteps:\n  - pod_kill: { target: api }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let ran = run(faultline()
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", dir.path())
+        .args(["run", scenario.to_str().unwrap(), "--out"])
+        .arg(&out));
+    assert_eq!(ran.code(), Some(4), "{}", ran.context());
+    assert!(
+        ran.stdout
+            .contains("infrastructure: pods api: read the Kubernetes configuration"),
+        "{}",
+        ran.stdout
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("read the Kubernetes configuration"),
+        "{junit}"
     );
 }

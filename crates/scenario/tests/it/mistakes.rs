@@ -230,3 +230,26 @@ steps:
         ]
     );
 }
+
+#[test]
+fn an_empty_container_a_zero_timeout_and_a_target_among_its_peers_are_mistakes() {
+    let text = "\
+name: more
+pods:
+  checkout: { namespace: shop, selector: app=checkout, container: \"\" }
+steps:
+  - pod_kill: { target: checkout, timeout: 0s }
+  - partition: { target: checkout, peers: [checkout], for: 5s }
+";
+    assert_eq!(
+        problems(text),
+        [
+            "3:67: pod target checkout: container is empty (a container's name, or leave \
+             `container` out for the whole pod)",
+            "5:44: pod_kill: timeout must be more than 0 (how long the replacement may take to \
+             be Ready)",
+            "6:16: partition: `checkout` is among its own peers (the peers are who the target \
+             is cut off from)",
+        ]
+    );
+}
