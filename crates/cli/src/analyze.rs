@@ -51,10 +51,20 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
 }
 
 /// Reads an input: a file, an `http://`/`https://` URL fetched once (a Go service's
-/// `/debug/pprof/goroutine?debug=2`, say), or `pod:NS/NAME[/CONTAINER]`, the log of a
-/// container's previous (crashed) run through the Kubernetes API. A missing file is bad input (exit 2), other I/O and
+/// `/debug/pprof/goroutine?debug=2`, say), a pod's endpoint through a port-forward
+/// (`pod://NS/NAME:PORT/PATH`), or `pod:NS/NAME[/CONTAINER]`, the log of a container's
+/// previous (crashed) run through the Kubernetes API. A missing file is bad input (exit 2), other I/O and
 /// network errors failures (exit 1).
 pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    if let Some(endpoint) = path.to_str().and_then(|p| p.strip_prefix("pod://")) {
+        let forwarded = crate::kube::pod_endpoint(endpoint)?;
+        return fetch(&forwarded.url).map_err(|f| {
+            Failure::new(
+                f.code(),
+                anyhow::anyhow!("pod://{endpoint}: {}", f.message()),
+            )
+        });
+    }
     if let Some(pod) = path.to_str().and_then(|p| p.strip_prefix("pod:")) {
         return crate::kube::previous_log(pod);
     }

@@ -761,3 +761,51 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
         Ok(self.keep(forward))
     }
 }
+
+/// A pod's endpoint reached through a port-forward, for as long as this value lives.
+pub struct PodEndpoint {
+    /// `http://127.0.0.1:PORT/PATH`: the endpoint, forwarded.
+    pub url: String,
+    _session: faultline_kube::Session,
+    _forward: faultline_kube::Forward,
+}
+
+/// `pod://NAMESPACE/NAME:PORT/PATH?QUERY` (a Go service's `/debug/pprof/goroutine?debug=2`,
+/// faultline-capture's `/debug/faultline/tasks`) forwarded through the API server with the
+/// current kubeconfig context, as `kubectl port-forward` would.
+pub fn pod_endpoint(spec: &str) -> Result<PodEndpoint, Failure> {
+    let expected = || {
+        Failure::usage(format!(
+            "pod://{spec}: expected pod://NAMESPACE/NAME:PORT/PATH (pod://shop/inventory-a:6060/debug/pprof/goroutine?debug=2)"
+        ))
+    };
+    let (namespace, rest) = spec.split_once('/').ok_or_else(expected)?;
+    let (name, rest) = rest.split_once(':').ok_or_else(expected)?;
+    let (port, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let port: u16 = port.parse().map_err(|_| expected())?;
+    if namespace.is_empty() || name.is_empty() || port == 0 {
+        return Err(expected());
+    }
+    let session =
+        faultline_kube::Session::connect(None).map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
+    let forward = session
+        .forward(
+            namespace,
+            faultline_kube::ForwardTo::Pod(name.to_owned()),
+            port,
+        )
+        .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_owned()
+    };
+    Ok(PodEndpoint {
+        url: format!("http://{}{path}", forward.local),
+        _session: session,
+        _forward: forward,
+    })
+}

@@ -29,6 +29,12 @@ pub fn run(args: LeaksArgs) -> Result<(), Failure> {
     let mut tracker = Tracker::new(config);
     let mut runtime = None;
     let span = match &args.scrape {
+        // A pod's endpoint: through a port-forward held for the whole scrape.
+        Some(url) if url.starts_with("pod://") => {
+            let forwarded = crate::kube::pod_endpoint(&url["pod://".len()..])?;
+            eprintln!("faultline leaks: {url} forwarded to {}", forwarded.url);
+            scrape(&forwarded.url, &args, &mut tracker, &mut runtime)?
+        }
         Some(url) => scrape(url, &args, &mut tracker, &mut runtime)?,
         None => from_files(&args, &mut tracker, &mut runtime)?,
     };

@@ -217,7 +217,8 @@ struct LookupArgs {
 struct AnalyzeArgs {
     /// Crash records (JSON, from faultline-capture) or task dumps (Go panic or fatal-error
     /// output, SIGQUIT dumps, /debug/pprof/goroutine?debug=0|1|2, Rust panic output, tokio task
-    /// dumps, also inside logs), as files, http(s) URLs fetched once, or
+    /// dumps, also inside logs), as files, http(s) URLs fetched once,
+    /// pod://NAMESPACE/POD:PORT/PATH (a pod's endpoint, through a port-forward), or
     /// pod:NAMESPACE/POD[/CONTAINER] (the log of the container's previous, crashed run, through
     /// the Kubernetes API with the current kubeconfig context); the format is detected from the
     /// content.
@@ -258,7 +259,8 @@ struct LeaksArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     interval: Option<std::time::Duration>,
     /// Sample a live endpoint instead: Go's /debug/pprof/goroutine?debug=2 (or debug=0), or
-    /// faultline-capture's /debug/faultline/tasks.
+    /// faultline-capture's /debug/faultline/tasks; pod://NAMESPACE/POD:PORT/PATH reaches a
+    /// pod's through a port-forward.
     #[arg(long, value_name = "URL")]
     scrape: Option<String>,
     /// Time between samples with --scrape.

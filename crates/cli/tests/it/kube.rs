@@ -90,7 +90,15 @@ impl FakeApi {
                             seen.lock()
                                 .unwrap()
                                 .push(format!("{} {headers}", line.trim()));
-                            relay(stream, key, to);
+                            // The port asked for, which the first frame of each channel names.
+                            let port = line
+                                .split("ports=")
+                                .nth(1)
+                                .and_then(|p| {
+                                    p.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+                                })
+                                .unwrap_or(to.port());
+                            relay(stream, key, port, to);
                             return;
                         }
                         let mut body = vec![0; length];
@@ -143,11 +151,10 @@ impl FakeApi {
     }
 }
 
-/// Answers a port-forward's upgrade, then carries the stream between the WebSocket (channel
-/// 0) and a TCP connection to `to`, until either side closes.
-fn relay(mut stream: std::net::TcpStream, key: &str, to: std::net::SocketAddr) {
+/// Answers a port-forward's upgrade for `port`, then carries the stream between the WebSocket
+/// (channel 0) and a TCP connection to `to`, until either side closes.
+fn relay(mut stream: std::net::TcpStream, key: &str, port: u16, to: std::net::SocketAddr) {
     use tungstenite::Message;
-    let port = to.port();
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     write!(
         stream,
@@ -213,8 +220,22 @@ fn relay(mut stream: std::net::TcpStream, key: &str, to: std::net::SocketAddr) {
             }
         }
         if closed {
+            // Close, then read until the client's close answers it: a socket dropped with
+            // unread input is reset, and a reset can lose the data still on its way.
             let _ = ws.close(None);
             let _ = ws.flush();
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while std::time::Instant::now() < until {
+                match ws.read() {
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e))
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
             break;
         }
     }
@@ -574,5 +595,83 @@ fn a_run_without_a_cluster_reports_why() {
     assert!(
         junit.contains("read the Kubernetes configuration"),
         "{junit}"
+    );
+}
+
+/// `pod://NS/POD:PORT/PATH`: a pod's dump endpoint reached through the API server's
+/// port-forward (a real WebSocket, relayed by the fake to a server on loopback) and analyzed,
+/// or sampled by `leaks --scrape`, as a local URL would be.
+#[test]
+fn a_pods_dump_endpoint_is_read_through_a_port_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    // The "pod": an HTTP server answering every request with a real goroutine dump.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dump = std::fs::read_to_string(
+        root.join("crates/dump/tests/fixtures/go/go1.19/default/goroutine-debug2.txt"),
+    )
+    .unwrap();
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let served = server.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in server.incoming().flatten() {
+            let mut stream = stream;
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{dump}",
+                dump.len()
+            );
+        }
+    });
+    let forward = move |line: &str| {
+        (line.contains("/namespaces/shop/pods/inventory-a/portforward?")
+            && line.contains("ports=6060"))
+        .then_some(served)
+    };
+    let api = FakeApi::serve_with_forwards(
+        Arc::new(|line: &str| answer(line, false)),
+        Arc::new(forward),
+    );
+    let kubeconfig = api.kubeconfig_with(dir.path(), "fake");
+    let url = "pod://shop/inventory-a:6060/debug/pprof/goroutine?debug=2";
+    let ran = run(faultline()
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["analyze", url]));
+    assert_eq!(ran.code(), Some(0), "{}", ran.context());
+    assert!(
+        ran.stdout.contains("35 go tasks in 13 groups"),
+        "{}",
+        ran.stdout
+    );
+    let ran = run(faultline()
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["leaks", "--scrape", url, "--every", "200ms", "--for", "1s"]));
+    assert!(
+        ran.stderr.contains("forwarded to http://127.0.0.1:"),
+        "{}",
+        ran.context()
+    );
+    assert!(matches!(ran.code(), Some(0 | 4)), "{}", ran.context());
+    assert!(
+        api.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.contains("/pods/inventory-a/portforward?"))
+            .count()
+            >= 2,
+        "one forwarded stream per request"
+    );
+    let ran = run(faultline().args(["analyze", "pod://shop/inventory-a/debug"]));
+    assert_eq!(ran.code(), Some(2), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("expected pod://NAMESPACE/NAME:PORT/PATH"),
+        "{}",
+        ran.stderr
     );
 }
