@@ -165,8 +165,14 @@ fn active_on<'a>(app: &'a App, t: &TargetRow) -> Vec<&'a str> {
         .collect()
 }
 
-/// `--kube`: the pods, as k9s lists them.
-fn pods(frame: &mut Frame<'_>, area: Rect, app: &App) {
+/// The targets that pass the filter and fit in `area`, each drawn by `row` from the target and
+/// its name (marked with the faults in force on it, and then in magenta); the selected row's
+/// place among them; and how many pass the filter.
+fn target_rows<'a>(
+    app: &'a App,
+    area: Rect,
+    row: impl Fn(&'a TargetRow, String) -> Row<'a>,
+) -> (Vec<Row<'a>>, Option<usize>, usize) {
     let visible = app.visible_targets();
     let height = usize::from(area.height.saturating_sub(2));
     let selected = app.target_selected.min(visible.len().saturating_sub(1));
@@ -175,46 +181,51 @@ fn pods(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .iter()
         .map(|&i| {
             let t = &app.targets[i];
-            let pod = t.pod.clone().unwrap_or_default();
             let active = active_on(app, t);
-            let name = if active.is_empty() {
-                t.name.clone()
+            if active.is_empty() {
+                row(t, t.name.clone())
             } else {
-                format!("{} [{}]", t.name, active.join(","))
-            };
-            let style = if !active.is_empty() {
-                Style::new().fg(Color::Magenta)
-            } else if !pod.ready {
-                Style::new().fg(Color::Yellow)
-            } else {
-                Style::new()
-            };
-            Row::new(vec![
-                Cell::from(name),
-                Cell::from(if pod.ready { "1" } else { "0" }),
-                Cell::from(pod.phase),
-                Cell::from(pod.restarts.to_string()),
-                Cell::from(t.address.clone().unwrap_or_default()),
-                Cell::from(pod.node),
-                Cell::from(app.agents.get(t.agent).map_or("none", |a| {
-                    if a.error.is_some() {
-                        "lost"
-                    } else if a.connected {
-                        "ok"
-                    } else {
-                        "…"
-                    }
-                })),
-            ])
-            .style(style)
+                row(t, format!("{} [{}]", t.name, active.join(",")))
+                    .style(Style::new().fg(Color::Magenta))
+            }
         })
         .collect();
+    (rows, selected.checked_sub(range.start), visible.len())
+}
+
+/// `--kube`: the pods, as k9s lists them.
+fn pods(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let (rows, selected, visible) = target_rows(app, area, |t, name| {
+        let pod = t.pod.clone().unwrap_or_default();
+        let style = if pod.ready {
+            Style::new()
+        } else {
+            Style::new().fg(Color::Yellow)
+        };
+        Row::new(vec![
+            Cell::from(name),
+            Cell::from(if pod.ready { "1" } else { "0" }),
+            Cell::from(pod.phase),
+            Cell::from(pod.restarts.to_string()),
+            Cell::from(t.address.clone().unwrap_or_default()),
+            Cell::from(pod.node),
+            Cell::from(app.agents.get(t.agent).map_or("none", |a| {
+                if a.error.is_some() {
+                    "lost"
+                } else if a.connected {
+                    "ok"
+                } else {
+                    "…"
+                }
+            })),
+        ])
+        .style(style)
+    });
     let title = if app.targets.is_empty() {
         " no pods yet ".to_owned()
     } else {
         format!(
-            " {} of {} pods · k kill  p pause  n partition  l loss  s stress  x delete  / filter ",
-            visible.len(),
+            " {visible} of {} pods · k kill  p pause  n partition  l loss  s stress  x delete  / filter ",
             app.targets.len()
         )
     };
@@ -241,7 +252,7 @@ fn pods(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Constraint::Length(8),
         ],
         rows,
-        selected.checked_sub(range.start),
+        selected,
     );
 }
 
@@ -249,49 +260,28 @@ fn targets(frame: &mut Frame<'_>, area: Rect, app: &App) {
     if app.kube {
         return pods(frame, area, app);
     }
-    let visible = app.visible_targets();
-    let height = usize::from(area.height.saturating_sub(2));
-    let selected = app.target_selected.min(visible.len().saturating_sub(1));
-    let range = window(selected, visible.len(), height);
     let trend_width = usize::from(area.width.saturating_sub(60)).clamp(8, 30);
-    let rows = visible[range.clone()]
-        .iter()
-        .map(|&i| {
-            let t = &app.targets[i];
-            let active = active_on(app, t);
-            let name = if active.is_empty() {
-                t.name.clone()
-            } else {
-                format!("{} [{}]", t.name, active.join(","))
-            };
-            let style = if active.is_empty() {
-                Style::new()
-            } else {
-                Style::new().fg(Color::Magenta)
-            };
-            Row::new(vec![
-                Cell::from(t.pid.to_string()),
-                Cell::from(name),
-                Cell::from(t.address.clone().unwrap_or_default()),
-                Cell::from(t.state.map(String::from).unwrap_or_default()),
-                Cell::from(
-                    t.cpu
-                        .map(|c| format!("{:.0}%", c * 100.0))
-                        .unwrap_or_default(),
-                ),
-                Cell::from(t.threads.map(|n| n.to_string()).unwrap_or_default()),
-                Cell::from(t.tasks.map(|n| n.to_string()).unwrap_or_default()),
-                Cell::from(sparkline(&t.history, trend_width)).fg(Color::Cyan),
-            ])
-            .style(style)
-        })
-        .collect();
+    let (rows, selected, visible) = target_rows(app, area, |t, name| {
+        Row::new(vec![
+            Cell::from(t.pid.to_string()),
+            Cell::from(name),
+            Cell::from(t.address.clone().unwrap_or_default()),
+            Cell::from(t.state.map(String::from).unwrap_or_default()),
+            Cell::from(
+                t.cpu
+                    .map(|c| format!("{:.0}%", c * 100.0))
+                    .unwrap_or_default(),
+            ),
+            Cell::from(t.threads.map(|n| n.to_string()).unwrap_or_default()),
+            Cell::from(t.tasks.map(|n| n.to_string()).unwrap_or_default()),
+            Cell::from(sparkline(&t.history, trend_width)).fg(Color::Cyan),
+        ])
+    });
     let title = if app.targets.is_empty() {
         " no targets yet ".to_owned()
     } else {
         format!(
-            " {} of {} targets · k kill  p pause  n partition  l loss  s stress  / filter ",
-            visible.len(),
+            " {visible} of {} targets · k kill  p pause  n partition  l loss  s stress  / filter ",
             app.targets.len()
         )
     };
@@ -313,7 +303,7 @@ fn targets(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Constraint::Length(u16::try_from(trend_width).unwrap_or(8)),
         ],
         rows,
-        selected.checked_sub(range.start),
+        selected,
     );
 }
 
