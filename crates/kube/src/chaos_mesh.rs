@@ -132,15 +132,10 @@ impl Reader<'_> {
     /// or of a NetworkChaos `target`, at `at` (`spec.`, `spec.target.`).
     fn targets(&mut self, spec: &Value, at: &str, seed: u64) -> Targets {
         let selector = spec.get("selector").cloned().unwrap_or_default();
-        let mut namespaces: Vec<String> = selector
-            .get("namespaces")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut namespaces = self.strings(
+            selector.get("namespaces"),
+            &format!("{at}selector.namespaces"),
+        );
         if namespaces.is_empty() {
             // Chaos Mesh's default: the experiment's own namespace.
             namespaces.extend(self.namespace.map(str::to_owned));
@@ -235,6 +230,28 @@ impl Reader<'_> {
             include_not_ready: false,
             allow_protected: false,
         }
+    }
+
+    /// A list of strings at `at` (none when absent); anything else in it is named, not dropped.
+    fn strings(&mut self, value: Option<&Value>, at: &str) -> Vec<String> {
+        let Some(value) = value else {
+            return Vec::new();
+        };
+        let Some(items) = value.as_array() else {
+            self.problems
+                .push(format!("{}: {at}: expected a list of strings", self.name));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item.as_str() {
+                Some(text) => out.push(text.to_owned()),
+                None => self
+                    .problems
+                    .push(format!("{}: {at}: {item} is not a string", self.name)),
+            }
+        }
+        out
     }
 
     /// `spec.duration`, required: faultline never holds a fault without an end.
@@ -333,15 +350,7 @@ pub fn translate(text: &str, seed: u64, allow_protected: bool) -> Result<Transla
                 }
                 peers
             });
-            let external: Vec<String> = spec
-                .get("externalTargets")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let external = r.strings(spec.get("externalTargets"), "spec.externalTargets");
             for e in &external {
                 let address = e.split('/').next().unwrap_or_default();
                 if address.parse::<std::net::IpAddr>().is_err() {
@@ -416,15 +425,7 @@ pub fn translate(text: &str, seed: u64, allow_protected: bool) -> Result<Transla
                  the workers (Chaos Mesh loads {load}% of a CPU per worker; inside a CPU limit \
                  the quota caps both)"
             ));
-            let containers: Vec<String> = spec
-                .get("containerNames")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let containers = r.strings(spec.get("containerNames"), "spec.containerNames");
             if containers.len() > 1 {
                 r.problems.push(format!(
                     "{name}: spec.containerNames names {} containers: faultline stresses one",
@@ -598,6 +599,11 @@ spec:
         assert_eq!(t.notes.len(), 1, "{:?}", t.notes);
         assert!(t.notes[0].contains("spec.target.mode one is taken as all"));
 
+        let numbered = PARTITION.replace("[\"10.100.0.0/16\"]", "[\"10.100.0.0/16\", 5]");
+        assert_eq!(
+            translate(&numbered, 1, false).unwrap_err(),
+            ["NetworkChaos/partition: spec.externalTargets: 5 is not a string"]
+        );
         let named = PARTITION.replace("10.100.0.0/16", "db.example.com");
         assert!(translate(&named, 1, false).unwrap_err()[0].contains("not host names"));
         let forever = PARTITION.replace("  duration: \"1m30s\"\n", "");
