@@ -342,7 +342,7 @@ impl Fault {
 
     /// A kill or a pod kill: it happens at once, and leaves nothing to revert.
     pub fn is_instant(&self) -> bool {
-        matches!(self, Fault::Kill { .. } | Fault::PodKill { .. })
+        is_instant_kind(self.kind())
     }
 }
 

@@ -805,11 +805,19 @@ impl Timeline<'_> {
             return;
         }
         self.last_peer_check = Instant::now();
+        // One listing per set of peers a round: a step on `mode: all` holds a fault per pod,
+        // all with the same peers.
+        let mut listed: HashMap<Vec<String>, Result<Vec<String>, String>> = HashMap::new();
         for i in 0..self.held.len() {
             let Some(peers) = &self.held[i].peers else {
                 continue;
             };
-            let ips = match self.peer_ips(&peers.targets) {
+            let key: Vec<String> = peers.targets.iter().map(|t| t.name.clone()).collect();
+            let ips = match listed
+                .entry(key)
+                .or_insert_with(|| self.peer_ips(&peers.targets))
+                .clone()
+            {
                 Ok(ips) => ips,
                 Err(e) => {
                     journal.log(
