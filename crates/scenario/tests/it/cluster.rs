@@ -109,6 +109,19 @@ fn options(dir: &Path) -> RunOptions {
     }
 }
 
+/// Loads `text` as a scenario in `dir` and runs it with `seed` on `cluster`.
+fn run_scenario(
+    text: &str,
+    dir: &Path,
+    seed: u64,
+    cluster: Option<Arc<dyn Cluster>>,
+) -> faultline_scenario::runner::RunOutcome {
+    let scenario = load(text, &dir.join("scenario.yaml")).unwrap();
+    let plan = Plan::new(&scenario, seed).unwrap();
+    let interrupts = faultline_fault::Interrupts::block();
+    run_on(&scenario, &plan, &options(dir), &interrupts, cluster)
+}
+
 #[test]
 fn a_pod_kill_is_judged_by_its_replacement_and_restarted_containers_are_searched() {
     let text = "\
@@ -122,17 +135,8 @@ assertions:
   - no_panics: [checkout]
 ";
     let dir = tempfile::tempdir().unwrap();
-    let scenario = load(text, &dir.path().join("kill.yaml")).unwrap();
-    let plan = Plan::new(&scenario, 42).unwrap();
     let cluster = Arc::new(FakeCluster::default());
-    let interrupts = faultline_fault::Interrupts::block();
-    let outcome = run_on(
-        &scenario,
-        &plan,
-        &options(dir.path()),
-        &interrupts,
-        Some(cluster.clone()),
-    );
+    let outcome = run_scenario(text, dir.path(), 42, Some(cluster.clone()));
     let seen = cluster.seen.lock().unwrap().clone();
     assert_eq!(
         seen,
@@ -178,16 +182,7 @@ steps:
   - stress: { target: checkout, workers: 1, for: 5s }
 ";
     let dir = tempfile::tempdir().unwrap();
-    let scenario = load(text, &dir.path().join("stress.yaml")).unwrap();
-    let plan = Plan::new(&scenario, 1).unwrap();
-    let interrupts = faultline_fault::Interrupts::block();
-    let outcome = run_on(
-        &scenario,
-        &plan,
-        &options(dir.path()),
-        &interrupts,
-        Some(Arc::new(FakeCluster::default())),
-    );
+    let outcome = run_scenario(text, dir.path(), 1, Some(Arc::new(FakeCluster::default())));
     assert_eq!(outcome.verdict, Verdict::InfrastructureError);
     assert_eq!(outcome.verdict.exit_code(), 4);
     let error = outcome.infrastructure_error.unwrap();
@@ -219,11 +214,7 @@ steps:
   - pod_kill: { target: checkout }
 ";
     let dir = tempfile::tempdir().unwrap();
-    let scenario = load(text, &dir.path().join("nowhere.yaml")).unwrap();
-    let plan = Plan::new(&scenario, 1).unwrap();
-    let interrupts = faultline_fault::Interrupts::block();
-    let outcome =
-        faultline_scenario::runner::run(&scenario, &plan, &options(dir.path()), &interrupts);
+    let outcome = run_scenario(text, dir.path(), 1, None);
     assert_eq!(outcome.verdict, Verdict::InfrastructureError);
     assert_eq!(
         outcome.infrastructure_error.as_deref(),
@@ -241,16 +232,7 @@ steps:
   - pause: { target: checkout, for: 5s }
 ";
     let dir = tempfile::tempdir().unwrap();
-    let scenario = load(text, &dir.path().join("typo.yaml")).unwrap();
-    let plan = Plan::new(&scenario, 1).unwrap();
-    let interrupts = faultline_fault::Interrupts::block();
-    let outcome = run_on(
-        &scenario,
-        &plan,
-        &options(dir.path()),
-        &interrupts,
-        Some(Arc::new(FakeCluster::default())),
-    );
+    let outcome = run_scenario(text, dir.path(), 1, Some(Arc::new(FakeCluster::default())));
     assert_eq!(outcome.verdict, Verdict::InfrastructureError);
     assert_eq!(
         outcome.infrastructure_error.as_deref(),
