@@ -132,6 +132,37 @@ fn spawn_pause(setup: &mut crate::faults::Setup, dir: &Path) -> u32 {
     pause
 }
 
+/// Each pid with its `/proc/PID/stat` (name and state), for a failure message.
+fn described(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            format!(
+                "{pid} {}",
+                stat.split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Waits for a partition to land in the pod's sandbox namespace (the lab's host b), then
+/// checks it bites: `context` says what was going on if it never lands.
+fn partition_bites(setup: &crate::faults::Setup, context: impl Fn() -> String) {
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(20), || !setup
+            .lab
+            .faultline_tables(1)
+            .is_empty()),
+        "no partition in the pod's namespace: {}",
+        context()
+    );
+    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+}
+
 /// `path` opened for appending: several processes' output, none over another's.
 fn append(path: &Path) -> std::fs::File {
     std::fs::OpenOptions::new().append(true).open(path).unwrap()
@@ -373,15 +404,9 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
         "--agents",
         "port-forward",
     ]);
-    assert!(
-        wait_until(Instant::now() + Duration::from_secs(10), || !setup
-            .lab
-            .faultline_tables(1)
-            .is_empty()),
-        "no partition in the pod's namespace: {}",
+    partition_bites(&setup, || {
         std::fs::read_to_string(out.path()).unwrap_or_default()
-    );
-    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    });
     let mut stress = inject(&[
         "stress",
         "--container",
@@ -407,8 +432,8 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
         wait_until(Instant::now() + Duration::from_secs(5), || {
             KubeletCgroups::pids(&cgroups.cpu(APP)) == [setup.target]
         }),
-        "workers left in the container's cgroup: {:?}",
-        KubeletCgroups::pids(&cgroups.cpu(APP))
+        "left in the container's cgroup: {}",
+        described(&KubeletCgroups::pids(&cgroups.cpu(APP)))
     );
     assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
     let log = api.log.lock().unwrap().clone();
@@ -583,15 +608,7 @@ assertions:
     );
     let output = || std::fs::read_to_string(log.path()).unwrap_or_default();
     // The partition, in the pod's sandbox namespace, bites.
-    assert!(
-        wait_until(Instant::now() + Duration::from_secs(20), || !setup
-            .lab
-            .faultline_tables(1)
-            .is_empty()),
-        "no partition in the pod's namespace: {}",
-        output()
-    );
-    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    partition_bites(&setup, output);
     // The stress workers join the container's cgroup.
     assert!(
         wait_until(Instant::now() + Duration::from_secs(20), || {
@@ -688,15 +705,7 @@ spec:
             .stdout(append(log.path()))
             .stderr(append(log.path())),
     );
-    assert!(
-        wait_until(Instant::now() + Duration::from_secs(20), || !setup
-            .lab
-            .faultline_tables(1)
-            .is_empty()),
-        "the NetworkChaos partition did not land: {}",
-        output()
-    );
-    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    partition_bites(&setup, output);
     assert!(
         wait_until(Instant::now() + Duration::from_secs(30), || chaos
             .has_exited()),
@@ -717,8 +726,8 @@ spec:
         wait_until(Instant::now() + Duration::from_secs(5), || {
             KubeletCgroups::pids(&cgroups.cpu(APP)) == [setup.target]
         }),
-        "workers left in the container's cgroup: {:?}",
-        KubeletCgroups::pids(&cgroups.cpu(APP))
+        "left in the container's cgroup: {}",
+        described(&KubeletCgroups::pids(&cgroups.cpu(APP)))
     );
     assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
     drop(cgroups);
@@ -775,12 +784,7 @@ fn tui_kube_lists_pods_and_partitions_one_through_its_nodes_agent() {
         tmux.screen()
     );
     tmux.type_line("shop/inventory-a");
-    assert!(
-        wait_until(deadline(), || !setup.lab.faultline_tables(1).is_empty()),
-        "no partition in the pod's namespace:\n{}",
-        tmux.screen()
-    );
-    assert_eq!(setup.probe(ECHO, 1.0).0, "timeout");
+    partition_bites(&setup, || tmux.screen());
     // The Faults view names the pod; the pods view marks it.
     assert!(
         wait_until(deadline(), || {
