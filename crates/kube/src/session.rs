@@ -26,8 +26,8 @@ impl std::fmt::Debug for Session {
 pub enum ForwardTo {
     /// This pod.
     Pod(String),
-    /// The first Running and Ready pod of this label selector (by name), chosen again for
-    /// each connection, so a forward outlives the pods it reaches.
+    /// The first Running and Ready pod of this label selector (by name), kept until a forward
+    /// to it fails and then chosen again, so a forward outlives the pods it reaches.
     Selector(String),
 }
 
@@ -81,21 +81,41 @@ impl Session {
             why: e.to_string(),
         })?;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        // The pod a selector's connections go to, kept until a forward to it fails (it was
+        // deleted, say): not a pod list per connection.
+        let chosen: std::sync::Arc<tokio::sync::Mutex<Option<String>>> = std::sync::Arc::default();
         let task = self.runtime.spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
-                let api = api.clone();
-                let to = to.clone();
+                let (api, to, chosen) = (api.clone(), to.clone(), chosen.clone());
                 tokio::spawn(async move {
                     // A connection that cannot be forwarded is closed: the caller sees its
                     // request fail (a probe failure, a failed scrape).
-                    let Some(pod) = pick(&api, &to).await else {
-                        return;
-                    };
-                    let Ok(mut forwarder) = api.portforward(&pod, &[port]).await else {
+                    // The kept pod first; failing that (or with none kept), one chosen now.
+                    let kept = chosen.lock().await.clone();
+                    let mut forwarded = None;
+                    for candidate in [kept.clone(), None]
+                        .into_iter()
+                        .skip(usize::from(kept.is_none()))
+                    {
+                        let pod = match candidate {
+                            Some(pod) => pod,
+                            None => match pick(&api, &to).await {
+                                Some(pod) => pod,
+                                None => break,
+                            },
+                        };
+                        if let Ok(forwarder) = api.portforward(&pod, &[port]).await {
+                            *chosen.lock().await = Some(pod);
+                            forwarded = Some(forwarder);
+                            break;
+                        }
+                        *chosen.lock().await = None;
+                    }
+                    let Some(mut forwarder) = forwarded else {
                         return;
                     };
                     if let Some(mut upstream) = forwarder.take_stream(port) {
