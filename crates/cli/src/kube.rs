@@ -53,9 +53,11 @@ fn kill_targets(
     context: Option<String>,
 ) -> Result<(), Failure> {
     let seed = targets.seed;
-    let outcome = faultline_kube::block_on(async move {
-        let client = faultline_kube::client(context.as_deref()).await?;
-        let chosen = faultline_kube::pods::select(&client, &targets).await?;
+    let session = faultline_kube::Session::connect(context.as_deref())
+        .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
+    let client = session.client();
+    let outcome = session.block_on(async {
+        let chosen = faultline_kube::pods::select(client, &targets).await?;
         println!(
             "faultline: pod-kill: {} of the pods of {} in {} (mode {}, seed {seed})",
             chosen.len(),
@@ -65,12 +67,10 @@ fn kill_targets(
         );
         let mut reports = Vec::new();
         for pod in &chosen {
-            reports
-                .push(faultline_kube::kill(&client, pod, &targets.labels, grace, timeout).await?);
+            reports.push(faultline_kube::kill(client, pod, &targets.labels, grace, timeout).await?);
         }
         Ok::<_, faultline_kube::Error>(reports)
-    })
-    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
+    });
     let reports = outcome.map_err(|e| match e {
         faultline_kube::Error::Refused(_) => Failure::usage(e),
         other => Failure::failed(anyhow::anyhow!(other)),
@@ -297,12 +297,17 @@ pub fn previous_log(spec: &str) -> Result<Vec<u8>, Failure> {
             )));
         }
     };
-    let text = faultline_kube::block_on(async {
-        let client = faultline_kube::client(None).await?;
-        faultline_kube::pods::log(&client, namespace, pod, container, true).await
-    })
-    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?
-    .map_err(|e| Failure::failed(anyhow::anyhow!("pod:{spec}: {e}")))?;
+    let text = faultline_kube::Session::connect(None)
+        .and_then(|session| {
+            session.block_on(faultline_kube::pods::log(
+                session.client(),
+                namespace,
+                pod,
+                container,
+                true,
+            ))
+        })
+        .map_err(|e| Failure::failed(anyhow::anyhow!("pod:{spec}: {e}")))?;
     Ok(text.into_bytes())
 }
 

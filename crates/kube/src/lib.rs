@@ -45,12 +45,3 @@ pub async fn client(context: Option<&str>) -> Result<kube::Client, Error> {
         why: e.to_string(),
     })
 }
-
-/// Runs `future` on a runtime of its own, for callers without one (the CLI).
-pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map(|runtime| runtime.block_on(future))
-        .map_err(|e| format!("start a runtime: {e}"))
-}
