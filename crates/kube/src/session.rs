@@ -31,12 +31,32 @@ pub enum ForwardTo {
     Selector(String),
 }
 
+/// The signals that ask faultline to stop and revert its faults.
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// The runtime's threads never take a stop signal. A signal sent to the process goes to a
+/// thread that does not block it; if that were one of these (whose disposition is the default),
+/// the process would die at once and leave its faults to their leases. The caller's thread,
+/// which blocks them and waits for them, takes them instead.
+fn block_stop_signals() {
+    // SAFETY: building a signal set and changing this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in STOP_SIGNALS {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 impl Session {
     /// The client of [`crate::client`] (`context`, else the current one, else in-cluster).
     pub fn connect(context: Option<&str>) -> Result<Self, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("faultline-kube")
+            .on_thread_start(block_stop_signals)
             .enable_all()
             .build()
             .map_err(|e| Error::Transport {

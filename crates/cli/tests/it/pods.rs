@@ -198,6 +198,26 @@ fn agent_list(target: &str, ip: &str, port: u16) -> Option<String> {
     Some(list.to_string())
 }
 
+/// The API server of `inject --pod shop/checkout-a`: it knows the pod (on node-1, with its
+/// container's id) and the agent pod on node-1 (at 127.0.0.1, its API port `port` named `api`).
+fn checkout_api(port: u16) -> impl Fn(&str) -> (&'static str, String) + Send + Sync {
+    move |line: &str| {
+        let target = line.split_whitespace().nth(1).unwrap_or_default();
+        if target.starts_with("/api/v1/namespaces/shop/pods/checkout-a") {
+            return ("200 OK", checkout_pod().to_string());
+        }
+        if let Some(list) = agent_list(target, "127.0.0.1", port) {
+            return ("200 OK", list);
+        }
+        not_found(target)
+    }
+}
+
+/// Whether a request line is a port-forward to node-1's agent pod.
+fn agent_forward(line: &str) -> bool {
+    line.contains("/namespaces/faultline-system/pods/faultline-agent-x/portforward?")
+}
+
 fn pod_list(items: &[serde_json::Value]) -> String {
     serde_json::json!({"apiVersion": "v1", "kind": "PodList",
         "metadata": {"resourceVersion": "7"}, "items": items})
@@ -359,23 +379,11 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
         ],
     );
 
-    // The API server knows the pod (on node-1, with its container's id) and the agent pod on
-    // node-1 (at 127.0.0.1, its API port named `api`).
-    let answer = move |line: &str| -> (&'static str, String) {
-        let target = line.split_whitespace().nth(1).unwrap_or_default();
-        if target.starts_with("/api/v1/namespaces/shop/pods/checkout-a") {
-            return ("200 OK", checkout_pod().to_string());
-        }
-        if let Some(list) = agent_list(target, "127.0.0.1", port) {
-            return ("200 OK", list);
-        }
-        not_found(target)
-    };
     let forward = move |line: &str| -> Option<std::net::SocketAddr> {
-        line.contains("/namespaces/faultline-system/pods/faultline-agent-x/portforward?")
-            .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        agent_forward(line).then(|| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     };
-    let api = crate::kube::FakeApi::serve_with_forwards(Arc::new(answer), Arc::new(forward));
+    let api =
+        crate::kube::FakeApi::serve_with_forwards(Arc::new(checkout_api(port)), Arc::new(forward));
     let kubeconfig = api.kubeconfig_with(dir.path(), "fake");
 
     let out = tempfile::NamedTempFile::new().unwrap();
@@ -451,6 +459,79 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
             .any(|r| r.contains("/faultline-agent-x/portforward?")),
         "{log:?}"
     );
+    drop(cgroups);
+}
+
+/// Ctrl-C while the agent is still applying the fault (the request in flight through a
+/// port-forward): the fault lands, and `inject` reverts it before it exits. The signal must not
+/// be taken by one of the Kubernetes client's threads, where it would end the process at once
+/// and leave the partition to its lease.
+#[test]
+fn ctrl_c_while_the_agent_applies_through_a_port_forward_still_reverts() {
+    let mut setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let pause = spawn_pause(&mut setup, dir.path());
+    let cgroups = KubeletCgroups::new("ctrlc", &[(SANDBOX, pause), (APP, setup.target)]);
+    let policy = cgroups.policy(dir.path());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "node-token\n").unwrap();
+    let port = faultline_tests::free_port();
+    let _agent = Agent::start(
+        dir.path(),
+        &format!("tcp:127.0.0.1:{port}"),
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    // The first forward (the create) waits until the test has sent its Ctrl-C.
+    let (asked, forward_asked) = std::sync::mpsc::channel::<()>();
+    let (go, forward_may_go) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(Some((asked, forward_may_go)));
+    let forward = move |line: &str| -> Option<std::net::SocketAddr> {
+        if !agent_forward(line) {
+            return None;
+        }
+        if let Some((asked, may_go)) = held.lock().unwrap().take() {
+            let _ = asked.send(());
+            let _ = may_go.recv_timeout(Duration::from_secs(10));
+        }
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    let api =
+        crate::kube::FakeApi::serve_with_forwards(Arc::new(checkout_api(port)), Arc::new(forward));
+    let kubeconfig = api.kubeconfig_with(dir.path(), "fake");
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut inject = faultline_tests::ChildGuard::spawn(
+        crate::faultline()
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["inject", "partition", "--peer", NetLab::A_IP])
+            .args(["--pod", "shop/checkout-a", "--agents", "port-forward"])
+            .args(["--token-file", token.to_str().unwrap(), "--for", "30s"])
+            .stdout(append(out.path()))
+            .stderr(append(out.path())),
+    );
+    forward_asked
+        .recv_timeout(Duration::from_secs(20))
+        .expect("inject never asked for a port-forward to the agent");
+    signal(inject.id(), libc::SIGINT);
+    go.send(()).unwrap();
+    assert!(wait_until(Instant::now() + Duration::from_secs(20), || {
+        inject.has_exited()
+    }));
+    let status = inject.try_status();
+    let printed = std::fs::read_to_string(out.path()).unwrap();
+    assert!(
+        printed.contains("partition applied by the agent") && printed.contains("(signal 2)"),
+        "{status:?}: {printed}"
+    );
+    assert!(
+        setup.lab.faultline_tables(1).is_empty(),
+        "the partition outlived inject: {status:?}: {printed}"
+    );
+    assert_eq!(setup.probe(ECHO, 2.0).0, "ok");
     drop(cgroups);
 }
 
