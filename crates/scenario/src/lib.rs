@@ -8,6 +8,7 @@ pub mod load;
 pub mod model;
 pub mod node;
 pub mod plan;
+pub mod pod_logs;
 
 pub use load::{Invalid, LoadError, load, load_file};
 pub use model::Scenario;

@@ -20,6 +20,7 @@ use crate::cluster::{Cluster, ClusterPod, PodKilled};
 use crate::lab::{Lab, LabOptions};
 use crate::model::{Fault, Find, PodTarget, Scenario};
 use crate::plan::{ActionKind, Plan, describe_fault};
+use crate::pod_logs::PodLogs;
 use crate::probe::{Context, Observed, Resolver, Watchers, seconds_since};
 use crate::verdict::{self, Evidence, FaultRecord, Judged};
 
@@ -399,7 +400,15 @@ pub fn run_on(
     } else {
         scenario.crash_targets.clone()
     };
-    let mut restarts_before: HashMap<(String, String), u32> = HashMap::new();
+    let mut pod_logs = PodLogs::new(
+        scenario
+            .pods
+            .iter()
+            .filter(|p| crash_targets.contains(&p.name))
+            .cloned()
+            .collect(),
+        &options.out_dir,
+    );
     let mut forwards = Vec::new();
     if let Some(cluster) = cluster.as_ref().filter(|_| on_cluster && infra.is_none()) {
         journal.log("run", format!("on {}", cluster.describe()));
@@ -427,11 +436,7 @@ pub fn run_on(
                         ),
                     );
                     if crash_targets.contains(&target.name) {
-                        for pod in &pods {
-                            for (container, n) in &pod.restarts {
-                                restarts_before.insert((pod.id(), container.clone()), *n);
-                            }
-                        }
+                        pod_logs.baseline(&pods);
                     }
                 }
                 Err(e) => {
@@ -500,6 +505,7 @@ pub fn run_on(
                     pod_kills: Vec::new(),
                     errors: Vec::new(),
                     last_peer_check: Instant::now(),
+                    pod_logs: &mut pod_logs,
                     lab: lab.as_ref(),
                     local_pids: &local_pids,
                     lease: scenario.lease,
@@ -589,17 +595,10 @@ pub fn run_on(
     let mut notes = Vec::new();
     let mut sources: Vec<CrashSource> = Vec::new();
     if let Some(cluster) = cluster.as_ref().filter(|_| on_cluster) {
-        let targets = scenario
-            .pods
-            .iter()
-            .filter(|p| crash_targets.contains(&p.name));
-        for (target, file, line) in pod_crash_logs(
-            cluster.as_ref(),
-            targets,
-            &restarts_before,
-            &options.out_dir,
-        ) {
-            journal.log("pods", line.clone());
+        for line in pod_logs.look(cluster.as_ref(), true) {
+            journal.log("pods", line);
+        }
+        for (target, file, line) in pod_logs.found() {
             match file {
                 Some(file) => sources.push(CrashSource {
                     target,
@@ -690,6 +689,8 @@ struct Timeline<'a> {
     /// run's infrastructure error.
     errors: Vec<String>,
     last_peer_check: Instant,
+    /// The crash targets' pods, looked at for restarted containers while the run goes on.
+    pod_logs: &'a mut PodLogs,
     lab: Option<&'a Lab>,
     local_pids: &'a [(String, u32)],
     lease: Duration,
@@ -732,6 +733,11 @@ impl Timeline<'_> {
         loop {
             self.renew(journal)?;
             self.refresh_peers(journal);
+            if let Some(cluster) = self.cluster {
+                for line in self.pod_logs.look_if_due(cluster.as_ref()) {
+                    journal.log("pods", line);
+                }
+            }
             self.show_progress(watchers);
             let now = Instant::now();
             if now >= until {
@@ -1443,70 +1449,6 @@ fn pod_endpoints(scenario: &Scenario) -> Vec<(String, u16)> {
     for dump in &scenario.dumps {
         if let Ok(u) = crate::http::Url::parse(&dump.url) {
             add(&u.host, u.port);
-        }
-    }
-    out
-}
-
-/// The previous logs of the containers of `targets` that restarted during the run, saved under
-/// `pods/` in the run directory: (target, the file relative to the run directory or none, what
-/// happened).
-fn pod_crash_logs<'a>(
-    cluster: &dyn Cluster,
-    targets: impl Iterator<Item = &'a PodTarget>,
-    before: &HashMap<(String, String), u32>,
-    out_dir: &std::path::Path,
-) -> Vec<(String, Option<PathBuf>, String)> {
-    let mut out = Vec::new();
-    for target in targets {
-        let pods = match cluster.pods(target) {
-            Ok(pods) => pods,
-            Err(e) => {
-                out.push((
-                    target.name.clone(),
-                    None,
-                    format!("{}: crashes not collected: {e}", target.name),
-                ));
-                continue;
-            }
-        };
-        for pod in &pods {
-            for (container, count) in &pod.restarts {
-                let was = before
-                    .get(&(pod.id(), container.clone()))
-                    .copied()
-                    .unwrap_or(0);
-                if *count <= was {
-                    continue;
-                }
-                let what = format!(
-                    "{} container {container} restarted {} time(s) during the run",
-                    pod.id(),
-                    count - was
-                );
-                let relative = PathBuf::from(format!(
-                    "pods/{}/{}.{container}.previous.log",
-                    target.name, pod.name
-                ));
-                let saved = cluster.log(pod, container, true).and_then(|text| {
-                    let path = out_dir.join(&relative);
-                    std::fs::create_dir_all(path.parent().unwrap_or(out_dir))
-                        .and_then(|()| std::fs::write(&path, text))
-                        .map_err(|e| format!("{}: {e}", path.display()))
-                });
-                match saved {
-                    Ok(()) => out.push((
-                        target.name.clone(),
-                        Some(relative.clone()),
-                        format!("{what}: its previous log is {}", relative.display()),
-                    )),
-                    Err(e) => out.push((
-                        target.name.clone(),
-                        None,
-                        format!("{what}: its previous log could not be read: {e}"),
-                    )),
-                }
-            }
         }
     }
     out

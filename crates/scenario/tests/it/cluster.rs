@@ -18,6 +18,8 @@ use faultline_scenario::{Plan, load};
 struct FakeCluster {
     /// Calls of `pods`, to restart a container part-way.
     lists: AtomicUsize,
+    /// checkout-b restarts at each listing, up to twice, instead of once.
+    crash_loop: bool,
     seen: Mutex<Vec<String>>,
 }
 
@@ -48,12 +50,14 @@ impl Cluster for FakeCluster {
         Ok(vec![pod("checkout-a", 0)])
     }
     fn pods(&self, _: &PodTarget) -> Result<Vec<ClusterPod>, String> {
-        // checkout-b restarts once after the run's start.
+        // checkout-b restarts once after the run's start (or at each listing, up to twice).
         let n = self.lists.fetch_add(1, Ordering::SeqCst);
-        Ok(vec![
-            pod("checkout-a", 2),
-            pod("checkout-b", u32::from(n > 0)),
-        ])
+        let b = if self.crash_loop {
+            n.min(2) as u32
+        } else {
+            u32::from(n > 0)
+        };
+        Ok(vec![pod("checkout-a", 2), pod("checkout-b", b)])
     }
     fn agent(&self, node: &str) -> Result<faultline_agent::Client, String> {
         self.seen.lock().unwrap().push(format!("agent {node}"));
@@ -90,7 +94,9 @@ impl Cluster for FakeCluster {
             root.join("crates/dump/tests/fixtures/go/go1.19/default/panic.txt"),
         )
         .unwrap();
-        Ok(format!("serving on :8080\n{panic}"))
+        // Each instance of a container logs which one it was.
+        let instance = pod.restarts.first().map_or(0, |r| r.1);
+        Ok(format!("serving on :8080 (instance {instance})\n{panic}"))
     }
     fn reach(&self, _: &PodTarget, _: u16) -> Result<SocketAddr, String> {
         Err("no forwards here".into())
@@ -163,12 +169,80 @@ assertions:
     assert!(!panics.passed);
     let crash = &outcome.evidence.crashes[0];
     assert_eq!(crash.target, "checkout");
-    assert_eq!(crash.file, "pods/checkout/checkout-b.checkout.previous.log");
+    assert_eq!(
+        crash.file,
+        "pods/checkout/checkout-b.checkout.restart-1.log"
+    );
     assert_eq!(crash.kind, "go panic");
     assert!(
         dir.path()
-            .join("run/pods/checkout/checkout-b.checkout.previous.log")
+            .join("run/pods/checkout/checkout-b.checkout.restart-1.log")
             .exists()
+    );
+}
+
+/// The kubelet keeps only a container's last previous log: the run reads each restart's while
+/// it goes on, so a container that crashed twice leaves both crashes.
+#[test]
+fn each_restart_during_the_run_leaves_its_own_log() {
+    let text = "\
+name: crash loop
+pods:
+  checkout: { namespace: shop, selector: app=checkout }
+steps:
+  - wait: 5s
+assertions:
+  - no_panics: [checkout]
+";
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Arc::new(FakeCluster {
+        crash_loop: true,
+        ..FakeCluster::default()
+    });
+    let outcome = run_scenario(text, dir.path(), 1, Some(cluster.clone()));
+    let seen = cluster.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            "log shop/checkout-b/checkout previous=true",
+            "log shop/checkout-b/checkout previous=true",
+        ]
+    );
+    assert_eq!(outcome.verdict, Verdict::Failed, "{:?}", outcome.judged);
+    let files: Vec<&str> = outcome
+        .evidence
+        .crashes
+        .iter()
+        .map(|c| c.file.as_str())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "pods/checkout/checkout-b.checkout.restart-1.log",
+            "pods/checkout/checkout-b.checkout.restart-2.log",
+        ]
+    );
+    for restart in [1, 2] {
+        let log = std::fs::read_to_string(dir.path().join(format!(
+            "run/pods/checkout/checkout-b.checkout.restart-{restart}.log"
+        )))
+        .unwrap();
+        assert!(log.starts_with(&format!("serving on :8080 (instance {restart})")));
+    }
+    let journal: Vec<&str> = outcome
+        .events
+        .iter()
+        .map(|e| e.message.as_str())
+        .filter(|w| w.contains("restarted"))
+        .collect();
+    assert_eq!(
+        journal,
+        [
+            "shop/checkout-b container checkout restarted (restart 1): its previous log is \
+             pods/checkout/checkout-b.checkout.restart-1.log",
+            "shop/checkout-b container checkout restarted (restart 2): its previous log is \
+             pods/checkout/checkout-b.checkout.restart-2.log",
+        ]
     );
 }
 
