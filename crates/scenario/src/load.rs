@@ -947,7 +947,25 @@ impl<'p> Reader<'p> {
             let a = node::text(n, &format!("{what}: address"), self.problems)?;
             match a.rsplit_once(':') {
                 Some((host, port)) if port.parse::<u16>().is_ok_and(|p| p > 0) => {
-                    self.check_host_ref(host.trim_matches(['[', ']']), n.pos, &what);
+                    let host = host.trim_matches(['[', ']']);
+                    if self.names.pods.iter().any(|p| p == host) {
+                        // faultline's end of the port-forward accepts every connection, whatever
+                        // becomes of the pod's end: such a probe could never fail.
+                        self.problems.add(
+                            n.pos,
+                            format!(
+                                "{what}: `{host}` is a pod target, reached through a port-forward \
+                                 whose loopback end accepts every connection: a TCP probe of it \
+                                 always succeeds"
+                            ),
+                            Some(format!(
+                                "use an http probe, `http: {{ url: \"http://{host}:{port}/…\" }}`, \
+                                 or probe the Service's address from a job inside the cluster"
+                            )),
+                        );
+                        return None;
+                    }
+                    self.check_host_ref(host, n.pos, &what);
                     Some(a.to_owned())
                 }
                 _ => {

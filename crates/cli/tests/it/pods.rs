@@ -540,12 +540,15 @@ fn ctrl_c_while_the_agent_applies_through_a_port_forward_still_reverts() {
 /// sandbox `pause` and the app process) and inventory-a (at the lab's host `a`; a second
 /// inventory pod appears from the third listing of `app=inventory` on), forwards ports over a
 /// real WebSocket to a real agent (token `token`) whose pod IP is unroutable, and watches
-/// checkout-a replaced by checkout-z.
+/// checkout-a replaced by checkout-z. Once checkout-a is deleted, checkout-z is listed in its
+/// place and forwards to checkout-a fail.
 struct FakeCluster {
     api: crate::kube::FakeApi,
     kubeconfig: PathBuf,
     token: PathBuf,
     cgroups: KubeletCgroups,
+    /// Whether checkout-a was deleted; cleared, it is back.
+    checkout_deleted: Arc<std::sync::atomic::AtomicBool>,
     _agent: Agent,
 }
 
@@ -567,6 +570,10 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
         ],
     );
     let inventory_lists = AtomicUsize::new(0);
+    // Once checkout-a is deleted, checkout-z is the checkout pod, and a forward to checkout-a
+    // fails as the API server's would.
+    let checkout_deleted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (deleted, gone) = (checkout_deleted.clone(), checkout_deleted.clone());
     let inventory = |name: &str, ip: &str| {
         let mut pod = crate::kube::pod(name, &format!("u-{name}"), true);
         pod["metadata"]["labels"]["app"] = serde_json::json!("inventory");
@@ -590,6 +597,12 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
             return ("200 OK", lines.join("\n") + "\n");
         }
         if shop_pods && target.contains("labelSelector=app%3Dcheckout") {
+            if deleted.load(Ordering::SeqCst) {
+                return (
+                    "200 OK",
+                    pod_list(&[crate::kube::pod("checkout-z", "u-z", true)]),
+                );
+            }
             return ("200 OK", pod_list(&[checkout_pod()]));
         }
         if shop_pods && target.contains("labelSelector=app%3Dinventory") {
@@ -609,6 +622,9 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
             );
         }
         if target.starts_with("/api/v1/namespaces/shop/pods/checkout-a") {
+            if line.starts_with("DELETE ") {
+                deleted.store(true, Ordering::SeqCst);
+            }
             return ("200 OK", checkout_pod().to_string());
         }
         if let Some(list) = agent_list(target, "192.0.2.1", port) {
@@ -616,11 +632,12 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
         }
         not_found(target)
     };
-    // Both forwards end at the agent's port: the agent's API, and, for probes, something
-    // listening where "checkout:8080" would be.
+    // Every forward ends at the agent's port: the agent's API, and, for probes, an HTTP server
+    // (its /healthz) where "checkout:8080" would be.
     let forward = move |line: &str| -> Option<std::net::SocketAddr> {
         (line.contains("/pods/faultline-agent-x/portforward?")
-            || line.contains("/pods/checkout-a/portforward?"))
+            || (line.contains("/pods/checkout-a/portforward?") && !gone.load(Ordering::SeqCst))
+            || line.contains("/pods/checkout-z/portforward?"))
         .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     };
     let api = crate::kube::FakeApi::serve_with_forwards(Arc::new(answer), Arc::new(forward));
@@ -630,6 +647,7 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
         kubeconfig,
         token,
         cgroups,
+        checkout_deleted,
         _agent: agent,
     }
 }
@@ -651,6 +669,7 @@ fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
         kubeconfig,
         token,
         cgroups,
+        checkout_deleted,
         _agent,
     } = fake_cluster(&mut setup, dir.path(), "run");
     let scenario = dir.path().join("gate.yaml");
@@ -664,12 +683,13 @@ pods:
   inventory: { namespace: shop, selector: app=inventory, mode: all }
 probes:
   checkout:
-    tcp: { address: \"checkout:8080\", within: 1s }
+    http: { url: \"http://checkout:8080/healthz\", status: 200, within: 1s }
     every: 250ms
 steps:
   - partition: { target: checkout, peers: [inventory], for: 6s }
   - stress: { target: checkout, workers: 1, load: 50, for: 3s }
   - pod_kill: { target: checkout, grace: 5s, timeout: 30s }
+  - wait: 2s
 assertions:
   - replaced: { target: checkout, within: 30s }
   - probe_success: { probe: checkout, min: 100% }
@@ -754,9 +774,19 @@ assertions:
         ),
         "{requests:#?}"
     );
+    // The probe followed the checkout pods: its forward chose checkout-z once checkout-a's
+    // failed, within the same connection (the probe never failed).
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/namespaces/shop/pods/checkout-z/portforward?")),
+        "{requests:#?}"
+    );
     assert!(setup.lab.faultline_tables(1).is_empty());
 
-    // A team's Chaos Mesh partition, brought as it is, runs the same way.
+    // A team's Chaos Mesh partition, brought as it is, runs the same way (on a cluster where
+    // checkout-a runs again).
+    checkout_deleted.store(false, Ordering::SeqCst);
     let manifest = dir.path().join("networkchaos.yaml");
     std::fs::write(
         &manifest,

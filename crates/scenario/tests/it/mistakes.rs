@@ -237,6 +237,8 @@ fn an_empty_container_a_zero_timeout_and_a_target_among_its_peers_are_mistakes()
 name: more
 pods:
   checkout: { namespace: shop, selector: app=checkout, container: \"\" }
+probes:
+  up: { tcp: { address: \"checkout:8080\" } }
 steps:
   - pod_kill: { target: checkout, timeout: 0s }
   - partition: { target: checkout, peers: [checkout], for: 5s }
@@ -246,9 +248,13 @@ steps:
         [
             "3:67: pod target checkout: container is empty (a container's name, or leave \
              `container` out for the whole pod)",
-            "5:44: pod_kill: timeout must be more than 0 (how long the replacement may take to \
+            "5:25: probe up: tcp: `checkout` is a pod target, reached through a port-forward \
+             whose loopback end accepts every connection: a TCP probe of it always succeeds \
+             (use an http probe, `http: { url: \"http://checkout:8080/…\" }`, or probe the \
+             Service's address from a job inside the cluster)",
+            "7:44: pod_kill: timeout must be more than 0 (how long the replacement may take to \
              be Ready)",
-            "6:16: partition: `checkout` is among its own peers (the peers are who the target \
+            "8:16: partition: `checkout` is among its own peers (the peers are who the target \
              is cut off from)",
         ]
     );
