@@ -31,13 +31,14 @@ pub enum ForwardTo {
     Selector(String),
 }
 
-/// The signals that ask faultline to stop and revert its faults.
+/// The signals that ask faultline to stop and revert its faults (those
+/// `faultline_fault::Interrupts` waits for).
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// The runtime's threads never take a stop signal. A signal sent to the process goes to a
-/// thread that does not block it; if that were one of these (whose disposition is the default),
-/// the process would die at once and leave its faults to their leases. The caller's thread,
-/// which blocks them and waits for them, takes them instead.
+/// thread that does not block it; if that were one of these, the process's default action
+/// (termination) would end it at once and leave its faults to their leases. The caller's
+/// thread, which blocks them and waits for them, takes them instead.
 fn block_stop_signals() {
     // SAFETY: building a signal set and changing this thread's mask.
     unsafe {

@@ -902,9 +902,15 @@ impl<'p> Reader<'p> {
         }
     }
 
-    /// A host part must be a lab host, a local name, or an IP address.
+    /// A probe or dump host must be a lab host, a pod target, a local name or an IP address (or
+    /// on a cluster, a DNS name).
     fn check_host_ref(&mut self, host: &str, pos: Pos, what: &str) {
         if host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" {
+            return;
+        }
+        // On a cluster, a Service's DNS name (`checkout.shop.svc`), resolved where faultline
+        // runs. Lab hosts and pod targets have no dots.
+        if !self.names.pods.is_empty() && host.contains('.') {
             return;
         }
         if !self

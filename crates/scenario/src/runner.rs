@@ -20,7 +20,7 @@ use crate::cluster::{Cluster, ClusterPod, PodKilled};
 use crate::lab::{Lab, LabOptions};
 use crate::model::{Fault, Find, PodTarget, Scenario};
 use crate::plan::{ActionKind, Plan, describe_fault};
-use crate::pod_logs::PodLogs;
+use crate::pod_logs::{PodLogs, Watching};
 use crate::probe::{Context, Observed, Resolver, Watchers, seconds_since};
 use crate::verdict::{self, Evidence, FaultRecord, Judged};
 
@@ -436,7 +436,7 @@ pub fn run_on(
                         ),
                     );
                     if crash_targets.contains(&target.name) {
-                        pod_logs.baseline(&pods);
+                        pod_logs.baseline(&target.name, &pods);
                     }
                 }
                 Err(e) => {
@@ -494,6 +494,11 @@ pub fn run_on(
                         scenario.dumps.len()
                     ),
                 );
+                // Restarted containers' logs are read as the run goes on, off this thread.
+                let watching = cluster.as_ref().filter(|_| on_cluster).map(|c| {
+                    std::mem::replace(&mut pod_logs, PodLogs::new(Vec::new(), &options.out_dir))
+                        .watch(c.clone())
+                });
                 let mut timeline = Timeline {
                     agent: agent.as_ref(),
                     cluster: cluster.as_ref(),
@@ -505,7 +510,7 @@ pub fn run_on(
                     pod_kills: Vec::new(),
                     errors: Vec::new(),
                     last_peer_check: Instant::now(),
-                    pod_logs: &mut pod_logs,
+                    pod_logs: watching.as_ref(),
                     lab: lab.as_ref(),
                     local_pids: &local_pids,
                     lease: scenario.lease,
@@ -535,6 +540,13 @@ pub fn run_on(
                 timeline.settle(&mut faults, &mut journal);
                 if let Some(e) = timeline.errors.first() {
                     infra.get_or_insert(e.clone());
+                }
+                if let Some(watching) = watching {
+                    let (logs, lines) = watching.stop();
+                    for line in lines {
+                        journal.log("pods", line);
+                    }
+                    pod_logs = logs;
                 }
                 end = seconds_since(zero);
                 observed = watchers.stop();
@@ -690,7 +702,7 @@ struct Timeline<'a> {
     errors: Vec<String>,
     last_peer_check: Instant,
     /// The crash targets' pods, looked at for restarted containers while the run goes on.
-    pod_logs: &'a mut PodLogs,
+    pod_logs: Option<&'a Watching>,
     lab: Option<&'a Lab>,
     local_pids: &'a [(String, u32)],
     lease: Duration,
@@ -733,10 +745,8 @@ impl Timeline<'_> {
         loop {
             self.renew(journal)?;
             self.refresh_peers(journal);
-            if let Some(cluster) = self.cluster {
-                for line in self.pod_logs.look_if_due(cluster.as_ref()) {
-                    journal.log("pods", line);
-                }
+            for line in self.pod_logs.map(Watching::lines).unwrap_or_default() {
+                journal.log("pods", line);
             }
             self.show_progress(watchers);
             let now = Instant::now();
@@ -1436,14 +1446,9 @@ fn pod_endpoints(scenario: &Scenario) -> Vec<(String, u16)> {
                     add(&u.host, u.port);
                 }
             }
-            crate::model::Check::Tcp { address, .. } => {
-                if let Some((host, port)) = address.rsplit_once(':')
-                    && let Ok(port) = port.parse()
-                {
-                    add(host, port);
-                }
-            }
-            crate::model::Check::Command { .. } => {}
+            // The loader refuses a tcp probe of a pod target: through a port-forward it could
+            // never fail.
+            crate::model::Check::Tcp { .. } | crate::model::Check::Command { .. } => {}
         }
     }
     for dump in &scenario.dumps {

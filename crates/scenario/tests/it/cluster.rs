@@ -18,8 +18,10 @@ use faultline_scenario::{Plan, load};
 struct FakeCluster {
     /// Calls of `pods`, to restart a container part-way.
     lists: AtomicUsize,
-    /// checkout-b restarts at each listing, up to twice, instead of once.
+    /// checkout-b restarts at each listing of a target, up to twice, instead of once.
     crash_loop: bool,
+    /// Listings per target, for `crash_loop`.
+    listings: Mutex<std::collections::HashMap<String, u32>>,
     seen: Mutex<Vec<String>>,
 }
 
@@ -49,11 +51,14 @@ impl Cluster for FakeCluster {
             .push(format!("select {} seed {seed}", target.name));
         Ok(vec![pod("checkout-a", 0)])
     }
-    fn pods(&self, _: &PodTarget) -> Result<Vec<ClusterPod>, String> {
+    fn pods(&self, target: &PodTarget) -> Result<Vec<ClusterPod>, String> {
         // checkout-b restarts once after the run's start (or at each listing, up to twice).
         let n = self.lists.fetch_add(1, Ordering::SeqCst);
         let b = if self.crash_loop {
-            n.min(2) as u32
+            let mut listings = self.listings.lock().unwrap();
+            let seen = listings.entry(target.name.clone()).or_default();
+            *seen += 1;
+            (*seen - 1).min(2)
         } else {
             u32::from(n > 0)
         };
@@ -171,28 +176,30 @@ assertions:
     assert_eq!(crash.target, "checkout");
     assert_eq!(
         crash.file,
-        "pods/checkout/checkout-b.checkout.restart-1.log"
+        "pods/checkout/shop.checkout-b.checkout.restart-1.log"
     );
     assert_eq!(crash.kind, "go panic");
     assert!(
         dir.path()
-            .join("run/pods/checkout/checkout-b.checkout.restart-1.log")
+            .join("run/pods/checkout/shop.checkout-b.checkout.restart-1.log")
             .exists()
     );
 }
 
 /// The kubelet keeps only a container's last previous log: the run reads each restart's while
-/// it goes on, so a container that crashed twice leaves both crashes.
+/// it goes on, so a container that crashed twice leaves both crashes, and so does each target
+/// whose pods it is among.
 #[test]
 fn each_restart_during_the_run_leaves_its_own_log() {
     let text = "\
 name: crash loop
 pods:
   checkout: { namespace: shop, selector: app=checkout }
+  web: { namespace: shop, selector: tier=web }
 steps:
   - wait: 5s
 assertions:
-  - no_panics: [checkout]
+  - no_panics: [checkout, web]
 ";
     let dir = tempfile::tempdir().unwrap();
     let cluster = Arc::new(FakeCluster {
@@ -201,13 +208,7 @@ assertions:
     });
     let outcome = run_scenario(text, dir.path(), 1, Some(cluster.clone()));
     let seen = cluster.seen.lock().unwrap().clone();
-    assert_eq!(
-        seen,
-        [
-            "log shop/checkout-b/checkout previous=true",
-            "log shop/checkout-b/checkout previous=true",
-        ]
-    );
+    assert_eq!(seen, ["log shop/checkout-b/checkout previous=true"; 4]);
     assert_eq!(outcome.verdict, Verdict::Failed, "{:?}", outcome.judged);
     let files: Vec<&str> = outcome
         .evidence
@@ -215,19 +216,25 @@ assertions:
         .iter()
         .map(|c| c.file.as_str())
         .collect();
+    let expected = |target: &str, restart: u32| {
+        format!("pods/{target}/shop.checkout-b.checkout.restart-{restart}.log")
+    };
     assert_eq!(
         files,
         [
-            "pods/checkout/checkout-b.checkout.restart-1.log",
-            "pods/checkout/checkout-b.checkout.restart-2.log",
+            expected("checkout", 1),
+            expected("web", 1),
+            expected("checkout", 2),
+            expected("web", 2),
         ]
     );
-    for restart in [1, 2] {
-        let log = std::fs::read_to_string(dir.path().join(format!(
-            "run/pods/checkout/checkout-b.checkout.restart-{restart}.log"
-        )))
-        .unwrap();
-        assert!(log.starts_with(&format!("serving on :8080 (instance {restart})")));
+    for target in ["checkout", "web"] {
+        for restart in [1, 2] {
+            let log =
+                std::fs::read_to_string(dir.path().join("run").join(expected(target, restart)))
+                    .unwrap();
+            assert!(log.starts_with(&format!("serving on :8080 (instance {restart})")));
+        }
     }
     let journal: Vec<&str> = outcome
         .events
@@ -236,14 +243,13 @@ assertions:
         .filter(|w| w.contains("restarted"))
         .collect();
     assert_eq!(
-        journal,
-        [
-            "shop/checkout-b container checkout restarted (restart 1): its previous log is \
-             pods/checkout/checkout-b.checkout.restart-1.log",
-            "shop/checkout-b container checkout restarted (restart 2): its previous log is \
-             pods/checkout/checkout-b.checkout.restart-2.log",
-        ]
+        journal[0],
+        format!(
+            "shop/checkout-b container checkout restarted (restart 1): its previous log is {}",
+            expected("checkout", 1)
+        )
     );
+    assert_eq!(journal.len(), 4, "{journal:#?}");
 }
 
 #[test]

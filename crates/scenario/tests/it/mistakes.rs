@@ -259,3 +259,35 @@ steps:
         ]
     );
 }
+
+#[test]
+fn a_dns_name_is_a_probe_host_on_a_cluster_only() {
+    let on_cluster = "\
+name: svc
+pods:
+  checkout: { namespace: shop, selector: app=checkout }
+probes:
+  users: { http: { url: 'http://checkout.shop.svc:8080/health' } }
+steps:
+  - pod_kill: { target: checkout }
+";
+    let scenario = load(on_cluster, Path::new("s.yaml")).unwrap();
+    assert_eq!(scenario.probes.len(), 1);
+    let in_lab = "\
+name: svc
+lab:
+  hosts:
+    api: { command: [sleep, '60'] }
+probes:
+  users: { http: { url: 'http://api.shop.svc:8080/health' } }
+steps:
+  - kill: { target: api }
+";
+    assert_eq!(
+        problems(in_lab),
+        [
+            "6:25: probe users: http: `api.shop.svc` is not a lab host (nor an IP address) (lab \
+          hosts: api)"
+        ]
+    );
+}
