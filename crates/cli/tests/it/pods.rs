@@ -132,6 +132,47 @@ fn spawn_pause(setup: &mut crate::faults::Setup, dir: &Path) -> u32 {
     pause
 }
 
+/// A node as the pod tests see it: checkout-a's kubelet-style cgroups (its sandbox a `pause`
+/// in the lab's host b, its app the lab's target) and a real agent over TCP on `port`, with
+/// the bearer token in `token` and a policy for those cgroups.
+struct Node {
+    /// The sandbox's `pause`.
+    pause: u32,
+    cgroups: KubeletCgroups,
+    token: PathBuf,
+    port: u16,
+    agent: Agent,
+}
+
+impl Node {
+    /// `tag` keeps the cgroups of tests that run at once apart.
+    fn start(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Self {
+        let pause = spawn_pause(setup, dir);
+        let cgroups = KubeletCgroups::new(tag, &[(SANDBOX, pause), (APP, setup.target)]);
+        let policy = cgroups.policy(dir);
+        let token = dir.join("token");
+        std::fs::write(&token, "node-token\n").unwrap();
+        let port = faultline_tests::free_port();
+        let agent = Agent::start(
+            dir,
+            &format!("tcp:127.0.0.1:{port}"),
+            &[
+                "--policy",
+                policy.to_str().unwrap(),
+                "--token-file",
+                token.to_str().unwrap(),
+            ],
+        );
+        Self {
+            pause,
+            cgroups,
+            token,
+            port,
+            agent,
+        }
+    }
+}
+
 /// Each pid with its `/proc/PID/stat` (name and state), for a failure message.
 fn described(pids: &[u32]) -> String {
     pids.iter()
@@ -362,22 +403,13 @@ fn a_pod_is_found_by_its_cgroups_and_each_fault_lands_where_it_should() {
 fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
     let mut setup = setup();
     let dir = tempfile::tempdir().unwrap();
-    let pause = spawn_pause(&mut setup, dir.path());
-    let cgroups = KubeletCgroups::new("api", &[(SANDBOX, pause), (APP, setup.target)]);
-    let policy = cgroups.policy(dir.path());
-    let token = dir.path().join("token");
-    std::fs::write(&token, "node-token\n").unwrap();
-    let port = faultline_tests::free_port();
-    let _agent = Agent::start(
-        dir.path(),
-        &format!("tcp:127.0.0.1:{port}"),
-        &[
-            "--policy",
-            policy.to_str().unwrap(),
-            "--token-file",
-            token.to_str().unwrap(),
-        ],
-    );
+    let Node {
+        pause,
+        cgroups,
+        token,
+        port,
+        agent: _agent,
+    } = Node::start(&mut setup, dir.path(), "api");
 
     let forward = move |line: &str| -> Option<std::net::SocketAddr> {
         agent_forward(line).then(|| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
@@ -470,22 +502,13 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
 fn ctrl_c_while_the_agent_applies_through_a_port_forward_still_reverts() {
     let mut setup = setup();
     let dir = tempfile::tempdir().unwrap();
-    let pause = spawn_pause(&mut setup, dir.path());
-    let cgroups = KubeletCgroups::new("ctrlc", &[(SANDBOX, pause), (APP, setup.target)]);
-    let policy = cgroups.policy(dir.path());
-    let token = dir.path().join("token");
-    std::fs::write(&token, "node-token\n").unwrap();
-    let port = faultline_tests::free_port();
-    let _agent = Agent::start(
-        dir.path(),
-        &format!("tcp:127.0.0.1:{port}"),
-        &[
-            "--policy",
-            policy.to_str().unwrap(),
-            "--token-file",
-            token.to_str().unwrap(),
-        ],
-    );
+    let Node {
+        cgroups,
+        token,
+        port,
+        agent: _agent,
+        ..
+    } = Node::start(&mut setup, dir.path(), "ctrlc");
     // The first forward (the create) waits until the test has sent its Ctrl-C.
     let (asked, forward_asked) = std::sync::mpsc::channel::<()>();
     let (go, forward_may_go) = std::sync::mpsc::channel::<()>();
@@ -553,22 +576,13 @@ struct FakeCluster {
 }
 
 fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> FakeCluster {
-    let pause = spawn_pause(setup, dir);
-    let cgroups = KubeletCgroups::new(tag, &[(SANDBOX, pause), (APP, setup.target)]);
-    let policy = cgroups.policy(dir);
-    let token = dir.join("token");
-    std::fs::write(&token, "node-token\n").unwrap();
-    let port = faultline_tests::free_port();
-    let agent = Agent::start(
-        dir,
-        &format!("tcp:127.0.0.1:{port}"),
-        &[
-            "--policy",
-            policy.to_str().unwrap(),
-            "--token-file",
-            token.to_str().unwrap(),
-        ],
-    );
+    let Node {
+        cgroups,
+        token,
+        port,
+        agent,
+        ..
+    } = Node::start(setup, dir, tag);
     let inventory_lists = AtomicUsize::new(0);
     // Once checkout-a is deleted, checkout-z is the checkout pod, and a forward to checkout-a
     // fails as the API server's would.
