@@ -666,6 +666,16 @@ impl App {
                 };
                 match self.selected_target() {
                     None => self.say("no target selected"),
+                    Some(t) if t.agent >= self.agents.len() => {
+                        let (name, node) = (
+                            t.name.clone(),
+                            t.pod.as_ref().map(|p| p.node.clone()).unwrap_or_default(),
+                        );
+                        self.say(format!(
+                            "{name} is on node {node}, where no listed pod was when the screen \
+                             opened: restart it to reach that node's agent (x still deletes the pod)"
+                        ));
+                    }
                     Some(t) if t.in_agent_netns && matches!(kind, Kind::Partition | Kind::Loss) => {
                         let name = t.name.clone();
                         self.say(format!(
@@ -978,7 +988,7 @@ mod tests {
         let now = Instant::now();
         let mut app = App::new("pods", vec![AgentStatus::new("node-1")], now);
         app.kube = true;
-        let pod = |name: &str, ip: &str, key: u32| TargetRow {
+        let pod_row = |name: &str, ip: &str, key: u32| TargetRow {
             pid: key,
             name: format!("shop/{name}"),
             address: Some(ip.into()),
@@ -994,8 +1004,8 @@ mod tests {
         app.handle(Event::Targets {
             agent: 0,
             rows: vec![
-                pod("checkout-a", "10.244.1.5", 0x4000_0000),
-                pod("inventory-a", "10.244.1.9", 0x4000_0001),
+                pod_row("checkout-a", "10.244.1.5", 0x4000_0000),
+                pod_row("inventory-a", "10.244.1.9", 0x4000_0001),
             ],
         });
         assert_eq!(
@@ -1041,6 +1051,32 @@ mod tests {
         assert_eq!(
             app.message.as_ref().map(|(m, _)| m.as_str()),
             Some("shop/checkout-a deleted; checkout-z Ready after 4.2s")
+        );
+
+        // A pod on a node the screen has no agent for: listed, deleted, never faulted.
+        let mut late = pod_row("checkout-b", "10.244.3.2", 0x4000_0002);
+        late.pod.as_mut().unwrap().node = "node-3".into();
+        app.handle(Event::Targets {
+            agent: 1,
+            rows: vec![late],
+        });
+        app.handle(key(KeyCode::End));
+        assert_eq!(app.selected_target().unwrap().name, "shop/checkout-b");
+        assert!(app.handle(key(KeyCode::Char('s'))).is_empty());
+        assert!(app.form.is_none());
+        assert_eq!(
+            app.message.as_ref().map(|(m, _)| m.as_str()),
+            Some(
+                "shop/checkout-b is on node node-3, where no listed pod was when the screen \
+                 opened: restart it to reach that node's agent (x still deletes the pod)"
+            )
+        );
+        app.handle(key(KeyCode::Char('x')));
+        assert_eq!(
+            app.handle(key(KeyCode::Char('y'))),
+            [Action::PodKill {
+                pod: "shop/checkout-b".into()
+            }]
         );
     }
 

@@ -313,12 +313,14 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
                 let mut keys: HashMap<String, u32> = HashMap::new();
                 loop {
                     if let Ok(found) = cluster.pods(&pods) {
-                        let mut rows: Vec<Vec<TargetRow>> = vec![Vec::new(); nodes.len()];
+                        // A pod on a node the screen has no agent for (none of the pods listed
+                        // when it opened was there) is shown under no agent: it can be deleted,
+                        // not faulted.
+                        let mut rows: Vec<Vec<TargetRow>> = vec![Vec::new(); nodes.len() + 1];
                         for pod in &found {
                             let node = pod.node.clone().unwrap_or_default();
-                            let Some(agent) = nodes.iter().position(|n| *n == node) else {
-                                continue;
-                            };
+                            let agent =
+                                nodes.iter().position(|n| *n == node).unwrap_or(nodes.len());
                             let next = 0x4000_0000 + u32::try_from(keys.len()).unwrap_or(0);
                             let key = *keys.entry(pod.uid.clone()).or_insert(next);
                             rows[agent].push(TargetRow {
@@ -847,10 +849,13 @@ fn carry_out(
     while let Ok(action) = requests.recv() {
         let event = match action {
             Action::Inject { agent, spec } => {
-                let result = links[agent].create(CreateFault {
-                    fault: spec,
-                    lease_seconds: Some(lease.as_secs_f64()),
-                });
+                let result = match links.get(agent) {
+                    Some(link) => link.create(CreateFault {
+                        fault: spec,
+                        lease_seconds: Some(lease.as_secs_f64()),
+                    }),
+                    None => Err("no agent reaches this target".to_owned()),
+                };
                 if let Ok(view) = &result
                     && view.state == "active"
                 {
@@ -859,7 +864,10 @@ fn carry_out(
                 Event::Injected { agent, result }
             }
             Action::Revert { agent, id } => {
-                let result = links[agent].revert(&id);
+                let result = links
+                    .get(agent)
+                    .ok_or_else(|| "no agent reaches this target".to_owned())
+                    .and_then(|link| link.revert(&id));
                 lock(ours).retain(|(a, i)| !(*a == agent && *i == id));
                 Event::Reverted { agent, id, result }
             }
