@@ -162,9 +162,19 @@ pub fn spec(
     let mut spec = spec_of(kind)?;
     if let Some(target) = pod {
         spec.aim_at_pod(target)
-            .map_err(|_| Failure::usage("give --pod, or --pid or --cgroup, not both"))?;
+            .map_err(|_| Failure::usage("--pod names the target: leave out --pid and --cgroup"))?;
     }
     Ok(spec)
+}
+
+/// Checks, before the cluster is asked anything, that `kind` can be aimed at a pod: not when
+/// it names a process or a cgroup too.
+pub fn check_pod_aim(kind: &InjectKind) -> Result<(), Failure> {
+    let pod = faultline_agent::spec::PodTarget {
+        uid: String::new(),
+        container: None,
+    };
+    spec(kind, Some(pod)).map(drop)
 }
 
 fn spec_of(kind: &InjectKind) -> Result<FaultSpec, Failure> {

@@ -26,6 +26,7 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         return crate::kube::pod_kill(kill, args.pod.allow_protected_namespace);
     }
     if let Some(pod) = &args.pod.pod {
+        crate::agent::check_pod_aim(&args.kind)?;
         let found = crate::kube::agent_for_pod(pod, &args.pod, &args.agent)?;
         return crate::agent::inject(&found.client, &args.kind, args.lease, Some(found.target));
     }

@@ -20,6 +20,11 @@ pub fn pod_kill(args: &PodKillArgs, allow_protected: bool) -> Result<(), Failure
              accident",
         ));
     }
+    check_selection(
+        &args.namespaces,
+        Some(&args.selector),
+        args.field_selector.as_deref(),
+    )?;
     faultline_kube::select::check_namespaces(&args.namespaces, allow_protected)
         .map_err(|e| Failure::usage(e.to_string()))?;
     let seed = args.seed.unwrap_or_else(|| {
@@ -42,6 +47,28 @@ pub fn pod_kill(args: &PodKillArgs, allow_protected: bool) -> Result<(), Failure
         allow_protected,
     };
     kill_targets(targets, grace, args.timeout, args.context.clone())
+}
+
+/// Namespaces, a label selector and a field selector as the API server would take them:
+/// checked before it is asked anything (exit 2).
+fn check_selection(
+    namespaces: &[String],
+    labels: Option<&str>,
+    fields: Option<&str>,
+) -> Result<(), Failure> {
+    use faultline_scenario::selector;
+    for ns in namespaces {
+        selector::check_namespace(ns).map_err(Failure::usage)?;
+    }
+    if let Some(labels) = labels.filter(|l| !l.trim().is_empty()) {
+        selector::check_labels(labels.trim())
+            .map_err(|why| Failure::usage(format!("-l {labels}: {why}")))?;
+    }
+    if let Some(fields) = fields {
+        selector::check_fields(fields.trim())
+            .map_err(|why| Failure::usage(format!("--field-selector {fields}: {why}")))?;
+    }
+    Ok(())
 }
 
 /// Chooses the pods of `targets` and kills each, waiting for its replacement; prints what
@@ -364,6 +391,7 @@ pub fn tui_screen(
     } else {
         args.namespaces.clone()
     };
+    check_selection(&namespaces, args.selector.as_deref(), None)?;
     protected(
         &namespaces,
         &args.agent_namespace,
@@ -446,6 +474,7 @@ pub fn agent_for_pod(
             "--pod {pod}: expected NAMESPACE/NAME"
         )));
     };
+    check_selection(&[namespace.to_owned()], None, None)?;
     protected(
         &[namespace.to_owned()],
         &args.agent_namespace,

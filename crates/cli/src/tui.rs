@@ -16,11 +16,6 @@ pub fn run(args: TuiArgs) -> Result<(), Failure> {
     // Before any thread starts: SIGTERM, SIGHUP and SIGINT are taken by the screen, which
     // reverts its faults, tears its lab down and restores the terminal.
     let interrupts = faultline_fault::Interrupts::block();
-    if !std::io::stdout().is_terminal() {
-        return Err(Failure::usage(
-            "faultline tui needs a terminal (for scripts: faultline run, faultline faults list)",
-        ));
-    }
     let scenario = match &args.scenario {
         None => None,
         Some(path) => {
@@ -32,11 +27,23 @@ pub fn run(args: TuiArgs) -> Result<(), Failure> {
                 }
                 Err(e) => return Err(Failure::usage(e)),
             };
+            if !scenario.pods.is_empty() {
+                return Err(Failure::usage(format!(
+                    "{}: this scenario's targets are pods: see them with `faultline tui --kube \
+                     -n NAMESPACE`, or run it with `faultline run`",
+                    path.display()
+                )));
+            }
             let plan = Plan::new(&scenario, 1)
                 .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
             Some((scenario, plan))
         }
     };
+    if !std::io::stdout().is_terminal() {
+        return Err(Failure::usage(
+            "faultline tui needs a terminal (for scripts: faultline run, faultline faults list)",
+        ));
+    }
     let dumps = args
         .dumps
         .iter()

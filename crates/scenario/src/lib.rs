@@ -18,4 +18,5 @@ pub mod lab;
 pub mod probe;
 pub mod report;
 pub mod runner;
+pub mod selector;
 pub mod verdict;

@@ -604,12 +604,19 @@ impl<'p> Reader<'p> {
                 }
             };
             let namespaces = namespaces.filter(|list| {
-                let empty = list.is_empty() || list.iter().any(String::is_empty);
-                if empty {
+                if list.is_empty() {
                     self.problems
-                        .add(map.pos, format!("{what}: a namespace is empty"), None);
+                        .add(map.pos, format!("{what}: no namespace is named"), None);
+                    return false;
                 }
-                !empty
+                let bad: Vec<String> = list
+                    .iter()
+                    .filter_map(|ns| crate::selector::check_namespace(ns).err())
+                    .collect();
+                for why in &bad {
+                    self.problems.add(map.pos, format!("{what}: {why}"), None);
+                }
+                bad.is_empty()
             });
             let selector = map.require("selector", self.problems).and_then(|n| {
                 let text = node::text(n, &format!("{what}: selector"), self.problems)?;
@@ -625,12 +632,28 @@ impl<'p> Reader<'p> {
                     );
                     return None;
                 }
+                if let Err(why) = crate::selector::check_labels(text.trim()) {
+                    self.problems.add(
+                        n.pos,
+                        format!("{what}: selector `{}`: {why}", text.trim()),
+                        Some("a label selector as kubectl -l takes it".into()),
+                    );
+                    return None;
+                }
                 Some(text.trim().to_owned())
             });
-            let fields = map
-                .get("fields")
-                .and_then(|n| node::text(n, &format!("{what}: fields"), self.problems))
-                .map(str::to_owned);
+            let fields = map.get("fields").and_then(|n| {
+                let text = node::text(n, &format!("{what}: fields"), self.problems)?;
+                if let Err(why) = crate::selector::check_fields(text.trim()) {
+                    self.problems.add(
+                        n.pos,
+                        format!("{what}: fields: {why}"),
+                        Some("a field selector as kubectl --field-selector takes it".into()),
+                    );
+                    return None;
+                }
+                Some(text.trim().to_owned())
+            });
             let mode = match map.get("mode") {
                 None => Some(PodMode::One),
                 Some(n) => self.pod_mode(n, &what),

@@ -400,6 +400,8 @@ pub fn run_on(
     } else {
         scenario.crash_targets.clone()
     };
+    // The crash targets' restarted containers, watched while the steps run.
+    let mut watched: Option<PodLogs> = None;
     let mut pod_logs = PodLogs::new(
         scenario
             .pods
@@ -546,7 +548,7 @@ pub fn run_on(
                     for line in lines {
                         journal.log("pods", line);
                     }
-                    pod_logs = logs;
+                    watched = Some(logs);
                 }
                 end = seconds_since(zero);
                 observed = watchers.stop();
@@ -606,7 +608,10 @@ pub fn run_on(
     let locator = analysis::locator(&scenario.debug);
     let mut notes = Vec::new();
     let mut sources: Vec<CrashSource> = Vec::new();
-    if let Some(cluster) = cluster.as_ref().filter(|_| on_cluster) {
+    // Only when the steps ran: before, there was no run for a restart to be part of (and the
+    // restarts at the start may not all have been counted).
+    if let (Some(cluster), Some(mut pod_logs)) = (cluster.as_ref().filter(|_| on_cluster), watched)
+    {
         for line in pod_logs.look(cluster.as_ref(), true) {
             journal.log("pods", line);
         }

@@ -412,11 +412,38 @@ fn refusals_and_api_errors_have_their_exit_codes() {
             "--mode",
             "percent:0",
         ][..],
+        // A selector or a namespace the API server would refuse.
+        &["inject", "pod-kill", "-n", "shop", "-l", "app in (a,b"][..],
+        &["inject", "pod-kill", "-n", "Shop_NS", "-l", "app=x"][..],
+        // A pod, and a process or a cgroup too: which would be hit?
+        &[
+            "inject", "stress", "--pod", "shop/x", "--pid", "1", "--for", "10s",
+        ][..],
+        &[
+            "inject",
+            "pause",
+            "--pod",
+            "shop/x",
+            "--cgroup",
+            "/sys/fs/cgroup",
+            "--for",
+            "10s",
+        ][..],
     ] {
         let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args(args));
         assert_eq!(ran.code(), Some(2), "{args:?}: {}", ran.context());
     }
     assert!(api.log.lock().unwrap().is_empty(), "nothing was asked");
+    // A scenario of pods is not a local screen's.
+    let gate = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scenarios/kubernetes/gate.yaml");
+    let ran = run(faultline().args(["tui", "--scenario"]).arg(&gate));
+    assert_eq!(ran.code(), Some(2), "{}", ran.context());
+    assert!(
+        ran.stderr.contains("this scenario's targets are pods"),
+        "{}",
+        ran.stderr
+    );
     let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
         "inject",
         "pod-kill",

@@ -291,3 +291,26 @@ steps:
         ]
     );
 }
+
+#[test]
+fn selectors_fields_and_namespaces_are_checked_as_the_api_server_would() {
+    let text = "\
+name: typos
+pods:
+  checkout: { namespace: Shop_NS, selector: app=checkout }
+  inventory: { namespace: shop, selector: 'app in (a,b', fields: garbage }
+steps:
+  - pod_kill: { target: checkout }
+";
+    assert_eq!(
+        problems(text),
+        [
+            "3:13: pod target checkout: namespace `Shop_NS`: lowercase letters, digits and `-`, \
+             starting and ending with a letter or digit, at most 63",
+            "4:43: pod target inventory: selector `app in (a,b`: a `(` is not closed (a label \
+             selector as kubectl -l takes it)",
+            "4:66: pod target inventory: fields: `garbage`: expected KEY=VALUE, \
+             KEY==VALUE or KEY!=VALUE (a field selector as kubectl --field-selector takes it)",
+        ]
+    );
+}
