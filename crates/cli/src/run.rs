@@ -56,17 +56,6 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             _ => Ok(()),
         };
     }
-    let out_dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("faultline-runs").join(format!(
-            "{}-{}",
-            scenario
-                .name
-                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                .to_string()
-                .replace(':', "")
-        ))
-    });
     let exe = std::env::current_exe()
         .map_err(|e| Failure::failed(anyhow::anyhow!("find the faultline binary: {e}")))?;
     let agent = match &args.agent {
@@ -96,6 +85,10 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
                 Err(failure) => return Err(failure),
             }
         };
+    let out_dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => fresh_run_dir(&scenario.name)?,
+    };
     eprintln!("{plan}");
     eprintln!("faultline run: everything goes to {}", out_dir.display());
     let options = RunOptions {
@@ -231,4 +224,40 @@ pub fn hold() -> Result<(), Failure> {
     let mut stdin = std::io::stdin();
     while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
     Ok(())
+}
+
+/// `faultline-runs/<name>-<UTC time>`, created here so that two runs started in the same second
+/// (CI jobs side by side) never share one: the second gets `-2`, and so on.
+fn fresh_run_dir(name: &str) -> Result<PathBuf, Failure> {
+    let runs = PathBuf::from("faultline-runs");
+    std::fs::create_dir_all(&runs)
+        .map_err(|e| Failure::failed(anyhow::anyhow!("create {}: {e}", runs.display())))?;
+    let base = format!(
+        "{}-{}",
+        name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "")
+    );
+    for n in 1u32..=1000 {
+        let dir = runs.join(if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        });
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(Failure::failed(anyhow::anyhow!(
+                    "create {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Err(Failure::failed(anyhow::anyhow!(
+        "{}: a thousand runs named {base} already",
+        runs.display()
+    )))
 }

@@ -623,6 +623,42 @@ fn a_run_without_a_cluster_reports_why() {
         junit.contains("read the Kubernetes configuration"),
         "{junit}"
     );
+
+    // Without --out, a run never shares a directory with a run started in the same second:
+    // the directories of this second and the next few are taken already.
+    let runs = dir.path().join("faultline-runs");
+    let now = std::time::SystemTime::now();
+    let taken: Vec<std::path::PathBuf> = (0..5)
+        .map(|s| {
+            let at = humantime::format_rfc3339_seconds(now + std::time::Duration::from_secs(s));
+            runs.join(format!("nowhere-{}", at.to_string().replace(':', "")))
+        })
+        .collect();
+    for dir in &taken {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let ran = run(faultline()
+        .current_dir(dir.path())
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", dir.path())
+        .args(["run", scenario.to_str().unwrap()]));
+    assert_eq!(ran.code(), Some(4), "{}", ran.context());
+    for dir in &taken {
+        assert_eq!(
+            std::fs::read_dir(dir).unwrap().count(),
+            0,
+            "{}",
+            dir.display()
+        );
+    }
+    let used: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with("-2"))
+        .collect();
+    assert_eq!(used.len(), 1, "{}", ran.context());
+    assert!(runs.join(&used[0]).join("junit.xml").exists());
 }
 
 /// `pod://NS/POD:PORT/PATH`: a pod's dump endpoint reached through the API server's
