@@ -109,7 +109,7 @@ struct RunArgs {
     /// the reports, so a run can be replayed). Default: the current Unix time.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
-    /// Use this running agent (`unix:PATH`, `tcp:HOST:PORT`) instead of one in-process.
+    /// Use this running agent (`unix:PATH`, `tcp:IP:PORT`) instead of one in-process.
     #[arg(long, value_name = "ADDR")]
     agent: Option<String>,
     /// The agent's bearer token (for `tcp:`, and for the agents of a scenario's pods).

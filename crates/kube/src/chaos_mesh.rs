@@ -281,8 +281,16 @@ impl Reader<'_> {
 /// Translates a Chaos Mesh manifest, or says why it cannot be (each reason a line). Pods of
 /// protected namespaces are refused unless `allow_protected`.
 pub fn translate(text: &str, seed: u64, allow_protected: bool) -> Result<Translation, Vec<String>> {
-    let manifest: Manifest = serde_saphyr::from_str(text)
-        .map_err(|e| vec![format!("not a Chaos Mesh manifest: {e}")])?;
+    let manifest: Manifest = serde_saphyr::from_str(text).map_err(|e| {
+        let e = e.to_string();
+        vec![if e.contains("multiple YAML documents") {
+            "several YAML documents (`---`): faultline runs one Chaos Mesh experiment per file; \
+             split it and run each"
+                .to_owned()
+        } else {
+            format!("not a Chaos Mesh manifest: {e}")
+        }]
+    })?;
     if !manifest.api_version.starts_with("chaos-mesh.org/") {
         return Err(vec![format!(
             "apiVersion {}: expected chaos-mesh.org/v1alpha1",
@@ -309,10 +317,18 @@ pub fn translate(text: &str, seed: u64, allow_protected: bool) -> Result<Transla
                     "{name}: spec.duration does not apply to a pod kill, which is instant"
                 ));
             }
-            Action::PodKill(match spec.get("gracePeriod").and_then(Value::as_u64) {
+            let grace = spec.get("gracePeriod");
+            Action::PodKill(match grace.map(Value::as_u64) {
                 None => Grace::Seconds(30),
-                Some(0) => Grace::Force,
-                Some(s) => Grace::Seconds(u32::try_from(s).unwrap_or(u32::MAX)),
+                Some(Some(0)) => Grace::Force,
+                Some(Some(s)) => Grace::Seconds(u32::try_from(s).unwrap_or(u32::MAX)),
+                Some(None) => {
+                    r.problems.push(format!(
+                        "{name}: spec.gracePeriod {}: expected whole seconds, 0 or more",
+                        grace.map(Value::to_string).unwrap_or_default()
+                    ));
+                    Grace::Seconds(30)
+                }
             })
         }
         ("PodChaos", other) => {
@@ -376,7 +392,7 @@ pub fn translate(text: &str, seed: u64, allow_protected: bool) -> Result<Transla
         ("NetworkChaos", other) => {
             return Err(vec![format!(
                 "{name}: NetworkChaos action {other:?} is not translated (only partition; \
-                 loss, delay, duplicate, corrupt and bandwidth are not: this kernel has no netem)"
+                 loss, delay, duplicate, corrupt and bandwidth are not)"
             )]);
         }
         ("StressChaos", _) => {
@@ -521,7 +537,14 @@ spec:
             ]
         );
         let delay = network.replace("action: partition", "action: delay");
-        assert!(translate(&delay, 1, false).unwrap_err()[0].contains("no netem"));
+        assert!(translate(&delay, 1, false).unwrap_err()[0].contains("only partition"));
+        let negative = POD_KILL.replace("gracePeriod: 0", "gracePeriod: -1");
+        assert_eq!(
+            translate(&negative, 1, false).unwrap_err(),
+            ["PodChaos/checkout-kill: spec.gracePeriod -1: expected whole seconds, 0 or more"]
+        );
+        let two = format!("{delay}---\n{delay}");
+        assert!(translate(&two, 1, false).unwrap_err()[0].starts_with("several YAML documents"));
         let failure = POD_KILL.replace("action: pod-kill", "action: pod-failure");
         assert!(translate(&failure, 1, false).unwrap_err()[0].contains("pod-failure"));
         let extra = POD_KILL

@@ -33,15 +33,15 @@ pub async fn client(context: Option<&str>) -> Result<kube::Client, Error> {
         .await
         .map_err(|e| Error::Transport {
             what: what.clone(),
-            why: e.to_string(),
+            why: pods::causes(&e),
         })?,
         None => kube::Config::infer().await.map_err(|e| Error::Transport {
             what: what.clone(),
-            why: e.to_string(),
+            why: pods::causes(&e),
         })?,
     };
     kube::Client::try_from(config).map_err(|e| Error::Transport {
         what,
-        why: e.to_string(),
+        why: pods::causes(&e),
     })
 }

@@ -81,9 +81,24 @@ fn api_error(what: &str, e: kube::Error) -> Error {
         },
         other => Error::Transport {
             what: what.to_owned(),
-            why: other.to_string(),
+            why: causes(&other),
         },
     }
+}
+
+/// An error with its causes, each said once: `ServiceError: client error (Connect): tcp
+/// connect error: Connection refused (os error 111)`, where the error alone stops at `Connect`.
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Which pods: namespaces, a label selector, optionally a field selector, and how to choose.
@@ -171,7 +186,7 @@ pub async fn list(
     let mut pods = Vec::new();
     for namespace in namespaces {
         let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        let what = format!("list pods {labels} in {namespace}");
+        let what = format!("list pods {labels} in {namespace}").replace("pods  in", "pods in");
         let list = api.list(&params).await.map_err(|e| api_error(&what, e))?;
         pods.extend(list.items.iter().map(pod_ref));
     }
