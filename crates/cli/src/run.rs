@@ -138,7 +138,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     for j in &outcome.judged {
         summary.push_str(&format!(
             "  {} {}: {}\n",
-            if j.passed { "pass" } else { "FAIL" },
+            match (j.passed, outcome.not_judged(j)) {
+                (true, _) => "pass",
+                (false, true) => "skip",
+                (false, false) => "FAIL",
+            },
             j.title,
             j.evidence
         ));

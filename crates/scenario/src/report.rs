@@ -15,12 +15,21 @@ use crate::runner::{RunOutcome, Verdict};
 pub const JOURNAL_VERSION: u32 = 1;
 
 /// JUnit XML: a suite named after the scenario, a testcase per assertion (failures carry the
-/// evidence), and one for "every revert verified".
+/// evidence; skipped when a run cut short could not judge it), and one for "every revert
+/// verified".
 pub fn junit(scenario: &Scenario, outcome: &RunOutcome) -> String {
     let mut suite = TestSuite::new(format!("faultline: {}", scenario.name));
     for judged in &outcome.judged {
         let status = if judged.passed {
             TestCaseStatus::success()
+        } else if outcome.not_judged(judged) {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(format!(
+                "not judged: the run was cut short ({}); so far: {}",
+                outcome.infrastructure_error.as_deref().unwrap_or("unknown"),
+                judged.evidence
+            ));
+            s
         } else {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
             s.set_message(judged.evidence.clone());
@@ -148,7 +157,11 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} |",
-            if j.passed { "✅" } else { "❌" },
+            match (j.passed, outcome.not_judged(j)) {
+                (true, _) => "✅",
+                (false, true) => "➖ not judged",
+                (false, false) => "❌",
+            },
             j.title,
             if j.line == 0 {
                 "-".into()
@@ -315,7 +328,11 @@ pub fn html(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> String {
             h,
             "<tr><td class={}>{}<td>{}<td>{}",
             if j.passed { "pass" } else { "fail" },
-            if j.passed { "✔" } else { "✘" },
+            match (j.passed, outcome.not_judged(j)) {
+                (true, _) => "✔",
+                (false, true) => "– not judged",
+                (false, false) => "✘",
+            },
             escape(&j.title),
             escape(&j.evidence)
         );

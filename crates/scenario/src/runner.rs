@@ -104,6 +104,15 @@ pub struct RunOutcome {
     pub notes: Vec<String>,
 }
 
+impl RunOutcome {
+    /// Whether `judged` failed only because the run was cut short by an infrastructure error:
+    /// reported as not judged (JUnit `skipped`), not as a failure of the system under test. The
+    /// revert check is always judged.
+    pub fn not_judged(&self, judged: &Judged) -> bool {
+        self.verdict == Verdict::InfrastructureError && !judged.passed && judged.line != 0
+    }
+}
+
 enum Agent {
     Local(LocalAgent),
     Remote(Client),

@@ -601,7 +601,7 @@ fn a_run_without_a_cluster_reports_why() {
     let scenario = dir.path().join("s.yaml");
     std::fs::write(
         &scenario,
-        "name: nowhere\npods:\n  api: { namespace: shop, selector: app=api }\nsteps:\n  - pod_kill: { target: api }\n",
+        "name: nowhere\npods:\n  api: { namespace: shop, selector: app=api }\nsteps:\n  - pod_kill: { target: api }\nassertions:\n  - replaced: { target: api, within: 1m }\n",
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -623,6 +623,13 @@ fn a_run_without_a_cluster_reports_why() {
         junit.contains("read the Kubernetes configuration"),
         "{junit}"
     );
+    // The assertion could not be judged: skipped, not failed, on a CI dashboard.
+    assert!(junit.contains("failures=\"0\""), "{junit}");
+    assert!(
+        junit.contains("<skipped message=\"not judged: the run was cut short"),
+        "{junit}"
+    );
+    assert!(ran.stdout.contains("  skip replaced api"), "{}", ran.stdout);
 
     // Without --out, a run never shares a directory with a run started in the same second:
     // the directories of this second and the next few are taken already.
