@@ -312,6 +312,30 @@ impl<'p> Reader<'p> {
             .map(|n| self.assertions(n))
             .unwrap_or_default();
         top.finish(self.problems);
+        // A `replaced` assertion judges a pod kill: without one on its target, it could only
+        // fail, at the end of the run.
+        let killed = pod_kill_targets(&steps);
+        for assertion in &assertions {
+            if let AssertionCheck::Replaced { target, .. } = &assertion.check {
+                let judged = match target {
+                    Some(t) => killed.contains(t),
+                    None => !killed.is_empty(),
+                };
+                if !judged {
+                    self.problems.add(
+                        assertion.pos,
+                        format!(
+                            "replaced: no pod_kill step{} to judge",
+                            target
+                                .as_ref()
+                                .map(|t| format!(" on `{t}`"))
+                                .unwrap_or_default()
+                        ),
+                        Some("add `- pod_kill: { target: … }` to the steps".into()),
+                    );
+                }
+            }
+        }
         if steps.is_empty() && root.value != Value::Null {
             // An empty timeline is almost certainly a mistake in a chaos gate.
             if let Value::Map(entries) = &root.value
@@ -1676,4 +1700,19 @@ fn ordered<'a>(
             Vec::new()
         }
     }
+}
+
+/// The targets of the pod kills among `steps`, parallel groups included.
+fn pod_kill_targets(steps: &[Step]) -> Vec<String> {
+    let mut out = Vec::new();
+    for step in steps {
+        match &step.action {
+            StepAction::Fault(f) if matches!(f.fault, Fault::PodKill { .. }) => {
+                out.push(f.target.clone());
+            }
+            StepAction::Parallel(inner) => out.extend(pod_kill_targets(inner)),
+            _ => {}
+        }
+    }
+    out
 }

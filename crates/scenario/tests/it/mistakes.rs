@@ -314,3 +314,25 @@ steps:
         ]
     );
 }
+
+#[test]
+fn a_replaced_assertion_needs_a_pod_kill_to_judge() {
+    let text = "\
+name: nothing-killed
+pods:
+  checkout: { namespace: shop, selector: app=checkout }
+  inventory: { namespace: shop, selector: app=inventory }
+steps:
+  - pod_kill: { target: inventory }
+assertions:
+  - replaced: { target: checkout, within: 1m }
+  - replaced: { target: inventory, within: 1m }
+";
+    assert_eq!(
+        problems(text),
+        [
+            "8:5: replaced: no pod_kill step on `checkout` to judge (add `- pod_kill: { target: … }` \
+          to the steps)"
+        ]
+    );
+}
