@@ -209,6 +209,28 @@ pub fn chaos_mesh_scenario(
                 vec![step(Fault::PodKill { grace, timeout }, Duration::ZERO)],
             )
         }
+        Action::ContainerKill { container } => {
+            targets.push(pods(
+                "selected",
+                &translation.targets,
+                Some(container.clone()),
+            ));
+            (
+                format!(
+                    "container-kill of container {container} of {} of the pods of {} in {}",
+                    translation.targets.mode,
+                    translation.targets.labels,
+                    translation.targets.namespaces.join(", "),
+                ),
+                vec![step(
+                    Fault::Kill {
+                        signal: "KILL".into(),
+                        grace: Duration::ZERO,
+                    },
+                    Duration::ZERO,
+                )],
+            )
+        }
         Action::Partition {
             direction,
             peers,

@@ -1,4 +1,4 @@
-//! Chaos Mesh experiments brought as they are: `PodChaos` (pod-kill), `NetworkChaos`
+//! Chaos Mesh experiments brought as they are: `PodChaos` (pod-kill, container-kill), `NetworkChaos`
 //! (partition) and `StressChaos` (cpu) manifests read and translated into faultline's faults,
 //! and every field or kind that cannot be translated named, never dropped in silence. Pure:
 //! text in, a translation or the reasons out.
@@ -30,6 +30,12 @@ pub struct Translation {
 pub enum Action {
     /// `PodChaos` `pod-kill`.
     PodKill(Grace),
+    /// `PodChaos` `container-kill`: SIGKILL to the container's processes (the kubelet
+    /// restarts it).
+    ContainerKill {
+        /// `containerNames` (exactly one).
+        container: String,
+    },
     /// `NetworkChaos` `partition`: the selected pods cut off from `peers` (every pod of
     /// `spec.target`) and `external` (`spec.externalTargets`), in `direction`.
     Partition {
@@ -90,6 +96,14 @@ const POD_KILL_KEYS: &[&str] = &[
     "value",
     "selector",
     "gracePeriod",
+    "duration",
+];
+const CONTAINER_KILL_KEYS: &[&str] = &[
+    "action",
+    "mode",
+    "value",
+    "selector",
+    "containerNames",
     "duration",
 ];
 const PARTITION_KEYS: &[&str] = &[
@@ -331,10 +345,29 @@ pub fn translate(text: &str, seed: u64, allow_protected: bool) -> Result<Transla
                 }
             })
         }
+        ("PodChaos", "container-kill") => {
+            r.unknown_keys(spec, CONTAINER_KILL_KEYS, "spec.");
+            if spec.contains_key("duration") {
+                r.notes.push(format!(
+                    "{name}: spec.duration does not apply to a container kill, which is instant"
+                ));
+            }
+            let containers = r.strings(spec.get("containerNames"), "spec.containerNames");
+            if containers.len() != 1 {
+                r.problems.push(format!(
+                    "{name}: spec.containerNames names {} containers: faultline kills exactly \
+                     one (one experiment per container)",
+                    containers.len()
+                ));
+            }
+            Action::ContainerKill {
+                container: containers.into_iter().next().unwrap_or_default(),
+            }
+        }
         ("PodChaos", other) => {
             return Err(vec![format!(
-                "{name}: PodChaos action {other:?} is not translated (only pod-kill; \
-                 container-kill and pod-failure are not built)"
+                "{name}: PodChaos action {other:?} is not translated (only pod-kill and \
+                 container-kill; pod-failure is not built)"
             )]);
         }
         ("NetworkChaos", "partition") => {
@@ -518,6 +551,42 @@ spec:
         assert_eq!(t.targets.namespaces, ["chaos-testing"]);
         assert_eq!(t.action, Action::PodKill(Grace::Seconds(15)));
         assert_eq!(t.notes.len(), 1, "{:?}", t.notes);
+    }
+
+    /// The container-kill example of Chaos Mesh's documentation.
+    #[test]
+    fn a_container_kill_kills_one_named_container() {
+        let manifest = r#"
+apiVersion: chaos-mesh.org/v1alpha1
+kind: PodChaos
+metadata:
+  name: container-kill-example
+  namespace: chaos-mesh
+spec:
+  action: container-kill
+  mode: one
+  containerNames: ['prometheus']
+  selector:
+    labelSelectors:
+      'app.kubernetes.io/component': 'monitor'
+"#;
+        let t = translate(manifest, 1, false).unwrap();
+        assert_eq!(
+            t.action,
+            Action::ContainerKill {
+                container: "prometheus".into()
+            }
+        );
+        assert_eq!(t.targets.namespaces, ["chaos-mesh"]);
+        assert_eq!(t.targets.labels, "app.kubernetes.io/component=monitor");
+        let two = manifest.replace("['prometheus']", "['prometheus', 'sidecar']");
+        assert_eq!(
+            translate(&two, 1, false).unwrap_err(),
+            [
+                "PodChaos/container-kill-example: spec.containerNames names 2 containers: \
+                 faultline kills exactly one (one experiment per container)"
+            ]
+        );
     }
 
     #[test]

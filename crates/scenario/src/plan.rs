@@ -378,12 +378,18 @@ impl fmt::Display for Plan {
                     duration,
                 } => describe_fault(target, fault, peers, *duration),
             };
+            // Line 0: a step with no line of its own (a translated Chaos Mesh manifest).
+            let line = if a.line == 0 {
+                "-".to_owned()
+            } else {
+                a.line.to_string()
+            };
             writeln!(
                 f,
                 "  +{:<7} step {:<5} line {:<4} {what}",
                 secs(a.at),
                 a.step,
-                a.line
+                line
             )?;
         }
         writeln!(f, "  +{:<7} end of steps", secs(self.steps_duration))?;

@@ -551,6 +551,31 @@ fn run_carries_out_a_chaos_mesh_pod_kill_and_names_what_it_cannot_translate() {
         api.log.lock().unwrap().is_empty(),
         "a dry run touches nothing"
     );
+    // A container kill is a SIGKILL to that container's processes, through the agent.
+    let container_kill = dir.path().join("container-kill.yaml");
+    std::fs::write(
+        &container_kill,
+        POD_CHAOS
+            .replace(
+                "action: pod-kill",
+                "action: container-kill\n  containerNames: [checkout]",
+            )
+            .replace("  gracePeriod: 5\n", ""),
+    )
+    .unwrap();
+    let dry = run(faultline()
+        .args(["run", "--dry-run", "--seed", "3"])
+        .arg(&container_kill));
+    assert_eq!(dry.code(), Some(0), "{}", dry.context());
+    assert!(
+        dry.stderr.contains(
+            "(Chaos Mesh, translated): container-kill of container checkout of one of the pods \
+             of app=checkout in shop, seed 3"
+        ),
+        "{}",
+        dry.stderr
+    );
+    assert!(dry.stdout.contains("kill selected"), "{}", dry.stdout);
 
     let out = dir.path().join("out");
     let ran = run(faultline()
