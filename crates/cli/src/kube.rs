@@ -511,11 +511,11 @@ pub fn agent_for_pod(
     let cluster = KubeCluster::connect(&settings, None, None, crate::exit::FAILED)?;
     let target = cluster
         .session
-        .block_on(faultline_kube::pods::get(
-            cluster.session.client(),
-            namespace,
-            name,
-        ))
+        .call(
+            &format!("get pod {pod}"),
+            faultline_kube::API_TIMEOUT,
+            faultline_kube::pods::get(cluster.session.client(), namespace, name),
+        )
         .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
     let container = match &args.container {
         None => None,
@@ -584,6 +584,8 @@ pub struct KubeCluster {
     token: Option<String>,
     /// Port-forwards kept open for the run.
     forwards: std::sync::Mutex<Vec<faultline_kube::Forward>>,
+    /// Replacements already taken by a pod kill: pods killed at once each need their own.
+    claimed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl KubeCluster {
@@ -619,6 +621,7 @@ impl KubeCluster {
             pod_ip,
             token,
             forwards: std::sync::Mutex::default(),
+            claimed: std::sync::Mutex::default(),
         })
     }
 
@@ -686,10 +689,11 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
         };
         let chosen = self
             .session
-            .block_on(faultline_kube::pods::select(
-                self.session.client(),
-                &targets,
-            ))
+            .call(
+                &format!("list pods {}", targets.labels),
+                faultline_kube::API_TIMEOUT,
+                faultline_kube::pods::select(self.session.client(), &targets),
+            )
             .map_err(|e| e.to_string())?;
         Ok(chosen.into_iter().map(cluster_pod).collect())
     }
@@ -700,12 +704,16 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
     ) -> Result<Vec<faultline_scenario::cluster::ClusterPod>, String> {
         let pods = self
             .session
-            .block_on(faultline_kube::pods::list(
-                self.session.client(),
-                &target.namespaces,
-                &target.selector,
-                target.fields.as_deref(),
-            ))
+            .call(
+                &format!("list pods {}", target.selector),
+                faultline_kube::API_TIMEOUT,
+                faultline_kube::pods::list(
+                    self.session.client(),
+                    &target.namespaces,
+                    &target.selector,
+                    target.fields.as_deref(),
+                ),
+            )
             .map_err(|e| e.to_string())?;
         Ok(pods.into_iter().map(cluster_pod).collect())
     }
@@ -713,11 +721,15 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
     fn agent(&self, node: &str) -> Result<faultline_agent::Client, String> {
         let (agent, address) = self
             .session
-            .block_on(faultline_kube::pods::agent_on(
-                self.session.client(),
-                &self.settings.agent_namespace,
-                node,
-            ))
+            .call(
+                &format!("find the faultline agent on node {node}"),
+                faultline_kube::API_TIMEOUT,
+                faultline_kube::pods::agent_on(
+                    self.session.client(),
+                    &self.settings.agent_namespace,
+                    node,
+                ),
+            )
             .map_err(|e| e.to_string())?;
         let address = if self.pod_ip {
             address
@@ -763,15 +775,26 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
             ip: pod.ip.clone(),
             restarts: pod.restarts.clone(),
         };
+        // The wait for the replacement is bounded by `timeout`; the calls around it by the
+        // API's own limit.
+        let grace_period = match grace {
+            Grace::Force => Duration::ZERO,
+            Grace::Seconds(s) => Duration::from_secs(u64::from(s)),
+        };
         let report = self
             .session
-            .block_on(faultline_kube::kill(
-                self.session.client(),
-                &chosen,
-                &target.selector,
-                grace,
-                timeout,
-            ))
+            .call(
+                &format!("pod kill of {}", pod.id()),
+                timeout + grace_period + 3 * faultline_kube::API_TIMEOUT,
+                faultline_kube::kill_claiming(
+                    self.session.client(),
+                    &chosen,
+                    &target.selector,
+                    grace,
+                    timeout,
+                    &self.claimed,
+                ),
+            )
             .map_err(|e| e.to_string())?;
         Ok(faultline_scenario::cluster::PodKilled {
             gone_after: report.gone_after,
@@ -787,13 +810,17 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
         previous: bool,
     ) -> Result<String, String> {
         self.session
-            .block_on(faultline_kube::pods::log(
-                self.session.client(),
-                &pod.namespace,
-                &pod.name,
-                Some(container),
-                previous,
-            ))
+            .call(
+                &format!("read the log of {} container {container}", pod.id()),
+                2 * faultline_kube::API_TIMEOUT,
+                faultline_kube::pods::log(
+                    self.session.client(),
+                    &pod.namespace,
+                    &pod.name,
+                    Some(container),
+                    previous,
+                ),
+            )
             .map_err(|e| e.to_string())
     }
 

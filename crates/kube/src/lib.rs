@@ -9,9 +9,9 @@ pub mod pods;
 pub mod select;
 pub mod session;
 
-pub use pods::{Error, Grace, KillReport, Targets, kill};
+pub use pods::{Error, Grace, KillReport, Targets, kill, kill_claiming};
 pub use select::{Mode, PodRef};
-pub use session::{Forward, ForwardTo, Session};
+pub use session::{API_TIMEOUT, Forward, ForwardTo, Session};
 
 /// A client from the user's kubeconfig (`KUBECONFIG`, `~/.kube/config`) with `context` (its
 /// current context if `None`), or the in-cluster configuration when there is no kubeconfig, as

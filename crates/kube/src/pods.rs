@@ -1,6 +1,7 @@
 //! Pods through the API server: list them by selector, delete one, and watch until its
 //! controller's replacement is Ready. Kept thin: the choosing is in [`crate::select`].
 
+use std::collections::HashSet;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -251,6 +252,21 @@ pub async fn kill(
     grace: Grace,
     timeout: Duration,
 ) -> Result<KillReport, Error> {
+    let claimed = std::sync::Mutex::default();
+    kill_claiming(client, pod, labels, grace, timeout, &claimed).await
+}
+
+/// [`kill`], where the replacement must also be a pod that no other kill sharing `claimed`
+/// took: pods of one controller killed at once (mode `all`) each need a replacement of their
+/// own, not the first that comes up.
+pub async fn kill_claiming(
+    client: &Client,
+    pod: &PodRef,
+    labels: &str,
+    grace: Grace,
+    timeout: Duration,
+    claimed: &std::sync::Mutex<HashSet<String>>,
+) -> Result<KillReport, Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
     let seconds = match grace {
         Grace::Seconds(s) => s,
@@ -259,12 +275,12 @@ pub async fn kill(
     // The pods there before the delete, and the version to watch from: a replacement is a
     // pod the controller makes after it. (A watch from version 0 would start with every pod
     // that exists, and an existing replica is not a recovery.)
-    let what = format!("list pods {labels} in {}", pod.namespace);
+    let list_what = format!("list pods {labels} in {}", pod.namespace);
     let before = api
         .list(&ListParams::default().labels(labels))
         .await
-        .map_err(|e| api_error(&what, e))?;
-    let existing: std::collections::HashSet<String> = before
+        .map_err(|e| api_error(&list_what, e))?;
+    let existing: HashSet<String> = before
         .items
         .iter()
         .filter_map(|p| p.metadata.uid.clone())
@@ -287,6 +303,25 @@ pub async fn kill(
         replacement: None,
         ready_after: None,
     };
+    // A pod without a controller has nothing to replace it: only its going is waited for.
+    let done =
+        |r: &KillReport| r.gone_after.is_some() && (pod.owner.is_none() || r.ready_after.is_some());
+    // A new Ready pod of the same controller that no other kill took.
+    let replaces = |p: &Pod| {
+        let seen = pod_ref(p);
+        let candidate = seen.uid != pod.uid
+            && !existing.contains(&seen.uid)
+            && seen.owner.is_some()
+            && seen.owner == pod.owner
+            && seen.ready
+            && !seen.terminating;
+        (candidate
+            && claimed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(seen.uid))
+        .then_some(seen.name)
+    };
     let what = format!("get pod {}/{}", pod.namespace, pod.name);
     let now = api
         .get_opt(&pod.name)
@@ -303,7 +338,8 @@ pub async fn kill(
         .clone()
         .unwrap_or_else(|| "0".to_owned());
     let mut empty_watches = 0;
-    while report.gone_after.is_none() || report.ready_after.is_none() {
+    let mut broken_watches = 0;
+    while !done(&report) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -320,6 +356,7 @@ pub async fn kill(
             .map_err(|e| api_error(&what, e))?;
         let mut stream = std::pin::pin!(stream);
         let mut events = 0;
+        let mut relist = false;
         loop {
             let next = tokio::time::timeout(
                 deadline.saturating_duration_since(Instant::now()),
@@ -328,19 +365,25 @@ pub async fn kill(
             .await;
             let Ok(Some(event)) = next else { break };
             events += 1;
-            match event.map_err(|e| api_error(&what, e))? {
+            let event = match event {
+                Ok(event) => event,
+                // The connection broke (a load balancer resets long ones): watched again from
+                // the last version, unless it keeps breaking.
+                Err(e) => {
+                    broken_watches += 1;
+                    if broken_watches >= 3 {
+                        return Err(api_error(&what, e));
+                    }
+                    break;
+                }
+            };
+            match event {
                 WatchEvent::Added(p) | WatchEvent::Modified(p) => {
                     version = p.metadata.resource_version.clone().unwrap_or(version);
-                    let seen = pod_ref(&p);
-                    if seen.uid != pod.uid
-                        && !existing.contains(&seen.uid)
-                        && seen.owner.is_some()
-                        && seen.owner == pod.owner
-                        && seen.ready
-                        && !seen.terminating
-                        && report.ready_after.is_none()
+                    if report.ready_after.is_none()
+                        && let Some(name) = replaces(&p)
                     {
-                        report.replacement = Some(seen.name);
+                        report.replacement = Some(name);
                         report.ready_after = Some(started.elapsed());
                     }
                 }
@@ -353,9 +396,10 @@ pub async fn kill(
                     }
                 }
                 WatchEvent::Bookmark(b) => version = b.metadata.resource_version,
-                // 410 Gone: the version is too old; start again from the current state.
+                // 410 Gone: the version is too old. What happened meanwhile is read from a
+                // new listing, and the watch goes on from its version.
                 WatchEvent::Error(status) if status.code == 410 => {
-                    version = "0".into();
+                    relist = true;
                     break;
                 }
                 WatchEvent::Error(status) => {
@@ -366,9 +410,35 @@ pub async fn kill(
                     });
                 }
             }
-            if report.gone_after.is_some() && report.ready_after.is_some() {
+            if done(&report) {
                 return Ok(report);
             }
+        }
+        if relist {
+            let now = api
+                .list(&ListParams::default().labels(labels))
+                .await
+                .map_err(|e| api_error(&list_what, e))?;
+            version = now
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_else(|| "0".to_owned());
+            if report.gone_after.is_none()
+                && !now
+                    .items
+                    .iter()
+                    .any(|p| p.metadata.uid.as_deref() == Some(pod.uid.as_str()))
+            {
+                report.gone_after = Some(started.elapsed());
+            }
+            if report.ready_after.is_none()
+                && let Some(name) = now.items.iter().find_map(&replaces)
+            {
+                report.replacement = Some(name);
+                report.ready_after = Some(started.elapsed());
+            }
+            continue;
         }
         if events == 0 {
             empty_watches += 1;

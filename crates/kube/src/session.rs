@@ -31,6 +31,10 @@ pub enum ForwardTo {
     Selector(String),
 }
 
+/// How long one API call (a list, a get, a log) may take: far more than a healthy API server
+/// needs, short enough that a run cut off from it ends and reports.
+pub const API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The signals that ask faultline to stop and revert its faults (those
 /// `faultline_fault::Interrupts` waits for).
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
@@ -71,6 +75,27 @@ impl Session {
     /// The API client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Runs an API call on the session's runtime, giving it up after `limit`: a connection
+    /// left half-open (a load balancer that dropped it) would otherwise hang the caller, and a
+    /// run waiting on it would never revert or report.
+    pub fn call<T>(
+        &self,
+        what: &str,
+        limit: std::time::Duration,
+        future: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        self.runtime.block_on(async {
+            tokio::time::timeout(limit, future)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Transport {
+                        what: what.to_owned(),
+                        why: format!("no answer within {}s", limit.as_secs()),
+                    })
+                })
+        })
     }
 
     /// Runs `future` to its end on the session's runtime; callable from several threads at

@@ -356,6 +356,87 @@ async fn a_watch_that_keeps_ending_is_an_error_and_no_replacement_in_time_is_rep
     assert_eq!(report.replacement, None);
 }
 
+/// Pods of one controller killed at once each need a replacement of their own; a watch that
+/// answers 410 Gone is followed by a new listing, which tells what happened meanwhile.
+#[tokio::test]
+async fn a_replacement_taken_by_another_kill_does_not_count_and_410_lists_again() {
+    let old = pod("checkout-a", "u-a", "Running", true, "checkout-rs");
+    let victim = faultline_kube::pods::pod_ref(&serde_json::from_value(old.clone()).unwrap());
+    let lists = Arc::new(Mutex::new(0));
+    let counted = lists.clone();
+    let (client, log) = mock(move |method, uri, _| match method {
+        "DELETE" => (200, old.to_string()),
+        "GET" if uri.contains("watch=true") => (
+            200,
+            json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                "status": "Failure", "code": 410, "reason": "Expired", "message": "too old"}})
+            .to_string()
+                + "\n",
+        ),
+        "GET" if uri.contains("/pods?") => {
+            let mut n = counted.lock().unwrap();
+            *n += 1;
+            if *n == 1 {
+                // Before the delete.
+                return (200, list(vec![old.clone()]));
+            }
+            // After the 410: checkout-a is gone; two new Ready pods, the first (by name)
+            // taken by another kill.
+            (
+                200,
+                list(vec![
+                    pod("checkout-y", "u-y", "Running", true, "checkout-rs"),
+                    pod("checkout-z", "u-z", "Running", true, "checkout-rs"),
+                ]),
+            )
+        }
+        "GET" => (200, old.to_string()),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let claimed = Mutex::new(std::collections::HashSet::from(["u-y".to_owned()]));
+    let report = faultline_kube::kill_claiming(
+        &client,
+        &victim,
+        "app=checkout",
+        Grace::Seconds(1),
+        Duration::from_secs(10),
+        &claimed,
+    )
+    .await
+    .unwrap();
+    assert!(report.gone_after.is_some());
+    assert_eq!(report.replacement.as_deref(), Some("checkout-z"));
+    assert!(claimed.lock().unwrap().contains("u-z"));
+    assert_eq!(*lists.lock().unwrap(), 2, "{:#?}", log.lock().unwrap());
+
+    // A pod without a controller: nothing will replace it, so only its going is waited for.
+    let mut orphan = pod("debug-a", "u-d", "Running", true, "none");
+    orphan["metadata"]["ownerReferences"] = json!([]);
+    let victim = faultline_kube::pods::pod_ref(&serde_json::from_value(orphan.clone()).unwrap());
+    let (client, log) = mock(move |method, uri, _| match method {
+        "DELETE" => (200, orphan.to_string()),
+        "GET" if uri.contains("/pods?") => (200, list(Vec::new())),
+        "GET" => status(404, "NotFound", "gone"),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let report = kill(
+        &client,
+        &victim,
+        "app=debug",
+        Grace::Seconds(1),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert!(report.gone_after.is_some());
+    assert_eq!(report.replacement, None);
+    let log = log.lock().unwrap().clone();
+    assert!(
+        !log.iter().any(|r| r.contains("watch=true")),
+        "no watch for a replacement: {log:#?}"
+    );
+}
+
 #[tokio::test]
 async fn a_crashed_containers_previous_log_is_read() {
     let (client, log) = mock(|_, uri, _| {
