@@ -127,9 +127,31 @@ impl Session {
             why: e.to_string(),
         })?;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        // One stream first, so that what stops every forward (no such pod, no Ready pod, no
+        // right to `pods/portforward`, a proxy that refuses the upgrade) is said here, not
+        // met by each connection as a closed socket.
+        let first = self
+            .runtime
+            .block_on(async {
+                tokio::time::timeout(API_TIMEOUT, async {
+                    let pod = pick(&api, &to).await?;
+                    let forwarder = api.portforward(&pod, &[port]).await.map_err(|e| {
+                        format!("open a stream to {pod}: {}", crate::pods::causes(&e))
+                    })?;
+                    forwarder.abort();
+                    Ok::<_, String>(pod)
+                })
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {}s", API_TIMEOUT.as_secs())))
+            })
+            .map_err(|why| Error::Transport {
+                what: what.clone(),
+                why,
+            })?;
         // The pod a selector's connections go to, kept until a forward to it fails (it was
         // deleted, say): not a pod list per connection.
-        let chosen: std::sync::Arc<tokio::sync::Mutex<Option<String>>> = std::sync::Arc::default();
+        let chosen: std::sync::Arc<tokio::sync::Mutex<Option<String>>> =
+            std::sync::Arc::new(tokio::sync::Mutex::new(Some(first)));
         let task = self.runtime.spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
@@ -150,8 +172,8 @@ impl Session {
                         let pod = match candidate {
                             Some(pod) => pod,
                             None => match pick(&api, &to).await {
-                                Some(pod) => pod,
-                                None => break,
+                                Ok(pod) => pod,
+                                Err(_) => break,
                             },
                         };
                         if let Ok(forwarder) = api.portforward(&pod, &[port]).await {
@@ -175,15 +197,15 @@ impl Session {
     }
 }
 
-/// The pod a connection goes to.
-async fn pick(api: &Api<Pod>, to: &ForwardTo) -> Option<String> {
+/// The pod a connection goes to, or why there is none.
+async fn pick(api: &Api<Pod>, to: &ForwardTo) -> Result<String, String> {
     match to {
-        ForwardTo::Pod(pod) => Some(pod.clone()),
+        ForwardTo::Pod(pod) => Ok(pod.clone()),
         ForwardTo::Selector(labels) => {
             let list = api
                 .list(&kube::api::ListParams::default().labels(labels))
                 .await
-                .ok()?;
+                .map_err(|e| format!("list pods {labels}: {}", crate::pods::causes(&e)))?;
             let mut ready: Vec<crate::PodRef> = list
                 .items
                 .iter()
@@ -191,7 +213,11 @@ async fn pick(api: &Api<Pod>, to: &ForwardTo) -> Option<String> {
                 .filter(|p| p.phase == "Running" && p.ready && !p.terminating)
                 .collect();
             ready.sort_by(|a, b| a.name.cmp(&b.name));
-            ready.into_iter().next().map(|p| p.name)
+            ready
+                .into_iter()
+                .next()
+                .map(|p| p.name)
+                .ok_or_else(|| format!("no pod of {labels} is Running and Ready"))
         }
     }
 }

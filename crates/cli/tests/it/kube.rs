@@ -239,6 +239,9 @@ fn relay(mut stream: std::net::TcpStream, key: &str, port: u16, to: std::net::So
             break;
         }
     }
+    // The stream is over: the pod's end of the connection is closed, as the kubelet closes it
+    // (every clone of the socket, the reading thread's too).
+    let _ = to_upstream.shutdown(std::net::Shutdown::Both);
 }
 
 fn answer(request_line: &str, forbid_list: bool) -> (&'static str, String) {
@@ -760,6 +763,19 @@ fn a_pods_dump_endpoint_is_read_through_a_port_forward() {
             .count()
             >= 2,
         "one forwarded stream per request"
+    );
+    // A pod the API server will not forward to: said when the forward is set up, not met as
+    // a closed connection.
+    let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
+        "analyze",
+        "pod://shop/ghost-a:6060/debug/pprof/goroutine?debug=2",
+    ]));
+    assert_eq!(ran.code(), Some(1), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("port-forward shop/ghost-a:6060: open a stream to ghost-a: "),
+        "{}",
+        ran.stderr
     );
     let ran = run(faultline().args(["analyze", "pod://shop/inventory-a/debug"]));
     assert_eq!(ran.code(), Some(2), "{}", ran.context());

@@ -509,15 +509,19 @@ fn ctrl_c_while_the_agent_applies_through_a_port_forward_still_reverts() {
         agent: _agent,
         ..
     } = Node::start(&mut setup, dir.path(), "ctrlc");
-    // The first forward (the create) waits until the test has sent its Ctrl-C.
+    // The second forward (the create; the first is the check that the agent can be reached
+    // at all) waits until the test has sent its Ctrl-C.
     let (asked, forward_asked) = std::sync::mpsc::channel::<()>();
     let (go, forward_may_go) = std::sync::mpsc::channel::<()>();
     let held = std::sync::Mutex::new(Some((asked, forward_may_go)));
+    let forwards = AtomicUsize::new(0);
     let forward = move |line: &str| -> Option<std::net::SocketAddr> {
         if !agent_forward(line) {
             return None;
         }
-        if let Some((asked, may_go)) = held.lock().unwrap().take() {
+        if forwards.fetch_add(1, Ordering::SeqCst) == 1
+            && let Some((asked, may_go)) = held.lock().unwrap().take()
+        {
             let _ = asked.send(());
             let _ = may_go.recv_timeout(Duration::from_secs(10));
         }
