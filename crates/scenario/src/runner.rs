@@ -131,16 +131,23 @@ impl Agent {
             Agent::Remote(c) => c.renew(id).map_err(|e| e.to_string()),
         }
     }
-    fn get(&self, id: &str) -> Option<FaultView> {
+    /// The fault as the agent has it (`None`: it does not know it), or why the agent could
+    /// not be asked.
+    fn get(&self, id: &str) -> Result<Option<FaultView>, String> {
         match self {
-            Agent::Local(a) => a.get(id),
-            Agent::Remote(c) => c.list().ok()?.into_iter().find(|v| v.id == id),
+            Agent::Local(a) => Ok(a.get(id)),
+            Agent::Remote(c) => c
+                .list()
+                .map(|views| views.into_iter().find(|v| v.id == id))
+                .map_err(|e| e.to_string()),
         }
     }
-    fn revert(&self, id: &str) -> Option<FaultView> {
+    fn revert(&self, id: &str) -> Result<FaultView, String> {
         match self {
-            Agent::Local(a) => a.revert(id),
-            Agent::Remote(c) => c.revert(id).ok(),
+            Agent::Local(a) => a
+                .revert(id)
+                .ok_or_else(|| "the agent no longer knows this fault".to_owned()),
+            Agent::Remote(c) => c.revert(id).map_err(|e| e.to_string()),
         }
     }
 }
@@ -789,7 +796,7 @@ impl Timeline<'_> {
             if let Err(e) = held.agent.renew(&held.id) {
                 // Already over (its duration ran out a moment ago) is not a lost lease; ended
                 // by its lease running out is.
-                if held.agent.get(&held.id).is_some_and(|v| {
+                if held.agent.get(&held.id).ok().flatten().is_some_and(|v| {
                     v.state != "active" && v.reverted_by.as_deref() != Some("lease expired")
                 }) {
                     continue;
@@ -890,13 +897,16 @@ impl Timeline<'_> {
             if let Some(c) = self.created.iter_mut().find(|c| c.id == old) {
                 c.id = view.id.clone();
             }
-            let outcome = held.agent.revert(&old).and_then(|v| v.revert);
-            if outcome.as_deref() != Some("verified") {
+            let outcome = held
+                .agent
+                .revert(&old)
+                .and_then(|v| v.revert.ok_or_else(|| "no revert reported".to_owned()));
+            if outcome.as_deref() != Ok("verified") {
                 self.superseded.push((
                     held.record,
                     format!(
                         "{old} (replaced when its peers changed): {}",
-                        outcome.unwrap_or_else(|| "the agent did not answer the revert".into())
+                        outcome.unwrap_or_else(|e| format!("its revert failed: {e}"))
                     ),
                 ));
             }
@@ -1281,6 +1291,10 @@ impl Timeline<'_> {
         let mut signal = None;
         for (index, handle) in std::mem::take(&mut self.pod_kills) {
             while !handle.is_finished() && signal.is_none() {
+                // The faults still held keep their leases while a replacement is waited for.
+                if let Err(e) = self.renew(journal) {
+                    self.errors.push(e);
+                }
                 match interrupts {
                     Some(i) => signal = i.wait(Duration::from_millis(100)),
                     None => break,
@@ -1378,8 +1392,10 @@ impl Timeline<'_> {
             ) {
                 Ok(Some(signal)) => return Some(signal),
                 Ok(None) => {}
+                // A lease lost while probes recover: the fault may have ended early.
                 Err(e) => {
-                    journal.log("run", e);
+                    journal.log("run", e.clone());
+                    self.errors.push(e);
                     return None;
                 }
             }
@@ -1391,23 +1407,49 @@ impl Timeline<'_> {
     /// Waits for every fault's end and records its revert as the agent verified it.
     fn settle(&mut self, faults: &mut [FaultRecord], journal: &mut Journal) {
         self.collect_kills(faults, journal, None);
-        self.held.clear();
+        // When each fault still held was to end: one cut short (a signal, an error) is
+        // reverted at once, not waited for while the others' leases run out.
+        let ends: HashMap<String, Instant> = self
+            .held
+            .drain(..)
+            .map(|h| (h.id.clone(), h.ends))
+            .collect();
         for created in std::mem::take(&mut self.created) {
             let Created { record, id, agent } = created;
             let record = &mut faults[record];
             record.id = Some(id.clone());
-            // Its duration ends on the agent's clock; give it a moment past that.
-            let deadline = Instant::now() + Duration::from_secs(3);
-            let mut view = agent.get(&id);
-            while view.as_ref().is_some_and(|v| v.state == "active") && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-                view = agent.get(&id);
-            }
-            if view.as_ref().is_some_and(|v| v.state == "active") {
-                view = agent.revert(&id);
-            }
+            let now = Instant::now();
+            let view = match ends
+                .get(&id)
+                .filter(|end| **end > now + Duration::from_secs(1))
+            {
+                Some(_) => agent.revert(&id).map(Some),
+                None => {
+                    // Its duration ends on the agent's clock; give it a moment past that. An
+                    // agent that does not answer is asked again until then.
+                    let deadline = now + Duration::from_secs(3);
+                    let mut view = agent.get(&id);
+                    while (view.is_err()
+                        || view
+                            .as_ref()
+                            .is_ok_and(|v| v.as_ref().is_some_and(|v| v.state == "active")))
+                        && Instant::now() < deadline
+                    {
+                        std::thread::sleep(Duration::from_millis(200));
+                        view = agent.get(&id);
+                    }
+                    match view {
+                        Ok(Some(v)) if v.state == "active" => agent.revert(&id).map(Some),
+                        other => other,
+                    }
+                }
+            };
             match view {
-                Some(v) => {
+                Err(e) => {
+                    record.revert = Some(format!("the agent could not be asked: {e}"));
+                    journal.log("revert", format!("{id}: the agent could not be asked: {e}"));
+                }
+                Ok(Some(v)) => {
                     record.packets = v.packets;
                     record.revert = v.revert.clone();
                     let why = v.reverted_by.clone().unwrap_or_default();
@@ -1424,7 +1466,7 @@ impl Timeline<'_> {
                         ),
                     );
                 }
-                None => {
+                Ok(None) => {
                     record.revert = Some("the agent no longer knows this fault".into());
                     journal.log("revert", format!("{id}: unknown to the agent"));
                 }
