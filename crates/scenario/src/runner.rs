@@ -223,7 +223,14 @@ struct PodPeers {
     targets: Vec<PodTarget>,
     /// Their pods' addresses in force.
     current: Vec<String>,
+    /// Rounds in a row the peers could not be followed (listed, or the fault replaced).
+    failures: u32,
 }
+
+/// Rounds of [`PEER_REFRESH`] in a row a fault's pod peers may fail to be followed before the
+/// run ends as an infrastructure error: a partition left on old addresses would let the new
+/// pods through while the run passed.
+const PEER_FAILURES: u32 = 3;
 
 /// A fault the agent holds for a record; settled (its revert read back) at the end.
 struct Created {
@@ -861,10 +868,14 @@ impl Timeline<'_> {
                         "fault",
                         format!("{}: {e}; its peers stay as they were", self.held[i].id),
                     );
+                    self.peers_not_followed(i, &e);
                     continue;
                 }
             };
             if ips == peers.current {
+                if let Some(p) = &mut self.held[i].peers {
+                    p.failures = 0;
+                }
                 continue;
             }
             let left = self.held[i].ends.saturating_duration_since(Instant::now());
@@ -890,6 +901,7 @@ impl Timeline<'_> {
                             ips.join(",")
                         ),
                     );
+                    self.peers_not_followed(i, &format!("the new fault failed: {e}"));
                     continue;
                 }
             };
@@ -921,7 +933,24 @@ impl Timeline<'_> {
             if let Some(p) = &mut held.peers {
                 p.spec = spec;
                 p.current = ips;
+                p.failures = 0;
             }
+        }
+    }
+
+    /// Counts a round in which held fault `i`'s pod peers could not be followed; the
+    /// [`PEER_FAILURES`]th in a row is the run's infrastructure error.
+    fn peers_not_followed(&mut self, i: usize, why: &str) {
+        let Some(peers) = &mut self.held[i].peers else {
+            return;
+        };
+        peers.failures += 1;
+        if peers.failures == PEER_FAILURES {
+            self.errors.push(format!(
+                "the pod peers of fault {} could not be followed {PEER_FAILURES} times in a row \
+                 (the partition stayed on their old addresses): {why}",
+                self.held[i].id
+            ));
         }
     }
 
@@ -1251,6 +1280,7 @@ impl Timeline<'_> {
                 fixed: fixed.clone(),
                 targets: peer_targets.clone(),
                 current: ips.clone(),
+                failures: 0,
             });
             self.apply(
                 &agent, fault_spec, fault, duration, record, peers, faults, journal,
