@@ -26,10 +26,15 @@ impl std::fmt::Debug for Session {
 pub enum ForwardTo {
     /// This pod.
     Pod(String),
-    /// The first Running and Ready pod of this label selector (by name), kept until a forward
-    /// to it fails and then chosen again, so a forward outlives the pods it reaches.
+    /// The first Running and Ready pod of this label selector (by name), chosen again every
+    /// 10 s and when a forward to it fails, so a forward outlives the pods it
+    /// reaches.
     Selector(String),
 }
+
+/// How long a selector's forward keeps the pod it chose before it chooses again (the first
+/// Running and Ready pod by name): a pod that stopped being Ready is left within that time.
+const KEEP_CHOSEN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long one API call (a list, a get, a log) may take: far more than a healthy API server
 /// needs, short enough that a run cut off from it ends and reports.
@@ -149,9 +154,14 @@ impl Session {
                 why,
             })?;
         // The pod a selector's connections go to, kept until a forward to it fails (it was
-        // deleted, say): not a pod list per connection.
-        let chosen: std::sync::Arc<tokio::sync::Mutex<Option<String>>> =
-            std::sync::Arc::new(tokio::sync::Mutex::new(Some(first)));
+        // deleted, say), the pod's end reports an error (nothing listens: it is shutting down,
+        // or restarting), or it was chosen KEEP_CHOSEN ago (it may no longer be Ready): not a
+        // pod list per connection.
+        let chosen: std::sync::Arc<tokio::sync::Mutex<Option<(String, std::time::Instant)>>> =
+            std::sync::Arc::new(tokio::sync::Mutex::new(Some((
+                first,
+                std::time::Instant::now(),
+            ))));
         let task = self.runtime.spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
@@ -163,7 +173,14 @@ impl Session {
                     // A connection that cannot be forwarded is closed: the caller sees its
                     // request fail (a probe failure, a failed scrape).
                     // The kept pod first; failing that (or with none kept), one chosen now.
-                    let kept = chosen.lock().await.clone();
+                    let kept = chosen
+                        .lock()
+                        .await
+                        .clone()
+                        .filter(|(_, at)| {
+                            matches!(to, ForwardTo::Pod(_)) || at.elapsed() < KEEP_CHOSEN
+                        })
+                        .map(|(pod, _)| pod);
                     let mut forwarded = None;
                     for candidate in [kept.clone(), None]
                         .into_iter()
@@ -177,7 +194,12 @@ impl Session {
                             },
                         };
                         if let Ok(forwarder) = api.portforward(&pod, &[port]).await {
-                            *chosen.lock().await = Some(pod);
+                            let mut kept = chosen.lock().await;
+                            let since = match kept.take() {
+                                Some((same, at)) if same == pod => at,
+                                _ => std::time::Instant::now(),
+                            };
+                            *kept = Some((pod, since));
                             forwarded = Some(forwarder);
                             break;
                         }
@@ -186,8 +208,25 @@ impl Session {
                     let Some(mut forwarder) = forwarded else {
                         return;
                     };
+                    let error = forwarder.take_error(port);
                     if let Some(mut upstream) = forwarder.take_stream(port) {
-                        let _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await;
+                        let copy = tokio::io::copy_bidirectional(&mut socket, &mut upstream);
+                        let mut copy = std::pin::pin!(copy);
+                        if let Some(error) = error {
+                            tokio::select! {
+                                _ = &mut copy => {}
+                                said = error => {
+                                    // The pod's end failed (`connection refused` inside it):
+                                    // the next connection chooses again.
+                                    if said.is_some() {
+                                        *chosen.lock().await = None;
+                                    }
+                                    let _ = copy.await;
+                                }
+                            }
+                        } else {
+                            let _ = copy.await;
+                        }
                     }
                     forwarder.abort();
                 });
