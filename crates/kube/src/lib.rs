@@ -31,9 +31,23 @@ pub async fn client(context: Option<&str>) -> Result<kube::Client, Error> {
             ..Default::default()
         })
         .await
-        .map_err(|e| Error::Transport {
-            what: what.clone(),
-            why: pods::causes(&e),
+        .map_err(|e| {
+            // A context that is not there: say which are.
+            let known: Vec<String> = kube::config::Kubeconfig::read()
+                .map(|k| k.contexts.into_iter().map(|c| c.name).collect())
+                .unwrap_or_default();
+            let why = if !known.is_empty() && !known.iter().any(|k| k == context) {
+                format!(
+                    "there is no context {context} (contexts: {})",
+                    known.join(", ")
+                )
+            } else {
+                pods::causes(&e)
+            };
+            Error::Transport {
+                what: what.clone(),
+                why,
+            }
         })?,
         None => kube::Config::infer().await.map_err(|e| Error::Transport {
             what: what.clone(),

@@ -464,6 +464,24 @@ fn refusals_and_api_errors_have_their_exit_codes() {
         "{}",
         ran.stderr
     );
+    // A context the kubeconfig does not have: the ones it has are named.
+    let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
+        "inject",
+        "pod-kill",
+        "-n",
+        "shop",
+        "-l",
+        "app=checkout",
+        "--context",
+        "nosuch",
+    ]));
+    assert_eq!(ran.code(), Some(1), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("there is no context nosuch (contexts: fake, other)"),
+        "{}",
+        ran.stderr
+    );
     let ran = run(faultline().args([
         "inject", "pod-kill", "-n", "shop", "-l", "a=b", "--mode", "some",
     ]));
