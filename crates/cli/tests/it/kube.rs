@@ -447,41 +447,31 @@ fn refusals_and_api_errors_have_their_exit_codes() {
         "{}",
         ran.stderr
     );
-    let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
-        "inject",
-        "pod-kill",
-        "-n",
-        "shop",
-        "-l",
-        "app=checkout",
-        "--context",
-        "fake",
-    ]));
-    assert_eq!(ran.code(), Some(1), "{}", ran.context());
-    assert!(
-        ran.stderr
-            .contains("list pods app=checkout in shop: the API server refused (403 Forbidden)"),
-        "{}",
-        ran.stderr
-    );
-    // A context the kubeconfig does not have: the ones it has are named.
-    let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
-        "inject",
-        "pod-kill",
-        "-n",
-        "shop",
-        "-l",
-        "app=checkout",
-        "--context",
-        "nosuch",
-    ]));
-    assert_eq!(ran.code(), Some(1), "{}", ran.context());
-    assert!(
-        ran.stderr
-            .contains("there is no context nosuch (contexts: fake, other)"),
-        "{}",
-        ran.stderr
-    );
+    // The API server's refusal; a context the kubeconfig does not have (the ones it has are
+    // named).
+    for (context, says) in [
+        (
+            "fake",
+            "list pods app=checkout in shop: the API server refused (403 Forbidden)",
+        ),
+        (
+            "nosuch",
+            "there is no context nosuch (contexts: fake, other)",
+        ),
+    ] {
+        let ran = run(faultline().env("KUBECONFIG", &kubeconfig).args([
+            "inject",
+            "pod-kill",
+            "-n",
+            "shop",
+            "-l",
+            "app=checkout",
+            "--context",
+            context,
+        ]));
+        assert_eq!(ran.code(), Some(1), "{}", ran.context());
+        assert!(ran.stderr.contains(says), "{}", ran.stderr);
+    }
     let ran = run(faultline().args([
         "inject", "pod-kill", "-n", "shop", "-l", "a=b", "--mode", "some",
     ]));
