@@ -7,6 +7,7 @@ pub mod http;
 pub mod load;
 pub mod model;
 pub mod node;
+pub mod peer_watch;
 pub mod plan;
 pub mod pod_logs;
 

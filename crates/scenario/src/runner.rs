@@ -19,6 +19,7 @@ use crate::analysis::{self, CrashSource};
 use crate::cluster::{Cluster, ClusterPod, PodKilled};
 use crate::lab::{Lab, LabOptions};
 use crate::model::{Fault, Find, PodTarget, Scenario};
+use crate::peer_watch::PeerWatch;
 use crate::plan::{ActionKind, Plan, describe_fault};
 use crate::pod_logs::{PodLogs, Watching};
 use crate::probe::{Context, Observed, Resolver, Watchers, seconds_since};
@@ -225,6 +226,8 @@ struct PodPeers {
     current: Vec<String>,
     /// Rounds in a row the peers could not be followed (listed, or the fault replaced).
     failures: u32,
+    /// The last listing round looked at.
+    round: u64,
 }
 
 /// Rounds of [`PEER_REFRESH`] in a row a fault's pod peers may fail to be followed before the
@@ -534,7 +537,10 @@ pub fn run_on(
                     superseded: Vec::new(),
                     pod_kills: Vec::new(),
                     errors: Vec::new(),
-                    last_peer_check: Instant::now(),
+                    peer_watch: cluster
+                        .as_ref()
+                        .filter(|_| on_cluster)
+                        .map(|c| PeerWatch::start(c.clone(), PEER_REFRESH)),
                     pod_logs: watching.as_ref(),
                     lab: lab.as_ref(),
                     local_pids: &local_pids,
@@ -728,7 +734,8 @@ struct Timeline<'a> {
     /// What went wrong off the timeline's thread (a pod kill the API server refused): the
     /// run's infrastructure error.
     errors: Vec<String>,
-    last_peer_check: Instant,
+    /// Pod peers listed on a thread of their own (on a cluster).
+    peer_watch: Option<PeerWatch>,
     /// The crash targets' pods, looked at for restarted containers while the run goes on.
     pod_logs: Option<&'a Watching>,
     lab: Option<&'a Lab>,
@@ -818,50 +825,53 @@ impl Timeline<'_> {
         Ok(())
     }
 
-    /// The addresses of the pods of `targets`, sorted; none is an error (a partition from
-    /// nothing would pass for one that bites).
+    /// The addresses of the pods of `targets`, sorted, listed now (when a fault starts).
     fn peer_ips(&self, targets: &[PodTarget]) -> Result<Vec<String>, String> {
         let cluster = self.cluster.ok_or("no cluster")?;
-        let mut ips = Vec::new();
-        for target in targets {
-            let pods = cluster.pods(target)?;
-            let before = ips.len();
-            ips.extend(pods.into_iter().filter_map(|p| p.ip));
-            if ips.len() == before {
-                return Err(format!(
-                    "peers {}: no pod of {} has an IP",
-                    target.name, target.selector
-                ));
-            }
-        }
-        ips.sort();
-        ips.dedup();
-        Ok(ips)
+        crate::peer_watch::peer_ips(cluster.as_ref(), targets)
     }
 
     /// Network faults whose peers are pods: when the pods' addresses changed (a pod was
     /// replaced), the fault is applied again with the new ones, then the old one reverted, so
     /// the partition never lapses.
     fn refresh_peers(&mut self, journal: &mut Journal) {
-        if self.last_peer_check.elapsed() < PEER_REFRESH
-            || !self.held.iter().any(|h| h.peers.is_some())
-        {
+        if !self.held.iter().any(|h| h.peers.is_some()) {
             return;
         }
-        self.last_peer_check = Instant::now();
-        // One listing per set of peers a round: a step on `mode: all` holds a fault per pod,
-        // all with the same peers.
-        let mut listed: HashMap<Vec<String>, Result<Vec<String>, String>> = HashMap::new();
+        let Some(watch) = &self.peer_watch else {
+            return;
+        };
+        // The groups of peers still followed; the listing thread lists each once a round (a
+        // step on `mode: all` holds a fault per pod, all with the same peers).
+        let followed: Vec<Vec<String>> = self
+            .held
+            .iter()
+            .filter_map(|h| h.peers.as_ref())
+            .map(|p| p.targets.iter().map(|t| t.name.clone()).collect())
+            .collect();
+        watch.retain(&followed);
         for i in 0..self.held.len() {
             let Some(peers) = &self.held[i].peers else {
                 continue;
             };
-            let key: Vec<String> = peers.targets.iter().map(|t| t.name.clone()).collect();
-            let ips = match listed
-                .entry(key)
-                .or_insert_with(|| self.peer_ips(&peers.targets))
-                .clone()
-            {
+            let Some(watch) = &self.peer_watch else {
+                return;
+            };
+            watch.follow(&peers.targets);
+            // Only a listing not looked at yet.
+            let Some((round, listed)) = watch.latest(&peers.targets) else {
+                continue;
+            };
+            if round <= peers.round {
+                continue;
+            }
+            if let Some(p) = &mut self.held[i].peers {
+                p.round = round;
+            }
+            let Some(peers) = &self.held[i].peers else {
+                continue;
+            };
+            let ips = match listed {
                 Ok(ips) => ips,
                 Err(e) => {
                     journal.log(
@@ -1281,7 +1291,11 @@ impl Timeline<'_> {
                 targets: peer_targets.clone(),
                 current: ips.clone(),
                 failures: 0,
+                round: 0,
             });
+            if let (Some(watch), Some(_)) = (&self.peer_watch, &peers) {
+                watch.follow(&peer_targets);
+            }
             self.apply(
                 &agent, fault_spec, fault, duration, record, peers, faults, journal,
             )

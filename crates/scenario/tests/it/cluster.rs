@@ -319,3 +319,34 @@ steps:
         Some("step 1: pod shop/checkout-a has no running container sidecar (containers: checkout)")
     );
 }
+
+/// Pod peers are listed on a thread of their own, round after round, for as long as a fault
+/// follows them.
+#[test]
+fn peers_are_listed_off_the_renewing_thread_while_followed() {
+    use faultline_scenario::peer_watch::PeerWatch;
+    let cluster: Arc<dyn Cluster> = Arc::new(FakeCluster::default());
+    let watch = PeerWatch::start(cluster.clone(), Duration::from_millis(20));
+    let scenario = load(
+        "name: p\npods:\n  inventory: { namespace: shop, selector: app=inventory }\nsteps:\n  - pod_kill: { target: inventory }\n",
+        Path::new("s.yaml"),
+    )
+    .unwrap();
+    let peers = scenario.pods.clone();
+    assert_eq!(watch.latest(&peers), None, "not followed yet");
+    watch.follow(&peers);
+    let mut listed = None;
+    for _ in 0..500 {
+        listed = watch.latest(&peers);
+        if listed.as_ref().is_some_and(|(round, _)| *round >= 2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (round, ips) = listed.expect("listed");
+    assert!(round >= 2, "listed again and again");
+    // Both fake pods share one address: sorted, without duplicates.
+    assert_eq!(ips, Ok(vec!["10.244.1.7".to_owned()]));
+    watch.retain(&[]);
+    assert_eq!(watch.latest(&peers), None, "no longer followed");
+}

@@ -1,0 +1,148 @@
+//! The addresses of network-fault peers named as pod targets, listed again and again on a
+//! thread of their own, so that the thread renewing the faults' leases never waits on the API
+//! server (a slow listing would otherwise cost a lease).
+
+use std::collections::HashMap;
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::cluster::Cluster;
+use crate::model::PodTarget;
+
+/// A listing: its round (1 for the first), and the sorted addresses or why there are none.
+pub type Listing = (u64, Result<Vec<String>, String>);
+
+type Groups = Arc<Mutex<Vec<Vec<PodTarget>>>>;
+type Latest = Arc<Mutex<HashMap<Vec<String>, Listing>>>;
+
+/// Lists the groups of peers it is asked to follow, every `every`, until dropped.
+pub struct PeerWatch {
+    groups: Groups,
+    latest: Latest,
+    stop: Option<Sender<()>>,
+    /// None when no thread could be started: then each call lists on the caller's thread.
+    thread: Option<std::thread::JoinHandle<()>>,
+    cluster: Arc<dyn Cluster>,
+    rounds: std::sync::atomic::AtomicU64,
+    every: Duration,
+    /// Without a thread: when the caller's thread last listed.
+    last: Mutex<Option<std::time::Instant>>,
+}
+
+impl std::fmt::Debug for PeerWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerWatch")
+            .field("groups", &lock(&self.groups).len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A group's key: its targets' names.
+fn key(targets: &[PodTarget]) -> Vec<String> {
+    targets.iter().map(|t| t.name.clone()).collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PeerWatch {
+    /// Starts the listing thread (none if it cannot be started: then nothing is followed, and
+    /// [`PeerWatch::latest`] says so).
+    pub fn start(cluster: Arc<dyn Cluster>, every: Duration) -> Self {
+        let groups: Groups = Arc::default();
+        let latest: Latest = Arc::default();
+        let (stop, stopped) = channel::<()>();
+        let (wanted, into, lister) = (groups.clone(), latest.clone(), cluster.clone());
+        let thread = std::thread::Builder::new()
+            .name("pod-peers".into())
+            .spawn(move || {
+                let mut round = 0;
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    round += 1;
+                    let groups = lock(&wanted).clone();
+                    for group in groups {
+                        let listed = peer_ips(lister.as_ref(), &group);
+                        // Kept only if still followed (`retain` may have run meanwhile); the
+                        // locks are taken in `retain`'s order.
+                        let followed = lock(&wanted);
+                        if followed.iter().any(|g| key(g) == key(&group)) {
+                            lock(&into).insert(key(&group), (round, listed));
+                        }
+                    }
+                }
+            })
+            .ok();
+        Self {
+            groups,
+            latest,
+            stop: Some(stop),
+            thread,
+            cluster,
+            rounds: std::sync::atomic::AtomicU64::new(0),
+            every,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Lists `targets` from the next round on.
+    pub fn follow(&self, targets: &[PodTarget]) {
+        let mut groups = lock(&self.groups);
+        if !groups.iter().any(|g| key(g) == key(targets)) {
+            groups.push(targets.to_vec());
+        }
+    }
+
+    /// Stops listing the groups no fault follows any more.
+    pub fn retain(&self, followed: &[Vec<String>]) {
+        lock(&self.groups).retain(|g| followed.contains(&key(g)));
+        lock(&self.latest).retain(|k, _| followed.contains(k));
+    }
+
+    /// The latest listing of `targets`, if one was made (without a thread, one made now).
+    pub fn latest(&self, targets: &[PodTarget]) -> Option<Listing> {
+        if self.thread.is_none() {
+            let mut last = lock(&self.last);
+            if last.is_some_and(|at| at.elapsed() < self.every) {
+                return None;
+            }
+            *last = Some(std::time::Instant::now());
+            let round = self
+                .rounds
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            return Some((round, peer_ips(self.cluster.as_ref(), targets)));
+        }
+        lock(&self.latest).get(&key(targets)).cloned()
+    }
+}
+
+impl Drop for PeerWatch {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The addresses of the pods of `targets`, sorted; none is an error (a partition from nothing
+/// would pass for one that bites).
+pub fn peer_ips(cluster: &dyn Cluster, targets: &[PodTarget]) -> Result<Vec<String>, String> {
+    let mut ips = Vec::new();
+    for target in targets {
+        let pods = cluster.pods(target)?;
+        let before = ips.len();
+        ips.extend(pods.into_iter().filter_map(|p| p.ip));
+        if ips.len() == before {
+            return Err(format!(
+                "peers {}: no pod of {} has an IP",
+                target.name, target.selector
+            ));
+        }
+    }
+    ips.sort();
+    ips.dedup();
+    Ok(ips)
+}
