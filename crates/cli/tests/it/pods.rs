@@ -576,6 +576,8 @@ struct FakeCluster {
     cgroups: KubeletCgroups,
     /// Whether checkout-a was deleted; cleared, it is back.
     checkout_deleted: Arc<std::sync::atomic::AtomicBool>,
+    /// Set, every listing of the inventory pods fails (500).
+    inventory_broken: Arc<std::sync::atomic::AtomicBool>,
     _agent: Agent,
 }
 
@@ -592,6 +594,8 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
     // fails as the API server's would.
     let checkout_deleted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (deleted, gone) = (checkout_deleted.clone(), checkout_deleted.clone());
+    let inventory_broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let broken = inventory_broken.clone();
     let inventory = |name: &str, ip: &str| {
         let mut pod = crate::kube::pod(name, &format!("u-{name}"), true);
         pod["metadata"]["labels"]["app"] = serde_json::json!("inventory");
@@ -624,6 +628,14 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
             return ("200 OK", pod_list(&[checkout_pod()]));
         }
         if shop_pods && target.contains("labelSelector=app%3Dinventory") {
+            if broken.load(Ordering::SeqCst) {
+                return (
+                    "500 Internal Server Error",
+                    serde_json::json!({"kind": "Status", "apiVersion": "v1",
+                        "status": "Failure", "code": 500, "message": "etcd is down"})
+                    .to_string(),
+                );
+            }
             // A second inventory pod comes up while a partition is in force.
             let seen = inventory_lists.fetch_add(1, Ordering::SeqCst);
             let mut pods = vec![inventory("inventory-a", NetLab::A_IP)];
@@ -666,6 +678,7 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
         token,
         cgroups,
         checkout_deleted,
+        inventory_broken,
         _agent: agent,
     }
 }
@@ -676,8 +689,8 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
 /// the agent pod's IP is unroutable on purpose), the pod's cgroups and sandbox real. The
 /// partition's peers are pods, and when a second inventory pod appears its address joins the
 /// partition; stress lands in the container's cgroup; the pod kill waits for the replacement;
-/// a TCP probe reaches a checkout pod through a port-forward chosen by selector. The gate
-/// passes and nothing is left behind.
+/// an HTTP probe reaches a checkout pod through a port-forward chosen by selector, and follows
+/// the replacement. The gate passes and nothing is left behind.
 #[test]
 fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
     let mut setup = setup();
@@ -689,6 +702,7 @@ fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
         cgroups,
         checkout_deleted,
         _agent,
+        ..
     } = fake_cluster(&mut setup, dir.path(), "run");
     let scenario = dir.path().join("gate.yaml");
     std::fs::write(
@@ -868,6 +882,57 @@ spec:
 /// partition of checkout-a from inventory-a (named by its pod name) injected from the form
 /// through the agent on its node (reached through a port-forward), in force in the pod's
 /// sandbox namespace, and reverted on the way out.
+/// Peers the API server can no longer list, round after round, end the run as an
+/// infrastructure error, the partition reverted: a partition left on old addresses never
+/// passes quietly.
+#[test]
+fn peers_that_cannot_be_followed_end_the_run_as_an_infrastructure_error() {
+    let mut setup = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = fake_cluster(&mut setup, dir.path(), "peers");
+    let scenario = dir.path().join("cut.yaml");
+    std::fs::write(
+        &scenario,
+        "\
+name: cut
+kubernetes: { context: fake, agent_token_file: token, agents: port-forward }
+pods:
+  checkout: { namespace: shop, selector: app=checkout, container: checkout }
+  inventory: { namespace: shop, selector: app=inventory, mode: all }
+captures: { crashes: [checkout] }
+steps:
+  - partition: { target: checkout, peers: [inventory], for: 12s }
+",
+    )
+    .unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut run = faultline_tests::ChildGuard::spawn(
+        crate::faultline()
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .args(["run", scenario.to_str().unwrap(), "--out"])
+            .arg(dir.path().join("out"))
+            .stdout(log.reopen().unwrap())
+            .stderr(log.reopen().unwrap()),
+    );
+    let output = || std::fs::read_to_string(log.path()).unwrap_or_default();
+    partition_bites(&setup, output);
+    cluster.inventory_broken.store(true, Ordering::SeqCst);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(60), || run
+            .has_exited()),
+        "the run did not end: {}",
+        output()
+    );
+    assert_eq!(run.try_status().unwrap().code(), Some(4), "{}", output());
+    assert!(
+        output().contains("could not be followed 3 times in a row"),
+        "{}",
+        output()
+    );
+    assert!(setup.lab.faultline_tables(1).is_empty(), "{}", output());
+    drop(cluster);
+}
+
 #[test]
 fn tui_kube_lists_pods_and_partitions_one_through_its_nodes_agent() {
     let mut setup = setup();
