@@ -584,8 +584,8 @@ pub struct KubeCluster {
     token: Option<String>,
     /// Port-forwards kept open for the run.
     forwards: std::sync::Mutex<Vec<faultline_kube::Forward>>,
-    /// Replacements already taken by a pod kill: pods killed at once each need their own.
-    claimed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// What pod kills in flight share: pods killed at once each need their own replacement.
+    kills: faultline_kube::KillShare,
 }
 
 impl KubeCluster {
@@ -621,7 +621,7 @@ impl KubeCluster {
             pod_ip,
             token,
             forwards: std::sync::Mutex::default(),
-            claimed: std::sync::Mutex::default(),
+            kills: faultline_kube::KillShare::default(),
         })
     }
 
@@ -792,7 +792,7 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
                     &target.selector,
                     grace,
                     timeout,
-                    &self.claimed,
+                    &self.kills,
                 ),
             )
             .map_err(|e| e.to_string())?;

@@ -9,7 +9,7 @@ pub mod pods;
 pub mod select;
 pub mod session;
 
-pub use pods::{Error, Grace, KillReport, Targets, kill, kill_claiming};
+pub use pods::{Error, Grace, KillReport, KillShare, Targets, kill, kill_claiming};
 pub use select::{Mode, PodRef};
 pub use session::{API_TIMEOUT, Forward, ForwardTo, Session};
 

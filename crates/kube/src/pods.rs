@@ -243,6 +243,89 @@ pub struct KillReport {
     pub ready_after: Option<Duration>,
 }
 
+/// What pod kills running at the same time share: the pods there before the first of them
+/// (a replacement is a pod made after it) and the replacements already taken, so that pods
+/// killed at once (mode `all`) each need a replacement of their own. Reset when a kill starts
+/// with none in flight.
+#[derive(Debug, Default)]
+pub struct KillShare {
+    state: std::sync::Mutex<ShareState>,
+}
+
+#[derive(Debug, Default)]
+struct ShareState {
+    in_flight: usize,
+    baseline: Option<HashSet<String>>,
+    claimed: HashSet<String>,
+}
+
+impl KillShare {
+    /// Marks `uid` as a replacement already taken (by a kill made elsewhere).
+    pub fn take(&self, uid: &str) {
+        self.state().claimed.insert(uid.to_owned());
+    }
+
+    /// Whether `uid` was taken as a replacement.
+    pub fn taken(&self, uid: &str) -> bool {
+        self.state().claimed.contains(uid)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ShareState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One kill's part in a [`KillShare`]: leaves it when dropped (also when the kill fails or is
+/// given up), giving back its claim unless the kill succeeded.
+struct Entered<'a> {
+    share: &'a KillShare,
+    claim: std::cell::RefCell<Option<String>>,
+    keep: std::cell::Cell<bool>,
+}
+
+impl<'a> Entered<'a> {
+    fn enter(share: &'a KillShare) -> Self {
+        let mut state = share.state();
+        if state.in_flight == 0 {
+            state.baseline = None;
+            state.claimed.clear();
+        }
+        state.in_flight += 1;
+        Self {
+            share,
+            claim: std::cell::RefCell::new(None),
+            keep: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The pods before the first kill in flight: `own` (this kill's listing) if it is first.
+    fn baseline(&self, own: HashSet<String>) -> HashSet<String> {
+        self.share.state().baseline.get_or_insert(own).clone()
+    }
+
+    fn claim(&self, uid: &str) -> bool {
+        let taken = self.share.state().claimed.insert(uid.to_owned());
+        if taken {
+            *self.claim.borrow_mut() = Some(uid.to_owned());
+        }
+        taken
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let mut state = self.share.state();
+        if !self.keep.get()
+            && let Some(uid) = self.claim.borrow().as_ref()
+        {
+            state.claimed.remove(uid);
+        }
+        state.in_flight = state.in_flight.saturating_sub(1);
+    }
+}
+
 /// Deletes `pod`, then watches the pods of `labels` in its namespace until it is gone and a
 /// pod of the same controller (another UID) is Ready, or `timeout` passes.
 pub async fn kill(
@@ -252,21 +335,20 @@ pub async fn kill(
     grace: Grace,
     timeout: Duration,
 ) -> Result<KillReport, Error> {
-    let claimed = std::sync::Mutex::default();
-    kill_claiming(client, pod, labels, grace, timeout, &claimed).await
+    kill_claiming(client, pod, labels, grace, timeout, &KillShare::default()).await
 }
 
-/// [`kill`], where the replacement must also be a pod that no other kill sharing `claimed`
-/// took: pods of one controller killed at once (mode `all`) each need a replacement of their
-/// own, not the first that comes up.
+/// [`kill`], sharing `share` with the kills running at the same time: a replacement is a pod
+/// made after the first of them started, and one no other kill took.
 pub async fn kill_claiming(
     client: &Client,
     pod: &PodRef,
     labels: &str,
     grace: Grace,
     timeout: Duration,
-    claimed: &std::sync::Mutex<HashSet<String>>,
+    share: &KillShare,
 ) -> Result<KillReport, Error> {
+    let entered = Entered::enter(share);
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
     let seconds = match grace {
         Grace::Seconds(s) => s,
@@ -280,11 +362,13 @@ pub async fn kill_claiming(
         .list(&ListParams::default().labels(labels))
         .await
         .map_err(|e| api_error(&list_what, e))?;
-    let existing: HashSet<String> = before
-        .items
-        .iter()
-        .filter_map(|p| p.metadata.uid.clone())
-        .collect();
+    let existing = entered.baseline(
+        before
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect(),
+    );
     let started = Instant::now();
     let what = format!("delete pod {}/{}", pod.namespace, pod.name);
     api.delete(
@@ -315,12 +399,7 @@ pub async fn kill_claiming(
             && seen.owner == pod.owner
             && seen.ready
             && !seen.terminating;
-        (candidate
-            && claimed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(seen.uid))
-        .then_some(seen.name)
+        (candidate && entered.claim(&seen.uid)).then_some(seen.name)
     };
     let what = format!("get pod {}/{}", pod.namespace, pod.name);
     let now = api
@@ -366,7 +445,10 @@ pub async fn kill_claiming(
             let Ok(Some(event)) = next else { break };
             events += 1;
             let event = match event {
-                Ok(event) => event,
+                Ok(event) => {
+                    broken_watches = 0;
+                    event
+                }
                 // The connection broke (a load balancer resets long ones): watched again from
                 // the last version, unless it keeps breaking.
                 Err(e) => {
@@ -411,6 +493,7 @@ pub async fn kill_claiming(
                 }
             }
             if done(&report) {
+                entered.keep.set(true);
                 return Ok(report);
             }
         }
@@ -458,6 +541,7 @@ pub async fn kill_claiming(
             empty_watches = 0;
         }
     }
+    entered.keep.set(true);
     Ok(report)
 }
 

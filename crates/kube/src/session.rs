@@ -186,17 +186,18 @@ impl Session {
                         .into_iter()
                         .skip(usize::from(kept.is_none()))
                     {
-                        let pod = match candidate {
-                            Some(pod) => pod,
+                        let (pod, picked) = match candidate {
+                            Some(pod) => (pod, false),
                             None => match pick(&api, &to).await {
-                                Ok(pod) => pod,
+                                Ok(pod) => (pod, true),
                                 Err(_) => break,
                             },
                         };
                         if let Ok(forwarder) = api.portforward(&pod, &[port]).await {
                             let mut kept = chosen.lock().await;
+                            // Chosen now (even the same pod again): kept for KEEP_CHOSEN more.
                             let since = match kept.take() {
-                                Some((same, at)) if same == pod => at,
+                                Some((same, at)) if same == pod && !picked => at,
                                 _ => std::time::Instant::now(),
                             };
                             *kept = Some((pod, since));

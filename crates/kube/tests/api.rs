@@ -356,10 +356,10 @@ async fn a_watch_that_keeps_ending_is_an_error_and_no_replacement_in_time_is_rep
     assert_eq!(report.replacement, None);
 }
 
-/// Pods of one controller killed at once each need a replacement of their own; a watch that
-/// answers 410 Gone is followed by a new listing, which tells what happened meanwhile.
+/// A watch that answers 410 Gone is followed by a new listing, which tells what happened
+/// meanwhile; pods of one controller killed at once each need a replacement of their own.
 #[tokio::test]
-async fn a_replacement_taken_by_another_kill_does_not_count_and_410_lists_again() {
+async fn a_410_lists_again_and_pods_killed_at_once_each_get_their_own_replacement() {
     let old = pod("checkout-a", "u-a", "Running", true, "checkout-rs");
     let victim = faultline_kube::pods::pod_ref(&serde_json::from_value(old.clone()).unwrap());
     let lists = Arc::new(Mutex::new(0));
@@ -380,34 +380,85 @@ async fn a_replacement_taken_by_another_kill_does_not_count_and_410_lists_again(
                 // Before the delete.
                 return (200, list(vec![old.clone()]));
             }
-            // After the 410: checkout-a is gone; two new Ready pods, the first (by name)
-            // taken by another kill.
+            // After the 410: checkout-a is gone, and its replacement Ready.
             (
                 200,
-                list(vec![
-                    pod("checkout-y", "u-y", "Running", true, "checkout-rs"),
-                    pod("checkout-z", "u-z", "Running", true, "checkout-rs"),
-                ]),
+                list(vec![pod(
+                    "checkout-z",
+                    "u-z",
+                    "Running",
+                    true,
+                    "checkout-rs",
+                )]),
             )
         }
         "GET" => (200, old.to_string()),
         _ => status(500, "InternalError", "unexpected"),
     });
-    let claimed = Mutex::new(std::collections::HashSet::from(["u-y".to_owned()]));
+    let share = faultline_kube::KillShare::default();
     let report = faultline_kube::kill_claiming(
         &client,
         &victim,
         "app=checkout",
         Grace::Seconds(1),
         Duration::from_secs(10),
-        &claimed,
+        &share,
     )
     .await
     .unwrap();
     assert!(report.gone_after.is_some());
     assert_eq!(report.replacement.as_deref(), Some("checkout-z"));
-    assert!(claimed.lock().unwrap().contains("u-z"));
+    assert!(share.taken("u-z"));
     assert_eq!(*lists.lock().unwrap(), 2, "{:#?}", log.lock().unwrap());
+
+    // Two pods of one controller killed at once: two replacements, one each, even though both
+    // watches see both.
+    let (a, b) = (
+        pod("checkout-a", "u-a", "Running", true, "checkout-rs"),
+        pod("checkout-b", "u-b", "Running", true, "checkout-rs"),
+    );
+    let victims = [&a, &b]
+        .map(|p| faultline_kube::pods::pod_ref(&serde_json::from_value(p.clone()).unwrap()));
+    let (client, _) = mock(move |method, uri, _| match method {
+        "DELETE" if uri.contains("checkout-a") => (200, a.to_string()),
+        "DELETE" => (200, b.to_string()),
+        "GET" if uri.contains("watch=true") => {
+            let events = [
+                json!({"type": "ADDED", "object": pod("checkout-y", "u-y", "Running", true, "checkout-rs")}),
+                json!({"type": "ADDED", "object": pod("checkout-z", "u-z", "Running", true, "checkout-rs")}),
+            ];
+            (
+                200,
+                events
+                    .iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n",
+            )
+        }
+        "GET" if uri.contains("/pods?") => (200, list(vec![a.clone(), b.clone()])),
+        "GET" => status(404, "NotFound", "gone"),
+        _ => status(500, "InternalError", "unexpected"),
+    });
+    let share = faultline_kube::KillShare::default();
+    let kill_one = |victim| {
+        faultline_kube::kill_claiming(
+            &client,
+            victim,
+            "app=checkout",
+            Grace::Seconds(1),
+            Duration::from_secs(10),
+            &share,
+        )
+    };
+    let (first, second) = tokio::join!(kill_one(&victims[0]), kill_one(&victims[1]));
+    let mut replacements = [first.unwrap().replacement, second.unwrap().replacement];
+    replacements.sort();
+    assert_eq!(
+        replacements,
+        [Some("checkout-y".to_owned()), Some("checkout-z".to_owned())]
+    );
 
     // A pod without a controller: nothing will replace it, so only its going is waited for.
     let mut orphan = pod("debug-a", "u-d", "Running", true, "none");

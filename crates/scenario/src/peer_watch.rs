@@ -3,9 +3,10 @@
 //! server (a slow listing would otherwise cost a lease).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
 use crate::model::PodTarget;
@@ -24,10 +25,11 @@ pub struct PeerWatch {
     /// None when no thread could be started: then each call lists on the caller's thread.
     thread: Option<std::thread::JoinHandle<()>>,
     cluster: Arc<dyn Cluster>,
-    rounds: std::sync::atomic::AtomicU64,
+    /// The round begun last (by the thread, or without one by the caller).
+    rounds: Arc<AtomicU64>,
     every: Duration,
-    /// Without a thread: when the caller's thread last listed.
-    last: Mutex<Option<std::time::Instant>>,
+    /// Without a thread: when the caller's thread last listed each group.
+    last: Mutex<HashMap<Vec<String>, Instant>>,
 }
 
 impl std::fmt::Debug for PeerWatch {
@@ -48,19 +50,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PeerWatch {
-    /// Starts the listing thread (none if it cannot be started: then nothing is followed, and
-    /// [`PeerWatch::latest`] says so).
+    /// Starts the listing thread (if none can be started, [`PeerWatch::latest`] lists on the
+    /// caller's thread, each group at most once per `every`).
     pub fn start(cluster: Arc<dyn Cluster>, every: Duration) -> Self {
         let groups: Groups = Arc::default();
         let latest: Latest = Arc::default();
+        let rounds = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = channel::<()>();
-        let (wanted, into, lister) = (groups.clone(), latest.clone(), cluster.clone());
+        let (wanted, into, lister, begun) = (
+            groups.clone(),
+            latest.clone(),
+            cluster.clone(),
+            rounds.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("pod-peers".into())
             .spawn(move || {
-                let mut round = 0;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    round += 1;
+                    let round = begun.fetch_add(1, Ordering::SeqCst) + 1;
                     let groups = lock(&wanted).clone();
                     for group in groups {
                         let listed = peer_ips(lister.as_ref(), &group);
@@ -80,10 +87,16 @@ impl PeerWatch {
             stop: Some(stop),
             thread,
             cluster,
-            rounds: std::sync::atomic::AtomicU64::new(0),
+            rounds,
             every,
-            last: Mutex::new(None),
+            last: Mutex::default(),
         }
+    }
+
+    /// The round begun last: a listing of that round or an earlier one may have begun before
+    /// anything that happens now.
+    pub fn round(&self) -> u64 {
+        self.rounds.load(Ordering::SeqCst)
     }
 
     /// Lists `targets` from the next round on.
@@ -100,18 +113,19 @@ impl PeerWatch {
         lock(&self.latest).retain(|k, _| followed.contains(k));
     }
 
-    /// The latest listing of `targets`, if one was made (without a thread, one made now).
+    /// The latest listing of `targets`, if one was made (without a thread, one made now when
+    /// `every` has passed since the last).
     pub fn latest(&self, targets: &[PodTarget]) -> Option<Listing> {
         if self.thread.is_none() {
             let mut last = lock(&self.last);
-            if last.is_some_and(|at| at.elapsed() < self.every) {
+            if last
+                .get(&key(targets))
+                .is_some_and(|at| at.elapsed() < self.every)
+            {
                 return None;
             }
-            *last = Some(std::time::Instant::now());
-            let round = self
-                .rounds
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                + 1;
+            last.insert(key(targets), Instant::now());
+            let round = self.rounds.fetch_add(1, Ordering::SeqCst) + 1;
             return Some((round, peer_ips(self.cluster.as_ref(), targets)));
         }
         lock(&self.latest).get(&key(targets)).cloned()

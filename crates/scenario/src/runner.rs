@@ -143,12 +143,25 @@ impl Agent {
                 .map_err(|e| e.to_string()),
         }
     }
-    fn revert(&self, id: &str) -> Result<FaultView, String> {
+    /// The fault as reverted (`None`: the agent does not know it), or why the agent could not
+    /// be asked.
+    fn revert(&self, id: &str) -> Result<Option<FaultView>, String> {
         match self {
-            Agent::Local(a) => a
-                .revert(id)
-                .ok_or_else(|| "the agent no longer knows this fault".to_owned()),
-            Agent::Remote(c) => c.revert(id).map_err(|e| e.to_string()),
+            Agent::Local(a) => Ok(a.revert(id)),
+            Agent::Remote(c) => c.revert(id).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// [`Agent::revert`], asked again for up to 3 s while the agent cannot be asked.
+    fn revert_patiently(&self, id: &str) -> Result<Option<FaultView>, String> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match self.revert(id) {
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                done => return done,
+            }
         }
     }
 }
@@ -780,6 +793,11 @@ impl Timeline<'_> {
         loop {
             self.renew(journal)?;
             self.refresh_peers(journal);
+            // Something went wrong that the steps cannot go on with (peers that could not be
+            // followed): they stop, and everything is reverted.
+            if let Some(e) = self.errors.first() {
+                return Err(e.clone());
+            }
             for line in self.pod_logs.map(Watching::lines).unwrap_or_default() {
                 journal.log("pods", line);
             }
@@ -835,12 +853,13 @@ impl Timeline<'_> {
     /// replaced), the fault is applied again with the new ones, then the old one reverted, so
     /// the partition never lapses.
     fn refresh_peers(&mut self, journal: &mut Journal) {
-        if !self.held.iter().any(|h| h.peers.is_some()) {
-            return;
-        }
         let Some(watch) = &self.peer_watch else {
             return;
         };
+        if !self.held.iter().any(|h| h.peers.is_some()) {
+            watch.retain(&[]);
+            return;
+        }
         // The groups of peers still followed; the listing thread lists each once a round (a
         // step on `mode: all` holds a fault per pod, all with the same peers).
         let followed: Vec<Vec<String>> = self
@@ -919,10 +938,10 @@ impl Timeline<'_> {
             if let Some(c) = self.created.iter_mut().find(|c| c.id == old) {
                 c.id = view.id.clone();
             }
-            let outcome = held
-                .agent
-                .revert(&old)
-                .and_then(|v| v.revert.ok_or_else(|| "no revert reported".to_owned()));
+            let outcome = held.agent.revert_patiently(&old).and_then(|v| {
+                v.and_then(|v| v.revert)
+                    .ok_or_else(|| "no revert reported".to_owned())
+            });
             if outcome.as_deref() != Ok("verified") {
                 self.superseded.push((
                     held.record,
@@ -1291,7 +1310,8 @@ impl Timeline<'_> {
                 targets: peer_targets.clone(),
                 current: ips.clone(),
                 failures: 0,
-                round: 0,
+                // Listings begun before this fault's own are older than its peers.
+                round: self.peer_watch.as_ref().map_or(0, PeerWatch::round),
             });
             if let (Some(watch), Some(_)) = (&self.peer_watch, &peers) {
                 watch.follow(&peer_targets);
@@ -1467,7 +1487,7 @@ impl Timeline<'_> {
                 .get(&id)
                 .filter(|end| **end > now + Duration::from_secs(1))
             {
-                Some(_) => agent.revert(&id).map(Some),
+                Some(_) => agent.revert_patiently(&id),
                 None => {
                     // Its duration ends on the agent's clock; give it a moment past that. An
                     // agent that does not answer is asked again until then.
@@ -1483,7 +1503,7 @@ impl Timeline<'_> {
                         view = agent.get(&id);
                     }
                     match view {
-                        Ok(Some(v)) if v.state == "active" => agent.revert(&id).map(Some),
+                        Ok(Some(v)) if v.state == "active" => agent.revert_patiently(&id),
                         other => other,
                     }
                 }

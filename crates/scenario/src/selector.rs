@@ -150,14 +150,14 @@ fn is_dns_label(text: &str) -> bool {
 /// Checks a field selector: `key=value`, `key==value` or `key!=value`, separated by commas
 /// (`status.phase=Running,spec.nodeName!=node-1`).
 pub fn check_fields(text: &str) -> Result<(), String> {
-    for part in text.split(',') {
-        let part = part.trim();
+    // Empty terms are skipped, as the API server skips them; a key is taken as it is written.
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
         let Some(at) = part.find(['=', '!']) else {
             return Err(format!(
                 "`{part}`: expected KEY=VALUE, KEY==VALUE or KEY!=VALUE"
             ));
         };
-        let key = part[..at].trim();
+        let key = &part[..at];
         let op_ok = ["==", "!=", "="]
             .iter()
             .any(|op| part[at..].starts_with(op));
@@ -253,6 +253,11 @@ mod tests {
         );
         assert!(check_fields("garbage").is_err());
         assert!(check_fields("=Running").is_err());
+        assert!(
+            check_fields("status.phase = Running").is_err(),
+            "a key has no spaces"
+        );
+        assert_eq!(check_fields("status.phase=Running,"), Ok(()));
         assert_eq!(check_namespace("shop-2"), Ok(()));
         assert!(check_namespace("Shop_NS").is_err());
         assert!(check_namespace("-shop").is_err());

@@ -878,10 +878,6 @@ spec:
     drop(cgroups);
 }
 
-/// `faultline tui --kube` in a real terminal: the pods of a namespace listed as k9s does, a
-/// partition of checkout-a from inventory-a (named by its pod name) injected from the form
-/// through the agent on its node (reached through a port-forward), in force in the pod's
-/// sandbox namespace, and reverted on the way out.
 /// Peers the API server can no longer list, round after round, end the run as an
 /// infrastructure error, the partition reverted: a partition left on old addresses never
 /// passes quietly.
@@ -933,6 +929,10 @@ steps:
     drop(cluster);
 }
 
+/// `faultline tui --kube` in a real terminal: the pods of a namespace listed as k9s does, a
+/// partition of checkout-a from inventory-a (named by its pod name) injected from the form
+/// through the agent on its node (reached through a port-forward), in force in the pod's
+/// sandbox namespace, and reverted on the way out.
 #[test]
 fn tui_kube_lists_pods_and_partitions_one_through_its_nodes_agent() {
     let mut setup = setup();
