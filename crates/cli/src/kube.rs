@@ -179,6 +179,33 @@ pub fn chaos_mesh_scenario(
     };
     let mut targets = Vec::new();
     let mut assertions = Vec::new();
+    // A network fault of the selected pods: its peers (the target's pods, then the external
+    // addresses) and how they read.
+    let network = |targets: &mut Vec<PodTarget>,
+                   direction: &String,
+                   peers: &Option<Targets>,
+                   external: &Vec<String>| {
+        targets.push(pods("selected", &translation.targets, None));
+        let mut names = external.clone();
+        if let Some(peers) = peers {
+            targets.push(pods("target", peers, None));
+            names.insert(0, "target".into());
+        }
+        let described = peers
+            .iter()
+            .map(|p| format!("the pods of {}", p.labels))
+            .chain(external.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let net = NetOptions {
+            peers: names,
+            ports: Vec::new(),
+            protocol: None,
+            direction: direction.clone(),
+            reject: false,
+        };
+        (net, described)
+    };
     let (what, steps) = match &translation.action {
         Action::PodKill(grace) => {
             let timeout = Duration::from_secs(120);
@@ -237,34 +264,40 @@ pub fn chaos_mesh_scenario(
             external,
             duration,
         } => {
-            targets.push(pods("selected", &translation.targets, None));
-            let mut names = external.clone();
-            if let Some(peers) = peers {
-                targets.push(pods("target", peers, None));
-                names.insert(0, "target".into());
-            }
+            let (net, described) = network(&mut targets, direction, peers, external);
             (
                 format!(
-                    "partition of {} of the pods of {} in {} from {} ({direction}) for {}",
+                    "partition of {} of the pods of {} in {} from {described} ({direction}) for {}",
                     translation.targets.mode,
                     translation.targets.labels,
                     translation.targets.namespaces.join(", "),
-                    peers
-                        .iter()
-                        .map(|p| format!("the pods of {}", p.labels))
-                        .chain(external.iter().cloned())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    humantime::format_duration(*duration)
+                ),
+                vec![step(Fault::Partition(net), *duration)],
+            )
+        }
+        Action::Loss {
+            percent,
+            direction,
+            peers,
+            external,
+            duration,
+        } => {
+            let (net, described) = network(&mut targets, direction, peers, external);
+            (
+                format!(
+                    "loss of {percent}% between {} of the pods of {} in {} and {described} \
+                     ({direction}) for {}",
+                    translation.targets.mode,
+                    translation.targets.labels,
+                    translation.targets.namespaces.join(", "),
                     humantime::format_duration(*duration)
                 ),
                 vec![step(
-                    Fault::Partition(NetOptions {
-                        peers: names,
-                        ports: Vec::new(),
-                        protocol: None,
-                        direction: direction.clone(),
-                        reject: false,
-                    }),
+                    Fault::Loss {
+                        net,
+                        percent: *percent,
+                    },
                     *duration,
                 )],
             )

@@ -1,5 +1,5 @@
-//! Chaos Mesh experiments brought as they are: `PodChaos` (pod-kill, container-kill), `NetworkChaos`
-//! (partition) and `StressChaos` (cpu) manifests read and translated into faultline's faults,
+//! Chaos Mesh experiments brought as they are: `PodChaos` (pod-kill, container-kill),
+//! `NetworkChaos` (partition, loss) and `StressChaos` (cpu) manifests read and translated into faultline's faults,
 //! and every field or kind that cannot be translated named, never dropped in silence. Pure:
 //! text in, a translation or the reasons out.
 
@@ -44,6 +44,20 @@ pub enum Action {
         /// `spec.target`: pods whose addresses are the peers.
         peers: Option<Targets>,
         /// `spec.externalTargets`: addresses and CIDRs.
+        external: Vec<String>,
+        /// `spec.duration`.
+        duration: Duration,
+    },
+    /// `NetworkChaos` `loss`: `percent` of the packets between the selected pods and the peers
+    /// dropped, read as a partition's peers are.
+    Loss {
+        /// `loss.loss`, percent.
+        percent: u8,
+        /// As a partition's.
+        direction: String,
+        /// As a partition's.
+        peers: Option<Targets>,
+        /// As a partition's.
         external: Vec<String>,
         /// `spec.duration`.
         duration: Duration,
@@ -114,6 +128,17 @@ const PARTITION_KEYS: &[&str] = &[
     "direction",
     "target",
     "externalTargets",
+    "duration",
+];
+const LOSS_KEYS: &[&str] = &[
+    "action",
+    "mode",
+    "value",
+    "selector",
+    "direction",
+    "target",
+    "externalTargets",
+    "loss",
     "duration",
 ];
 const STRESS_KEYS: &[&str] = &[
@@ -268,6 +293,89 @@ impl Reader<'_> {
         out
     }
 
+    /// A NetworkChaos's `direction` (default `to`), `target` (its pods, all of them) and
+    /// `externalTargets` (addresses and CIDRs).
+    fn network_peers(
+        &mut self,
+        spec: &BTreeMap<String, Value>,
+        text_of: &dyn Fn(&str) -> Option<String>,
+        seed: u64,
+    ) -> (String, Option<Targets>, Vec<String>) {
+        let name = self.name.clone();
+        let direction = match text_of("direction").as_deref() {
+            None => "to".to_owned(),
+            Some(d @ ("to" | "from" | "both")) => d.to_owned(),
+            Some(other) => {
+                self.problems.push(format!(
+                    "{name}: spec.direction {other:?}: expected to, from or both"
+                ));
+                "to".to_owned()
+            }
+        };
+        let peers = spec.get("target").map(|target| {
+            if let Some(map) = target.as_object() {
+                let map: BTreeMap<String, Value> =
+                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                self.unknown_keys(&map, &["mode", "value", "selector"], "spec.target.");
+            }
+            let mut peers = self.targets(target, "spec.target.", seed);
+            if peers.mode != Mode::All {
+                self.notes.push(format!(
+                    "{name}: spec.target.mode {} is taken as all: every pod of the target \
+                     is a peer, and pods that come and go while it lasts are followed",
+                    peers.mode
+                ));
+                peers.mode = Mode::All;
+            }
+            peers
+        });
+        let external = self.strings(spec.get("externalTargets"), "spec.externalTargets");
+        for e in &external {
+            let address = e.split('/').next().unwrap_or_default();
+            if address.parse::<std::net::IpAddr>().is_err() {
+                self.problems.push(format!(
+                    "{name}: spec.externalTargets {e:?}: only addresses and CIDRs are \
+                     translated, not host names"
+                ));
+            }
+        }
+        (direction, peers, external)
+    }
+
+    /// A NetworkChaos loss's `loss.loss` (a percentage, 1 to 100, as text); `correlation` is
+    /// said to be ignored (faultline drops each packet independently).
+    fn loss_percent(&mut self, spec: &BTreeMap<String, Value>) -> u8 {
+        let name = self.name.clone();
+        let loss = spec.get("loss").cloned().unwrap_or_default();
+        if let Some(map) = loss.as_object() {
+            for key in map.keys() {
+                match key.as_str() {
+                    "loss" => {}
+                    "correlation" => self.notes.push(format!(
+                        "{name}: spec.loss.correlation is ignored: faultline drops each packet \
+                         independently"
+                    )),
+                    other => self
+                        .problems
+                        .push(format!("{name}: spec.loss.{other} is not translated")),
+                }
+            }
+        }
+        let text = loss
+            .get("loss")
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_default();
+        match text.trim().parse::<f64>() {
+            Ok(p) if (1.0..=100.0).contains(&p) => p.round() as u8,
+            _ => {
+                self.problems.push(format!(
+                    "{name}: spec.loss.loss {text:?}: expected a percentage, 1 to 100"
+                ));
+                1
+            }
+        }
+    }
+
     /// `spec.duration`, required: faultline never holds a fault without an end.
     fn duration(&mut self, spec: &BTreeMap<String, Value>) -> Duration {
         match spec.get("duration").and_then(Value::as_str) {
@@ -370,62 +478,38 @@ pub fn translate(text: &str, seed: u64, allow_protected: bool) -> Result<Transla
                  container-kill; pod-failure is not built)"
             )]);
         }
-        ("NetworkChaos", "partition") => {
-            r.unknown_keys(spec, PARTITION_KEYS, "spec.");
-            let direction = match text_of("direction").as_deref() {
-                None => "to".to_owned(),
-                Some(d @ ("to" | "from" | "both")) => d.to_owned(),
-                Some(other) => {
-                    r.problems.push(format!(
-                        "{name}: spec.direction {other:?}: expected to, from or both"
-                    ));
-                    "to".to_owned()
-                }
-            };
-            let peers = spec.get("target").map(|target| {
-                if let Some(map) = target.as_object() {
-                    let map: BTreeMap<String, Value> =
-                        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                    r.unknown_keys(&map, &["mode", "value", "selector"], "spec.target.");
-                }
-                let mut peers = r.targets(target, "spec.target.", seed);
-                if peers.mode != Mode::All {
-                    r.notes.push(format!(
-                        "{name}: spec.target.mode {} is taken as all: every pod of the target \
-                         is a peer, and pods that come and go while it lasts are followed",
-                        peers.mode
-                    ));
-                    peers.mode = Mode::All;
-                }
-                peers
-            });
-            let external = r.strings(spec.get("externalTargets"), "spec.externalTargets");
-            for e in &external {
-                let address = e.split('/').next().unwrap_or_default();
-                if address.parse::<std::net::IpAddr>().is_err() {
-                    r.problems.push(format!(
-                        "{name}: spec.externalTargets {e:?}: only addresses and CIDRs are \
-                         translated, not host names"
-                    ));
-                }
-            }
+        ("NetworkChaos", action @ ("partition" | "loss")) => {
+            let loss = action == "loss";
+            r.unknown_keys(spec, if loss { LOSS_KEYS } else { PARTITION_KEYS }, "spec.");
+            let (direction, peers, external) = r.network_peers(spec, &text_of, seed);
             if peers.is_none() && external.is_empty() {
                 r.problems.push(format!(
-                    "{name}: a partition needs spec.target or spec.externalTargets: faultline \
+                    "{name}: a {action} needs spec.target or spec.externalTargets: faultline \
                      never cuts all traffic by accident"
                 ));
             }
-            Action::Partition {
-                direction,
-                peers,
-                external,
-                duration: r.duration(spec),
+            let duration = r.duration(spec);
+            if loss {
+                Action::Loss {
+                    percent: r.loss_percent(spec),
+                    direction,
+                    peers,
+                    external,
+                    duration,
+                }
+            } else {
+                Action::Partition {
+                    direction,
+                    peers,
+                    external,
+                    duration,
+                }
             }
         }
         ("NetworkChaos", other) => {
             return Err(vec![format!(
-                "{name}: NetworkChaos action {other:?} is not translated (only partition; \
-                 loss, delay, duplicate, corrupt and bandwidth are not)"
+                "{name}: NetworkChaos action {other:?} is not translated (only partition and \
+                 loss; delay, duplicate, corrupt and bandwidth are not)"
             )]);
         }
         ("StressChaos", _) => {
@@ -551,6 +635,69 @@ spec:
         assert_eq!(t.targets.namespaces, ["chaos-testing"]);
         assert_eq!(t.action, Action::PodKill(Grace::Seconds(15)));
         assert_eq!(t.notes.len(), 1, "{:?}", t.notes);
+    }
+
+    /// The loss example of Chaos Mesh's documentation (with a namespace).
+    #[test]
+    fn a_network_loss_drops_that_share_between_the_pods_and_the_target() {
+        let manifest = r#"
+apiVersion: chaos-mesh.org/v1alpha1
+kind: NetworkChaos
+metadata:
+  name: loss
+  namespace: shop
+spec:
+  action: loss
+  mode: all
+  selector:
+    labelSelectors:
+      'app': 'web-show'
+  loss:
+    loss: '25'
+    correlation: '25'
+  direction: to
+  target:
+    selector:
+      labelSelectors:
+        'app': 'db'
+    mode: all
+  duration: '10s'
+"#;
+        let t = translate(manifest, 1, false).unwrap();
+        let Action::Loss {
+            percent,
+            direction,
+            peers,
+            external,
+            duration,
+        } = &t.action
+        else {
+            panic!("{:?}", t.action)
+        };
+        assert_eq!(*percent, 25);
+        assert_eq!(direction, "to");
+        assert_eq!(peers.as_ref().unwrap().labels, "app=db");
+        assert!(external.is_empty());
+        assert_eq!(*duration, Duration::from_secs(10));
+        assert_eq!(
+            t.notes,
+            [
+                "NetworkChaos/loss: spec.loss.correlation is ignored: faultline drops each packet \
+              independently"
+            ]
+        );
+        let bad = manifest.replace("loss: '25'", "loss: 'most'").replace(
+            "  target:\n    selector:\n      labelSelectors:\n        'app': 'db'\n    mode: all\n",
+            "",
+        );
+        assert_eq!(
+            translate(&bad, 1, false).unwrap_err(),
+            [
+                "NetworkChaos/loss: a loss needs spec.target or spec.externalTargets: faultline \
+                 never cuts all traffic by accident",
+                "NetworkChaos/loss: spec.loss.loss \"most\": expected a percentage, 1 to 100",
+            ]
+        );
     }
 
     /// The container-kill example of Chaos Mesh's documentation.

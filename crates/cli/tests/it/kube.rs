@@ -587,6 +587,29 @@ fn run_carries_out_a_chaos_mesh_pod_kill_and_names_what_it_cannot_translate() {
         dry.stderr
     );
     assert!(dry.stdout.contains("kill selected"), "{}", dry.stdout);
+    // A NetworkChaos loss is faultline's loss between the pods and the target's.
+    let loss = dir.path().join("loss.yaml");
+    std::fs::write(
+        &loss,
+        "apiVersion: chaos-mesh.org/v1alpha1\nkind: NetworkChaos\nmetadata: { name: lossy, namespace: shop }\n\
+         spec:\n  action: loss\n  mode: all\n  selector: { labelSelectors: { app: checkout } }\n\
+         \x20 loss: { loss: '25' }\n  direction: both\n\
+         \x20 target: { mode: all, selector: { labelSelectors: { app: inventory } } }\n  duration: 30s\n",
+    )
+    .unwrap();
+    let dry = run(faultline()
+        .args(["run", "--dry-run", "--seed", "3"])
+        .arg(&loss));
+    assert_eq!(dry.code(), Some(0), "{}", dry.context());
+    assert!(
+        dry.stderr.contains(
+            "loss of 25% between all of the pods of app=checkout in shop and the pods of \
+             app=inventory (both) for 30s"
+        ),
+        "{}",
+        dry.stderr
+    );
+    assert!(dry.stdout.contains("loss 25% selected"), "{}", dry.stdout);
 
     let out = dir.path().join("out");
     let ran = run(faultline()
