@@ -206,6 +206,13 @@ pub fn chaos_mesh_scenario(
         };
         (net, described)
     };
+    // The selected pods, as every description names them.
+    let selected = format!(
+        "{} of the pods of {} in {}",
+        translation.targets.mode,
+        translation.targets.labels,
+        translation.targets.namespaces.join(", ")
+    );
     let (what, steps) = match &translation.action {
         Action::PodKill(grace) => {
             let timeout = Duration::from_secs(120);
@@ -223,10 +230,7 @@ pub fn chaos_mesh_scenario(
             };
             (
                 format!(
-                    "pod-kill of {} of the pods of {} in {}, {}",
-                    translation.targets.mode,
-                    translation.targets.labels,
-                    translation.targets.namespaces.join(", "),
+                    "pod-kill of {selected}, {}",
                     if grace.is_zero() {
                         "at once".to_owned()
                     } else {
@@ -243,12 +247,7 @@ pub fn chaos_mesh_scenario(
                 Some(container.clone()),
             ));
             (
-                format!(
-                    "container-kill of container {container} of {} of the pods of {} in {}",
-                    translation.targets.mode,
-                    translation.targets.labels,
-                    translation.targets.namespaces.join(", "),
-                ),
+                format!("container-kill of container {container} of {selected}"),
                 vec![step(
                     Fault::Kill {
                         signal: "KILL".into(),
@@ -267,10 +266,7 @@ pub fn chaos_mesh_scenario(
             let (net, described) = network(&mut targets, direction, peers, external);
             (
                 format!(
-                    "partition of {} of the pods of {} in {} from {described} ({direction}) for {}",
-                    translation.targets.mode,
-                    translation.targets.labels,
-                    translation.targets.namespaces.join(", "),
+                    "partition of {selected} from {described} ({direction}) for {}",
                     humantime::format_duration(*duration)
                 ),
                 vec![step(Fault::Partition(net), *duration)],
@@ -286,11 +282,7 @@ pub fn chaos_mesh_scenario(
             let (net, described) = network(&mut targets, direction, peers, external);
             (
                 format!(
-                    "loss of {percent}% between {} of the pods of {} in {} and {described} \
-                     ({direction}) for {}",
-                    translation.targets.mode,
-                    translation.targets.labels,
-                    translation.targets.namespaces.join(", "),
+                    "loss of {percent}% between {selected} and {described} ({direction}) for {}",
                     humantime::format_duration(*duration)
                 ),
                 vec![step(
@@ -311,11 +303,7 @@ pub fn chaos_mesh_scenario(
             targets.push(pods("selected", &translation.targets, container.clone()));
             (
                 format!(
-                    "CPU stress ({workers} workers, load {load}) of {} of the pods of {} in {}{} \
-                     for {}",
-                    translation.targets.mode,
-                    translation.targets.labels,
-                    translation.targets.namespaces.join(", "),
+                    "CPU stress ({workers} workers, load {load}) of {selected}{} for {}",
                     container
                         .as_ref()
                         .map(|c| format!(", container {c}"))
@@ -808,17 +796,13 @@ impl faultline_scenario::cluster::Cluster for KubeCluster {
             ip: pod.ip.clone(),
             restarts: pod.restarts.clone(),
         };
-        // The wait for the replacement is bounded by `timeout`; the calls around it by the
-        // API's own limit.
-        let grace_period = match grace {
-            Grace::Force => Duration::ZERO,
-            Grace::Seconds(s) => Duration::from_secs(u64::from(s)),
-        };
+        // The wait for the replacement is bounded by `timeout` (the delete does not wait for
+        // the grace period); the calls around it by the API's own limit.
         let report = self
             .session
             .call(
                 &format!("pod kill of {}", pod.id()),
-                timeout + grace_period + 3 * faultline_kube::API_TIMEOUT,
+                timeout + 3 * faultline_kube::API_TIMEOUT,
                 faultline_kube::kill_claiming(
                     self.session.client(),
                     &chosen,

@@ -103,28 +103,13 @@ pub fn is_chaos_mesh(text: &str) -> bool {
     })
 }
 
-/// The spec keys each translated experiment reads.
-const POD_KILL_KEYS: &[&str] = &[
-    "action",
-    "mode",
-    "value",
-    "selector",
-    "gracePeriod",
-    "duration",
-];
-const CONTAINER_KILL_KEYS: &[&str] = &[
-    "action",
-    "mode",
-    "value",
-    "selector",
-    "containerNames",
-    "duration",
-];
+/// The keys that choose pods, in `spec` and in a NetworkChaos `spec.target`.
+const SELECTING: &[&str] = &["mode", "value", "selector"];
+/// The spec keys each translated experiment reads besides [`SELECTING`].
+const POD_KILL_KEYS: &[&str] = &["action", "gracePeriod", "duration"];
+const CONTAINER_KILL_KEYS: &[&str] = &["action", "containerNames", "duration"];
 const PARTITION_KEYS: &[&str] = &[
     "action",
-    "mode",
-    "value",
-    "selector",
     "direction",
     "target",
     "externalTargets",
@@ -132,23 +117,13 @@ const PARTITION_KEYS: &[&str] = &[
 ];
 const LOSS_KEYS: &[&str] = &[
     "action",
-    "mode",
-    "value",
-    "selector",
     "direction",
     "target",
     "externalTargets",
     "loss",
     "duration",
 ];
-const STRESS_KEYS: &[&str] = &[
-    "mode",
-    "value",
-    "selector",
-    "stressors",
-    "containerNames",
-    "duration",
-];
+const STRESS_KEYS: &[&str] = &["stressors", "containerNames", "duration"];
 
 /// Reads one manifest, gathering what cannot be translated in `problems`.
 struct Reader<'m> {
@@ -160,8 +135,12 @@ struct Reader<'m> {
 }
 
 impl Reader<'_> {
+    /// Names each key of `map` that is neither one of [`SELECTING`] nor of `known`.
     fn unknown_keys(&mut self, map: &BTreeMap<String, Value>, known: &[&str], at: &str) {
-        for key in map.keys().filter(|k| !known.contains(&k.as_str())) {
+        for key in map
+            .keys()
+            .filter(|k| !SELECTING.contains(&k.as_str()) && !known.contains(&k.as_str()))
+        {
             self.problems
                 .push(format!("{}: {at}{key} is not translated", self.name));
         }
@@ -316,7 +295,7 @@ impl Reader<'_> {
             if let Some(map) = target.as_object() {
                 let map: BTreeMap<String, Value> =
                     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                self.unknown_keys(&map, &["mode", "value", "selector"], "spec.target.");
+                self.unknown_keys(&map, &[], "spec.target.");
             }
             let mut peers = self.targets(target, "spec.target.", seed);
             if peers.mode != Mode::All {
