@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cluster::Cluster;
 use crate::model::PodTarget;
@@ -22,14 +22,10 @@ pub struct PeerWatch {
     groups: Groups,
     latest: Latest,
     stop: Option<Sender<()>>,
-    /// None when no thread could be started: then each call lists on the caller's thread.
+    /// None when no thread could be started: then every look is a failed listing.
     thread: Option<std::thread::JoinHandle<()>>,
-    cluster: Arc<dyn Cluster>,
-    /// The round begun last (by the thread, or without one by the caller).
+    /// The round begun last.
     rounds: Arc<AtomicU64>,
-    every: Duration,
-    /// Without a thread: when the caller's thread last listed each group.
-    last: Mutex<HashMap<Vec<String>, Instant>>,
 }
 
 impl std::fmt::Debug for PeerWatch {
@@ -50,19 +46,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PeerWatch {
-    /// Starts the listing thread (if none can be started, [`PeerWatch::latest`] lists on the
-    /// caller's thread, each group at most once per `every`).
+    /// Starts the listing thread (if none can be started, every [`PeerWatch::latest`] is a new
+    /// round that failed, so the faults that follow peers end the run).
     pub fn start(cluster: Arc<dyn Cluster>, every: Duration) -> Self {
         let groups: Groups = Arc::default();
         let latest: Latest = Arc::default();
         let rounds = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = channel::<()>();
-        let (wanted, into, lister, begun) = (
-            groups.clone(),
-            latest.clone(),
-            cluster.clone(),
-            rounds.clone(),
-        );
+        let (wanted, into, begun) = (groups.clone(), latest.clone(), rounds.clone());
         let thread = std::thread::Builder::new()
             .name("pod-peers".into())
             .spawn(move || {
@@ -70,7 +61,7 @@ impl PeerWatch {
                     let round = begun.fetch_add(1, Ordering::SeqCst) + 1;
                     let groups = lock(&wanted).clone();
                     for group in groups {
-                        let listed = peer_ips(lister.as_ref(), &group);
+                        let listed = peer_ips(cluster.as_ref(), &group);
                         // Kept only if still followed (`retain` may have run meanwhile); the
                         // locks are taken in `retain`'s order.
                         let followed = lock(&wanted);
@@ -86,10 +77,7 @@ impl PeerWatch {
             latest,
             stop: Some(stop),
             thread,
-            cluster,
             rounds,
-            every,
-            last: Mutex::default(),
         }
     }
 
@@ -113,20 +101,14 @@ impl PeerWatch {
         lock(&self.latest).retain(|k, _| followed.contains(k));
     }
 
-    /// The latest listing of `targets`, if one was made (without a thread, one made now when
-    /// `every` has passed since the last).
+    /// The latest listing of `targets`, if one was made.
     pub fn latest(&self, targets: &[PodTarget]) -> Option<Listing> {
         if self.thread.is_none() {
-            let mut last = lock(&self.last);
-            if last
-                .get(&key(targets))
-                .is_some_and(|at| at.elapsed() < self.every)
-            {
-                return None;
-            }
-            last.insert(key(targets), Instant::now());
             let round = self.rounds.fetch_add(1, Ordering::SeqCst) + 1;
-            return Some((round, peer_ips(self.cluster.as_ref(), targets)));
+            return Some((
+                round,
+                Err("the peers' listing thread could not start".into()),
+            ));
         }
         lock(&self.latest).get(&key(targets)).cloned()
     }
