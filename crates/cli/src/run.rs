@@ -71,7 +71,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             None
         } else {
             let unreachable = Verdict::InfrastructureError.exit_code() as u8;
-            match crate::kube::KubeCluster::connect(
+            match crate::kube::connect(
                 &scenario.kubernetes,
                 args.context.clone(),
                 args.token_file.as_ref(),

@@ -1,16 +1,23 @@
 //! faultline on Kubernetes, API side: the only crate that imports `kube`. Pods by selector,
 //! chosen by mode with a seed ([`select`]); a pod kill through the API and the wait for the
-//! controller's replacement to be Ready ([`pods`]). The node side — faults on a pod's
-//! processes — is the agent's (faultline-agent, faultline-fault), reached per node.
+//! controller's replacement to be Ready, logs, the agent on a node ([`pods`]); a connection
+//! that lasts a run, with port-forwards ([`session`]); the scenario runner's cluster over all
+//! of it ([`cluster::KubeCluster`], faultline-scenario's `Cluster`); Chaos Mesh manifests as
+//! scenarios ([`chaos_mesh`]); pods as inputs of `analyze` and `leaks` ([`inputs`]). The node
+//! side — faults on a pod's processes — is the agent's (faultline-agent, faultline-fault),
+//! reached per node.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod chaos_mesh;
+pub mod cluster;
+pub mod inputs;
 pub mod pods;
 pub mod select;
 pub mod session;
 
+pub use cluster::KubeCluster;
 pub use pods::{Error, Grace, KillReport, KillShare, Targets, kill, kill_claiming};
-pub use select::{Mode, PodRef};
+pub use select::{Mode, PodRef, Refused};
 pub use session::{API_TIMEOUT, Forward, ForwardTo, Session};
 
 /// A client from the user's kubeconfig (`KUBECONFIG`, `~/.kube/config`) with `context` (its

@@ -66,6 +66,17 @@ pub enum Refused {
     Protected(String),
     /// The mode does not make sense.
     BadMode(String),
+    /// The agents' own namespace was asked for without the override.
+    AgentsOwn(String),
+    /// A pod has no running container of the name asked for.
+    NoContainer {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// The container asked for.
+        wanted: String,
+        /// The containers it has.
+        containers: Vec<String>,
+    },
 }
 
 impl fmt::Display for Refused {
@@ -75,6 +86,20 @@ impl fmt::Display for Refused {
             Refused::Protected(ns) => write!(
                 f,
                 "namespace {ns} is protected: faults there need --allow-protected-namespace"
+            ),
+            Refused::AgentsOwn(ns) => write!(
+                f,
+                "namespace {ns} is the agent's own: faults there need --allow-protected-namespace"
+            ),
+            Refused::NoContainer {
+                pod,
+                wanted,
+                containers,
+            } => write!(
+                f,
+                "--container {wanted}: pod {pod} has no running container of that name \
+                 (containers: {})",
+                containers.join(", ")
             ),
         }
     }
@@ -88,6 +113,23 @@ pub fn check_namespaces(namespaces: &[String], allow_protected: bool) -> Result<
     {
         Some(ns) if !allow_protected => Err(Refused::Protected(ns.clone())),
         _ => Ok(()),
+    }
+}
+
+/// [`check_namespaces`], and the agents' own namespace (`agent_namespace`) refused too: a
+/// fault there could cut the agents off from their clients. `allow` lets both through.
+pub fn check_protected(
+    namespaces: &[String],
+    agent_namespace: &str,
+    allow: bool,
+) -> Result<(), Refused> {
+    if allow {
+        return Ok(());
+    }
+    check_namespaces(namespaces, false)?;
+    match namespaces.iter().find(|ns| *ns == agent_namespace) {
+        Some(ns) => Err(Refused::AgentsOwn(ns.clone())),
+        None => Ok(()),
     }
 }
 
@@ -277,5 +319,25 @@ mod tests {
         );
         assert!(check_namespaces(&asked, true).is_ok());
         assert!(check_namespaces(&["shop".to_owned()], false).is_ok());
+    }
+
+    #[test]
+    fn protected_namespaces_and_the_agents_own_need_the_override() {
+        let ns = |n: &str| vec![n.to_owned()];
+        assert_eq!(
+            check_protected(&ns("kube-system"), "faultline", false),
+            Err(Refused::Protected("kube-system".into()))
+        );
+        let refused = check_protected(&ns("faultline"), "faultline", false).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "namespace faultline is the agent's own: faults there need --allow-protected-namespace"
+        );
+        assert_eq!(check_protected(&ns("shop"), "faultline", false), Ok(()));
+        assert_eq!(check_protected(&ns("faultline"), "faultline", true), Ok(()));
+        assert_eq!(
+            check_protected(&ns("kube-system"), "faultline", true),
+            Ok(())
+        );
     }
 }

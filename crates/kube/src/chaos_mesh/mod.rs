@@ -12,6 +12,9 @@ use serde_json::Value;
 use crate::pods::{Grace, Targets};
 use crate::select::Mode;
 
+mod scenario;
+pub use scenario::{Translated, scenario};
+
 /// What a Chaos Mesh manifest becomes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Translation {
@@ -571,7 +574,7 @@ pub fn translate(text: &str, seed: u64, allow_protected: bool) -> Result<Transla
 mod tests {
     use super::*;
 
-    const POD_KILL: &str = r#"
+    pub(super) const POD_KILL: &str = r#"
 apiVersion: chaos-mesh.org/v1alpha1
 kind: PodChaos
 metadata:
@@ -769,7 +772,7 @@ spec:
     }
 
     /// As Chaos Mesh's documentation writes a partition between two applications.
-    const PARTITION: &str = r#"
+    pub(super) const PARTITION: &str = r#"
 apiVersion: chaos-mesh.org/v1alpha1
 kind: NetworkChaos
 metadata:
@@ -832,7 +835,7 @@ spec:
     }
 
     /// As Chaos Mesh's documentation writes a CPU stress.
-    const STRESS: &str = r#"
+    pub(super) const STRESS: &str = r#"
 apiVersion: chaos-mesh.org/v1alpha1
 kind: StressChaos
 metadata:
