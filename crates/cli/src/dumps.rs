@@ -8,8 +8,8 @@ use faultline_record::CrashRecord;
 use faultline_symbolize::Demangle;
 use faultline_symbolize::record::ResolvedRecord;
 
-use crate::analyze::{read_input, write_stdout};
 use crate::exit::Failure;
+use crate::input::{self, Kind};
 use crate::{AnalyzeArgs, AnalyzeFormat, LookupArgs};
 
 /// Frames of a group's stack shown in the human format before `…`.
@@ -31,10 +31,11 @@ pub struct ModuleNote {
     debug_file: Result<(String, &'static str), String>,
 }
 
-/// Parses a dump of any format; a task-dump record's addresses are resolved with `lookup`.
-pub fn load(path: &Path, bytes: &[u8], lookup: &LookupArgs) -> Result<Loaded, Failure> {
+/// Parses a dump of any format (`kind`, as [`input::detect`] told it); a task-dump record's
+/// addresses are resolved with `lookup`.
+pub fn load(path: &Path, bytes: &[u8], kind: Kind, lookup: &LookupArgs) -> Result<Loaded, Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
-    if !crate::analyze::is_task_dump_record(bytes) {
+    if kind != Kind::TaskDumpRecord {
         let dump = faultline_dump::parse(bytes, &Limits::default()).map_err(|e| bad(&e))?;
         return Ok(Loaded {
             dump,
@@ -60,7 +61,7 @@ pub fn load(path: &Path, bytes: &[u8], lookup: &LookupArgs) -> Result<Loaded, Fa
                 debug_file: match debug_file {
                     Ok((file, source)) => Ok((
                         file.display().to_string(),
-                        crate::analyze::source_name(source),
+                        crate::symbolize::source_name(source),
                     )),
                     Err(reason) => Err(reason.to_string()),
                 },
@@ -70,8 +71,15 @@ pub fn load(path: &Path, bytes: &[u8], lookup: &LookupArgs) -> Result<Loaded, Fa
     Ok(Loaded { dump, modules })
 }
 
-pub fn analyze(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, Failure> {
-    let Loaded { dump, modules } = load(path, bytes, &args.lookup)?;
+/// The report of the dump `bytes` (of `kind`), read from `path`: groups largest first, or a
+/// flame graph.
+pub fn report(
+    path: &Path,
+    bytes: &[u8],
+    kind: Kind,
+    args: &AnalyzeArgs,
+) -> Result<String, Failure> {
+    let Loaded { dump, modules } = load(path, bytes, kind, &args.lookup)?;
     if dump.tasks.is_empty() && dump.crash.is_none() {
         return Err(Failure::usage(format!(
             "{}: not a crash record or a task dump this faultline reads (a faultline crash \
@@ -135,9 +143,14 @@ fn flame_graph(path: &Path, dump: &Dump) -> Result<String, Failure> {
     String::from_utf8(svg).map_err(Failure::failed)
 }
 
-pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<(), Failure> {
-    let before = load(old, &read_input(old)?, &args.lookup)?.dump;
-    let after = load(new, &read_input(new)?, &args.lookup)?.dump;
+/// `--diff OLD NEW`: which groups appeared, grew, shrank or vanished.
+pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<String, Failure> {
+    let read = |path: &Path| -> Result<Dump, Failure> {
+        let bytes = input::read(path)?;
+        Ok(load(path, &bytes, input::detect(path, &bytes), &args.lookup)?.dump)
+    };
+    let before = read(old)?;
+    let after = read(new)?;
     let module = args.main_module.as_deref();
     let changes = faultline_dump::diff(
         &faultline_dump::group(&before, args.level, module),
@@ -187,7 +200,7 @@ pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<(), Failure> {
             s
         }
     };
-    write_stdout(&text)
+    Ok(text)
 }
 
 fn change_name(change: Change) -> &'static str {

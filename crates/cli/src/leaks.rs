@@ -8,9 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use faultline_dump::Dump;
 use faultline_leak::{Config, GroupTrend, Report, Tracker, Trend, Verdict};
 
-use crate::analyze::{fetch_with_timeout, read_input, write_stdout};
 use crate::dumps::{Loaded, frame_json, load, runtime_name, write_frames};
 use crate::exit::{self, Failure};
+use crate::input::{self, fetch_with_timeout};
+use crate::output::write_stdout;
 use crate::{LeaksArgs, LeaksFormat};
 
 /// Sparkline columns at most.
@@ -81,8 +82,8 @@ fn from_files(
     }
     let mut samples = Vec::with_capacity(args.inputs.len());
     for (i, path) in args.inputs.iter().enumerate() {
-        let bytes = read_input(path)?;
-        let Loaded { dump, .. } = load(path, &bytes, &args.lookup)?;
+        let bytes = input::read(path)?;
+        let Loaded { dump, .. } = load(path, &bytes, input::detect(path, &bytes), &args.lookup)?;
         if dump.tasks.is_empty() && dump.crash.is_none() {
             return Err(Failure::usage(format!(
                 "{}: not a task dump this faultline reads",
@@ -180,7 +181,8 @@ fn scrape(
         let timeout = every.max(Duration::from_secs(5));
         let label = format!("{url} (sample {})", k + 1);
         let sample = fetch_with_timeout(url, timeout).and_then(|bytes| {
-            let loaded = load(Path::new(&label), &bytes, &args.lookup)?;
+            let label = Path::new(&label);
+            let loaded = load(label, &bytes, input::detect(label, &bytes), &args.lookup)?;
             Ok((bytes, loaded.dump))
         });
         let (bytes, dump) = match sample {

@@ -3,11 +3,14 @@
 
 mod agent;
 mod analyze;
+mod crash;
 mod dumps;
 mod exit;
 mod inject;
+mod input;
 mod kube;
 mod leaks;
+mod output;
 mod run;
 mod store;
 mod symbolize;

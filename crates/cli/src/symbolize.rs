@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use faultline_record::{Addr, BuildId};
 use faultline_symbolize::{
-    DebugFile, Demangle, Reason, SourceFrame, SymbolizeOptions, Symbolized, elf, symbolize_many,
+    DebugFile, Demangle, Reason, Source, SourceFrame, SymbolizeOptions, Symbolized, elf,
+    symbolize_many,
 };
 
 use crate::SymbolizeArgs;
@@ -212,6 +213,18 @@ fn write_json(out: &mut impl Write, probe: u64, symbolized: &Symbolized) -> io::
     };
     serde_json::to_writer(&mut *out, &value)?;
     out.write_all(b"\n")
+}
+
+/// How a debug file was found, in a word or two.
+pub fn source_name(source: &Source) -> &'static str {
+    match source {
+        Source::Explicit => "given",
+        Source::Store(_) => "store",
+        Source::Debuglink => "debuglink",
+        Source::Binary => "binary",
+        Source::Debuginfod { from_cache: true } => "debuginfod cache",
+        Source::Debuginfod { from_cache: false } => "debuginfod",
+    }
 }
 
 pub fn frame_json(frame: &SourceFrame) -> serde_json::Value {
