@@ -190,3 +190,57 @@ fn every_member_inherits_workspace_lints_and_versions() {
         }
     }
 }
+
+/// The code map of docs/ARCHITECTURE.md, top to bottom: a crate may depend only on crates
+/// below it, so the map can be read from the top down and no crate reaches back up.
+const CODE_MAP: &[&str] = &[
+    "faultline",
+    "faultline-tui",
+    "faultline-kube",
+    "faultline-scenario",
+    "faultline-agent",
+    "faultline-fault",
+    "faultline-symbolize",
+    "faultline-capture",
+    "faultline-leak",
+    "faultline-dump",
+    "faultline-record",
+];
+
+#[test]
+fn dependencies_point_down_the_code_map() {
+    let architecture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/ARCHITECTURE.md"),
+    )
+    .unwrap();
+    // The map in the document is in this order.
+    let positions: Vec<usize> = CODE_MAP
+        .iter()
+        .map(|name| {
+            let heading = if *name == "faultline" {
+                "(package `faultline`)".to_owned()
+            } else {
+                format!("(`{name}`)**")
+            };
+            architecture
+                .find(&heading)
+                .unwrap_or_else(|| panic!("docs/ARCHITECTURE.md has no code map entry {heading}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "docs/ARCHITECTURE.md's code map is not in the order {CODE_MAP:?}"
+    );
+    for (package, deps) in dependencies() {
+        let Some(at) = CODE_MAP.iter().position(|p| *p == package) else {
+            continue;
+        };
+        for dep in deps.iter().filter(|d| d.starts_with("faultline")) {
+            let below = CODE_MAP.iter().position(|p| p == dep);
+            assert!(
+                below.is_some_and(|b| b > at),
+                "{package} depends on {dep}, which is not below it in the code map"
+            );
+        }
+    }
+}
