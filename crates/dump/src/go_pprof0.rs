@@ -173,9 +173,20 @@ fn decode(data: &[u8], limits: &Limits) -> ProtoResult<Vec<Task>> {
     let mut locations: HashMap<u64, Location> = HashMap::new();
     let mut functions: HashMap<u64, Function> = HashMap::new();
     let mut strings: Vec<&str> = Vec::new();
+    // The string index of each sample type's name (`goroutine`, or `goroutineleak` for the
+    // leak profile of Go 1.26 and later, whose every goroutine was proven leaked).
+    let mut sample_types: Vec<u64> = Vec::new();
     let mut wire = Wire { data };
     while let Some((field, value)) = wire.field()? {
         match (field, value) {
+            (1, Value::Bytes(bytes)) => {
+                let mut w = Wire { data: bytes };
+                while let Some((f, v)) = w.field()? {
+                    if f == 1 {
+                        sample_types.push(varint(v)?);
+                    }
+                }
+            }
             (2, Value::Bytes(bytes)) => {
                 if samples.len() >= limits.max_tasks {
                     return Err(ProtoError::Limit("task count", limits.max_tasks));
@@ -245,6 +256,12 @@ fn decode(data: &[u8], limits: &Limits) -> ProtoResult<Vec<Task>> {
         }
     }
 
+    let leak_profile = sample_types.iter().any(|&t| {
+        usize::try_from(t)
+            .ok()
+            .and_then(|t| strings.get(t))
+            .is_some_and(|name| *name == "goroutineleak")
+    });
     let mut names: HashMap<u64, Arc<str>> = HashMap::new();
     let mut text = |index: u64| -> Option<Arc<str>> {
         let s = *strings.get(usize::try_from(index).ok()?)?;
@@ -255,6 +272,7 @@ fn decode(data: &[u8], limits: &Limits) -> ProtoResult<Vec<Task>> {
     for sample in samples {
         let mut task = Task::new(None);
         task.count = sample.values.first().copied().unwrap_or(1);
+        task.leaked = leak_profile;
         frames.clear();
         for id in &sample.locations {
             let Some(location) = locations.get(id) else {

@@ -21,10 +21,15 @@ use crate::{
     Diagnostic, Dump, FastHash, Format, Frame, Limits, Provenance, Result, Runtime, Stacks, Task,
 };
 
-/// Whether `text` is a debug=1 goroutine profile.
+/// Whether `text` is a debug=1 goroutine profile, or a goroutine leak profile (Go 1.26 and
+/// later, `/debug/pprof/goroutineleak?debug=1`: the same form, of leaked goroutines only).
 pub fn detect(text: &str) -> bool {
-    text.trim_start().starts_with("goroutine profile: total ")
+    let text = text.trim_start();
+    text.starts_with("goroutine profile: total ") || text.starts_with(LEAK_HEADER)
 }
+
+/// The header of the goroutine leak profile: every goroutine in it was proven leaked.
+const LEAK_HEADER: &str = "goroutineleak profile: total ";
 
 pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
     let mut dump = Dump::empty(Runtime::Go, Format::GoPprofDebug1);
@@ -46,6 +51,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
     };
     let mut task: Option<Task> = None;
     let mut total: Option<u64> = None;
+    let mut leak_profile = false;
     for (n, raw) in text.split('\n').enumerate() {
         let line_no = n + 1;
         limits.check_line(line_no, raw)?;
@@ -58,6 +64,11 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
             total = rest.trim().parse().ok();
             continue;
         }
+        if let Some(rest) = line.strip_prefix(LEAK_HEADER) {
+            total = rest.trim().parse().ok();
+            leak_profile = true;
+            continue;
+        }
         if let Some((count, _pcs)) = line.split_once(" @ ")
             && let Ok(count) = count.trim().parse::<u64>()
         {
@@ -65,6 +76,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
             limits.check_tasks(line_no, dump.tasks.len())?;
             let mut t = Task::new(None);
             t.count = count;
+            t.leaked = leak_profile;
             task = Some(t);
             continue;
         }

@@ -480,13 +480,23 @@ fn frame(function: Arc<str>, inlined: bool) -> Frame {
 }
 
 /// `goroutine 18 [chan receive, 5 minutes, locked to thread]:`, with optional
-/// `gp=… m=… mp=…` fields before the bracket.
+/// `gp=… m=… mp=…` fields before the bracket and, with `GODEBUG=tracebacklabels=1` (Go 1.26
+/// and later), the goroutine's pprof labels after it (`] {"k":"v"}:`).
+///
+/// The runtime's marks on the status are parsed off it: `(leaked)` (Go 1.26 and later, proven
+/// by a leak-detecting collection) and `(durable)` (a synctest bubble) become flags, `(scan)`
+/// (the collector was scanning the stack at that moment) and `synctest bubble N` are dropped,
+/// so that grouping sees the same state before and after.
 fn parse_header(line: &str) -> Option<Task> {
     let rest = line.strip_prefix("goroutine ")?;
-    let body = rest.strip_suffix("]:")?;
-    let open = body.bytes().position(|b| b == b'[')?;
-    let head = body[..open].strip_suffix(' ')?;
-    let status = &body[open + 1..];
+    let open = rest.bytes().position(|b| b == b'[')?;
+    let close = open + rest[open..].bytes().position(|b| b == b']')?;
+    let after = &rest[close + 1..];
+    if after != ":" && !(after.starts_with(" {") && after.ends_with("}:")) {
+        return None;
+    }
+    let head = rest[..open].strip_suffix(' ')?;
+    let status = &rest[open + 1..close];
     let mut words = head.split_ascii_whitespace();
     let id: u64 = words.next()?.parse().ok()?;
     // Anything else before the bracket must be `key=value` fields (gp=, m=, mp=).
@@ -504,7 +514,29 @@ fn parse_header(line: &str) -> Option<Task> {
             .and_then(|m| m.parse::<u64>().ok())
         {
             task.wait_seconds = Some(minutes.saturating_mul(60));
+        } else if part
+            .strip_prefix("synctest bubble ")
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
         } else {
+            let mut part = part;
+            loop {
+                if let Some(p) = part.strip_suffix(" (leaked)") {
+                    task.leaked = true;
+                    part = p;
+                } else if let Some(p) = part.strip_suffix(" (durable)") {
+                    task.durable = true;
+                    part = p;
+                } else if let Some(p) = part.strip_suffix(" (scan)") {
+                    part = p;
+                } else {
+                    break;
+                }
+            }
+            // A goroutine the runtime proved leaked with no wait reason is in status `leaked`.
+            if part == "leaked" {
+                task.leaked = true;
+            }
             state.push(part);
         }
     }
@@ -610,6 +642,43 @@ mod tests {
         assert_eq!(t.wait_seconds, Some(60));
         assert!(parse_header("goroutine x [running]:").is_none());
         assert!(parse_header("goroutine 1 [running]").is_none());
+    }
+
+    #[test]
+    fn the_runtimes_marks_are_flags_not_states() {
+        // Go 1.26+: proven leaked by a leak-detecting collection (no wait time is printed for
+        // a leaked goroutine).
+        let t = parse_header("goroutine 123 [chan receive (leaked)]:").unwrap();
+        assert_eq!(t.state.as_deref(), Some("chan receive"));
+        assert!(t.leaked && !t.durable);
+        let t = parse_header("goroutine 9 [sync.Mutex.Lock (leaked) (scan), locked to thread]:")
+            .unwrap();
+        assert_eq!(t.state.as_deref(), Some("sync.Mutex.Lock"));
+        assert!(t.leaked && t.locked_to_thread);
+        let t = parse_header("goroutine 4 [leaked]:").unwrap();
+        assert!(t.leaked);
+        // The same goroutine before the collection: the same state.
+        let t = parse_header("goroutine 123 [chan receive, 2 minutes]:").unwrap();
+        assert_eq!(t.state.as_deref(), Some("chan receive"));
+        assert!(!t.leaked);
+        // synctest: `(durable)` in the wait reason or after it, and the bubble's id.
+        let t = parse_header("goroutine 7 [chan receive (durable), synctest bubble 1]:").unwrap();
+        assert_eq!(t.state.as_deref(), Some("chan receive"));
+        assert!(t.durable && !t.leaked);
+        let t =
+            parse_header("goroutine 8 [sleep (durable), 3 minutes, synctest bubble 12]:").unwrap();
+        assert_eq!(
+            (t.state.as_deref(), t.wait_seconds),
+            (Some("sleep"), Some(180))
+        );
+        // Reasons that carry a parenthesis of their own keep it.
+        let t = parse_header("goroutine 5 [select (no cases)]:").unwrap();
+        assert_eq!(t.state.as_deref(), Some("select (no cases)"));
+        // `GODEBUG=tracebacklabels=1`: labels after the bracket.
+        let t =
+            parse_header(r#"goroutine 21 [IO wait] {"handler":"/api", "user":"x y"}:"#).unwrap();
+        assert_eq!((t.id, t.state.as_deref()), (Some(21), Some("IO wait")));
+        assert!(parse_header("goroutine 21 [IO wait] junk:").is_none());
     }
 
     #[test]

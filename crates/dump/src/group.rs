@@ -48,6 +48,8 @@ pub struct Group {
     pub ids: Vec<u64>,
     /// Tasks locked to an OS thread.
     pub locked_to_thread: u64,
+    /// Tasks the runtime proved leaked ([`Task::leaked`]).
+    pub proven_leaked: u64,
     /// The frames of the first task: the group's representative stack.
     pub frames: Arc<[Frame]>,
     /// Index in `frames` of the first frame of the service's own code.
@@ -97,6 +99,7 @@ pub fn group(dump: &Dump, level: Level, main_module: Option<&str>) -> Vec<Group>
                     wait_seconds: None,
                     ids: Vec::new(),
                     locked_to_thread: 0,
+                    proven_leaked: 0,
                     frames: task.frames.clone(),
                     own_frame,
                     creator: task.creator.clone(),
@@ -130,6 +133,9 @@ fn add(group: &mut Group, task: &Task) {
     }
     if task.locked_to_thread {
         group.locked_to_thread += task.count;
+    }
+    if task.leaked {
+        group.proven_leaked += task.count;
     }
 }
 

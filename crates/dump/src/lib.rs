@@ -198,6 +198,14 @@ pub struct Task {
     pub wait_seconds: Option<u64>,
     /// Locked to an OS thread (`runtime.LockOSThread`).
     pub locked_to_thread: bool,
+    /// The runtime proved this task leaked: Go 1.26 and later mark a goroutine `(leaked)`
+    /// once a leak-detecting collection found it blocked forever on something nothing
+    /// reachable can release, and the `goroutineleak` profile lists only such goroutines.
+    /// Evidence, not a state: grouping and signatures ignore it.
+    pub leaked: bool,
+    /// Go's `(durable)` mark: blocked inside a `testing/synctest` bubble in a way only the
+    /// bubble can end. Not part of the state either.
+    pub durable: bool,
     /// The function that created this task (`created by main.main`).
     pub creator: Option<Frame>,
     /// The id of the task that created it (`in goroutine 1`, Go 1.21 and later).
@@ -224,6 +232,8 @@ impl Task {
             state: None,
             wait_seconds: None,
             locked_to_thread: false,
+            leaked: false,
+            durable: false,
             creator: None,
             creator_id: None,
             frames: Arc::from(Vec::new()),
@@ -275,6 +285,9 @@ pub struct Dump {
     /// How many tasks the runtime counted alive, if it says (a tokio dump lists only the tasks
     /// it could trace).
     pub alive_tasks: Option<u64>,
+    /// The process the dump was taken of, if the dump says (a faultline record's pid): two
+    /// dumps of different pids are of different processes, whose task ids are unrelated.
+    pub pid: Option<u32>,
     /// The crash, if the dump is a panic or fatal error.
     pub crash: Option<Crash>,
     /// The tasks, in the order the dump lists them.
@@ -292,6 +305,7 @@ impl Dump {
             version: None,
             captured_at: None,
             alive_tasks: None,
+            pid: None,
             crash: None,
             tasks: Vec::new(),
             diagnostics: Vec::new(),

@@ -85,6 +85,7 @@ pub fn from_record(
         .map(|r| r.version.clone());
     dump.captured_at = Some(record.time.clone());
     dump.alive_tasks = record.alive_tasks;
+    dump.pid = Some(record.pid);
     let mut frames = FrameCache::new(record, resolver);
     let mut stacks = Stacks::default();
 

@@ -82,7 +82,7 @@ mod tracker;
 
 pub use faultline_dump::Level;
 pub use report::{Evidence, GroupTrend, Report, Trend, WaitSample};
-pub use tracker::{Tracker, is_blocking_state};
+pub use tracker::{Restart, Sample, Tracker, is_blocking_state};
 
 /// Errors of [`Tracker::push`]: a sample the series cannot take.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -129,6 +129,10 @@ pub struct Config {
     pub min_growth: u64,
     /// Least Theil–Sen slope for [`Verdict::Leaking`] (default 1.0 tasks per minute).
     pub min_slope_per_min: f64,
+    /// For a group whose tasks carry ids: fewest members of the latest sample that have been
+    /// in the group since the middle of its series for [`Verdict::Leaking`] (default 5). A
+    /// rising count whose members turn over (more load, not a leak) is [`Verdict::Growing`].
+    pub min_persisting: u64,
 }
 
 impl Default for Config {
@@ -142,6 +146,7 @@ impl Default for Config {
             alpha: 0.01,
             min_growth: 10,
             min_slope_per_min: 1.0,
+            min_persisting: 5,
         }
     }
 }

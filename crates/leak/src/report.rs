@@ -5,7 +5,7 @@ use std::sync::Arc;
 use faultline_dump::{Frame, Signature};
 
 use crate::stats::{mann_kendall, theil_sen_in};
-use crate::tracker::{GroupSeries, Tracker};
+use crate::tracker::{GroupSeries, Restart, Tracker};
 use crate::{Config, Verdict};
 
 /// Every group's trend, most alarming first, and the trends of the totals.
@@ -13,8 +13,12 @@ use crate::{Config, Verdict};
 pub struct Report {
     /// Leaking groups (steepest first), then growing, stable and draining ones (each steepest
     /// first; ties in order of first appearance). The "other" bucket is among them, with
-    /// `signature: None`.
+    /// `signature: None`. After a restart, the leaking and growing groups of the processes
+    /// before it come first, with `before_restart` set.
     pub groups: Vec<GroupTrend>,
+    /// Restarts of the sampled process seen in the series (the latest eight), oldest first:
+    /// the series are split there.
+    pub restarts: Vec<Restart>,
     /// The trend of the dumps' total task counts.
     pub total: Trend,
     /// The trend of the alive-task counts passed to [`Tracker::push_with_alive`], over the
@@ -48,10 +52,14 @@ pub struct GroupTrend {
     pub own_frame: Option<usize>,
     /// The function that created the representative task.
     pub creator: Option<Frame>,
-    /// The trend of the group's task count.
+    /// The trend of the group's task count. Its verdict is the group's: the count trend's,
+    /// with what the members' identity and the runtime's proof say (see [`Evidence::why`]).
     pub trend: Trend,
     /// What else points to (or away from) a leak.
     pub evidence: Evidence,
+    /// For a group of a process that restarted: the time of the restart that ended its
+    /// series (it was judged then). `None` for the process sampled now.
+    pub before_restart: Option<f64>,
 }
 
 /// The trend of one count series.
@@ -101,6 +109,25 @@ pub struct Evidence {
     pub blocked_share: Option<f64>,
     /// The group's share of all tasks in the latest dump.
     pub share_of_dump: f64,
+    /// Tasks of the latest sample the runtime proved leaked (Go 1.26 and later: `(leaked)`,
+    /// or the `goroutineleak` profile).
+    pub proven_leaked: u64,
+    /// Members of the latest sample that were already in the previous one; `None` when the
+    /// format carries no task ids (pprof profiles) or there is no previous sample.
+    pub survivors: Option<u64>,
+    /// Of each sample's members, the share gone by the next, averaged over the retained
+    /// samples: near 0 for tasks that stay, near 1 for tasks that live less than the interval.
+    /// `None` without task ids.
+    pub turnover: Option<f64>,
+    /// How long the oldest member of the latest sample has been in the group: since the
+    /// sample it was first seen in (a lower bound of its age). `None` without task ids.
+    pub oldest_seen_seconds: Option<f64>,
+    /// Members of the latest sample that have been in the group since the middle of its
+    /// series: what a leak piles up and a turnover does not. `None` without task ids.
+    pub persisting: Option<u64>,
+    /// Why the verdict is not the count trend's alone, when it is not: the runtime's proof
+    /// made it `leaking`, or members that turn over made a rising count `growing`.
+    pub why: Option<String>,
 }
 
 /// The wait durations of one group in one sample.
@@ -153,8 +180,11 @@ impl Tracker {
             .unzip();
         let alive = (!alive.is_empty())
             .then(|| trend(&alive_times, &alive, &self.config, horizon, &mut scratch));
+        let mut all: Vec<GroupTrend> = self.earlier.iter().cloned().collect();
+        all.extend(groups);
         Report {
-            groups,
+            groups: all,
+            restarts: self.restarts.iter().cloned().collect(),
             total,
             alive,
             blocked_share: self.blocked.and_then(share),
@@ -184,7 +214,7 @@ fn group_trend(
     // A series is the latest part of the tracker's times (see `Tracker::times`).
     let times = &all_times[all_times.len().saturating_sub(g.counts.len())..];
     let counts: Vec<u64> = g.counts.iter().copied().collect();
-    let trend = trend(times, &counts, config, horizon, scratch);
+    let mut trend = trend(times, &counts, config, horizon, scratch);
 
     let waits: Vec<WaitSample> = times
         .iter()
@@ -212,6 +242,9 @@ fn group_trend(
     } else {
         trend.count_last as f64 / total_last as f64
     };
+    let identity = Identity::of(g, times);
+    let proven_leaked = g.proven.back().copied().unwrap_or(0);
+    let why = judge(&mut trend, proven_leaked, identity.as_ref(), config);
     let rep = &g.representative;
     GroupTrend {
         signature: g.signature.clone(),
@@ -226,7 +259,108 @@ fn group_trend(
             oldest_aging,
             blocked_share: rep.blocked.and_then(share),
             share_of_dump,
+            proven_leaked,
+            survivors: g.survivors,
+            turnover: identity.as_ref().and_then(|i| i.turnover),
+            oldest_seen_seconds: identity.as_ref().and_then(|i| i.oldest_seen_seconds),
+            persisting: identity.as_ref().map(|i| i.persisting),
+            why,
         },
+        before_restart: None,
+    }
+}
+
+/// Who the members of a group with task ids are, across its series.
+struct Identity {
+    turnover: Option<f64>,
+    oldest_seen_seconds: Option<f64>,
+    /// Members of the latest sample there since the middle of the series.
+    persisting: u64,
+    /// The sampling interval, for the evidence (median of the series' steps).
+    interval: Option<f64>,
+}
+
+impl Identity {
+    fn of(g: &GroupSeries, times: &[f64]) -> Option<Self> {
+        if !g.identified {
+            return None;
+        }
+        let last = *times.last()?;
+        let mid = times[(times.len() - 1) / 2];
+        let turnovers: Vec<f64> = g.turnover.iter().flatten().copied().collect();
+        let mut steps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        steps.sort_by(f64::total_cmp);
+        Some(Self {
+            turnover: (!turnovers.is_empty())
+                .then(|| turnovers.iter().sum::<f64>() / turnovers.len() as f64),
+            oldest_seen_seconds: g
+                .members
+                .values()
+                .copied()
+                .min_by(f64::total_cmp)
+                .map(|first| last - first),
+            persisting: g.members.values().filter(|&&first| first <= mid).count() as u64,
+            interval: steps.get(steps.len() / 2).copied(),
+        })
+    }
+}
+
+/// The group's verdict from its count trend, the runtime's proof and its members' identity;
+/// the reason, when it is not the count trend's alone.
+fn judge(
+    trend: &mut Trend,
+    proven_leaked: u64,
+    identity: Option<&Identity>,
+    config: &Config,
+) -> Option<String> {
+    if proven_leaked > 0 {
+        let why = (trend.verdict != Verdict::Leaking).then(|| {
+            format!(
+                "the runtime proved {proven_leaked} of its goroutines leaked (blocked forever \
+                 on something nothing reachable can release); the count alone is {}",
+                trend.verdict
+            )
+        });
+        trend.verdict = Verdict::Leaking;
+        return why;
+    }
+    let identity = identity?;
+    if trend.verdict != Verdict::Leaking || identity.persisting >= config.min_persisting {
+        return None;
+    }
+    trend.verdict = Verdict::Growing;
+    let turnover = identity.turnover.map_or_else(String::new, |t| {
+        format!(
+            "; {:.0}% survive from one sample to the next",
+            (1.0 - t) * 100.0
+        )
+    });
+    let lifetime = match (identity.turnover, identity.interval) {
+        (Some(t), Some(interval)) if t >= 0.999 => {
+            format!("members live under {}", seconds(interval))
+        }
+        _ => format!(
+            "the oldest member has been there {}",
+            identity
+                .oldest_seen_seconds
+                .map_or_else(|| "?".to_owned(), seconds)
+        ),
+    };
+    Some(format!(
+        "the count rises, but its members turn over: {lifetime}{turnover}, and {} of them have \
+         stayed since the middle of the series (a leak keeps at least {})",
+        identity.persisting, config.min_persisting
+    ))
+}
+
+/// `0.5 s`, `12 s`, `3.5 min`.
+fn seconds(s: f64) -> String {
+    if s < 10.0 {
+        format!("{s:.1} s")
+    } else if s < 120.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{:.1} min", s / 60.0)
     }
 }
 

@@ -4,9 +4,11 @@
 //!   `tests/golden/generate.py` computed with them (`tests/golden/golden.json`).
 //! - `tracker`: the tracker fed Go dumps parsed by faultline-dump, among them the real
 //!   goroutine dump of faultline-dump's fixtures with a leak added.
+//! - `identity`: members followed by id (turnover against leaks), the runtime's proof, restarts.
 //! - `props`: properties of the statistics, the verdicts and the tracker's bounds.
 
 mod golden;
+mod identity;
 mod props;
 mod tracker;
 
