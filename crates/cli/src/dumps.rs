@@ -222,7 +222,11 @@ pub fn runtime_name(runtime: Runtime) -> &'static str {
 }
 
 pub fn state_text(group: &Group) -> String {
-    if group.state.is_none() && group.wait_seconds.is_none() && group.locked_to_thread == 0 {
+    if group.state.is_none()
+        && group.wait_seconds.is_none()
+        && group.locked_to_thread == 0
+        && group.proven_leaked == 0
+    {
         // Formats without states (pprof debug=1) say nothing rather than "unknown".
         return String::new();
     }
@@ -241,6 +245,9 @@ pub fn state_text(group: &Group) -> String {
     }
     if group.locked_to_thread > 0 {
         let _ = write!(s, ", {} locked to thread", group.locked_to_thread);
+    }
+    if group.proven_leaked > 0 {
+        let _ = write!(s, ", {} proven leaked", group.proven_leaked);
     }
     s.push(']');
     s
@@ -410,6 +417,7 @@ fn group_json(group: &Group) -> serde_json::Value {
         "wait_seconds": group.wait_seconds.map(|(min, max)| serde_json::json!({"min": min, "max": max})),
         "ids": group.ids,
         "locked_to_thread": group.locked_to_thread,
+        "proven_leaked": group.proven_leaked,
         "own_frame": group.own_frame,
         "frames": group.frames.iter().map(frame_json).collect::<Vec<_>>(),
         "creator": group.creator.as_ref().map(frame_json),

@@ -25,6 +25,7 @@ pub fn run(args: LeaksArgs) -> Result<(), Failure> {
         alpha: args.alpha,
         min_growth: args.min_growth,
         min_slope_per_min: args.min_slope,
+        min_persisting: args.min_persisting,
         ..Config::default()
     };
     let mut tracker = Tracker::new(config);
@@ -336,6 +337,13 @@ fn human(
             trend_line(alive, args.horizon)
         );
     }
+    for restart in &report.restarts {
+        let _ = writeln!(
+            s,
+            "restart at {:.1}s: {}; the series before it are judged on their own",
+            restart.time_seconds, restart.why
+        );
+    }
     let flagged: Vec<&GroupTrend> = report
         .groups
         .iter()
@@ -369,6 +377,27 @@ fn human(
         if group.evidence.oldest_aging == Some(true) {
             facts.push("oldest keep aging".into());
         }
+        if group.evidence.proven_leaked > 0 {
+            facts.push(format!(
+                "{} proven leaked by the runtime",
+                group.evidence.proven_leaked
+            ));
+        }
+        if let Some(turnover) = group.evidence.turnover {
+            facts.push(format!(
+                "{:.0}% survive from sample to sample",
+                (1.0 - turnover) * 100.0
+            ));
+        }
+        if let Some(oldest) = group.evidence.oldest_seen_seconds {
+            facts.push(format!(
+                "oldest seen {}",
+                humantime::format_duration(Duration::from_secs(oldest.max(0.0).round() as u64))
+            ));
+        }
+        if let Some(at) = group.before_restart {
+            facts.push(format!("before the restart at {at:.1}s"));
+        }
         facts.push(format!(
             "{:.0}% of the tasks",
             group.evidence.share_of_dump * 100.0
@@ -377,6 +406,9 @@ fn human(
             facts.push("every signature past the group limit".into());
         }
         let _ = writeln!(s, "          {}", facts.join(", "));
+        if let Some(why) = &group.evidence.why {
+            let _ = writeln!(s, "          {why}");
+        }
         write_frames(
             &mut s,
             &group.frames,
@@ -458,8 +490,21 @@ fn json(
                     "wait_seconds": g.evidence.waits.last().map(|w| serde_json::json!({
                         "min": w.min_seconds, "max": w.max_seconds,
                     })),
+                    "why": g.evidence.why,
                 }),
             );
+            object.insert("proven_leaked".into(), g.evidence.proven_leaked.into());
+            object.insert("survivors".into(), g.evidence.survivors.into());
+            object.insert(
+                "turnover".into(),
+                g.evidence.turnover.and_then(finite).into(),
+            );
+            object.insert(
+                "oldest_seen_seconds".into(),
+                g.evidence.oldest_seen_seconds.and_then(finite).into(),
+            );
+            object.insert("persisting".into(), g.evidence.persisting.into());
+            object.insert("before_restart".into(), g.before_restart.into());
             value
         })
         .collect();
@@ -473,6 +518,9 @@ fn json(
         "alive": report.alive.as_ref().map(trend_json),
         "blocked_share": report.blocked_share,
         "overflow_signatures": report.overflow_signatures,
+        "restarts": report.restarts.iter().map(|r| serde_json::json!({
+            "time_seconds": r.time_seconds, "why": r.why,
+        })).collect::<Vec<_>>(),
         "groups": groups,
     })
 }

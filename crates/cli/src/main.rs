@@ -299,6 +299,11 @@ struct LeaksArgs {
     /// Slowest growth (Theil–Sen slope, tasks per minute) that counts as a leak.
     #[arg(long, default_value_t = 1.0, value_name = "PER_MIN")]
     min_slope: f64,
+    /// For tasks with ids (goroutines, tokio tasks): fewest members of the latest sample that
+    /// have been in the group since the middle of its series for it to be leaking; a rising
+    /// count whose members turn over (more load) is growing.
+    #[arg(long, default_value_t = 5, value_name = "TASKS")]
+    min_persisting: u64,
     #[command(flatten)]
     lookup: LookupArgs,
     /// Output format.

@@ -299,7 +299,20 @@ pub fn leaks(
                 p_value: g.trend.p_value,
                 samples: g.trend.samples,
                 series: g.trend.series.clone(),
+                proven_leaked: g.evidence.proven_leaked,
+                survivors: g.evidence.survivors,
+                turnover: g.evidence.turnover,
+                oldest_seen_seconds: g.evidence.oldest_seen_seconds,
+                persisting: g.evidence.persisting,
+                why: g.evidence.why.clone(),
+                before_restart: g.before_restart,
             });
+        }
+        for restart in &report.restarts {
+            notes.push(format!(
+                "{name}: the process restarted at {:.1}s ({}): its groups' series were split there",
+                restart.time_seconds, restart.why
+            ));
         }
     }
     (groups, notes)

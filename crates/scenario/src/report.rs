@@ -252,13 +252,13 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
     } else {
         let _ = writeln!(
             md,
-            "| dump | verdict | group (own frame) | first → last | slope/min | p | trend |\n|---|---|---|---|---|---|---|"
+            "| dump | verdict | group (own frame) | first → last | slope/min | p | trend | evidence |\n|---|---|---|---|---|---|---|---|"
         );
         for g in ev.leaks.iter().take(20) {
             let max = g.series.iter().map(|(_, c)| *c).max().unwrap_or(1).max(1) as f64;
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} → {} | {:+.1} | {:.1e} | `{}` |",
+                "| {} | {} | {} | {} → {} | {:+.1} | {:.1e} | `{}` | {} |",
                 g.dump,
                 if g.verdict == "leaking" {
                     "**leaking**"
@@ -275,7 +275,8 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
                         .iter()
                         .map(|(_, c)| *c as f64 / max)
                         .collect::<Vec<_>>()
-                )
+                ),
+                leak_evidence(g).replace('|', "\\|")
             );
         }
         let _ = writeln!(md);
@@ -292,6 +293,28 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
         }
     }
     md
+}
+
+/// What beside the count speaks for or against a leak: the runtime's proof, who stays, a
+/// restart, and why the verdict is not the count's alone.
+fn leak_evidence(g: &crate::verdict::LeakGroup) -> String {
+    let mut parts = Vec::new();
+    if g.proven_leaked > 0 {
+        parts.push(format!("{} proven leaked by the runtime", g.proven_leaked));
+    }
+    if let Some(turnover) = g.turnover {
+        parts.push(format!("{:.0}% turnover", turnover * 100.0));
+    }
+    if let Some(oldest) = g.oldest_seen_seconds {
+        parts.push(format!("oldest seen {oldest:.1}s"));
+    }
+    if let Some(at) = g.before_restart {
+        parts.push(format!("before the restart at {at:.1}s"));
+    }
+    if let Some(why) = &g.why {
+        parts.push(why.clone());
+    }
+    parts.join("; ")
 }
 
 fn escape(text: &str) -> String {
@@ -383,12 +406,12 @@ pub fn html(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> String {
         );
     }
     h.push_str(
-        "<h2>Task groups</h2><table><tr><th>dump<th>verdict<th>group<th>first → last<th>slope/min",
+        "<h2>Task groups</h2><table><tr><th>dump<th>verdict<th>group<th>first → last<th>slope/min<th>evidence",
     );
     for g in ev.leaks.iter().take(20) {
         let _ = write!(
             h,
-            "<tr><td>{}<td class={}>{}<td>{}<td>{} → {}<td>{:+.1}",
+            "<tr><td>{}<td class={}>{}<td>{}<td>{} → {}<td>{:+.1}<td>{}",
             escape(&g.dump),
             if g.verdict == "leaking" {
                 "fail"
@@ -399,7 +422,8 @@ pub fn html(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> String {
             escape(&g.frame),
             g.first,
             g.last,
-            g.slope_per_min
+            g.slope_per_min,
+            escape(&leak_evidence(g))
         );
     }
     h.push_str("</table><h2>Timeline</h2><pre>");

@@ -111,6 +111,22 @@ pub struct LeakGroup {
     pub samples: usize,
     /// (t, count) series.
     pub series: Vec<(f64, u64)>,
+    /// Tasks of the latest dump the runtime proved leaked (Go 1.26 and later).
+    pub proven_leaked: u64,
+    /// Members of the latest dump also in the one before (`None`: the format has no ids).
+    pub survivors: Option<u64>,
+    /// Share of each dump's members gone by the next, averaged.
+    pub turnover: Option<f64>,
+    /// How long the oldest member of the latest dump has been in the group, seconds.
+    pub oldest_seen_seconds: Option<f64>,
+    /// Members of the latest dump there since the middle of the series.
+    pub persisting: Option<u64>,
+    /// Why the verdict is not the count trend's alone (the runtime's proof, members that turn
+    /// over).
+    pub why: Option<String>,
+    /// For a group of a process that restarted during the run: the time of the restart
+    /// (seconds since the steps started) that ended its series.
+    pub before_restart: Option<f64>,
 }
 
 /// Everything a verdict is made from.
@@ -370,10 +386,20 @@ fn judge_one(check: &AssertionCheck, ev: &Evidence) -> (bool, String) {
             let text = leaking
                 .iter()
                 .map(|g| {
-                    format!(
+                    let mut text = format!(
                         "{}: group at {} leaking: {} -> {} tasks, +{:.1}/min, p = {:.2e} over {} samples",
                         g.dump, g.frame, g.first, g.last, g.slope_per_min, g.p_value, g.samples
-                    )
+                    );
+                    if g.proven_leaked > 0 {
+                        text.push_str(&format!(
+                            ", {} proven leaked by the runtime",
+                            g.proven_leaked
+                        ));
+                    }
+                    if let Some(at) = g.before_restart {
+                        text.push_str(&format!(" (before the restart at {at:.1}s)"));
+                    }
+                    text
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
@@ -660,6 +686,13 @@ mod tests {
             p_value: 1e-6,
             samples: 20,
             series: vec![],
+            proven_leaked: 0,
+            survivors: None,
+            turnover: None,
+            oldest_seen_seconds: None,
+            persisting: None,
+            why: None,
+            before_restart: None,
         });
         let checks = [
             assertion(AssertionCheck::NoPanics { targets: vec![] }),

@@ -128,6 +128,14 @@ pub struct TaskGroupRow {
     pub frames: Vec<FrameLine>,
     /// The first frame of the service's own code, or the top one.
     pub top_frame: String,
+    /// Tasks of the latest dump the runtime proved leaked (Go 1.26 and later).
+    pub proven_leaked: u64,
+    /// Share of a dump's members still there in the next, averaged (`None`: no task ids).
+    pub stays: Option<f64>,
+    /// How long the oldest member has been in the group, seconds (`None`: no task ids).
+    pub oldest_seen_seconds: Option<f64>,
+    /// Why the verdict is not the count trend's alone.
+    pub why: Option<String>,
 }
 
 /// The latest result of a scenario's probe.

@@ -337,6 +337,10 @@ impl TaskSource {
                     state: g.state.clone().unwrap_or_default(),
                     frames,
                     top_frame,
+                    proven_leaked: g.evidence.proven_leaked,
+                    stays: g.evidence.turnover.map(|t| 1.0 - t),
+                    oldest_seen_seconds: g.evidence.oldest_seen_seconds,
+                    why: g.evidence.why.clone(),
                 }
             })
             .collect()

@@ -485,6 +485,8 @@ fn tasks(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let height = usize::from(area.height.saturating_sub(2));
     let selected = app.task_selected.min(app.tasks.len().saturating_sub(1));
     let range = window(selected, app.tasks.len(), height);
+    // On a narrow terminal the state gives way, so that where the tasks wait stays readable.
+    let wide = area.width >= 100;
     let rows = app.tasks[range.clone()]
         .iter()
         .map(|g| {
@@ -493,18 +495,46 @@ fn tasks(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 "growing" => Style::new().fg(Color::Yellow),
                 _ => DIM,
             };
-            Row::new(vec![
+            let mut cells = vec![
                 Cell::from(g.source.clone()),
                 Cell::from(g.count.to_string()),
                 Cell::from(sparkline(&g.history, 12)).fg(Color::Cyan),
                 Cell::from(g.verdict.to_uppercase()).style(verdict_style),
                 Cell::from(format!("{:+.0}/min", g.slope_per_min)),
-                Cell::from(g.state.clone()),
-                Cell::from(short_frame(&g.top_frame)),
-            ])
+                Cell::from(stays(g)),
+                if g.proven_leaked > 0 {
+                    Cell::from(g.proven_leaked.to_string())
+                        .style(Style::new().fg(Color::Red).add_modifier(Modifier::BOLD))
+                } else {
+                    Cell::from("")
+                },
+            ];
+            if wide {
+                cells.push(Cell::from(g.state.clone()));
+            }
+            cells.push(Cell::from(short_frame(&g.top_frame)));
+            Row::new(cells)
         })
         .collect();
     let total: u64 = app.tasks.iter().map(|g| g.count).sum();
+    let mut headers = vec![
+        "SOURCE", "COUNT", "TREND", "VERDICT", "SLOPE", "STAYS", "PROVEN",
+    ];
+    let mut widths = vec![
+        Constraint::Length(10),
+        Constraint::Length(6),
+        Constraint::Length(12),
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(6),
+    ];
+    if wide {
+        headers.push("STATE");
+        widths.push(Constraint::Length(14));
+    }
+    headers.push("WHERE");
+    widths.push(Constraint::Fill(1));
     table(
         frame,
         area,
@@ -512,21 +542,31 @@ fn tasks(frame: &mut Frame<'_>, area: Rect, app: &App) {
             " {} groups, {total} tasks, largest first · Enter: the stack ",
             app.tasks.len()
         ),
-        &[
-            "SOURCE", "COUNT", "TREND", "VERDICT", "SLOPE", "STATE", "WHERE",
-        ],
-        &[
-            Constraint::Length(10),
-            Constraint::Length(6),
-            Constraint::Length(12),
-            Constraint::Length(8),
-            Constraint::Length(9),
-            Constraint::Length(14),
-            Constraint::Fill(1),
-        ],
+        &headers,
+        &widths,
         rows,
         selected.checked_sub(range.start),
     );
+}
+
+/// Who stays: the share of members still there from one dump to the next and the oldest
+/// member's time in the group (`100% 5m`, `0% 0s`); `-` for formats without task ids.
+fn stays(g: &crate::model::TaskGroupRow) -> String {
+    match (g.stays, g.oldest_seen_seconds) {
+        (Some(share), Some(oldest)) => format!("{:.0}% {}", share * 100.0, age(oldest)),
+        (Some(share), None) => format!("{:.0}%", share * 100.0),
+        (None, Some(oldest)) => age(oldest),
+        (None, None) => "-".into(),
+    }
+}
+
+fn age(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
 }
 
 fn stack_lines(frames: &[FrameLine]) -> Vec<Line<'static>> {
@@ -590,8 +630,21 @@ fn task_detail(frame: &mut Frame<'_>, area: Rect, app: &App, i: usize) {
             HEADER,
         ),
         Line::styled(format!("{}  {}", g.source, sparkline(&g.history, 60)), DIM),
-        Line::raw(""),
     ];
+    let mut evidence = Vec::new();
+    if g.proven_leaked > 0 {
+        evidence.push(format!("{} proven leaked by the runtime", g.proven_leaked));
+    }
+    if g.stays.is_some() || g.oldest_seen_seconds.is_some() {
+        evidence.push(format!("who stays: {}", stays(g)));
+    }
+    if !evidence.is_empty() {
+        lines.push(Line::raw(evidence.join(" · ")));
+    }
+    if let Some(why) = &g.why {
+        lines.push(Line::raw(why.clone()));
+    }
+    lines.push(Line::raw(""));
     lines.extend(stack_lines(&g.frames));
     frame.render_widget(
         Paragraph::new(lines)

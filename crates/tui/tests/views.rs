@@ -242,6 +242,10 @@ fn busy() -> App {
                 source: Some("\t<-done // waits for a reply that never comes".into()),
             }],
             top_frame: "main.audit at /src/inventory/main.go:25".into(),
+            proven_leaked: 81,
+            stays: Some(1.0),
+            oldest_seen_seconds: Some(20.0),
+            why: None,
         },
         TaskGroupRow {
             source: "inventory".into(),
@@ -253,6 +257,7 @@ fn busy() -> App {
             state: "IO wait".into(),
             frames: Vec::new(),
             top_frame: "internal/poll.runtime_pollWait at /go/src/runtime/netpoll.go:351".into(),
+            ..Default::default()
         },
         TaskGroupRow {
             source: "inventory".into(),
@@ -265,6 +270,9 @@ fn busy() -> App {
             frames: Vec::new(),
             top_frame: "runtime/pprof.writeGoroutineStacks at /go/src/runtime/pprof/pprof.go:761"
                 .into(),
+            stays: Some(1.0),
+            oldest_seen_seconds: Some(20.0),
+            ..Default::default()
         },
     ]));
     app.message = None;
