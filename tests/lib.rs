@@ -352,6 +352,153 @@ pub fn http_get(port: u16, path: &str, timeout: Duration) -> HttpResponse {
     })
 }
 
+/// How [`LoadRamp`] loads a service.
+#[derive(Debug, Clone)]
+pub struct RampOptions {
+    /// The service (loopback).
+    pub addr: std::net::SocketAddr,
+    /// What each request asks for (`/work`).
+    pub path: String,
+    /// Requests in flight at the start.
+    pub from: usize,
+    /// Requests in flight at the end of the ramp (and after it, until stopped).
+    pub to: usize,
+    /// How long the rise takes.
+    pub ramp: Duration,
+    /// One connection per client kept alive, a request on it every second (the connections
+    /// grow with the ramp), instead of a new connection per request, back to back.
+    pub keep_alive: bool,
+}
+
+/// A load generator on loopback, in the test: `to` client threads, of which `from` start at
+/// once and the rest one after another over the ramp, so the requests in flight rise linearly
+/// from `from` to `to`. Each client sends `GET path` again as soon as the answer comes (or,
+/// with `keep_alive`, once a second on its one connection). [`Self::stop`] (or dropping it)
+/// ends every client and closes its connection.
+#[derive(Debug)]
+pub struct LoadRamp {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<thread::JoinHandle<u64>>,
+}
+
+impl LoadRamp {
+    /// Starts the ramp now.
+    pub fn start(options: RampOptions) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let later = options.to.saturating_sub(options.from).max(1);
+        let clients = (0..options.to)
+            .map(|k| {
+                let stop = stop.clone();
+                let options = options.clone();
+                let begin = if k < options.from {
+                    Duration::ZERO
+                } else {
+                    options
+                        .ramp
+                        .mul_f64((k - options.from + 1) as f64 / later as f64)
+                };
+                thread::spawn(move || {
+                    while start.elapsed() < begin {
+                        if stop.load(Ordering::Relaxed) {
+                            return 0;
+                        }
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    let mut answered = 0u64;
+                    let mut kept: Option<TcpStream> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let ok = if options.keep_alive {
+                            let conn = match kept.take() {
+                                Some(c) => Some(c),
+                                None => TcpStream::connect(options.addr).ok(),
+                            };
+                            conn.and_then(|mut c| {
+                                request(&mut c, &options.path, true).ok()?;
+                                kept = Some(c);
+                                Some(())
+                            })
+                            .is_some()
+                        } else {
+                            TcpStream::connect(options.addr)
+                                .ok()
+                                .and_then(|mut c| request(&mut c, &options.path, false).ok())
+                                .is_some()
+                        };
+                        if ok {
+                            answered += 1;
+                        }
+                        if options.keep_alive || !ok {
+                            // A kept connection idles between requests; a refused one is
+                            // tried again a moment later.
+                            let idle = Instant::now();
+                            while idle.elapsed() < Duration::from_secs(1)
+                                && !stop.load(Ordering::Relaxed)
+                            {
+                                thread::sleep(Duration::from_millis(20));
+                            }
+                        }
+                    }
+                    answered
+                })
+            })
+            .collect();
+        Self { stop, clients }
+    }
+
+    /// Ends every client; returns how many requests were answered.
+    pub fn stop(mut self) -> u64 {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.clients.drain(..).map(|c| c.join().unwrap_or(0)).sum()
+    }
+}
+
+impl Drop for LoadRamp {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// One `GET` on `stream`, its answer read whole (by its Content-Length when kept alive).
+fn request(stream: &mut TcpStream, path: &str, keep_alive: bool) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: {connection}\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return if keep_alive {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            } else {
+                Ok(())
+            };
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if raw.len() >= end + 4 + length {
+            return Ok(());
+        }
+    }
+}
+
 /// A real elfutils `debuginfod` serving the `*.debug` files of one directory, on 127.0.0.1 and
 /// a free port. Its database and log live in a private temporary directory. Dropping it (or
 /// [`Self::stop`]) kills and reaps the process by the PID it was spawned with.

@@ -405,10 +405,11 @@ impl Tracker {
     /// Go never reuses a goroutine id within a process and hands them out in increasing
     /// order (in batches of 16 per P). A restarted process starts again from 1, so its new
     /// goroutines carry ids far below the highest of the process before it. Restart, then,
-    /// when at least 3 of the goroutines new in this dump, and more than half of them, have an
-    /// id more than 256 below the previous dump's highest, and fewer than half of the previous
-    /// dump's goroutines are still there. A process that had created fewer than about 256
-    /// goroutines cannot be told apart this way.
+    /// when more than half of the goroutines new in this dump have an id more than 256 below
+    /// the previous dump's highest, fewer than half of the previous dump's goroutines are
+    /// still there, and either at least 3 new ones are that low or every goroutine now is
+    /// (the highest id fell by more than 256). A process that had created fewer than about
+    /// 256 goroutines cannot be told apart this way.
     fn restarted(&self, process: Option<u64>, dump: &Dump, ids: &[u64]) -> Option<String> {
         if self.times.is_empty() {
             return None;
@@ -438,7 +439,9 @@ impl Tracker {
                 }
             }
         }
-        (below >= 3 && 2 * below > new && 2 * kept < self.last_ids.len()).then(|| {
+        let highest_now = ids.last().copied().unwrap_or(0);
+        let went_back = below >= 1 && 2 * below > new && 2 * kept < self.last_ids.len();
+        (went_back && (below >= 3 || highest_now.saturating_add(ID_SLACK) < highest)).then(|| {
             format!(
                 "goroutine ids went back: {below} of the {new} new goroutines have ids below \
                  {}, and {kept} of the {} goroutines before are still there",

@@ -17,6 +17,8 @@
 //! - `interactive`: `faultline symbolize` typed at in a real terminal (tmux).
 //! - `leaks`: `faultline leaks` on the evaluation corpus, ten live Go workloads with known
 //!   leaks (or none), sampled at once; saved dumps read again later.
+//! - `load`: leak verdicts under a real load ramp (handlers, a leak, keep-alive connections, a
+//!   restart) and the Go runtime's proof of leaks (the goroutineleak profile, `(leaked)`).
 //! - `tokio_service`: a stripped tokio service's task dump, served by faultline-capture's
 //!   endpoint and symbolized from a store; a blocked worker answered with 503.
 //!
@@ -33,6 +35,7 @@ mod faults;
 mod interactive;
 mod kube;
 mod leaks;
+mod load;
 mod pods;
 mod run;
 mod split_dwarf;

@@ -75,6 +75,23 @@ impl Service {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// What the service printed after `prefix` on a line of its own, once it has.
+    fn printed(&self, prefix: &str) -> String {
+        let stdout = self._dir.path().join("stdout.txt");
+        let mut found = None;
+        let ok = wait_until(Instant::now() + Duration::from_secs(30), || {
+            found = fs::read_to_string(&stdout).ok().and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(prefix))
+                    .map(str::to_owned)
+            });
+            found.is_some()
+        });
+        found
+            .filter(|_| ok)
+            .unwrap_or_else(|| panic!("the tokio service never printed {prefix:?}"))
+    }
+
     fn get(&self, path: &str) -> HttpResponse {
         http_get(self.port, path, Duration::from_secs(30))
     }
@@ -393,4 +410,54 @@ fn tokio_workloads_leak_where_they_should_and_nowhere_else() {
             }
         }
     }
+}
+
+#[test]
+fn tokio_handlers_under_a_load_ramp_are_more_load_not_a_leak() {
+    // Each request a task of its own, living 300 ms; 5 to 100 in flight over 10 s, the task
+    // dump scraped twice a second (by task id, the tasks that stay are told from the ones
+    // that turn over).
+    let service = Service::start(&["--workers", "0", "--workload", "http"]);
+    let handlers: std::net::SocketAddr = service.printed("handlers listening on ").parse().unwrap();
+    let ramp = faultline_tests::LoadRamp::start(faultline_tests::RampOptions {
+        addr: handlers,
+        path: "/work".into(),
+        from: 5,
+        to: 100,
+        ramp: Duration::from_secs(10),
+        keep_alive: false,
+    });
+    let ran = run(faultline()
+        .args([
+            "leaks", "--format", "json", "--every", "500ms", "--for", "10s",
+        ])
+        .arg("--debug-dir")
+        .arg(&service.store)
+        .arg("--scrape")
+        .arg(service.url("/debug/faultline/tasks")));
+    let answered = ramp.stop();
+    assert!(answered > 500, "the ramp got {answered} answers");
+    let doc: Value =
+        serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}\n{}", ran.context()));
+    assert_eq!(doc["runtime"], "tokio");
+    let groups = doc["groups"].as_array().unwrap();
+    let leaking: Vec<&Value> = groups
+        .iter()
+        .filter(|g| g["verdict"] == "leaking")
+        .collect();
+    assert!(leaking.is_empty(), "{leaking:#?}");
+    assert_eq!(ran.code(), Some(0), "{}", ran.context());
+    let handler = groups
+        .iter()
+        .filter(|g| {
+            g["frames"].as_array().unwrap().iter().any(|f| {
+                f["function"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("tokio_service::workloads::serve_request"))
+            })
+        })
+        .max_by_key(|g| g["count_max"].as_u64())
+        .unwrap_or_else(|| panic!("no handler group: {groups:#?}"));
+    assert!(handler["count_max"].as_u64().unwrap() >= 30, "{handler:#}");
+    assert!(handler["turnover"].as_f64().unwrap() > 0.5, "{handler:#}");
 }

@@ -97,10 +97,56 @@ mod workloads {
         tokio::time::sleep(Duration::from_millis(millis)).await;
     }
 
+    /// One HTTP request: read up to the end of its head, take 300 ms, answer and close.
+    pub async fn serve_request(stream: tokio::net::TcpStream) {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 2048];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut answer: &[u8] =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\ndone\n";
+        while !answer.is_empty() {
+            if stream.writable().await.is_err() {
+                return;
+            }
+            match stream.try_write(answer) {
+                Ok(n) => answer = &answer[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Starts `name`: `steady-leak` (one forgotten reply per second), `burst-drain` (300 jobs
-    /// at 3 s, all done by 13 s) or `constant` (100 handlers, churned).
+    /// at 3 s, all done by 13 s), `constant` (100 handlers, churned) or `http` (an HTTP server
+    /// on a port of its own, printed as `handlers listening on <addr>`, whose every request
+    /// is a task of its own living 300 ms: for a load generator to ramp up against).
     pub fn start(name: &str) {
         match name {
+            "http" => {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                listener.set_nonblocking(true).expect("non-blocking");
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                println!(
+                    "handlers listening on {}",
+                    listener.local_addr().expect("bound")
+                );
+                tokio::spawn(async move {
+                    while let Ok((stream, _)) = listener.accept().await {
+                        tokio::spawn(serve_request(stream));
+                    }
+                });
+            }
             "steady-leak" => {
                 tokio::spawn(async {
                     let mut forgotten = Vec::new();

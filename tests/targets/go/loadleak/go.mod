@@ -1,0 +1,3 @@
+module example.com/loadleak
+
+go 1.19
