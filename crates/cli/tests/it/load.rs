@@ -149,8 +149,10 @@ fn summary(doc: &Value) -> String {
         .iter()
         .map(|g| {
             format!(
-                "{} {} {}→{} persisting {} turnover {} proven {} why {}: {}",
+                "{} p={} slope={}/min {} samples {}→{} persisting {} turnover {} proven {} why {}: {}",
                 g["verdict"],
+                g["p_value"],
+                g["slope_per_min"],
                 g["samples"],
                 g["count_first"],
                 g["count_last"],
@@ -182,6 +184,10 @@ fn a_load_ramp_of_short_handlers_is_more_load_not_a_leak() {
     let url = service.url("/debug/pprof/goroutine?debug=2");
     let (ran, doc) = leaks(&[RAMP_SCRAPE, &["--scrape", &url]].concat());
     let answered = ramp.stop();
+    println!(
+        "handlers under the ramp ({answered} answers):\n{}",
+        summary(&doc)
+    );
     assert!(answered > 1000, "the ramp got {answered} answers");
     assert_eq!(ran.code(), Some(0), "{}\n{}", summary(&doc), ran.context());
     assert!(leaking(&doc).is_empty(), "{}", summary(&doc));
@@ -214,6 +220,7 @@ fn a_leak_under_the_ramp_is_the_only_leaking_group() {
     let url = service.url("/debug/pprof/goroutine?debug=2");
     let (ran, doc) = leaks(&[RAMP_SCRAPE, &["--scrape", &url]].concat());
     ramp.stop();
+    println!("a leak under the ramp:\n{}", summary(&doc));
     assert_eq!(ran.code(), Some(4), "{}\n{}", summary(&doc), ran.context());
     let found = leaking(&doc);
     assert_eq!(found.len(), 1, "{}", summary(&doc));
@@ -449,4 +456,65 @@ fn a_mark_that_appears_halfway_leaves_one_group_with_one_rising_count() {
     assert_eq!(group["verdict"], "leaking", "{group}");
     assert!(group["proven_leaked"].as_u64().unwrap() >= 1);
     assert_eq!(ran.code(), Some(4));
+}
+
+#[test]
+fn a_chaos_gate_fails_on_the_runtimes_proof_from_a_leak_profile_capture() {
+    // The scenario's dump capture takes the goroutineleak profile's protobuf form: one proven
+    // leak fails no_leaks, long before a trend could.
+    let dir = exec_tempdir();
+    let file = dir.path().join("proof.yaml");
+    fs::write(
+        &file,
+        format!(
+            "name: proof\n\
+             lab:\n  hosts:\n    leaker:\n      command: [{}, -workload, unreachable, -listen, \":6060\"]\n      ready: {{ port: 6060 }}\n\
+             captures:\n  dumps:\n    leaks:\n      url: \"http://leaker:6060/debug/pprof/goroutineleak?debug=0\"\n      every: 500ms\n\
+             steps:\n  - wait: 2s\n\
+             assertions:\n  - no_leaks: [leaks]\n",
+            loadleak(go127()).display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let ran = faultline_tests::run_with(
+        faultline()
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out)
+            .arg("--state-dir")
+            .arg(dir.path().join("state")),
+        faultline_tests::RunOptions {
+            deadline: Duration::from_secs(120),
+            ..faultline_tests::RunOptions::default()
+        },
+    );
+    assert_eq!(ran.code(), Some(1), "{}", ran.context());
+    let journal: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("journal.json")).unwrap()).unwrap();
+    let proven: Vec<&Value> = journal["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["proven_leaked"].as_u64().unwrap_or(0) > 0)
+        .collect();
+    assert_eq!(proven.len(), 1, "{:#}", journal["leaks"]);
+    assert_eq!(proven[0]["verdict"], "leaking");
+    assert!(
+        proven[0]["frame"]
+            .as_str()
+            .unwrap()
+            .starts_with("main.waitUnreachable"),
+        "{}",
+        proven[0]
+    );
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("proven leaked by the runtime"), "{report}");
+    assert!(
+        ran.stderr.contains("proven leaked by the runtime")
+            || ran.stdout.contains("proven leaked by the runtime"),
+        "{}",
+        ran.context()
+    );
 }
