@@ -22,13 +22,16 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
     }
     for path in &args.inputs {
         let bytes = input::read(path)?;
-        let mut text = present(path, &bytes, &args)?;
-        if many && matches!(args.format, AnalyzeFormat::Human) {
-            text = format!("== {}\n{text}", path.display());
+        for mut text in present(path, &bytes, &args)? {
+            if many && matches!(args.format, AnalyzeFormat::Human) {
+                text = format!("== {}\n{text}", path.display());
+            }
+            texts.push(text);
         }
-        texts.push(text);
     }
-    let text = if many && matches!(args.format, AnalyzeFormat::Json) {
+    // One document per dump: several (of several inputs, or of one text that holds several)
+    // are one JSON array.
+    let text = if texts.len() > 1 && matches!(args.format, AnalyzeFormat::Json) {
         // One JSON array of the per-file documents.
         format!(
             "[\n{}]\n",
@@ -44,10 +47,10 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
     write_stdout(&text)
 }
 
-/// The document of one input, by what it is.
-fn present(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, Failure> {
+/// The documents of one input, by what it is.
+fn present(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<Vec<String>, Failure> {
     match input::detect(path, bytes) {
-        Kind::CrashRecord => crate::crash::report(path, bytes, args),
+        Kind::CrashRecord => crate::crash::report(path, bytes, args).map(|r| vec![r]),
         kind @ (Kind::TaskDumpRecord | Kind::Dump) => crate::dumps::report(path, bytes, kind, args),
     }
 }

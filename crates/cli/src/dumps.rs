@@ -3,7 +3,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use faultline_dump::{Change, Dump, Frame, Group, GroupChange, Limits, Runtime};
+use faultline_dump::{
+    Change, Dump, Frame, Group, GroupChange, Limits, RaceAccess, RaceGroup, Runtime, Signal,
+};
 use faultline_record::CrashRecord;
 use faultline_symbolize::Demangle;
 use faultline_symbolize::record::ResolvedRecord;
@@ -17,10 +19,22 @@ const SHOWN_FRAMES: usize = 12;
 /// Task ids listed per group before `…`.
 const SHOWN_IDS: usize = 8;
 
-/// A parsed dump, and for a task-dump record what became of its modules' debug files.
+/// The dumps of an input (a Go text can hold several), and for a task-dump record what became
+/// of its modules' debug files.
 pub struct Loaded {
-    pub dump: Dump,
+    pub dumps: Vec<Dump>,
     pub modules: Vec<ModuleNote>,
+}
+
+impl Loaded {
+    /// The dump the input is about (`faultline_dump::principal`): what `leaks` and `--diff`
+    /// read.
+    pub fn principal(mut self) -> Dump {
+        match faultline_dump::principal(&self.dumps) {
+            Some(at) => self.dumps.swap_remove(at),
+            None => Dump::empty(Runtime::Go, faultline_dump::Format::GoTraceback),
+        }
+    }
 }
 
 /// A module of a task-dump record whose frames were looked up.
@@ -36,9 +50,9 @@ pub struct ModuleNote {
 pub fn load(path: &Path, bytes: &[u8], kind: Kind, lookup: &LookupArgs) -> Result<Loaded, Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
     if kind != Kind::TaskDumpRecord {
-        let dump = faultline_dump::parse(bytes, &Limits::default()).map_err(|e| bad(&e))?;
+        let dumps = faultline_dump::parse_all(bytes, &Limits::default()).map_err(|e| bad(&e))?;
         return Ok(Loaded {
-            dump,
+            dumps,
             modules: Vec::new(),
         });
     }
@@ -68,36 +82,68 @@ pub fn load(path: &Path, bytes: &[u8], kind: Kind, lookup: &LookupArgs) -> Resul
             })
         })
         .collect();
-    Ok(Loaded { dump, modules })
+    Ok(Loaded {
+        dumps: vec![dump],
+        modules,
+    })
 }
 
-/// The report of the dump `bytes` (of `kind`), read from `path`: groups largest first, or a
-/// flame graph.
+/// The reports of the dumps in `bytes` (of `kind`), read from `path`, one document per dump in
+/// order: groups largest first, or a flame graph (of the dump the input is about).
 pub fn report(
     path: &Path,
     bytes: &[u8],
     kind: Kind,
     args: &AnalyzeArgs,
-) -> Result<String, Failure> {
-    let Loaded { dump, modules } = load(path, bytes, kind, &args.lookup)?;
-    if dump.tasks.is_empty() && dump.crash.is_none() {
+) -> Result<Vec<String>, Failure> {
+    let Loaded { mut dumps, modules } = load(path, bytes, kind, &args.lookup)?;
+    dumps.retain(|d| !d.tasks.is_empty() || d.crash.is_some() || !d.races.is_empty());
+    if dumps.is_empty() {
         return Err(Failure::usage(format!(
             "{}: not a crash record or a task dump this faultline reads (a faultline crash \
-             record, Go panic output or goroutine dump)",
+             record, Go panic output, goroutine dump or race report)",
             path.display()
         )));
     }
-    let grouped = || faultline_dump::group(&dump, args.level, args.main_module.as_deref());
-    Ok(match args.format {
-        AnalyzeFormat::Svg => flame_graph(path, &dump)?,
-        AnalyzeFormat::Human => human(path, &dump, &grouped(), &modules),
-        AnalyzeFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&json(&dump, &grouped(), &modules))
-                .map_err(Failure::failed)?;
-            s.push('\n');
-            s
-        }
-    })
+    if matches!(args.format, AnalyzeFormat::Svg) {
+        let at = faultline_dump::principal(&dumps).unwrap_or(0);
+        return Ok(vec![flame_graph(path, &dumps[at])?]);
+    }
+    let n = dumps.len();
+    dumps
+        .iter()
+        .enumerate()
+        .map(|(i, dump)| {
+            let groups = faultline_dump::group(dump, args.level, args.main_module.as_deref());
+            let races = faultline_dump::group_races(dump, args.main_module.as_deref());
+            Ok(match args.format {
+                AnalyzeFormat::Human => {
+                    let label = if n > 1 {
+                        format!(
+                            "{} (dump {} of {n}{})",
+                            path.display(),
+                            i + 1,
+                            if dump.indent > 0 {
+                                ", quoted in the output around it"
+                            } else {
+                                ""
+                            }
+                        )
+                    } else {
+                        path.display().to_string()
+                    };
+                    human(&label, dump, &groups, &races, &modules)
+                }
+                _ => {
+                    let mut s =
+                        serde_json::to_string_pretty(&json(dump, &groups, &races, &modules))
+                            .map_err(Failure::failed)?;
+                    s.push('\n');
+                    s
+                }
+            })
+        })
+        .collect()
 }
 
 /// A flame graph (inferno) of every task's stack, root at the bottom, widths by task count:
@@ -147,7 +193,7 @@ fn flame_graph(path: &Path, dump: &Dump) -> Result<String, Failure> {
 pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<String, Failure> {
     let read = |path: &Path| -> Result<Dump, Failure> {
         let bytes = input::read(path)?;
-        Ok(load(path, &bytes, input::detect(path, &bytes), &args.lookup)?.dump)
+        Ok(load(path, &bytes, input::detect(path, &bytes), &args.lookup)?.principal())
     };
     let before = read(old)?;
     let after = read(new)?;
@@ -310,7 +356,13 @@ pub fn write_frames(
     }
 }
 
-fn human(path: &Path, dump: &Dump, groups: &[Group], modules: &[ModuleNote]) -> String {
+fn human(
+    label: &str,
+    dump: &Dump,
+    groups: &[Group],
+    races: &[RaceGroup],
+    modules: &[ModuleNote],
+) -> String {
     let mut s = String::new();
     let version = dump
         .version
@@ -328,8 +380,7 @@ fn human(path: &Path, dump: &Dump, groups: &[Group], modules: &[ModuleNote]) -> 
         .unwrap_or_default();
     let _ = writeln!(
         s,
-        "{}: {} {} tasks in {} groups ({}{version}{alive}){at}",
-        path.display(),
+        "{label}: {} {} tasks in {} groups ({}{version}{alive}){at}",
         dump.task_count(),
         runtime_name(dump.runtime),
         groups.len(),
@@ -351,6 +402,16 @@ fn human(path: &Path, dump: &Dump, groups: &[Group], modules: &[ModuleNote]) -> 
         if let Some(signal) = &crash.signal {
             let _ = writeln!(s, "[{signal}]");
         }
+        if let Some(info) = &crash.signal_info {
+            let _ = writeln!(s, "{}", signal_text(info));
+        }
+    }
+    for stack in &dump.system_stacks {
+        let _ = writeln!(s, "\n{} (not a goroutine):", stack.label);
+        write_frames(&mut s, &stack.frames, None, None, "         ");
+    }
+    for race in races {
+        write_race(&mut s, race);
     }
     for group in groups {
         let ids: Vec<String> = group
@@ -385,6 +446,16 @@ fn human(path: &Path, dump: &Dump, groups: &[Group], modules: &[ModuleNote]) -> 
             }
         }
         write_stack(&mut s, group, "         ");
+        for ancestor in &group.ancestors {
+            let _ = writeln!(s, "         originating from goroutine {}:", ancestor.id);
+            write_frames(
+                &mut s,
+                &ancestor.frames,
+                None,
+                ancestor.creator.as_ref(),
+                "             ",
+            );
+        }
     }
     if !dump.diagnostics.is_empty() {
         let _ = writeln!(
@@ -423,6 +494,11 @@ fn group_json(group: &Group) -> serde_json::Value {
         "creator": group.creator.as_ref().map(frame_json),
         "name": group.name,
         "message": group.message,
+        "ancestors": group.ancestors.iter().map(|a| serde_json::json!({
+            "id": a.id,
+            "frames": a.frames.iter().map(frame_json).collect::<Vec<_>>(),
+            "creator": a.creator.as_ref().map(frame_json),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -435,7 +511,109 @@ fn change_json(change: &GroupChange) -> serde_json::Value {
     })
 }
 
-fn json(dump: &Dump, groups: &[Group], modules: &[ModuleNote]) -> serde_json::Value {
+/// `SIGSEGV (segmentation violation), code 1 SEGV_MAPERR: address not mapped to object, at
+/// address 0x0, pc 0x49bd89, during cgo execution`.
+fn signal_text(info: &Signal) -> String {
+    let mut parts = vec![format!("{} ({})", info.name, info.description)];
+    match (info.code, info.code_meaning) {
+        (Some(code), Some(meaning)) => parts.push(format!("code {code} {meaning}")),
+        (Some(code), None) => parts.push(format!("code {code}")),
+        _ => {}
+    }
+    if let Some(address) = info.address {
+        parts.push(format!("fault address {address:#x}"));
+    }
+    if let Some(pc) = info.pc {
+        parts.push(format!("pc {pc:#x}"));
+    }
+    if let Some(m) = info.m {
+        parts.push(format!("thread m={m}"));
+    }
+    if info.during_cgo {
+        parts.push("during cgo execution (in C code)".into());
+    }
+    format!("signal: {}", parts.join(", "))
+}
+
+fn access_text(access: &RaceAccess) -> String {
+    let by = match (access.main, access.goroutine) {
+        (true, _) => "the main goroutine".to_owned(),
+        (false, Some(id)) => format!("goroutine {id}"),
+        (false, None) => "an unknown goroutine".to_owned(),
+    };
+    let address = access
+        .address
+        .map(|a| format!(" at {a:#x}"))
+        .unwrap_or_default();
+    format!("{}{address} by {by}", access.kind)
+}
+
+fn write_race(s: &mut String, group: &RaceGroup) {
+    let lines: Vec<String> = group.lines.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        s,
+        "\n{:>6} × DATA RACE  (line {})",
+        group.count,
+        lines.join(", ")
+    );
+    for access in &group.race.accesses {
+        let _ = writeln!(s, "         {}:", access_text(access));
+        let own = access
+            .frames
+            .iter()
+            .position(|f| faultline_dump::is_own_code(Runtime::Go, &f.function, None));
+        write_frames(s, &access.frames, own, None, "             ");
+    }
+    for goroutine in &group.race.goroutines {
+        let _ = writeln!(
+            s,
+            "         goroutine {} ({}) created at:",
+            goroutine.id, goroutine.state
+        );
+        write_frames(s, &goroutine.created_at, None, None, "             ");
+    }
+}
+
+fn race_json(group: &RaceGroup) -> serde_json::Value {
+    serde_json::json!({
+        "count": group.count,
+        "lines": group.lines,
+        "accesses": group.race.accesses.iter().map(|a| serde_json::json!({
+            "kind": a.kind,
+            "write": a.write,
+            "previous": a.previous,
+            "address": a.address,
+            "goroutine": a.goroutine,
+            "main_goroutine": a.main,
+            "frames": a.frames.iter().map(frame_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "goroutines": group.race.goroutines.iter().map(|g| serde_json::json!({
+            "id": g.id,
+            "state": g.state,
+            "created_at": g.created_at.iter().map(frame_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn signal_json(info: &Signal) -> serde_json::Value {
+    serde_json::json!({
+        "name": info.name,
+        "description": info.description,
+        "code": info.code,
+        "code_meaning": info.code_meaning,
+        "address": info.address,
+        "pc": info.pc,
+        "m": info.m,
+        "during_cgo": info.during_cgo,
+    })
+}
+
+fn json(
+    dump: &Dump,
+    groups: &[Group],
+    races: &[RaceGroup],
+    modules: &[ModuleNote],
+) -> serde_json::Value {
     serde_json::json!({
         "runtime": runtime_name(dump.runtime),
         "format": dump.format.name(),
@@ -455,7 +633,14 @@ fn json(dump: &Dump, groups: &[Group], modules: &[ModuleNote]) -> serde_json::Va
             "kind": c.kind,
             "message": c.message,
             "signal": c.signal,
+            "signal_info": c.signal_info.as_ref().map(signal_json),
         })),
+        "system_stacks": dump.system_stacks.iter().map(|st| serde_json::json!({
+            "label": st.label,
+            "frames": st.frames.iter().map(frame_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "races": races.iter().map(race_json).collect::<Vec<_>>(),
+        "quoted": dump.indent > 0,
         "groups": groups.iter().map(group_json).collect::<Vec<_>>(),
         "diagnostics": dump.diagnostics.iter().map(|d| serde_json::json!({
             "line": d.line,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use faultline_dump::Dump;
 use faultline_leak::{Config, GroupTrend, Report, Tracker, Trend, Verdict};
 
-use crate::dumps::{Loaded, frame_json, load, runtime_name, write_frames};
+use crate::dumps::{frame_json, load, runtime_name, write_frames};
 use crate::exit::{self, Failure};
 use crate::input::{self, fetch_with_timeout};
 use crate::output::write_stdout;
@@ -84,7 +84,7 @@ fn from_files(
     let mut samples = Vec::with_capacity(args.inputs.len());
     for (i, path) in args.inputs.iter().enumerate() {
         let bytes = input::read(path)?;
-        let Loaded { dump, .. } = load(path, &bytes, input::detect(path, &bytes), &args.lookup)?;
+        let dump = load(path, &bytes, input::detect(path, &bytes), &args.lookup)?.principal();
         if dump.tasks.is_empty() && dump.crash.is_none() {
             return Err(Failure::usage(format!(
                 "{}: not a task dump this faultline reads",
@@ -184,7 +184,7 @@ fn scrape(
         let sample = fetch_with_timeout(url, timeout).and_then(|bytes| {
             let label = Path::new(&label);
             let loaded = load(label, &bytes, input::detect(label, &bytes), &args.lookup)?;
-            Ok((bytes, loaded.dump))
+            Ok((bytes, loaded.principal()))
         });
         let (bytes, dump) = match sample {
             Ok(sample) => sample,

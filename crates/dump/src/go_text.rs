@@ -9,21 +9,31 @@
 //! Before the first block a crash says what happened (`panic: …`, `fatal error: …`,
 //! `[signal SIGSEGV: …]`); `runtime stack:` starts the crashing thread's system stack.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::logs;
 use crate::{
-    Crash, Diagnostic, Dump, FastHash, Format, Frame, Limits, Provenance, Result, Runtime, Stacks,
-    Task,
+    Ancestor, Crash, Diagnostic, Dump, FastHash, Format, Frame, Limits, Provenance, Result,
+    Runtime, Signal, Stacks, SystemStack, Task,
 };
+use crate::{go_race, logs};
 
 struct Parser<'t> {
     limits: Limits,
+    /// The dump being read.
     dump: Dump,
+    /// The dumps before it in the same text (a child's traceback quoted in `go test` output,
+    /// crashes appended to one log).
+    done: Vec<(Dump, usize, HashSet<u64, FastHash>, bool)>,
     task: Option<Task>,
-    /// A function line waiting for its file line: (function, inlined, is the creator).
-    pending: Option<(&'t str, bool, bool)>,
+    /// The block being read is not a goroutine but a system stack, so labelled.
+    system: Option<String>,
+    /// An ancestor section being read (`[originating from goroutine M]:`): frames go to it.
+    ancestor: Option<Ancestor>,
+    /// The task's finished ancestor sections.
+    ancestors: Vec<Ancestor>,
+    /// A function line waiting for its file line.
+    pending: Option<Pending<'t>>,
     /// The stack of the previous task: the next one is usually the same, and comparing text
     /// with it is cheaper than looking names up.
     previous: Arc<[Frame]>,
@@ -38,6 +48,27 @@ struct Parser<'t> {
     /// `runtime: …` lines printed before the crash line they explain.
     preface: Vec<&'t str>,
     created_in_goroutine: bool,
+    /// Leading spaces of the dump's own lines: a traceback quoted in a test's log is indented.
+    indent: Option<usize>,
+    /// Goroutine ids of the dump: one seen again is another dump's.
+    ids: HashSet<u64, FastHash>,
+    /// The last line that was not blank was `-----`: another thread's part of the same crash
+    /// follows (`GOTRACEBACK=crash`), not another crash.
+    after_separator: bool,
+    /// Lines read since the block's header, and the header's line.
+    block_lines: usize,
+    header_line: usize,
+    /// A race report being read.
+    race: Option<go_race::Builder>,
+}
+
+/// A function line waiting for its file line.
+#[derive(Clone, Copy)]
+struct Pending<'t> {
+    function: &'t str,
+    inlined: bool,
+    creator: bool,
+    line: usize,
 }
 
 /// Inputs smaller than this are parsed on one thread.
@@ -45,7 +76,17 @@ const PARALLEL_MIN: usize = 8 << 20;
 /// The smallest piece a thread gets.
 const CHUNK_MIN: usize = 4 << 20;
 
+/// The dump the text is about ([`crate::principal`]).
 pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
+    let mut dumps = parse_all(text, limits)?;
+    Ok(match crate::principal(&dumps) {
+        Some(at) => dumps.swap_remove(at),
+        None => Dump::empty(Runtime::Go, Format::GoTraceback),
+    })
+}
+
+/// Every dump of the text, in order.
+pub fn parse_all(text: &str, limits: &Limits) -> Result<Vec<Dump>> {
     let chunks = split_at_goroutines(text);
     let parsed: Vec<Result<Chunk>> = if chunks.len() < 2 {
         vec![parse_chunk(text, limits)]
@@ -69,8 +110,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
         })
     };
     let mut lines = 0;
-    let mut dump = Dump::empty(Runtime::Go, Format::GoTraceback);
-    let mut created_in_goroutine = false;
+    let mut out: Vec<Segment> = Vec::new();
     for chunk in parsed {
         let chunk = chunk.map_err(|e| match e {
             crate::Error::Limit { line, what, limit } => crate::Error::Limit {
@@ -79,45 +119,84 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
                 limit,
             },
         })?;
-        if dump.tasks.is_empty() {
-            dump.tasks = chunk.dump.tasks;
-        } else {
-            dump.tasks.extend(chunk.dump.tasks);
-        }
-        dump.diagnostics
-            .extend(chunk.dump.diagnostics.into_iter().map(|mut d| {
+        for (i, mut segment) in chunk.segments.into_iter().enumerate() {
+            for d in &mut segment.dump.diagnostics {
                 d.line += lines;
-                d
-            }));
-        if dump.crash.is_none() {
-            dump.crash = chunk.dump.crash;
+            }
+            for r in &mut segment.dump.races {
+                r.line += lines;
+            }
+            // A piece begins at a goroutine header of the dump the piece before it ended in,
+            // unless that header starts another dump (it repeats an id of that one).
+            match out.last_mut() {
+                Some(last) if i == 0 && !last.ids.iter().any(|id| segment.ids.contains(id)) => {
+                    last.join(segment)
+                }
+                _ => out.push(segment),
+            }
         }
-        created_in_goroutine |= chunk.created_in_goroutine;
         lines += chunk.lines;
     }
-    if chunks.len() > 1 && dump.tasks.len() > limits.max_tasks {
+    let total: usize = out.iter().map(|s| s.dump.tasks.len()).sum();
+    if chunks.len() > 1 && total > limits.max_tasks {
         // Each piece kept to the limit alone; together they went past it. Parse on one thread
         // for the exact line where that happens.
-        return parse_chunk(text, limits).map(|c| c.dump);
-    }
-    if created_in_goroutine {
-        dump.version = Some("go1.21 or later".into());
-    }
-    if dump.tasks.is_empty() && dump.crash.is_none() {
-        dump.diagnostics.push(Diagnostic {
-            line: 1,
-            message: "no goroutine found: not a Go traceback or goroutine dump".into(),
+        return parse_chunk(text, limits).map(|c| {
+            c.segments
+                .into_iter()
+                .map(Segment::finish)
+                .collect()
         });
     }
-    Ok(dump)
+    Ok(out.into_iter().map(Segment::finish).collect())
+}
+
+/// One dump of a piece of the input, with what joining it to its neighbour needs.
+struct Segment {
+    dump: Dump,
+    indent: usize,
+    ids: HashSet<u64, FastHash>,
+    created_in_goroutine: bool,
+}
+
+impl Segment {
+    fn join(&mut self, other: Segment) {
+        if self.dump.tasks.is_empty() {
+            self.dump.tasks = other.dump.tasks;
+        } else {
+            self.dump.tasks.extend(other.dump.tasks);
+        }
+        self.dump.diagnostics.extend(other.dump.diagnostics);
+        self.dump.system_stacks.extend(other.dump.system_stacks);
+        self.dump.races.extend(other.dump.races);
+        if self.dump.crash.is_none() {
+            self.dump.crash = other.dump.crash;
+        }
+        self.ids.extend(other.ids);
+        self.created_in_goroutine |= other.created_in_goroutine;
+    }
+
+    fn finish(self) -> Dump {
+        let mut dump = self.dump;
+        dump.indent = self.indent;
+        if self.created_in_goroutine {
+            dump.version = Some("go1.21 or later".into());
+        }
+        if dump.tasks.is_empty() && dump.crash.is_none() && dump.races.is_empty() {
+            dump.diagnostics.push(Diagnostic {
+                line: 1,
+                message: "no goroutine found: not a Go traceback or goroutine dump".into(),
+            });
+        }
+        dump
+    }
 }
 
 /// A piece of the input, parsed.
 struct Chunk {
-    dump: Dump,
+    segments: Vec<Segment>,
     /// Lines in the piece, to number the next piece's lines.
     lines: usize,
-    created_in_goroutine: bool,
 }
 
 /// The input cut into one piece per available thread, each cut just before a goroutine
@@ -151,7 +230,11 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunk> {
     let mut parser = Parser {
         limits: *limits,
         dump: Dump::empty(Runtime::Go, Format::GoTraceback),
+        done: Vec::new(),
         task: None,
+        system: None,
+        ancestor: None,
+        ancestors: Vec::new(),
         pending: None,
         previous: Arc::from(Vec::new()),
         previous_creator: None,
@@ -161,6 +244,12 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunk> {
         crash_open: false,
         preface: Vec::new(),
         created_in_goroutine: false,
+        indent: None,
+        ids: HashSet::default(),
+        after_separator: false,
+        block_lines: 0,
+        header_line: 0,
+        race: None,
     };
     // A goroutine block of a pprof dump takes about a kilobyte: room for most without regrowing
     // (and copying) a vector of a hundred thousand tasks.
@@ -173,43 +262,117 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunk> {
         parser.line(line_no, logs::strip_prefix(raw))?;
     }
     parser.finish_task();
-    Ok(Chunk {
+    parser.finish_race();
+    // A text cut off mid-line (a size limit, a log pipeline): its last line says so.
+    if !text.ends_with('\n')
+        && let Some(d) = parser.dump.diagnostics.last_mut()
+        && d.line == lines + 1
+    {
+        d.message = format!("the dump ends mid-line: {}", d.message);
+    }
+    let mut segments: Vec<Segment> = std::mem::take(&mut parser.done)
+        .into_iter()
+        .map(|(dump, indent, ids, created)| Segment {
+            dump,
+            indent,
+            ids,
+            created_in_goroutine: created,
+        })
+        .collect();
+    segments.push(Segment {
         dump: parser.dump,
-        lines,
+        indent: parser.indent.unwrap_or(0),
+        ids: parser.ids,
         created_in_goroutine: parser.created_in_goroutine,
-    })
+    });
+    Ok(Chunk { segments, lines })
+}
+
+/// The number of spaces `line` starts with.
+fn leading_spaces(line: &str) -> usize {
+    line.bytes().take_while(|&b| b == b' ').count()
 }
 
 impl<'t> Parser<'t> {
-    fn line(&mut self, line_no: usize, line: &'t str) -> Result<()> {
+    fn line(&mut self, line_no: usize, raw: &'t str) -> Result<()> {
+        // A dump's own lines, its indentation taken off.
+        let spaces = leading_spaces(raw);
+        let line = &raw[spaces.min(self.indent.unwrap_or(0))..];
         let trimmed = line.trim_ascii();
+        if let Some(race) = self.race.as_mut() {
+            if !race.line(line_no, trimmed, &mut self.dump.diagnostics) {
+                self.finish_race();
+            }
+            return Ok(());
+        }
         if trimmed.is_empty() {
             // A blank line ends a goroutine block, and the crash message.
             self.finish_task();
             self.crash_open = false;
             return Ok(());
         }
+        if trimmed == "WARNING: DATA RACE" {
+            self.finish_task();
+            self.race = Some(go_race::Builder::new(line_no));
+            return Ok(());
+        }
         if let Some(task) = parse_header(trimmed) {
+            let id = task.id.unwrap_or(0);
+            // Another dump begins: its lines are indented differently, or it repeats an id.
+            if self.has_goroutines()
+                && (self.indent != Some(spaces) || (id != 0 && self.ids.contains(&id)))
+            {
+                self.split();
+            }
+            self.indent.get_or_insert(spaces);
             self.finish_task();
             self.limits.check_tasks(line_no, self.dump.tasks.len())?;
+            if id == 0 {
+                // An OS thread's scheduler stack, not a goroutine.
+                let m = trimmed
+                    .split_ascii_whitespace()
+                    .find(|w| w.starts_with("m="))
+                    .map(|m| format!(" {m}"))
+                    .unwrap_or_default();
+                self.system = Some(format!("goroutine 0{m}"));
+            } else {
+                self.ids.insert(id);
+            }
             self.task = Some(task);
             self.crash_open = false;
+            self.after_separator = false;
+            self.block_lines = 0;
+            self.header_line = line_no;
             return Ok(());
         }
         if trimmed == "runtime stack:" {
             self.finish_task();
-            let mut task = Task::new(None);
-            task.state = Some("runtime stack".into());
-            self.task = Some(task);
+            self.system = Some("runtime stack".into());
+            self.task = Some(Task::new(None));
+            self.block_lines = 0;
+            self.header_line = line_no;
             return Ok(());
         }
-        if let Some(task) = self.task.as_mut() {
+        if trimmed == "-----" {
+            self.after_separator = true;
+            return Ok(());
+        }
+        if self.task.is_some() {
+            self.block_lines += 1;
             let indented = line.starts_with(['\t', ' ']);
             if indented && let Some(frame_location) = parse_location(trimmed) {
-                return self.location(line_no, frame_location);
+                return self.location(line_no, frame_location, None);
+            }
+            // A C frame without a file (`non-Go function`, or a symbolizer that knew no
+            // file): only its pc.
+            if indented && let Some(pc) = trimmed.strip_prefix("pc=0x") {
+                let pc = u64::from_str_radix(pc.trim(), 16).ok();
+                return self.location(line_no, ("", 0, None), pc);
             }
             if trimmed == "...additional frames elided..." {
-                task.elided = Some(None);
+                if let Some(task) = self.task.as_mut() {
+                    task.elided = Some(None);
+                }
                 return Ok(());
             }
             if let Some(n) = trimmed
@@ -217,16 +380,33 @@ impl<'t> Parser<'t> {
                 .and_then(|r| r.strip_suffix(" frames elided..."))
                 .and_then(|n| n.parse().ok())
             {
-                task.elided = Some(Some(n));
+                if let Some(task) = self.task.as_mut() {
+                    task.elided = Some(Some(n));
+                }
                 return Ok(());
             }
             if trimmed == "goroutine running on other thread; stack unavailable" {
-                if task.state.is_none() {
+                if let Some(task) = self.task.as_mut()
+                    && task.state.is_none()
+                {
                     task.state = Some("running".into());
                 }
                 return Ok(());
             }
-            if trimmed.starts_with("[originating from goroutine ") {
+            if let Some(id) = trimmed
+                .strip_prefix("[originating from goroutine ")
+                .and_then(|r| r.strip_suffix("]:"))
+                .and_then(|id| id.parse().ok())
+            {
+                self.flush_pending();
+                if let Some(done) = self.ancestor.take() {
+                    self.ancestors.push(done);
+                }
+                self.ancestor = Some(Ancestor {
+                    id,
+                    frames: Vec::new(),
+                    creator: None,
+                });
                 return Ok(());
             }
             if let Some(rest) = trimmed.strip_prefix("created by ") {
@@ -235,23 +415,45 @@ impl<'t> Parser<'t> {
                 if creator_id.is_some() {
                     self.created_in_goroutine = true;
                 }
-                let name = match &self.previous_creator {
-                    Some(c) if &*c.function == function => c.function.clone(),
-                    _ => self.intern(function),
-                };
-                if let Some(task) = self.task.as_mut() {
-                    task.creator_id = creator_id;
-                    task.creator = Some(frame(name, false));
+                if self.ancestor.is_none() {
+                    let name = match &self.previous_creator {
+                        Some(c) if &*c.function == function => c.function.clone(),
+                        _ => self.intern(function),
+                    };
+                    if let Some(task) = self.task.as_mut() {
+                        task.creator_id = creator_id;
+                        task.creator = Some(frame(name, false));
+                    }
+                } else {
+                    let name = self.intern(function);
+                    if let Some(a) = self.ancestor.as_mut() {
+                        a.creator = Some(frame(name, false));
+                    }
                 }
-                self.pending = Some((function, false, true));
+                self.pending = Some(Pending {
+                    function,
+                    inlined: false,
+                    creator: true,
+                    line: line_no,
+                });
                 return Ok(());
             }
-            if !indented && let Some((function, inlined)) = parse_call(trimmed) {
+            if !indented
+                && let Some((function, inlined)) = parse_call(trimmed).or_else(|| {
+                    (trimmed == "non-Go function").then_some((trimmed, false))
+                })
+            {
                 self.flush_pending();
-                self.pending = Some((function, inlined, false));
+                self.pending = Some(Pending {
+                    function,
+                    // An ancestor's frames all print `(...)`: the runtime kept no arguments.
+                    inlined: inlined && self.ancestor.is_none(),
+                    creator: false,
+                    line: line_no,
+                });
                 return Ok(());
             }
-        } else if self.crash_line(trimmed) {
+        } else if self.crash_line(trimmed, spaces) {
             return Ok(());
         }
         if is_noise(trimmed) {
@@ -264,54 +466,132 @@ impl<'t> Parser<'t> {
         Ok(())
     }
 
+    /// Whether the dump being read has goroutines (or other stacks) yet.
+    fn has_goroutines(&self) -> bool {
+        self.task.is_some() || !self.dump.tasks.is_empty() || !self.dump.system_stacks.is_empty()
+    }
+
+    /// Ends the dump being read; the next line starts another.
+    fn split(&mut self) {
+        self.finish_task();
+        self.finish_race();
+        let dump = std::mem::replace(
+            &mut self.dump,
+            Dump::empty(Runtime::Go, Format::GoTraceback),
+        );
+        self.done.push((
+            dump,
+            self.indent.take().unwrap_or(0),
+            std::mem::take(&mut self.ids),
+            std::mem::take(&mut self.created_in_goroutine),
+        ));
+        self.preface.clear();
+        self.crash_open = false;
+        self.after_separator = false;
+    }
+
+    fn finish_race(&mut self) {
+        if let Some(race) = self.race.take() {
+            self.dump.races.push(race.finish());
+        }
+    }
+
     /// Lines before the first goroutine: what happened.
-    fn crash_line(&mut self, line: &'t str) -> bool {
+    fn crash_line(&mut self, line: &'t str, spaces: usize) -> bool {
         if let Some(signal) = line.strip_prefix('[').filter(|l| l.starts_with("signal ")) {
+            let text = signal.trim_end_matches(']');
             let crash = self.dump.crash.get_or_insert_with(|| Crash {
                 kind: "signal".into(),
                 message: String::new(),
                 signal: None,
+                signal_info: None,
             });
-            crash.signal = Some(signal.trim_end_matches(']').to_owned());
+            crash.signal = Some(text.to_owned());
+            crash.signal_info = parse_signal(text.strip_prefix("signal ").unwrap_or(text));
             self.crash_open = false;
             return true;
         }
-        for kind in [
-            "panic",
-            "fatal error",
-            "SIGQUIT",
-            "SIGABRT",
-            "SIGSEGV",
-            "SIGBUS",
-            "SIGTRAP",
-        ] {
+        if let Some(fields) = line.strip_prefix("PC=")
+            && let Some(info) = self
+                .dump
+                .crash
+                .as_mut()
+                .and_then(|c| c.signal_info.as_mut())
+        {
+            // `PC=0x49bd89 m=0 sigcode=1 addr=0x0` after `SIGSEGV: segmentation violation`.
+            info.pc = info.pc.or_else(|| hex(fields.split(' ').next().unwrap_or("")));
+            for field in fields.split_ascii_whitespace().skip(1) {
+                if let Some(m) = field.strip_prefix("m=") {
+                    info.m = m.parse().ok();
+                } else if let Some(code) = field.strip_prefix("sigcode=") {
+                    info.code = code.parse().ok();
+                    info.code_meaning = info.code.and_then(|c| code_meaning(&info.name, c));
+                } else if let Some(addr) = field.strip_prefix("addr=") {
+                    info.address = hex(addr);
+                }
+            }
+            return true;
+        }
+        if line == "signal arrived during cgo execution" {
+            if let Some(info) = self
+                .dump
+                .crash
+                .as_mut()
+                .and_then(|c| c.signal_info.as_mut())
+            {
+                info.during_cgo = true;
+            }
+            return true;
+        }
+        for kind in CRASH_KINDS {
             if let Some(message) = line
                 .strip_prefix(kind)
                 .and_then(|rest| rest.strip_prefix(": ").or_else(|| rest.strip_prefix(":")))
             {
+                // After goroutines, a crash line starts another dump (another crash appended
+                // to the log), unless it is another thread's part of this one (`-----`).
+                if self.has_goroutines() && !self.after_separator {
+                    self.split();
+                }
+                if !self.has_goroutines() && self.dump.crash.is_none() {
+                    self.indent = Some(spaces);
+                }
                 match self.dump.crash.as_mut() {
                     // The same first line again (`GOTRACEBACK=crash` repeats `SIGQUIT: quit`
                     // for every thread): nothing new.
                     Some(crash)
-                        if crash.kind == kind && crash.message.lines().next() == Some(message) => {}
+                        if crash.kind == *kind
+                            && crash.message.lines().next() == Some(message) => {}
                     // `panic: A [recovered]` then `\tpanic: B`: one crash, both messages.
                     Some(crash) => {
                         crash.message.push('\n');
                         crash.message.push_str(line);
                     }
                     None => {
-                        let mut message = message.to_owned();
+                        let mut text = message.to_owned();
                         for line in self.preface.drain(..) {
-                            message.push('\n');
-                            message.push_str(line);
+                            text.push('\n');
+                            text.push_str(line);
                         }
+                        let signal_info = kind.starts_with("SIG").then(|| Signal {
+                            name: (*kind).to_owned(),
+                            description: message.to_owned(),
+                            code: None,
+                            code_meaning: None,
+                            address: None,
+                            pc: None,
+                            m: None,
+                            during_cgo: false,
+                        });
                         self.dump.crash = Some(Crash {
-                            kind: kind.to_owned(),
-                            message,
+                            kind: (*kind).to_owned(),
+                            message: text,
                             signal: None,
+                            signal_info,
                         });
                     }
                 }
+                self.after_separator = false;
                 self.crash_open = true;
                 return true;
             }
@@ -344,38 +624,62 @@ impl<'t> Parser<'t> {
         &mut self,
         line_no: usize,
         (file, line, offset): (&'t str, u32, Option<u64>),
+        pc: Option<u64>,
     ) -> Result<()> {
-        let Some((function, inlined, is_creator)) = self.pending.take() else {
+        let Some(pending) = self.pending.take() else {
             self.dump.diagnostics.push(Diagnostic {
                 line: line_no,
                 message: "a file:line with no function line before it".into(),
             });
             return Ok(());
         };
-        let (function, file) = if is_creator {
+        let known_file = !file.is_empty();
+        if self.ancestor.is_some() {
+            let function = self.intern(pending.function);
+            let mut f = frame(function, pending.inlined);
+            if known_file {
+                f.file = Some(self.intern(file));
+                f.line = Some(line);
+            }
+            f.offset = offset;
+            f.address = pc;
+            if let Some(a) = self.ancestor.as_mut() {
+                if pending.creator {
+                    a.creator = Some(f);
+                } else {
+                    a.frames.push(f);
+                }
+            }
+            return Ok(());
+        }
+        let (function, file) = if pending.creator {
             let previous = self.previous_creator.as_ref();
             let same_function = previous
-                .filter(|c| &*c.function == function)
+                .filter(|c| &*c.function == pending.function)
                 .map(|c| c.function.clone());
             let same_file = previous
                 .and_then(|c| c.file.clone())
                 .filter(|f| &**f == file);
             (
-                same_function.unwrap_or_else(|| self.intern(function)),
-                same_file.unwrap_or_else(|| self.intern(file)),
+                same_function.unwrap_or_else(|| self.intern(pending.function)),
+                known_file.then(|| same_file.unwrap_or_else(|| self.intern(file))),
             )
         } else {
             let at = self.frames.len();
-            (self.function_at(at, function), self.file_at(at, file))
+            (
+                self.function_at(at, pending.function),
+                known_file.then(|| self.file_at(at, file)),
+            )
         };
         let Some(task) = self.task.as_mut() else {
             return Ok(());
         };
-        let mut f = frame(function, inlined);
-        f.file = Some(file);
-        f.line = Some(line);
+        let mut f = frame(function, pending.inlined);
+        f.line = file.is_some().then_some(line);
+        f.file = file;
         f.offset = offset;
-        if is_creator {
+        f.address = pc;
+        if pending.creator {
             task.creator = Some(f);
         } else {
             self.limits.check_frames(line_no, self.frames.len())?;
@@ -384,21 +688,55 @@ impl<'t> Parser<'t> {
         Ok(())
     }
 
-    /// A function line with no file line after it (the dump was cut): keep the function.
+    /// A function line with no file line after it (the dump was cut): keep the function,
+    /// and say so.
     fn flush_pending(&mut self) {
-        if let Some((function, inlined, is_creator)) = self.pending.take()
-            && !is_creator
-            && self.task.is_some()
-            && self.frames.len() < self.limits.max_frames
-        {
-            let function = self.function_at(self.frames.len(), function);
-            self.frames.push(frame(function, inlined));
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        self.dump.diagnostics.push(Diagnostic {
+            line: pending.line,
+            message: if pending.creator {
+                format!(
+                    "created by {} has no file:line after it (the dump was cut?)",
+                    pending.function
+                )
+            } else {
+                format!(
+                    "{} has no file:line after it (the dump was cut?)",
+                    pending.function
+                )
+            },
+        });
+        if pending.creator || self.task.is_none() {
+            return;
+        }
+        if let Some(a) = self.ancestor.as_mut() {
+            let function = Arc::from(pending.function);
+            a.frames.push(frame(function, pending.inlined));
+        } else if self.frames.len() < self.limits.max_frames {
+            let function = self.function_at(self.frames.len(), pending.function);
+            self.frames.push(frame(function, pending.inlined));
         }
     }
 
     fn finish_task(&mut self) {
         self.flush_pending();
+        if let Some(done) = self.ancestor.take() {
+            self.ancestors.push(done);
+        }
         if let Some(mut task) = self.task.take() {
+            if self.block_lines == 0 {
+                let what = match (&self.system, task.id) {
+                    (Some(label), _) => label.clone(),
+                    (None, Some(id)) => format!("goroutine {id}"),
+                    (None, None) => "a goroutine".into(),
+                };
+                self.dump.diagnostics.push(Diagnostic {
+                    line: self.header_line,
+                    message: format!("{what} has no frames (the dump was cut?)"),
+                });
+            }
             // Most goroutines have the stack of the one before: then the names are the very
             // same shared strings, and comparing them is cheaper than hashing the stack.
             task.frames = if same_stack(&self.frames, &self.previous) {
@@ -406,11 +744,20 @@ impl<'t> Parser<'t> {
             } else {
                 self.stacks.intern(&self.frames)
             };
+            task.ancestors = std::mem::take(&mut self.ancestors);
             self.previous = task.frames.clone();
-            if task.creator.is_some() {
-                self.previous_creator.clone_from(&task.creator);
+            match self.system.take() {
+                Some(label) => self.dump.system_stacks.push(SystemStack {
+                    label,
+                    frames: task.frames,
+                }),
+                None => {
+                    if task.creator.is_some() {
+                        self.previous_creator.clone_from(&task.creator);
+                    }
+                    self.dump.tasks.push(task);
+                }
             }
-            self.dump.tasks.push(task);
         }
         self.frames.clear();
     }
@@ -437,6 +784,92 @@ impl<'t> Parser<'t> {
             .or_insert_with(|| text.into())
             .clone()
     }
+}
+
+/// The first lines of a crash: `panic: …`, `fatal error: …`, a fatal signal's name.
+const CRASH_KINDS: &[&str] = &[
+    "panic",
+    "fatal error",
+    "SIGQUIT",
+    "SIGABRT",
+    "SIGSEGV",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGSYS",
+];
+
+fn hex(text: &str) -> Option<u64> {
+    u64::from_str_radix(text.strip_prefix("0x")?, 16).ok()
+}
+
+/// `SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x45a1b2`, decoded.
+fn parse_signal(text: &str) -> Option<Signal> {
+    let (name, rest) = text.split_once(": ")?;
+    if !name.starts_with("SIG") {
+        return None;
+    }
+    let fields_at = rest.find(" code=").unwrap_or(rest.len());
+    let mut info = Signal {
+        name: name.to_owned(),
+        description: rest[..fields_at].to_owned(),
+        code: None,
+        code_meaning: None,
+        address: None,
+        pc: None,
+        m: None,
+        during_cgo: false,
+    };
+    for field in rest[fields_at..].split_ascii_whitespace() {
+        if let Some(code) = field.strip_prefix("code=") {
+            info.code = hex(code)
+                .map(|c| c as i64)
+                .or_else(|| code.parse().ok());
+        } else if let Some(addr) = field.strip_prefix("addr=") {
+            info.address = hex(addr);
+        } else if let Some(pc) = field.strip_prefix("pc=") {
+            info.pc = hex(pc);
+        }
+    }
+    info.code_meaning = info.code.and_then(|c| code_meaning(&info.name, c));
+    Some(info)
+}
+
+/// What `si_code` means for a signal (Linux, `siginfo.h`).
+fn code_meaning(signal: &str, code: i64) -> Option<&'static str> {
+    Some(match (signal, code) {
+        (_, 0) => "SI_USER: sent by kill",
+        (_, 0x80) => "SI_KERNEL: sent by the kernel",
+        (_, -1) => "SI_QUEUE: sent by sigqueue",
+        (_, -6) => "SI_TKILL: sent by tkill or tgkill",
+        ("SIGSEGV", 1) => "SEGV_MAPERR: address not mapped to object",
+        ("SIGSEGV", 2) => "SEGV_ACCERR: invalid permissions for mapped object",
+        ("SIGSEGV", 3) => "SEGV_BNDERR: failed address bound checks",
+        ("SIGSEGV", 4) => "SEGV_PKUERR: access denied by memory protection keys",
+        ("SIGBUS", 1) => "BUS_ADRALN: invalid address alignment",
+        ("SIGBUS", 2) => "BUS_ADRERR: nonexistent physical address",
+        ("SIGBUS", 3) => "BUS_OBJERR: object-specific hardware error",
+        ("SIGFPE", 1) => "FPE_INTDIV: integer divide by zero",
+        ("SIGFPE", 2) => "FPE_INTOVF: integer overflow",
+        ("SIGFPE", 3) => "FPE_FLTDIV: floating-point divide by zero",
+        ("SIGFPE", 4) => "FPE_FLTOVF: floating-point overflow",
+        ("SIGFPE", 5) => "FPE_FLTUND: floating-point underflow",
+        ("SIGFPE", 6) => "FPE_FLTRES: floating-point inexact result",
+        ("SIGFPE", 7) => "FPE_FLTINV: invalid floating-point operation",
+        ("SIGFPE", 8) => "FPE_FLTSUB: subscript out of range",
+        ("SIGILL", 1) => "ILL_ILLOPC: illegal opcode",
+        ("SIGILL", 2) => "ILL_ILLOPN: illegal operand",
+        ("SIGILL", 3) => "ILL_ILLADR: illegal addressing mode",
+        ("SIGILL", 4) => "ILL_ILLTRP: illegal trap",
+        ("SIGILL", 5) => "ILL_PRVOPC: privileged opcode",
+        ("SIGILL", 6) => "ILL_PRVREG: privileged register",
+        ("SIGILL", 7) => "ILL_COPROC: coprocessor error",
+        ("SIGILL", 8) => "ILL_BADSTK: internal stack error",
+        ("SIGTRAP", 1) => "TRAP_BRKPT: process breakpoint",
+        ("SIGTRAP", 2) => "TRAP_TRACE: process trace trap",
+        _ => return None,
+    })
 }
 
 /// Whether `frames` is `previous` frame for frame, names compared by identity.
@@ -609,9 +1042,23 @@ fn parse_location(line: &str) -> Option<(&str, u32, Option<u64>)> {
 }
 
 /// Lines dumps carry that say nothing about goroutines: register dumps under
-/// `GOTRACEBACK=crash`, `PC=… m=… sigcode=…`, `exit status 2`.
+/// `GOTRACEBACK=crash`, `PC=… m=… sigcode=…`, `exit status 2`; the race detector's frame
+/// and count lines; `go test`'s own lines around a dump (`=== RUN`, `--- FAIL:`, `FAIL`, a
+/// test's `t.Log` line `child_test.go:33: …`).
 fn is_noise(line: &str) -> bool {
-    if line.starts_with("PC=") || line.starts_with("exit status ") || line.starts_with("-----") {
+    if line.starts_with("PC=")
+        || line.starts_with("exit status ")
+        || line.starts_with("-----")
+        || line.starts_with("==================")
+        || (line.starts_with("Found ") && line.ends_with(" data race(s)"))
+        || line.starts_with("=== ")
+        || line.starts_with("--- FAIL")
+        || line.starts_with("--- PASS")
+        || line.starts_with("FAIL")
+        || line.starts_with("ok  ")
+        || line == "PASS"
+        || is_test_log_line(line)
+    {
         return true;
     }
     let mut words = line.split_ascii_whitespace();
@@ -622,6 +1069,19 @@ fn is_noise(line: &str) -> bool {
                 && reg.bytes().all(|b| b.is_ascii_alphanumeric())
                 && value.starts_with("0x")
     )
+}
+
+/// `child_test.go:33: child: exit status 2`, `testing.go:1465: race detected…`: a line a test
+/// logged (its file, line and text).
+fn is_test_log_line(line: &str) -> bool {
+    let Some((file, rest)) = line.split_once(".go:") else {
+        return false;
+    };
+    !file.contains(' ')
+        && (file.ends_with("_test") || file == "testing")
+        && rest
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -710,7 +1170,20 @@ mod tests {
         let mut text = String::from("panic: boom\n\n");
         let mut copy = 0;
         while text.len() < PARALLEL_MIN + 3 * CHUNK_MIN {
-            text.push_str(block.trim_end());
+            // Each copy's goroutines get ids of their own: an id seen again would start
+            // another dump.
+            let copied: String = block
+                .trim_end()
+                .split('\n')
+                .map(|line| match line.strip_prefix("goroutine ").and_then(|r| r.split_once(' ')) {
+                    Some((id, rest)) if id.bytes().all(|b| b.is_ascii_digit()) => format!(
+                        "goroutine {} {rest}\n",
+                        id.parse::<u64>().unwrap() + 1000 * (copy + 1)
+                    ),
+                    _ => format!("{line}\n"),
+                })
+                .collect();
+            text.push_str(copied.trim_end());
             text.push_str(&format!("\n\nnot a goroutine line {copy}\n\n"));
             copy += 1;
         }
@@ -723,7 +1196,7 @@ mod tests {
         assert!(split_at_goroutines(&text).len() >= 2 || num_threads() < 2);
         let limits = Limits::default();
         let threaded = parse(&text, &limits).unwrap();
-        let single = parse_chunk(&text, &limits).unwrap().dump;
+        let single = parse_chunk(&text, &limits).unwrap().segments.remove(0).dump;
         assert_eq!(threaded.tasks, single.tasks);
         assert_eq!(threaded.diagnostics, single.diagnostics);
         assert_eq!(threaded.crash, single.crash);

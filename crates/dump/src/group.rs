@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::{Dump, Frame, Runtime, Task};
+use crate::{Ancestor, Dump, Frame, Race, Runtime, Task};
 
 /// How alike two tasks must be to share a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +25,9 @@ pub struct Signature {
     pub state: Option<String>,
     /// Function, and at [`Level::Exact`] file and line, of each frame that counts.
     pub frames: Vec<FrameKey>,
+    /// At [`Level::Exact`], the creator (function, file, line): two goroutines with the same
+    /// frames but created in different places are two groups, as panicparse tells them apart.
+    pub creator: Option<FrameKey>,
 }
 
 /// A frame as a signature compares it: function, file, line.
@@ -60,6 +63,65 @@ pub struct Group {
     pub name: Option<String>,
     /// The first task's own message (a Rust thread's panic message), if it has one.
     pub message: Option<String>,
+    /// The first task's ancestors (`GODEBUG=tracebackancestors`), nearest first.
+    pub ancestors: Vec<Ancestor>,
+}
+
+/// Identical data races: the same pair of accesses, by their own code's frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaceGroup {
+    /// How many reports.
+    pub count: u64,
+    /// The first report.
+    pub race: Race,
+    /// The line of each report's `WARNING: DATA RACE`.
+    pub lines: Vec<usize>,
+}
+
+/// The races of `dump`, identical ones together (the same two accesses' frames of your own
+/// code, function and line, in either order; all their frames where none is yours), most
+/// frequent first (ties in the order printed).
+pub fn group_races(dump: &Dump, main_module: Option<&str>) -> Vec<RaceGroup> {
+    type Key = Vec<(Arc<str>, Option<u32>)>;
+    let access_key = |frames: &[Frame]| -> Key {
+        let own: Key = frames
+            .iter()
+            .filter(|f| is_own_code(Runtime::Go, &f.function, main_module))
+            .map(|f| (f.function.clone(), f.line))
+            .collect();
+        if own.is_empty() {
+            frames.iter().map(|f| (f.function.clone(), f.line)).collect()
+        } else {
+            own
+        }
+    };
+    let mut index: HashMap<Vec<Key>, usize> = HashMap::new();
+    let mut groups: Vec<RaceGroup> = Vec::new();
+    for race in &dump.races {
+        let mut key: Vec<Key> = race
+            .accesses
+            .iter()
+            .take(2)
+            .map(|a| access_key(&a.frames))
+            .collect();
+        key.sort();
+        match index.get(&key) {
+            Some(&i) => {
+                groups[i].count += 1;
+                groups[i].lines.push(race.line);
+            }
+            None => {
+                index.insert(key, groups.len());
+                groups.push(RaceGroup {
+                    count: 1,
+                    race: race.clone(),
+                    lines: vec![race.line],
+                });
+            }
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    groups
 }
 
 /// Groups the tasks of `dump` at `level`, largest group first (ties: first seen first).
@@ -68,13 +130,22 @@ pub struct Group {
 /// frames are the service's own code (see [`is_own_code`]).
 pub fn group(dump: &Dump, level: Level, main_module: Option<&str>) -> Vec<Group> {
     let mut index: HashMap<Signature, usize> = HashMap::new();
-    // Tasks with the same (shared) stack and state have the same signature: look it up once.
-    let mut by_stack: HashMap<(usize, Option<&str>), usize, crate::FastHash> = HashMap::default();
+    // Tasks with the same (shared) stack and state (and, at `Exact`, creator) have the same
+    // signature: look it up once.
+    type StackKey<'d> = (usize, Option<&'d str>, Option<(&'d str, Option<&'d str>, Option<u32>)>);
+    let mut by_stack: HashMap<StackKey<'_>, usize, crate::FastHash> = HashMap::default();
     let mut groups: Vec<Group> = Vec::new();
     for task in &dump.tasks {
         let stack = (
             Arc::as_ptr(&task.frames).cast::<Frame>() as usize,
             task.state.as_deref(),
+            (level == Level::Exact)
+                .then(|| {
+                    task.creator
+                        .as_ref()
+                        .map(|c| (&*c.function, c.file.as_deref(), c.line))
+                })
+                .flatten(),
         );
         if let Some(&i) = by_stack.get(&stack) {
             add(&mut groups[i], task);
@@ -105,6 +176,7 @@ pub fn group(dump: &Dump, level: Level, main_module: Option<&str>) -> Vec<Group>
                     creator: task.creator.clone(),
                     name: task.name.clone(),
                     message: task.message.clone(),
+                    ancestors: task.ancestors.clone(),
                 });
                 if let Some(last) = groups.last_mut() {
                     add(last, task);
@@ -151,10 +223,12 @@ fn signature(task: &Task, level: Level, own: &dyn Fn(&Frame) -> bool) -> Signatu
         Level::Exact => Signature {
             state: task.state.clone(),
             frames: task.frames.iter().map(|f| key(f, true)).collect(),
+            creator: task.creator.as_ref().map(|f| key(f, true)),
         },
         Level::Functions => Signature {
             state: task.state.clone(),
             frames: task.frames.iter().map(|f| key(f, false)).collect(),
+            creator: None,
         },
         Level::OwnTop(n) => {
             let frames: Vec<_> = task
@@ -170,11 +244,13 @@ fn signature(task: &Task, level: Level, own: &dyn Fn(&Frame) -> bool) -> Signatu
                 Signature {
                     state: task.state.clone(),
                     frames: task.frames.iter().map(|f| key(f, false)).collect(),
+                    creator: None,
                 }
             } else {
                 Signature {
                     state: None,
                     frames,
+                    creator: None,
                 }
             }
         }

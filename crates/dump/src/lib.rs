@@ -20,6 +20,7 @@ use std::sync::Arc;
 mod diff;
 mod go_pprof0;
 mod go_pprof1;
+mod go_race;
 mod go_text;
 mod group;
 mod logs;
@@ -28,7 +29,7 @@ mod task_record;
 mod tokio_text;
 
 pub use diff::{Change, GroupChange, diff};
-pub use group::{Group, Level, Signature, group, is_own_code};
+pub use group::{Group, Level, RaceGroup, Signature, group, group_races, is_own_code};
 pub use task_record::{Resolve, Unresolved, from_record};
 
 /// Limits on untrusted input. Past them, parsing stops with [`Error::Limit`].
@@ -221,6 +222,97 @@ pub struct Task {
     /// Further branches the task awaits at once, beyond the one in [`Task::frames`]: a tokio
     /// task in `join!` prints a forked tree, and only its first leaf path is kept. 0 elsewhere.
     pub branches: u64,
+    /// The stacks of the goroutines that created this one, nearest first, as Go prints them
+    /// with `GODEBUG=tracebackancestors=N` (`[originating from goroutine M]:`). Not part of the
+    /// task's own stack or creator, and grouping ignores them.
+    pub ancestors: Vec<Ancestor>,
+}
+
+/// A goroutine that created a task (or created its creator), as Go recorded it at the time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ancestor {
+    /// Its id.
+    pub id: u64,
+    /// Its stack when it created the next one, innermost first.
+    pub frames: Vec<Frame>,
+    /// The function that created it, with its location.
+    pub creator: Option<Frame>,
+}
+
+/// A stack that is not a goroutine's: the crashing thread's system stack (`runtime stack:`)
+/// or an OS thread's scheduler stack (`goroutine 0 … m=N`). Kept beside the tasks, never
+/// counted as one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemStack {
+    /// How the runtime introduced it: `runtime stack` or `goroutine 0 m=3`.
+    pub label: String,
+    /// The frames, innermost first.
+    pub frames: Arc<[Frame]>,
+}
+
+/// One `WARNING: DATA RACE` report of Go's race detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Race {
+    /// The 1-based line of its `WARNING: DATA RACE`.
+    pub line: usize,
+    /// The accesses, as reported: the current one, then the previous conflicting one.
+    pub accesses: Vec<RaceAccess>,
+    /// The goroutines involved and where each was created (`Goroutine 8 (running) created
+    /// at:`).
+    pub goroutines: Vec<RaceGoroutine>,
+}
+
+/// One access of a data race: `Write at 0x00c0000980f0 by goroutine 8:` and its stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaceAccess {
+    /// As printed: `Write`, `Previous read`, `Atomic write`…
+    pub kind: String,
+    /// Whether it is a write.
+    pub write: bool,
+    /// Whether it is the previous access (the other side of the race).
+    pub previous: bool,
+    /// The address accessed.
+    pub address: Option<u64>,
+    /// The goroutine that made it (`None` with `main`: the main goroutine).
+    pub goroutine: Option<u64>,
+    /// Made by the main goroutine (`by main goroutine`).
+    pub main: bool,
+    /// Its stack, innermost first.
+    pub frames: Vec<Frame>,
+}
+
+/// A goroutine of a data race, and where it was created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaceGoroutine {
+    /// Its id.
+    pub id: u64,
+    /// `running` or `finished`.
+    pub state: String,
+    /// The stack that created it, innermost first.
+    pub created_at: Vec<Frame>,
+}
+
+/// A signal, decoded: from `[signal SIGSEGV: segmentation violation code=0x1 addr=0x0
+/// pc=0x45a1b2]`, or `SIGSEGV: segmentation violation` and `PC=0x49bd89 m=0 sigcode=1
+/// addr=0x0` (a signal in C code under cgo, or a SIGQUIT dump).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    /// `SIGSEGV`.
+    pub name: String,
+    /// What the runtime calls it: `segmentation violation`.
+    pub description: String,
+    /// `si_code`.
+    pub code: Option<i64>,
+    /// What the code means for this signal (`SEGV_MAPERR: address not mapped to object`).
+    pub code_meaning: Option<&'static str>,
+    /// The faulting address (`addr=`).
+    pub address: Option<u64>,
+    /// The program counter (`pc=`, `PC=`).
+    pub pc: Option<u64>,
+    /// The thread (`m=`), when printed.
+    pub m: Option<u64>,
+    /// `signal arrived during cgo execution`: the signal hit C code called from Go.
+    pub during_cgo: bool,
 }
 
 impl Task {
@@ -240,6 +332,7 @@ impl Task {
             elided: None,
             count: 1,
             branches: 0,
+            ancestors: Vec::new(),
         }
     }
 }
@@ -254,6 +347,8 @@ pub struct Crash {
     pub message: String,
     /// The signal line, if any (`[signal SIGSEGV: segmentation violation code=… addr=0x0 …]`).
     pub signal: Option<String>,
+    /// The signal, decoded (name, code and its meaning, fault address, pc, cgo).
+    pub signal_info: Option<Signal>,
 }
 
 /// A line the parser could not place.
@@ -292,13 +387,21 @@ pub struct Dump {
     pub crash: Option<Crash>,
     /// The tasks, in the order the dump lists them.
     pub tasks: Vec<Task>,
+    /// Stacks that are not tasks: the crashing thread's system stack, the threads' scheduler
+    /// stacks (Go's `runtime stack:` and `goroutine 0`).
+    pub system_stacks: Vec<SystemStack>,
+    /// Go race detector reports, in the order printed.
+    pub races: Vec<Race>,
+    /// Spaces the dump's lines were indented by in the text it came from: a child's traceback
+    /// quoted in `go test` output is, the test binary's own is not.
+    pub indent: usize,
     /// Lines that could not be placed.
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Dump {
     /// A dump with nothing in it yet, for a parser to fill.
-    pub(crate) fn empty(runtime: Runtime, format: Format) -> Self {
+    pub fn empty(runtime: Runtime, format: Format) -> Self {
         Self {
             runtime,
             format,
@@ -308,6 +411,9 @@ impl Dump {
             pid: None,
             crash: None,
             tasks: Vec::new(),
+            system_stacks: Vec::new(),
+            races: Vec::new(),
+            indent: 0,
             diagnostics: Vec::new(),
         }
     }
@@ -350,6 +456,40 @@ pub fn parse_with(input: &[u8], limits: &Limits, resolver: &mut dyn Resolve) -> 
         return tokio_text::parse(&text, limits);
     }
     go_text::parse(&text, limits)
+}
+
+/// Every dump in `input`, in order: a Go text can hold several (a child's traceback quoted in
+/// `go test` output before the test binary's own, crashes appended to one log), and their
+/// goroutines and ids are never merged. Other formats hold one. [`parse`] gives the one the
+/// input is about: the program's own (the least indented), the latest of those.
+pub fn parse_all(input: &[u8], limits: &Limits) -> Result<Vec<Dump>> {
+    parse_all_with(input, limits, &mut Unresolved)
+}
+
+/// [`parse_all`], resolving the raw addresses of a faultline record with `resolver`.
+pub fn parse_all_with(
+    input: &[u8],
+    limits: &Limits,
+    resolver: &mut dyn Resolve,
+) -> Result<Vec<Dump>> {
+    if task_record::detect(input) || go_pprof0::detect(input) {
+        return parse_with(input, limits, resolver).map(|d| vec![d]);
+    }
+    let text = match std::str::from_utf8(input) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(input),
+    };
+    if go_pprof1::detect(&text) || rust_text::detect(&text) || tokio_text::detect(&text) {
+        return parse_with(input, limits, resolver).map(|d| vec![d]);
+    }
+    go_text::parse_all(&text, limits)
+}
+
+/// Of several dumps of one text ([`parse_all`]), the one the text is about: the program's own
+/// (the least indented), the latest of those. `None` for none.
+pub fn principal(dumps: &[Dump]) -> Option<usize> {
+    let least = dumps.iter().map(|d| d.indent).min()?;
+    dumps.iter().rposition(|d| d.indent == least)
 }
 
 /// Parses `input` as `format`, without detecting it: for callers that know what they fetched,

@@ -129,6 +129,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Dump> {
                     kind: "panic".into(),
                     message: std::mem::take(message),
                     signal: None,
+                    signal_info: None,
                 });
             }
         }

@@ -119,6 +119,7 @@ pub fn from_record(
             .to_owned(),
             message: record.message.clone().unwrap_or_default(),
             signal: None,
+            signal_info: None,
         });
     }
     Ok(dump)

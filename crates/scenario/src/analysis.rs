@@ -68,6 +68,95 @@ pub fn crashes(sources: &[CrashSource], run_dir: &Path, locator: &Locator) -> Ve
     out
 }
 
+/// The data races Go's race detector reported in the targets' standard error, identical ones
+/// (the same two accesses' own frames) once, with their count. Paths are relative to
+/// `run_dir`.
+pub fn races(sources: &[CrashSource], run_dir: &Path) -> Vec<Crash> {
+    let mut out = Vec::new();
+    for source in sources {
+        let Some(stderr) = &source.stderr else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(run_dir.join(stderr)) else {
+            continue;
+        };
+        out.extend(log_races(
+            &source.target,
+            &text,
+            &stderr.display().to_string(),
+        ));
+    }
+    out
+}
+
+/// The data races in a log.
+pub fn log_races(target: &str, text: &str, file: &str) -> Vec<Crash> {
+    if !text.contains("WARNING: DATA RACE") {
+        return Vec::new();
+    }
+    let Ok(dumps) = faultline_dump::parse_all(text.as_bytes(), &Limits::default()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for dump in &dumps {
+        for group in faultline_dump::group_races(dump, None) {
+            let race = &group.race;
+            let describe = |a: &faultline_dump::RaceAccess| {
+                let at = a
+                    .frames
+                    .iter()
+                    .find(|f| faultline_dump::is_own_code(Runtime::Go, &f.function, None))
+                    .or(a.frames.first())
+                    .map_or_else(|| "an unknown place".into(), frame_text);
+                let by = match (a.main, a.goroutine) {
+                    (true, _) => "the main goroutine".to_owned(),
+                    (false, Some(id)) => format!("goroutine {id}"),
+                    (false, None) => "a goroutine".to_owned(),
+                };
+                format!("{} by {by} in {at}", a.kind.to_lowercase())
+            };
+            let message = format!(
+                "{} ({}×)",
+                race.accesses
+                    .iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join(", against "),
+                group.count
+            );
+            let frames = race
+                .accesses
+                .first()
+                .map(|a| a.frames.clone())
+                .unwrap_or_default();
+            let own = frames
+                .iter()
+                .find(|f| faultline_dump::is_own_code(Runtime::Go, &f.function, None));
+            out.push(Crash {
+                target: target.to_owned(),
+                file: file.to_owned(),
+                kind: "go data race".into(),
+                message,
+                top_frame: own
+                    .or(frames.first())
+                    .map_or_else(|| "unknown: no frames in the report".into(), frame_text),
+                stack: frames.iter().map(frame_text).collect(),
+                frames: frames
+                    .iter()
+                    .map(|f| StackFrame {
+                        text: frame_text(f),
+                        own: faultline_dump::is_own_code(Runtime::Go, &f.function, None),
+                        inlined: f.inlined,
+                        file: f.file.as_deref().map(str::to_owned),
+                        line: f.line,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
 /// The panics and fatal errors in a log, each parsed from its first line to the next one.
 pub fn log_crashes(target: &str, text: &str, file: &str) -> Vec<Crash> {
     let lines: Vec<(usize, &str)> = text

@@ -399,6 +399,11 @@ pub enum AssertionCheck {
         /// Target names.
         targets: Vec<String>,
     },
+    /// No data race reported by Go's race detector in these targets' output (empty: any).
+    NoRaces {
+        /// Target names.
+        targets: Vec<String>,
+    },
     /// No `leaking` group in these dump captures (empty: any).
     NoLeaks {
         /// Dump capture names.
@@ -429,6 +434,8 @@ impl AssertionCheck {
             ),
             AssertionCheck::NoPanics { targets } if targets.is_empty() => "no_panics".into(),
             AssertionCheck::NoPanics { targets } => format!("no_panics {}", targets.join(",")),
+            AssertionCheck::NoRaces { targets } if targets.is_empty() => "no_races".into(),
+            AssertionCheck::NoRaces { targets } => format!("no_races {}", targets.join(",")),
             AssertionCheck::NoLeaks { dumps } if dumps.is_empty() => "no_leaks".into(),
             AssertionCheck::NoLeaks { dumps } => format!("no_leaks {}", dumps.join(",")),
             AssertionCheck::Replaced { target, within } => format!(

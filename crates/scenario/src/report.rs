@@ -79,6 +79,7 @@ pub fn journal(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> serde_
             "name": name, "scrapes": scrapes,
         })).collect::<Vec<_>>(),
         "crashes": outcome.evidence.crashes,
+        "races": outcome.evidence.races,
         "leaks": outcome.evidence.leaks,
         "assertions": outcome.judged,
         "swept": outcome.swept,
@@ -246,6 +247,20 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
         }
         let _ = writeln!(md, "```\n");
     }
+    if !ev.races.is_empty() {
+        let _ = writeln!(md, "## Data races\n");
+        for r in &ev.races {
+            let _ = writeln!(
+                md,
+                "### {} in {}\n\n{}, in `{}`. Top frame of own code: **{}**\n\n```",
+                r.kind, r.target, r.message, r.file, r.top_frame
+            );
+            for frame in r.stack.iter().take(16) {
+                let _ = writeln!(md, "{frame}");
+            }
+            let _ = writeln!(md, "```\n");
+        }
+    }
     let _ = writeln!(md, "## Task groups\n");
     if ev.leaks.is_empty() {
         let _ = writeln!(md, "No dumps were captured.\n");
@@ -404,6 +419,21 @@ pub fn html(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> String {
             escape(&c.file),
             escape(&c.stack.join("\n"))
         );
+    }
+    if !ev.races.is_empty() {
+        h.push_str("<h2>Data races</h2>");
+        for r in &ev.races {
+            let _ = write!(
+                h,
+                "<h3>{} in {}</h3><p>{} (top frame of own code: <b>{}</b>, {})<pre>{}</pre>",
+                escape(&r.kind),
+                escape(&r.target),
+                escape(&r.message),
+                escape(&r.top_frame),
+                escape(&r.file),
+                escape(&r.stack.join("\n"))
+            );
+        }
     }
     h.push_str(
         "<h2>Task groups</h2><table><tr><th>dump<th>verdict<th>group<th>first → last<th>slope/min<th>evidence",

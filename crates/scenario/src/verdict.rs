@@ -140,6 +140,9 @@ pub struct Evidence {
     pub end: f64,
     /// Crashes found.
     pub crashes: Vec<Crash>,
+    /// Data races Go's race detector reported (kind `go data race`), identical ones once
+    /// with their count in the message.
+    pub races: Vec<Crash>,
     /// Trends of every group of every dump capture (leaking first).
     pub leaks: Vec<LeakGroup>,
 }
@@ -364,6 +367,24 @@ fn judge_one(check: &AssertionCheck, ev: &Evidence) -> (bool, String) {
                 text.push_str(&format!(
                     " [{}] {} \"{}\" at {} ({})",
                     c.target, c.kind, c.message, c.top_frame, c.file
+                ));
+            }
+            (false, text)
+        }
+        AssertionCheck::NoRaces { targets } => {
+            let found: Vec<&crate::verdict::Crash> = ev
+                .races
+                .iter()
+                .filter(|c| targets.is_empty() || targets.contains(&c.target))
+                .collect();
+            if found.is_empty() {
+                return (true, "no data race reported".into());
+            }
+            let mut text = format!("{} data race(s):", found.len());
+            for c in found.iter().take(5) {
+                text.push_str(&format!(
+                    " [{}] {} at {} ({})",
+                    c.target, c.message, c.top_frame, c.file
                 ));
             }
             (false, text)

@@ -214,8 +214,13 @@ impl CrashScanner {
             return None;
         }
         self.fingerprint = fingerprint;
-        let crashes =
+        let mut crashes =
             faultline_scenario::analysis::crashes(&self.sources, &self.run_dir, &self.locator);
+        // Data races read like crashes on this screen (kind `go data race`).
+        crashes.extend(faultline_scenario::analysis::races(
+            &self.sources,
+            &self.run_dir,
+        ));
         let mut rows: Vec<CrashRow> = crashes
             .into_iter()
             .map(|c| CrashRow {

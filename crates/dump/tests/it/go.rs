@@ -251,11 +251,15 @@ fn panics_and_faults() {
                 .starts_with("stack overflow\nruntime: goroutine stack exceeds"),
             "{crash:?}"
         );
+        // The crashing thread's system stack is kept with the crash, not counted as a task.
         assert!(
-            d.tasks
+            d.system_stacks
                 .iter()
-                .any(|t| t.state.as_deref() == Some("runtime stack"))
+                .any(|s| s.label == "runtime stack" && !s.frames.is_empty()),
+            "{:?}",
+            d.system_stacks
         );
+        assert!(d.tasks.iter().all(|t| t.id.is_some()), "{:?}", d.tasks);
         assert!(d.diagnostics.is_empty(), "{:?}", d.diagnostics);
 
         let d = dump(&path("fault-unlock.txt"));

@@ -10,6 +10,7 @@ const ASSERTION_KINDS: &[&str] = &[
     "probe_success",
     "recovers",
     "no_panics",
+    "no_races",
     "no_leaks",
     "replaced",
 ];
@@ -41,6 +42,9 @@ impl Reader<'_> {
                 "no_panics" => self
                     .name_list(body, "no_panics", true)
                     .map(|targets| AssertionCheck::NoPanics { targets }),
+                "no_races" => self
+                    .name_list(body, "no_races", true)
+                    .map(|targets| AssertionCheck::NoRaces { targets }),
                 "no_leaks" => self
                     .name_list(body, "no_leaks", false)
                     .map(|dumps| AssertionCheck::NoLeaks { dumps }),

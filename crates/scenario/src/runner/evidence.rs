@@ -141,6 +141,7 @@ pub(super) fn judge(
     let mut notes = Vec::new();
     let sources = crash_sources(scenario, setup, cluster, &mut steps, &mut state, &mut notes);
     let crashes = analysis::crashes(&sources, out_dir, &locator);
+    let races = analysis::races(&sources, out_dir);
     let (leaks, leak_notes) = analysis::leaks(&steps.observed.scrapes, out_dir, &locator);
     notes.extend(leak_notes);
     let evidence = Evidence {
@@ -148,6 +149,7 @@ pub(super) fn judge(
         faults: steps.faults,
         end: steps.end,
         crashes,
+        races,
         leaks,
     };
     let mut judged = verdict::judge(&scenario.assertions, &evidence);
