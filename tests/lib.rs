@@ -915,6 +915,39 @@ impl GoToolchain {
         command
     }
 
+    /// `go build FLAGS… -o output .` in `package_dir` with `env` set (`-race`, `CGO_ENABLED=1`),
+    /// asserting success.
+    #[track_caller]
+    pub fn build_with(
+        &self,
+        package_dir: &Path,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        output: &Path,
+    ) {
+        for dir in ["tmp", "cache", "gopath"] {
+            let dir = target_dir().join("go-targets").join(dir);
+            fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        }
+        let mut command = self.command();
+        command.current_dir(package_dir).arg("build").args(flags);
+        command.envs(env.iter().copied());
+        command.arg("-o").arg(output).arg(".");
+        let _building = self
+            .building
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        run_with(
+            &mut command,
+            RunOptions {
+                deadline: GO_BUILD_DEADLINE,
+                ..RunOptions::default()
+            },
+        )
+        .assert_success();
+        assert!(output.is_file(), "{} was not built", output.display());
+    }
+
     /// `go build` of the package in `package_dir` to `output`, asserting success.
     #[track_caller]
     pub fn build(&self, package_dir: &Path, build: GoBuild, output: &Path) {

@@ -378,14 +378,23 @@ fn human(
         .as_deref()
         .map(|t| format!(" at {t}"))
         .unwrap_or_default();
-    let _ = writeln!(
-        s,
-        "{label}: {} {} tasks in {} groups ({}{version}{alive}){at}",
-        dump.task_count(),
-        runtime_name(dump.runtime),
-        groups.len(),
-        dump.format.name()
-    );
+    if dump.tasks.is_empty() && !dump.races.is_empty() {
+        let reports: u64 = races.iter().map(|r| r.count).sum();
+        let _ = writeln!(
+            s,
+            "{label}: {reports} data race reports, {} distinct (go race detector){at}",
+            races.len()
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "{label}: {} {} tasks in {} groups ({}{version}{alive}){at}",
+            dump.task_count(),
+            runtime_name(dump.runtime),
+            groups.len(),
+            dump.format.name()
+        );
+    }
     for module in modules {
         let id = module.build_id.as_deref().unwrap_or("no build-id");
         match &module.debug_file {

@@ -101,10 +101,7 @@ impl Builder {
         }
         diagnostics.push(Diagnostic {
             line: line_no,
-            message: format!(
-                "unexpected line in a race report: {}",
-                crate::shorten(line)
-            ),
+            message: format!("unexpected line in a race report: {}", crate::shorten(line)),
         });
         true
     }
@@ -209,7 +206,14 @@ mod tests {
     fn access_and_goroutine_lines() {
         let a = parse_access("Write at 0x00c0000980f0 by goroutine 8:").unwrap();
         assert_eq!(
-            (a.kind.as_str(), a.write, a.previous, a.address, a.goroutine, a.main),
+            (
+                a.kind.as_str(),
+                a.write,
+                a.previous,
+                a.address,
+                a.goroutine,
+                a.main
+            ),
             ("Write", true, false, Some(0xc0000980f0), Some(8), false)
         );
         let a = parse_access("Previous read at 0x00c000012345 by main goroutine:").unwrap();

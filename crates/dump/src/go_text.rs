@@ -141,12 +141,8 @@ pub fn parse_all(text: &str, limits: &Limits) -> Result<Vec<Dump>> {
     if chunks.len() > 1 && total > limits.max_tasks {
         // Each piece kept to the limit alone; together they went past it. Parse on one thread
         // for the exact line where that happens.
-        return parse_chunk(text, limits).map(|c| {
-            c.segments
-                .into_iter()
-                .map(Segment::finish)
-                .collect()
-        });
+        return parse_chunk(text, limits)
+            .map(|c| c.segments.into_iter().map(Segment::finish).collect());
     }
     Ok(out.into_iter().map(Segment::finish).collect())
 }
@@ -264,11 +260,17 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunk> {
     parser.finish_task();
     parser.finish_race();
     // A text cut off mid-line (a size limit, a log pipeline): its last line says so.
-    if !text.ends_with('\n')
-        && let Some(d) = parser.dump.diagnostics.last_mut()
-        && d.line == lines + 1
-    {
-        d.message = format!("the dump ends mid-line: {}", d.message);
+    let last = lines + 1;
+    if !text.ends_with('\n') && !text.rsplit('\n').next().unwrap_or("").trim().is_empty() {
+        match parser.dump.diagnostics.last_mut() {
+            Some(d) if d.line == last => {
+                d.message = format!("the dump ends mid-line: {}", d.message);
+            }
+            _ => parser.dump.diagnostics.push(Diagnostic {
+                line: last,
+                message: "the dump ends mid-line: this line may be incomplete".into(),
+            }),
+        }
     }
     let mut segments: Vec<Segment> = std::mem::take(&mut parser.done)
         .into_iter()
@@ -439,9 +441,8 @@ impl<'t> Parser<'t> {
                 return Ok(());
             }
             if !indented
-                && let Some((function, inlined)) = parse_call(trimmed).or_else(|| {
-                    (trimmed == "non-Go function").then_some((trimmed, false))
-                })
+                && let Some((function, inlined)) = parse_call(trimmed)
+                    .or_else(|| (trimmed == "non-Go function").then_some((trimmed, false)))
             {
                 self.flush_pending();
                 self.pending = Some(Pending {
@@ -519,7 +520,9 @@ impl<'t> Parser<'t> {
                 .and_then(|c| c.signal_info.as_mut())
         {
             // `PC=0x49bd89 m=0 sigcode=1 addr=0x0` after `SIGSEGV: segmentation violation`.
-            info.pc = info.pc.or_else(|| hex(fields.split(' ').next().unwrap_or("")));
+            info.pc = info
+                .pc
+                .or_else(|| hex(fields.split(' ').next().unwrap_or("")));
             for field in fields.split_ascii_whitespace().skip(1) {
                 if let Some(m) = field.strip_prefix("m=") {
                     info.m = m.parse().ok();
@@ -560,8 +563,8 @@ impl<'t> Parser<'t> {
                     // The same first line again (`GOTRACEBACK=crash` repeats `SIGQUIT: quit`
                     // for every thread): nothing new.
                     Some(crash)
-                        if crash.kind == *kind
-                            && crash.message.lines().next() == Some(message) => {}
+                        if crash.kind == *kind && crash.message.lines().next() == Some(message) => {
+                    }
                     // `panic: A [recovered]` then `\tpanic: B`: one crash, both messages.
                     Some(crash) => {
                         crash.message.push('\n');
@@ -823,9 +826,7 @@ fn parse_signal(text: &str) -> Option<Signal> {
     };
     for field in rest[fields_at..].split_ascii_whitespace() {
         if let Some(code) = field.strip_prefix("code=") {
-            info.code = hex(code)
-                .map(|c| c as i64)
-                .or_else(|| code.parse().ok());
+            info.code = hex(code).map(|c| c as i64).or_else(|| code.parse().ok());
         } else if let Some(addr) = field.strip_prefix("addr=") {
             info.address = hex(addr);
         } else if let Some(pc) = field.strip_prefix("pc=") {
@@ -1142,6 +1143,83 @@ mod tests {
     }
 
     #[test]
+    fn c_frames_from_a_cgo_symbolizer_with_and_without_files() {
+        // runtime.SetCgoTraceback with a symbolizer: C frames print `name(...)` and
+        // `file:line pc=…`, or `non-Go function` and `pc=…` when nothing is known.
+        let text = "SIGSEGV: segmentation violation\nPC=0x4a1234 m=0 sigcode=1 addr=0x8\n\
+                    signal arrived during cgo execution\n\n\
+                    goroutine 1 [syscall]:\n\
+                    deref(...)\n\t/src/lib.c:3 pc=0x4a1234\n\
+                    non-Go function\n\tpc=0x4a1300\n\
+                    runtime.cgocall(0x4a1200, 0xc000050f20)\n\
+                    \t/go/src/runtime/cgocall.go:167 +0x4b fp=0xc000050ef8 sp=0xc000050ec0 pc=0x404efc\n\
+                    main.main()\n\t/src/main.go:15 +0x13\n";
+        let dump = parse(text, &Limits::default()).unwrap();
+        assert!(dump.diagnostics.is_empty(), "{:?}", dump.diagnostics);
+        let frames = &dump.tasks[0].frames;
+        assert_eq!(
+            frames.iter().map(|f| &*f.function).collect::<Vec<_>>(),
+            ["deref", "non-Go function", "runtime.cgocall", "main.main"]
+        );
+        assert_eq!(
+            (frames[0].file.as_deref(), frames[0].line),
+            (Some("/src/lib.c"), Some(3))
+        );
+        assert_eq!(
+            (frames[1].file.as_deref(), frames[1].address),
+            (None, Some(0x4a1300))
+        );
+        let signal = dump.crash.unwrap().signal_info.unwrap();
+        assert_eq!(
+            (signal.address, signal.pc, signal.during_cgo),
+            (Some(8), Some(0x4a1234), true)
+        );
+    }
+
+    #[test]
+    fn system_stacks_are_not_goroutines() {
+        let text = "fatal error: unexpected signal during runtime execution\n\
+                    [signal SIGSEGV: segmentation violation code=0x2 addr=0x7f00 pc=0x45a1b2]\n\n\
+                    runtime stack:\nruntime.throw({0x4a1012?, 0x0?})\n\t/go/src/runtime/panic.go:1047 +0x5d\n\n\
+                    goroutine 0 gp=0x5b2bc0 m=3 mp=0xc000080008 [idle]:\n\
+                    runtime.futex(0x0?)\n\t/go/src/runtime/sys_linux_amd64.s:557 +0x21\n\n\
+                    goroutine 1 [running]:\nmain.main()\n\t/src/main.go:5 +0x1d\n";
+        let dump = parse(text, &Limits::default()).unwrap();
+        assert!(dump.diagnostics.is_empty(), "{:?}", dump.diagnostics);
+        assert_eq!(dump.task_count(), 1);
+        let labels: Vec<&str> = dump
+            .system_stacks
+            .iter()
+            .map(|s| s.label.as_str())
+            .collect();
+        assert_eq!(labels, ["runtime stack", "goroutine 0 m=3"]);
+        let signal = dump.crash.unwrap().signal_info.unwrap();
+        assert_eq!(
+            (signal.code, signal.code_meaning, signal.address),
+            (
+                Some(2),
+                Some("SEGV_ACCERR: invalid permissions for mapped object"),
+                Some(0x7f00)
+            )
+        );
+    }
+
+    #[test]
+    fn appended_crashes_are_dumps_of_their_own() {
+        let one = "panic: first\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:5 +0x1d\n\n";
+        let two = "panic: second\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:9 +0x1d\n";
+        let dumps = parse_all(&format!("{one}exit status 2\n{two}"), &Limits::default()).unwrap();
+        assert_eq!(dumps.len(), 2);
+        assert_eq!(dumps[0].crash.as_ref().unwrap().message, "first");
+        assert_eq!(dumps[1].crash.as_ref().unwrap().message, "second");
+        // Two plain dumps one after the other: goroutine 1 again starts the second.
+        let plain = "goroutine 1 [select]:\nmain.main()\n\t/src/main.go:5 +0x1d\n\n";
+        let dumps = parse_all(&format!("{plain}{plain}"), &Limits::default()).unwrap();
+        assert_eq!(dumps.len(), 2);
+        assert!(dumps.iter().all(|d| d.tasks.len() == 1));
+    }
+
+    #[test]
     fn calls() {
         assert_eq!(parse_call("main.main()"), Some(("main.main", false)));
         assert_eq!(
@@ -1175,12 +1253,17 @@ mod tests {
             let copied: String = block
                 .trim_end()
                 .split('\n')
-                .map(|line| match line.strip_prefix("goroutine ").and_then(|r| r.split_once(' ')) {
-                    Some((id, rest)) if id.bytes().all(|b| b.is_ascii_digit()) => format!(
-                        "goroutine {} {rest}\n",
-                        id.parse::<u64>().unwrap() + 1000 * (copy + 1)
-                    ),
-                    _ => format!("{line}\n"),
+                .map(|line| {
+                    match line
+                        .strip_prefix("goroutine ")
+                        .and_then(|r| r.split_once(' '))
+                    {
+                        Some((id, rest)) if id.bytes().all(|b| b.is_ascii_digit()) => format!(
+                            "goroutine {} {rest}\n",
+                            id.parse::<u64>().unwrap() + 1000 * (copy + 1)
+                        ),
+                        _ => format!("{line}\n"),
+                    }
                 })
                 .collect();
             text.push_str(copied.trim_end());

@@ -90,7 +90,10 @@ pub fn group_races(dump: &Dump, main_module: Option<&str>) -> Vec<RaceGroup> {
             .map(|f| (f.function.clone(), f.line))
             .collect();
         if own.is_empty() {
-            frames.iter().map(|f| (f.function.clone(), f.line)).collect()
+            frames
+                .iter()
+                .map(|f| (f.function.clone(), f.line))
+                .collect()
         } else {
             own
         }
@@ -132,7 +135,11 @@ pub fn group(dump: &Dump, level: Level, main_module: Option<&str>) -> Vec<Group>
     let mut index: HashMap<Signature, usize> = HashMap::new();
     // Tasks with the same (shared) stack and state (and, at `Exact`, creator) have the same
     // signature: look it up once.
-    type StackKey<'d> = (usize, Option<&'d str>, Option<(&'d str, Option<&'d str>, Option<u32>)>);
+    type StackKey<'d> = (
+        usize,
+        Option<&'d str>,
+        Option<(&'d str, Option<&'d str>, Option<u32>)>,
+    );
     let mut by_stack: HashMap<StackKey<'_>, usize, crate::FastHash> = HashMap::default();
     let mut groups: Vec<Group> = Vec::new();
     for task in &dump.tasks {
@@ -315,6 +322,24 @@ fn go_package(function: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_tells_creators_apart() {
+        let text = "goroutine 5 [chan receive]:\nmain.wait()\n\t/src/main.go:9 +0x1d\n\
+                    created by main.startA in goroutine 1\n\t/src/main.go:20 +0x2a\n\n\
+                    goroutine 6 [chan receive]:\nmain.wait()\n\t/src/main.go:9 +0x1d\n\
+                    created by main.startB in goroutine 1\n\t/src/main.go:30 +0x2a\n\n\
+                    goroutine 7 [chan receive]:\nmain.wait()\n\t/src/main.go:9 +0x1d\n\
+                    created by main.startA in goroutine 1\n\t/src/main.go:20 +0x2a\n";
+        let dump = crate::parse(text.as_bytes(), &crate::Limits::default()).unwrap();
+        let exact = group(&dump, Level::Exact, None);
+        assert_eq!(exact.iter().map(|g| g.count).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(
+            exact[1].creator.as_ref().map(|c| &*c.function),
+            Some("main.startB")
+        );
+        assert_eq!(group(&dump, Level::Functions, None).len(), 1);
+    }
 
     #[test]
     fn go_own_code() {

@@ -14,6 +14,8 @@
 //! - `dumps`: `analyze` on real Go goroutine dumps: groups, JSON, `--diff`, a URL.
 //! - `faults`: `faultline inject` against the real kernel, in network namespaces made for each
 //!   test: partitions, reject, selectors, loss, pause, kill; reverts verified; SIGKILL-proof.
+//! - `forms`: Go race reports (analyze, and a run's `no_races`), and `go test` output holding a
+//!   child's traceback before its own, as one document per dump.
 //! - `interactive`: `faultline symbolize` typed at in a real terminal (tmux).
 //! - `leaks`: `faultline leaks` on the evaluation corpus, ten live Go workloads with known
 //!   leaks (or none), sampled at once; saved dumps read again later.
@@ -32,6 +34,7 @@ mod demo;
 mod differential;
 mod dumps;
 mod faults;
+mod forms;
 mod interactive;
 mod kube;
 mod leaks;

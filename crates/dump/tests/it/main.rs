@@ -5,6 +5,7 @@
 //! `live` checks the same facts on the blocker built and run now with both toolchains; `props`
 //! checks properties of parsing, grouping and diffing on generated and mutated input.
 
+mod forms;
 mod go;
 mod live;
 mod props;

@@ -1,0 +1,3 @@
+module example.com/cgocrash
+
+go 1.19
