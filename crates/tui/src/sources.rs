@@ -365,3 +365,48 @@ pub fn all_groups(sources: &[TaskSource], source: &mut SourceCache) -> Vec<TaskG
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.source.cmp(&b.source)));
     groups
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A race report as a `-race` build of Go 1.27 printed it (paths shortened).
+    const RACE: &str = "==================\nWARNING: DATA RACE\n\
+        Write at 0x00c00001a150 by goroutine 8:\n  main.store()\n      /src/forms/main.go:27 +0x4f\n\
+        \nPrevious write at 0x00c00001a150 by goroutine 7:\n  main.store()\n      /src/forms/main.go:27 +0x4f\n\
+        \nGoroutine 8 (running) created at:\n  main.race()\n      /src/forms/main.go:41 +0x124\n\
+        \nGoroutine 7 (finished) created at:\n  main.race()\n      /src/forms/main.go:37 +0xbe\n\
+        ==================\n";
+
+    #[test]
+    fn races_in_a_hosts_log_are_rows_of_the_crashes_view() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("hosts/racer")).unwrap();
+        std::fs::write(dir.path().join("hosts/racer/stderr.log"), RACE).unwrap();
+        let mut scanner = CrashScanner::new(
+            vec![CrashSource {
+                target: "racer".into(),
+                stderr: Some(PathBuf::from("hosts/racer/stderr.log")),
+                crash_dir: None,
+            }],
+            dir.path().to_path_buf(),
+            Locator::new(),
+        );
+        let rows = scanner.scan().unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].kind, "go data race");
+        assert_eq!(rows[0].target, "racer");
+        assert!(
+            rows[0].message.contains("write by goroutine 8"),
+            "{}",
+            rows[0].message
+        );
+        assert!(
+            rows[0]
+                .top_frame
+                .starts_with("main.store at /src/forms/main.go:27")
+        );
+        // Nothing changed: nothing to redraw.
+        assert!(scanner.scan().is_none());
+    }
+}
