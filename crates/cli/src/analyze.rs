@@ -49,8 +49,10 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
 
 /// The documents of one input, by what it is.
 fn present(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<Vec<String>, Failure> {
-    match input::detect(path, bytes) {
+    match input::detect(path, bytes, &args.log.fields()) {
         Kind::CrashRecord => crate::crash::report(path, bytes, args).map(|r| vec![r]),
-        kind @ (Kind::TaskDumpRecord | Kind::Dump) => crate::dumps::report(path, bytes, kind, args),
+        kind @ (Kind::TaskDumpRecord | Kind::Dump | Kind::Log) => {
+            crate::dumps::report(path, bytes, kind, args)
+        }
     }
 }

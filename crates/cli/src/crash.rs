@@ -16,8 +16,26 @@ use crate::{AnalyzeArgs, AnalyzeFormat};
 
 /// The report of the crash record `bytes`, read from `path`.
 pub fn report(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, Failure> {
-    let record = CrashRecord::from_json(bytes)
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let record = CrashRecord::from_json(bytes).map_err(|e| {
+        // One JSON object per line that does not even try to be a record: say what it looks
+        // like instead. A record (even a broken one) keeps the parser's precise error.
+        let what = faultline_dump::json_lines::describe(bytes);
+        let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        let claims = first.windows(8).any(|w| w == b"\"format\"");
+        if !what.starts_with("one JSON object per line") || claims {
+            return Failure::usage(format!("{}: {e}", path.display()));
+        }
+        Failure::usage(format!(
+            "{}: JSON, but neither a faultline crash record (no \"format\": \"faultline-crash\") \
+             nor a log of JSON lines ({}); analyze reads faultline crash records and task \
+             dumps, Go and Rust panic output and goroutine dumps (also inside logs), pprof \
+             profiles, and logs of one JSON object per line whose text is in a field (log, \
+             message, msg, line, MESSAGE, textPayload, text, @message; name another with \
+             --log-field)",
+            path.display(),
+            what
+        ))
+    })?;
     let locator = args.lookup.locator()?;
     let report = symbolize_record(&record, &locator, Demangle::Short);
     Ok(match args.format {

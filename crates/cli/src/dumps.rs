@@ -13,6 +13,7 @@ use faultline_symbolize::record::ResolvedRecord;
 use crate::exit::Failure;
 use crate::input::{self, Kind};
 use crate::{AnalyzeArgs, AnalyzeFormat, LookupArgs};
+use faultline_dump::json_lines::LogFields;
 
 /// Frames of a group's stack shown in the human format before `…`.
 const SHOWN_FRAMES: usize = 12;
@@ -47,8 +48,22 @@ pub struct ModuleNote {
 
 /// Parses a dump of any format (`kind`, as [`input::detect`] told it); a task-dump record's
 /// addresses are resolved with `lookup`.
-pub fn load(path: &Path, bytes: &[u8], kind: Kind, lookup: &LookupArgs) -> Result<Loaded, Failure> {
+pub fn load(
+    path: &Path,
+    bytes: &[u8],
+    kind: Kind,
+    lookup: &LookupArgs,
+    log: &LogFields,
+) -> Result<Loaded, Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
+    if kind == Kind::Log {
+        let dumps =
+            faultline_dump::parse_log(bytes, &Limits::default(), log).map_err(|e| bad(&e))?;
+        return Ok(Loaded {
+            dumps,
+            modules: Vec::new(),
+        });
+    }
     if kind != Kind::TaskDumpRecord {
         let dumps = faultline_dump::parse_all(bytes, &Limits::default()).map_err(|e| bad(&e))?;
         return Ok(Loaded {
@@ -96,7 +111,7 @@ pub fn report(
     kind: Kind,
     args: &AnalyzeArgs,
 ) -> Result<Vec<String>, Failure> {
-    let Loaded { mut dumps, modules } = load(path, bytes, kind, &args.lookup)?;
+    let Loaded { mut dumps, modules } = load(path, bytes, kind, &args.lookup, &args.log.fields())?;
     dumps.retain(|d| !d.tasks.is_empty() || d.crash.is_some() || !d.races.is_empty());
     if dumps.is_empty() {
         return Err(Failure::usage(format!(
@@ -118,6 +133,11 @@ pub fn report(
             let races = faultline_dump::group_races(dump, args.main_module.as_deref());
             Ok(match args.format {
                 AnalyzeFormat::Human => {
+                    let stream = dump
+                        .stream
+                        .as_ref()
+                        .map(|k| format!(" [{k}]"))
+                        .unwrap_or_default();
                     let label = if n > 1 {
                         format!(
                             "{} (dump {} of {n}{})",
@@ -132,7 +152,7 @@ pub fn report(
                     } else {
                         path.display().to_string()
                     };
-                    human(&label, dump, &groups, &races, &modules)
+                    human(&format!("{label}{stream}"), dump, &groups, &races, &modules)
                 }
                 _ => {
                     let mut s =
@@ -193,7 +213,9 @@ fn flame_graph(path: &Path, dump: &Dump) -> Result<String, Failure> {
 pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<String, Failure> {
     let read = |path: &Path| -> Result<Dump, Failure> {
         let bytes = input::read(path)?;
-        Ok(load(path, &bytes, input::detect(path, &bytes), &args.lookup)?.principal())
+        let fields = args.log.fields();
+        let kind = input::detect(path, &bytes, &fields);
+        Ok(load(path, &bytes, kind, &args.lookup, &fields)?.principal())
     };
     let before = read(old)?;
     let after = read(new)?;
@@ -650,6 +672,7 @@ fn json(
         })).collect::<Vec<_>>(),
         "races": races.iter().map(race_json).collect::<Vec<_>>(),
         "quoted": dump.indent > 0,
+        "stream": dump.stream,
         "groups": groups.iter().map(group_json).collect::<Vec<_>>(),
         "diagnostics": dump.diagnostics.iter().map(|d| serde_json::json!({
             "line": d.line,

@@ -7,6 +7,8 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use faultline_dump::json_lines::LogFields;
+
 use crate::exit::Failure;
 
 /// What an input is, told from its bytes (and a `.json` name).
@@ -21,16 +23,22 @@ pub enum Kind {
     /// A task dump or a panic in any format faultline-dump reads: Go tracebacks and goroutine
     /// dumps, pprof text and protobuf, Rust panics, tokio's text, also inside logs.
     Dump,
+    /// A log of JSON lines (Docker's json-file, a log platform's export): each stream's text
+    /// read as a dump is.
+    Log,
 }
 
-/// Tells what `bytes` (read from `path`) are. Only the envelope is looked at; the module the
-/// kind goes to parses (and reports errors in) the whole input.
-pub fn detect(path: &Path, bytes: &[u8]) -> Kind {
+/// Tells what `bytes` (read from `path`) are, a log of JSON lines by `fields`. Only the
+/// envelope is looked at; the module the kind goes to parses (and reports errors in) the whole
+/// input.
+pub fn detect(path: &Path, bytes: &[u8], fields: &LogFields) -> Kind {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
     let json =
         path.extension().is_some_and(|e| e == "json") || start.is_some_and(|i| bytes[i] == b'{');
     if !json {
         Kind::Dump
+    } else if faultline_dump::json_lines::detect(bytes, fields) {
+        Kind::Log
     } else if is_task_dump_record(bytes) {
         Kind::TaskDumpRecord
     } else {
@@ -133,7 +141,7 @@ mod tests {
     fn each_input_is_told_apart_by_its_envelope() {
         let check = |path: &str, bytes: &str, expected: Kind| {
             assert_eq!(
-                detect(Path::new(path), bytes.as_bytes()),
+                detect(Path::new(path), bytes.as_bytes(), &LogFields::default()),
                 expected,
                 "{path}: {bytes:?}"
             );
@@ -160,5 +168,16 @@ mod tests {
         check("pod.log", "panic: boom\n", Kind::Dump);
         check("profile.pb.gz", "\u{1f}\u{8b}", Kind::Dump);
         check("empty", "", Kind::Dump);
+        // Docker's json-file, an export: one object per line, the text in a field.
+        check(
+            "container.log",
+            "{\"log\":\"panic: boom\\n\",\"stream\":\"stderr\",\"time\":\"2026-11-28T10:00:00Z\"}\n",
+            Kind::Log,
+        );
+        check(
+            "export.json",
+            "{\"message\":\"goroutine 1 [running]:\"}\n",
+            Kind::Log,
+        );
     }
 }

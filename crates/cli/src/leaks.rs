@@ -84,7 +84,9 @@ fn from_files(
     let mut samples = Vec::with_capacity(args.inputs.len());
     for (i, path) in args.inputs.iter().enumerate() {
         let bytes = input::read(path)?;
-        let dump = load(path, &bytes, input::detect(path, &bytes), &args.lookup)?.principal();
+        let fields = args.log.fields();
+        let kind = input::detect(path, &bytes, &fields);
+        let dump = load(path, &bytes, kind, &args.lookup, &fields)?.principal();
         if dump.tasks.is_empty() && dump.crash.is_none() {
             return Err(Failure::usage(format!(
                 "{}: not a task dump this faultline reads",
@@ -183,7 +185,9 @@ fn scrape(
         let label = format!("{url} (sample {})", k + 1);
         let sample = fetch_with_timeout(url, timeout).and_then(|bytes| {
             let label = Path::new(&label);
-            let loaded = load(label, &bytes, input::detect(label, &bytes), &args.lookup)?;
+            let fields = args.log.fields();
+            let kind = input::detect(label, &bytes, &fields);
+            let loaded = load(label, &bytes, kind, &args.lookup, &fields)?;
             Ok((bytes, loaded.principal()))
         });
         let (bytes, dump) = match sample {

@@ -216,6 +216,28 @@ struct LookupArgs {
     debuginfod: Vec<String>,
 }
 
+/// How to read a log of JSON lines (Docker's json-file, a log platform's export).
+#[derive(Debug, Clone, clap::Args)]
+struct LogArgs {
+    /// The field of each JSON line that holds the text (default: the first of log, message,
+    /// msg, line, MESSAGE, textPayload, text, @message that the entry has).
+    #[arg(long, value_name = "NAME")]
+    log_field: Option<String>,
+    /// The field that keeps entries apart (a pod's name; a dotted path such as
+    /// kubernetes.pod_name reaches into nested objects); default: stream.
+    #[arg(long, value_name = "NAME")]
+    log_key: Option<String>,
+}
+
+impl LogArgs {
+    fn fields(&self) -> faultline_dump::json_lines::LogFields {
+        faultline_dump::json_lines::LogFields {
+            text: self.log_field.clone(),
+            key: self.log_key.clone(),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct AnalyzeArgs {
     /// Crash records (JSON, from faultline-capture) or task dumps (Go panic or fatal-error
@@ -240,6 +262,8 @@ struct AnalyzeArgs {
     main_module: Option<String>,
     #[command(flatten)]
     lookup: LookupArgs,
+    #[command(flatten)]
+    log: LogArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = AnalyzeFormat::Human)]
     format: AnalyzeFormat,
@@ -304,6 +328,8 @@ struct LeaksArgs {
     /// count whose members turn over (more load) is growing.
     #[arg(long, default_value_t = 5, value_name = "TASKS")]
     min_persisting: u64,
+    #[command(flatten)]
+    log: LogArgs,
     #[command(flatten)]
     lookup: LookupArgs,
     /// Output format.

@@ -60,6 +60,8 @@ struct Parser<'t> {
     header_line: usize,
     /// A race report being read.
     race: Option<go_race::Builder>,
+    /// The line being read.
+    line_no: usize,
 }
 
 /// A function line waiting for its file line.
@@ -118,6 +120,7 @@ pub fn parse_all(text: &str, limits: &Limits) -> Result<Vec<Dump>> {
                 what,
                 limit,
             },
+            other => other,
         })?;
         for (i, mut segment) in chunk.segments.into_iter().enumerate() {
             for d in &mut segment.dump.diagnostics {
@@ -125,6 +128,9 @@ pub fn parse_all(text: &str, limits: &Limits) -> Result<Vec<Dump>> {
             }
             for r in &mut segment.dump.races {
                 r.line += lines;
+            }
+            if segment.dump.start_line > 0 {
+                segment.dump.start_line += lines;
             }
             // A piece begins at a goroutine header of the dump the piece before it ended in,
             // unless that header starts another dump (it repeats an id of that one).
@@ -246,6 +252,7 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunk> {
         block_lines: 0,
         header_line: 0,
         race: None,
+        line_no: 0,
     };
     // A goroutine block of a pprof dump takes about a kilobyte: room for most without regrowing
     // (and copying) a vector of a hundred thousand tasks.
@@ -297,6 +304,7 @@ fn leading_spaces(line: &str) -> usize {
 
 impl<'t> Parser<'t> {
     fn line(&mut self, line_no: usize, raw: &'t str) -> Result<()> {
+        self.line_no = line_no;
         // A dump's own lines, its indentation taken off.
         let spaces = leading_spaces(raw);
         let line = &raw[spaces.min(self.indent.unwrap_or(0))..];
@@ -315,6 +323,7 @@ impl<'t> Parser<'t> {
         }
         if trimmed == "WARNING: DATA RACE" {
             self.finish_task();
+            self.begin(line_no);
             self.race = Some(go_race::Builder::new(line_no));
             return Ok(());
         }
@@ -328,6 +337,7 @@ impl<'t> Parser<'t> {
             }
             self.indent.get_or_insert(spaces);
             self.finish_task();
+            self.begin(line_no);
             self.limits.check_tasks(line_no, self.dump.tasks.len())?;
             if id == 0 {
                 // An OS thread's scheduler stack, not a goroutine.
@@ -467,6 +477,13 @@ impl<'t> Parser<'t> {
         Ok(())
     }
 
+    /// Notes where the dump being read begins, at its first line of its own.
+    fn begin(&mut self, line_no: usize) {
+        if self.dump.start_line == 0 {
+            self.dump.start_line = line_no;
+        }
+    }
+
     /// Whether the dump being read has goroutines (or other stacks) yet.
     fn has_goroutines(&self) -> bool {
         self.task.is_some() || !self.dump.tasks.is_empty() || !self.dump.system_stacks.is_empty()
@@ -559,6 +576,7 @@ impl<'t> Parser<'t> {
                 if !self.has_goroutines() && self.dump.crash.is_none() {
                     self.indent = Some(spaces);
                 }
+                self.begin(self.line_no);
                 match self.dump.crash.as_mut() {
                     // The same first line again (`GOTRACEBACK=crash` repeats `SIGQUIT: quit`
                     // for every thread): nothing new.

@@ -23,6 +23,7 @@ mod go_pprof1;
 mod go_race;
 mod go_text;
 mod group;
+pub mod json_lines;
 mod logs;
 mod rust_text;
 mod task_record;
@@ -89,6 +90,14 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A log of JSON lines has a line that is not one of its entries.
+    #[error("line {line}: {message}")]
+    Log {
+        /// 1-based line.
+        line: usize,
+        /// What was expected.
+        message: String,
+    },
     /// A limit of [`Limits`] was exceeded.
     #[error("line {line}: {what} exceeds the limit of {limit}")]
     Limit {
@@ -395,6 +404,11 @@ pub struct Dump {
     /// Spaces the dump's lines were indented by in the text it came from: a child's traceback
     /// quoted in `go test` output is, the test binary's own is not.
     pub indent: usize,
+    /// The 1-based line of the input the dump begins on (0: not told).
+    pub start_line: usize,
+    /// The stream of a log of JSON lines the dump came from (`stderr`, a pod's name), if the
+    /// log had several or named them.
+    pub stream: Option<String>,
     /// Lines that could not be placed.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -414,6 +428,8 @@ impl Dump {
             system_stacks: Vec::new(),
             races: Vec::new(),
             indent: 0,
+            start_line: 0,
+            stream: None,
             diagnostics: Vec::new(),
         }
     }
@@ -441,6 +457,11 @@ pub fn parse_with(input: &[u8], limits: &Limits, resolver: &mut dyn Resolve) -> 
     if go_pprof0::detect(input) {
         return go_pprof0::parse(input, limits);
     }
+    if json_lines::detect(input, &json_lines::LogFields::default()) {
+        let mut dumps = parse_log(input, limits, &json_lines::LogFields::default())?;
+        let at = principal(&dumps).unwrap_or(0);
+        return Ok(dumps.swap_remove(at));
+    }
     // Valid UTF-8 (the usual case) is read in place; only broken text pays for a lossy copy.
     let text = match std::str::from_utf8(input) {
         Ok(text) => std::borrow::Cow::Borrowed(text),
@@ -455,7 +476,7 @@ pub fn parse_with(input: &[u8], limits: &Limits, resolver: &mut dyn Resolve) -> 
     if tokio_text::detect(&text) {
         return tokio_text::parse(&text, limits);
     }
-    go_text::parse(&text, limits)
+    go_text::parse(&logs::join_cri_partials(&text), limits)
 }
 
 /// Every dump in `input`, in order: a Go text can hold several (a child's traceback quoted in
@@ -475,6 +496,9 @@ pub fn parse_all_with(
     if task_record::detect(input) || go_pprof0::detect(input) {
         return parse_with(input, limits, resolver).map(|d| vec![d]);
     }
+    if json_lines::detect(input, &json_lines::LogFields::default()) {
+        return parse_log(input, limits, &json_lines::LogFields::default());
+    }
     let text = match std::str::from_utf8(input) {
         Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(input),
@@ -482,7 +506,68 @@ pub fn parse_all_with(
     if go_pprof1::detect(&text) || rust_text::detect(&text) || tokio_text::detect(&text) {
         return parse_with(input, limits, resolver).map(|d| vec![d]);
     }
-    go_text::parse_all(&text, limits)
+    go_text::parse_all(&logs::join_cri_partials(&text), limits)
+}
+
+/// Every dump in a log of JSON lines ([`json_lines`]: Docker's json-file, a log platform's
+/// export), read with `fields`: each stream's text parsed as [`parse_all`] parses a text, its
+/// dumps in order of their streams' first entries, each with its stream, the time of its first
+/// line as `captured_at`, and its lines (diagnostics, races) counted in the log's own lines.
+pub fn parse_log(
+    input: &[u8],
+    limits: &Limits,
+    fields: &json_lines::LogFields,
+) -> Result<Vec<Dump>> {
+    let streams = json_lines::streams(input, fields).map_err(|e| Error::Log {
+        line: e.line,
+        message: e.message,
+    })?;
+    let named = streams.len() > 1 || streams.iter().any(|s| s.key.is_some());
+    let mut out = Vec::new();
+    for stream in streams {
+        let dumps = parse_all(stream.text.as_bytes(), limits).map_err(|e| match e {
+            Error::Limit { line, what, limit } => Error::Limit {
+                line: stream
+                    .lines
+                    .get(line.wrapping_sub(1))
+                    .copied()
+                    .unwrap_or(line),
+                what,
+                limit,
+            },
+            other => other,
+        })?;
+        let at = |line: usize| stream.lines.get(line.wrapping_sub(1)).copied();
+        for mut dump in dumps {
+            if dump.tasks.is_empty() && dump.crash.is_none() && dump.races.is_empty() {
+                continue;
+            }
+            let first = dump.start_line.max(1);
+            if dump.captured_at.is_none() {
+                dump.captured_at = stream.times.get(first - 1).cloned().flatten();
+            }
+            dump.start_line = at(first).unwrap_or(first);
+            for d in &mut dump.diagnostics {
+                d.line = at(d.line).unwrap_or(d.line);
+            }
+            for r in &mut dump.races {
+                r.line = at(r.line).unwrap_or(r.line);
+            }
+            if named {
+                dump.stream.clone_from(&stream.key);
+            }
+            out.push(dump);
+        }
+    }
+    if out.is_empty() {
+        let mut dump = Dump::empty(Runtime::Go, Format::GoTraceback);
+        dump.diagnostics.push(Diagnostic {
+            line: 1,
+            message: "a log of JSON lines with no panic or goroutine dump in its text".into(),
+        });
+        out.push(dump);
+    }
+    Ok(out)
 }
 
 /// Of several dumps of one text ([`parse_all`]), the one the text is about: the program's own

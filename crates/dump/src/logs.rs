@@ -60,6 +60,65 @@ fn strip_cri_stream(rest: &str) -> Option<&str> {
         .or_else(|| (after == "F" || after == "P").then_some(""))
 }
 
+/// CRI's partial lines joined: a runtime splits a long line into entries marked `P` (partial),
+/// the last marked `F`. Each run of `P` entries of a stream is joined with the `F` entry that
+/// ends it, under the first entry's prefix, so the parsers see the line whole. Text without
+/// partial entries comes back as it is.
+pub fn join_cri_partials(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(" P ") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    // Per stream (`stdout`, `stderr`): the joined line so far.
+    let mut open: Vec<(&str, String)> = Vec::new();
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        let body = body.strip_suffix('\r').unwrap_or(body);
+        let Some((prefix_len, stream, partial)) = cri_entry(body) else {
+            out.push_str(line);
+            continue;
+        };
+        let content = &body[prefix_len..];
+        let slot = open.iter().position(|(s, _)| *s == stream);
+        match (slot, partial) {
+            (Some(i), true) => open[i].1.push_str(content),
+            (Some(i), false) => {
+                let (_, mut joined) = open.swap_remove(i);
+                joined.push_str(content);
+                out.push_str(&joined);
+                out.push('\n');
+            }
+            (None, true) => open.push((stream, body.to_owned())),
+            (None, false) => out.push_str(line),
+        }
+    }
+    // Partial entries never finished: what there is.
+    for (_, joined) in open {
+        out.push_str(&joined);
+        out.push('\n');
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A CRI entry: (length of its prefix, its stream, whether it is partial).
+fn cri_entry(line: &str) -> Option<(usize, &str, bool)> {
+    let rest = strip_timestamp(line)?;
+    let (stream, after) = rest.split_once(' ')?;
+    if stream != "stdout" && stream != "stderr" {
+        return None;
+    }
+    let (tag, content) = match after.split_once(' ') {
+        Some((tag, content)) => (tag, content),
+        None => (after, ""),
+    };
+    let partial = match tag {
+        "P" => true,
+        "F" => false,
+        _ => return None,
+    };
+    Some((line.len() - content.len(), stream, partial))
+}
+
 /// An optional level word after a timestamp: `ERROR `, `[error] `, `E `.
 fn strip_level(rest: &str) -> &str {
     let word_end = rest.find(' ').unwrap_or(rest.len());
@@ -87,7 +146,26 @@ fn strip_logfmt(line: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_prefix;
+    use super::{join_cri_partials, strip_prefix};
+
+    #[test]
+    fn cri_partial_lines_are_joined_per_stream() {
+        let text = "2026-11-28T10:00:00Z stderr P goroutine 1 [run\n\
+                    2026-11-28T10:00:00Z stdout F hello\n\
+                    2026-11-28T10:00:01Z stderr F ning]:\n\
+                    2026-11-28T10:00:01Z stderr F main.main()\n";
+        // The joined line takes its place when its last entry arrives.
+        assert_eq!(
+            join_cri_partials(text),
+            "2026-11-28T10:00:00Z stdout F hello\n\
+             2026-11-28T10:00:00Z stderr P goroutine 1 [running]:\n\
+             2026-11-28T10:00:01Z stderr F main.main()\n"
+        );
+        assert!(matches!(
+            join_cri_partials("no partials here\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     fn check(line: &str, expected: &str) {
         assert_eq!(strip_prefix(line), expected, "{line:?}");

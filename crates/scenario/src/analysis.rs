@@ -157,8 +157,29 @@ pub fn log_races(target: &str, text: &str, file: &str) -> Vec<Crash> {
     out
 }
 
-/// The panics and fatal errors in a log, each parsed from its first line to the next one.
+/// The panics and fatal errors in a log, each parsed from its first line to the next one. A
+/// log of JSON lines (Docker's json-file, an export) is read stream by stream.
 pub fn log_crashes(target: &str, text: &str, file: &str) -> Vec<Crash> {
+    let fields = faultline_dump::json_lines::LogFields::default();
+    if faultline_dump::json_lines::detect(text.as_bytes(), &fields) {
+        let Ok(streams) = faultline_dump::json_lines::streams(text.as_bytes(), &fields) else {
+            return Vec::new();
+        };
+        return streams
+            .iter()
+            .flat_map(|s| {
+                let file = match &s.key {
+                    Some(key) => format!("{file} [{key}]"),
+                    None => file.to_owned(),
+                };
+                text_crashes(target, &s.text, &file)
+            })
+            .collect();
+    }
+    text_crashes(target, text, file)
+}
+
+fn text_crashes(target: &str, text: &str, file: &str) -> Vec<Crash> {
     let lines: Vec<(usize, &str)> = text
         .match_indices('\n')
         .map(|(i, _)| i + 1)

@@ -21,6 +21,7 @@
 //!   leaks (or none), sampled at once; saved dumps read again later.
 //! - `load`: leak verdicts under a real load ramp (handlers, a leak, keep-alive connections, a
 //!   restart) and the Go runtime's proof of leaks (the goroutineleak profile, `(leaked)`).
+//! - `logs`: Docker json-file logs and JSON-lines exports of real Go output, read as the raw text.
 //! - `tokio_service`: a stripped tokio service's task dump, served by faultline-capture's
 //!   endpoint and symbolized from a store; a blocked worker answered with 503.
 //!
@@ -39,6 +40,7 @@ mod interactive;
 mod kube;
 mod leaks;
 mod load;
+mod logs;
 mod pods;
 mod run;
 mod split_dwarf;

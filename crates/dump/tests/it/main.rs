@@ -8,6 +8,7 @@
 mod forms;
 mod go;
 mod live;
+mod logs;
 mod props;
 mod rust;
 mod tokio;

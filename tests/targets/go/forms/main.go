@@ -5,6 +5,7 @@
 //	race-then-wait  the same, then stays up (a service whose log has the report)
 //	ancestry   a goroutine three generations deep, then a panic (run with
 //	           GODEBUG=tracebackancestors=5 GOTRACEBACK=all): `[originating from goroutine N]:`
+//	long-panic a panic whose message is 40 KB (one line longer than Docker's 16 KiB entries)
 //	crash      a nil map assignment (run with GOTRACEBACK=crash): the panic, every goroutine
 //	           with fp/sp/pc, then SIGABRT
 //
@@ -17,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -65,7 +67,7 @@ func root() {
 func hang() { time.Sleep(time.Hour) }
 
 func main() {
-	mode := flag.String("mode", "", "race, race-then-wait, ancestry or crash")
+	mode := flag.String("mode", "", "race, race-then-wait, ancestry, long-panic or crash")
 	flag.Parse()
 	switch *mode {
 	case "race":
@@ -77,6 +79,11 @@ func main() {
 		go root()
 		time.Sleep(300 * time.Millisecond)
 		panic("three generations deep")
+	case "long-panic":
+		// A panic value longer than a log line may be: Docker splits its line at 16 KiB.
+		go hang()
+		time.Sleep(100 * time.Millisecond)
+		panic("order rejected: " + strings.Repeat("item-", 8000))
 	case "crash":
 		go hang()
 		time.Sleep(100 * time.Millisecond)
