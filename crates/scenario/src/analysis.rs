@@ -482,4 +482,29 @@ main.main()
         assert_eq!(crashes[1].message, "second");
         assert!(log_crashes("x", "all is well\n", "f").is_empty());
     }
+
+    #[test]
+    fn a_docker_json_file_log_is_read_stream_by_stream() {
+        let entry = |line: &str, stream: &str| {
+            format!(
+                "{{\"log\":\"{}\\n\",\"stream\":\"{stream}\",\"time\":\"2026-11-28T10:00:00Z\"}}\n",
+                line.replace('\t', "\\t")
+            )
+        };
+        let log = [
+            entry("starting", "stdout"),
+            entry("panic: boom", "stderr"),
+            entry("serving", "stdout"),
+            entry("", "stderr"),
+            entry("goroutine 1 [running]:", "stderr"),
+            entry("main.main()", "stderr"),
+            entry("\t/src/app/main.go:9 +0x1d", "stderr"),
+        ]
+        .concat();
+        let crashes = log_crashes("app", &log, "pods/app.log");
+        assert_eq!(crashes.len(), 1, "{crashes:#?}");
+        assert_eq!(crashes[0].message, "boom");
+        assert_eq!(crashes[0].file, "pods/app.log [stderr]");
+        assert_eq!(crashes[0].top_frame, "main.main at /src/app/main.go:9");
+    }
 }
