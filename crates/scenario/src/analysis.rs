@@ -141,12 +141,14 @@ pub fn log_races(target: &str, text: &str, file: &str) -> Vec<Crash> {
                     .or(frames.first())
                     .map_or_else(|| "unknown: no frames in the report".into(), frame_text),
                 stack: frames.iter().map(frame_text).collect(),
+                time: None,
                 frames: frames
                     .iter()
                     .map(|f| StackFrame {
                         text: frame_text(f),
                         own: faultline_dump::is_own_code(Runtime::Go, &f.function, None),
                         inlined: f.inlined,
+                        hidden: false,
                         file: f.file.as_deref().map(str::to_owned),
                         line: f.line,
                     })
@@ -206,6 +208,7 @@ fn text_crashes(target: &str, text: &str, file: &str) -> Vec<Crash> {
                 message: first.to_owned(),
                 top_frame: "unknown: the stack could not be parsed".into(),
                 stack: Vec::new(),
+                time: None,
                 frames: Vec::new(),
             });
             continue;
@@ -244,12 +247,14 @@ fn from_dump(target: &str, file: &str, dump: &Dump, first_line: &str) -> Crash {
         message,
         top_frame,
         stack: frames.iter().map(frame_text).collect(),
+        time: None,
         frames: frames
             .iter()
             .map(|f| StackFrame {
                 text: frame_text(f),
                 own: faultline_dump::is_own_code(dump.runtime, &f.function, None),
                 inlined: f.inlined,
+                hidden: false,
                 file: f.file.as_deref().map(str::to_owned),
                 line: f.line,
             })
@@ -282,6 +287,7 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
                 message: format!("unreadable crash record: {e}"),
                 top_frame: "unknown".into(),
                 stack: Vec::new(),
+                time: None,
                 frames: Vec::new(),
             });
         }
@@ -290,9 +296,9 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
         return None; // a task dump, not a crash
     }
     let report = symbolize_record(&record, locator, Demangle::Short);
-    let mut shown_frames = Vec::new();
+    let mut all_frames = Vec::new();
     let mut top = None;
-    for frame in report.frames.iter().filter(|f| !f.hidden) {
+    for frame in &report.frames {
         let shown: Vec<StackFrame> = match &frame.symbolized {
             Symbolized::Frames(frames) => frames
                 .iter()
@@ -307,6 +313,7 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
                         own: frame.own_code,
                         // Every frame of an address but the last is inlined into the next.
                         inlined: i + 1 < frames.len(),
+                        hidden: frame.hidden,
                         file: sf.file.as_ref().map(ToString::to_string),
                         line: sf.line,
                     }
@@ -314,15 +321,20 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
                 .collect(),
             Symbolized::Unknown(reason) => vec![StackFrame {
                 text: format!("unknown ({reason})"),
+                hidden: frame.hidden,
                 ..StackFrame::default()
             }],
         };
         if frame.own_code && top.is_none() {
             top = shown.first().map(|f| f.text.clone());
         }
-        shown_frames.extend(shown);
+        all_frames.extend(shown);
     }
-    let stack: Vec<String> = shown_frames.iter().map(|f| f.text.clone()).collect();
+    let stack: Vec<String> = all_frames
+        .iter()
+        .filter(|f| !f.hidden)
+        .map(|f| f.text.clone())
+        .collect();
     Some(Crash {
         target: target.to_owned(),
         file: shown,
@@ -332,21 +344,35 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
             .or_else(|| stack.first().cloned())
             .unwrap_or_else(|| "unknown: no frames".into()),
         stack,
-        frames: shown_frames,
+        time: Some(record.time.clone()),
+        frames: all_frames,
     })
 }
 
-/// Tracks each dump capture's scrapes and returns every group's trend, leaking first.
-pub fn leaks(
-    captures: &[(String, Vec<Scrape>)],
-    run_dir: &Path,
-    locator: &Locator,
-) -> (Vec<LeakGroup>, Vec<String>) {
+/// What the dump captures showed: every group's trend (leaking first), notes on what could
+/// not be read, and each capture's first and last dumps.
+#[derive(Debug, Default)]
+pub struct Captured {
+    /// Every group's trend.
+    pub groups: Vec<LeakGroup>,
+    /// Unreadable dumps, failed scrapes, restarts.
+    pub notes: Vec<String>,
+    /// Each capture's first and last dumps.
+    pub captures: Vec<crate::verdict::CaptureView>,
+}
+
+/// Tracks each dump capture's scrapes.
+pub fn leaks(captures: &[(String, Vec<Scrape>)], run_dir: &Path, locator: &Locator) -> Captured {
     let mut groups = Vec::new();
     let mut notes = Vec::new();
+    let mut views = Vec::new();
     for (name, scrapes) in captures {
         let mut tracker = faultline_leak::Tracker::new(faultline_leak::Config::default());
         let mut pushed = 0;
+        let mut view = crate::verdict::CaptureView {
+            name: name.clone(),
+            ..Default::default()
+        };
         for scrape in scrapes {
             let Some(file) = &scrape.file else { continue };
             let Ok(bytes) = std::fs::read(run_dir.join(file)) else {
@@ -374,6 +400,11 @@ pub fn leaks(
                     {
                         pushed += 1;
                     }
+                    if view.first.is_none() {
+                        view.first = Some((file.clone(), dump));
+                    } else {
+                        view.last = Some((file.clone(), dump));
+                    }
                 }
                 Err(e) => notes.push(format!("{file}: {e}")),
             }
@@ -392,7 +423,8 @@ pub fn leaks(
         if pushed == 0 {
             continue;
         }
-        let report = tracker.report(0.0);
+        views.push(view);
+        let report = tracker.report(3600.0);
         for g in report.groups {
             let frame = g
                 .own_frame
@@ -416,6 +448,7 @@ pub fn leaks(
                 persisting: g.evidence.persisting,
                 why: g.evidence.why.clone(),
                 before_restart: g.before_restart,
+                projected_1h: g.trend.projected,
             });
         }
         for restart in &report.restarts {
@@ -425,7 +458,11 @@ pub fn leaks(
             ));
         }
     }
-    (groups, notes)
+    Captured {
+        groups,
+        notes,
+        captures: views,
+    }
 }
 
 /// A locator over the scenario's debug directories and debuginfod servers (or

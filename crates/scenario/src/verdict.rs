@@ -70,7 +70,11 @@ pub struct Crash {
     pub top_frame: String,
     /// The whole stack, innermost first, one frame per line.
     pub stack: Vec<String>,
-    /// The same frames with what a screen shows about them (the TUI); not in reports.
+    /// When it happened (RFC 3339), where the evidence says: a crash record's time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Every frame with what a screen shows about it (the TUI, the HTML report), the ones
+    /// `stack` leaves out (the panic machinery, start-up) marked `hidden`; not in the journal.
     #[serde(skip)]
     pub frames: Vec<StackFrame>,
 }
@@ -84,6 +88,8 @@ pub struct StackFrame {
     pub own: bool,
     /// Whether it was inlined into the frame below it.
     pub inlined: bool,
+    /// Part of the panic machinery or start-up that a short backtrace hides.
+    pub hidden: bool,
     /// Its source file, if known.
     pub file: Option<String>,
     /// Its line, if known.
@@ -127,6 +133,20 @@ pub struct LeakGroup {
     /// For a group of a process that restarted during the run: the time of the restart
     /// (seconds since the steps started) that ended its series.
     pub before_restart: Option<f64>,
+    /// The trend line's count an hour after the last dump (never negative).
+    pub projected_1h: u64,
+}
+
+/// One dump capture as its first and last dumps showed it (the report draws the last as a
+/// flame graph and lists what changed between the two).
+#[derive(Debug, Clone, Default)]
+pub struct CaptureView {
+    /// The dump capture.
+    pub name: String,
+    /// Its first dump, and where it was saved.
+    pub first: Option<(String, faultline_dump::Dump)>,
+    /// Its last dump, and where it was saved.
+    pub last: Option<(String, faultline_dump::Dump)>,
 }
 
 /// Everything a verdict is made from.
@@ -145,6 +165,8 @@ pub struct Evidence {
     pub races: Vec<Crash>,
     /// Trends of every group of every dump capture (leaking first).
     pub leaks: Vec<LeakGroup>,
+    /// Each dump capture's first and last dumps.
+    pub captures: Vec<CaptureView>,
 }
 
 /// One assertion's outcome.
@@ -714,6 +736,7 @@ mod tests {
             persisting: None,
             why: None,
             before_restart: None,
+            projected_1h: 0,
         });
         let checks = [
             assertion(AssertionCheck::NoPanics { targets: vec![] }),

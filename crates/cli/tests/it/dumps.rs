@@ -89,7 +89,18 @@ fn diff_names_the_group_that_grew() {
         .find(|b| b.contains("main.readForever"))
         .unwrap()
         .to_owned();
-    let later = format!("{text}\n\n{block}\n\n{block}\n\n{block}\n");
+    // Each with an id of its own: an id a dump already has starts another dump.
+    let copy = |id: u64| {
+        let (header, rest) = block.split_once(" [").unwrap();
+        assert!(header.starts_with("goroutine "), "{header}");
+        format!("goroutine {id} [{rest}")
+    };
+    let later = format!(
+        "{text}\n\n{}\n\n{}\n\n{}\n",
+        copy(9001),
+        copy(9002),
+        copy(9003)
+    );
     let after = dir.path().join("later.txt");
     std::fs::write(&after, later).unwrap();
 

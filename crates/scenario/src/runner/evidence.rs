@@ -142,15 +142,16 @@ pub(super) fn judge(
     let sources = crash_sources(scenario, setup, cluster, &mut steps, &mut state, &mut notes);
     let crashes = analysis::crashes(&sources, out_dir, &locator);
     let races = analysis::races(&sources, out_dir);
-    let (leaks, leak_notes) = analysis::leaks(&steps.observed.scrapes, out_dir, &locator);
-    notes.extend(leak_notes);
+    let captured = analysis::leaks(&steps.observed.scrapes, out_dir, &locator);
+    notes.extend(captured.notes);
     let evidence = Evidence {
         probes: steps.observed.probes.clone(),
         faults: steps.faults,
         end: steps.end,
         crashes,
         races,
-        leaks,
+        leaks: captured.groups,
+        captures: captured.captures,
     };
     let mut judged = verdict::judge(&scenario.assertions, &evidence);
     if !residue.is_empty()
