@@ -717,6 +717,7 @@ mod tests {
             message: "boom".into(),
             top_frame: "api::price at src/main.rs:9".into(),
             stack: vec![],
+            time: None,
             frames: vec![],
         });
         ev.leaks.push(LeakGroup {
