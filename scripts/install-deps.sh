@@ -18,6 +18,8 @@ declare -A need=(
   [debuginfod]=debuginfod
   [tmux]=tmux
   [curl]=curl
+  # tests/lib.rs `Browser`: the HTML reports rendered and read in a real browser, headless.
+  [chromium]=chromium
   # scripts/go-fixtures.sh: Debian 12's golang-go is Go 1.19, at this path.
   [/usr/lib/go-1.19/bin/go]=golang-go
 )

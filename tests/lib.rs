@@ -499,6 +499,121 @@ fn request(stream: &mut TcpStream, path: &str, keep_alive: bool) -> std::io::Res
     }
 }
 
+/// What a real browser (Debian's Chromium, headless) made of a page: its DOM after load, and
+/// what the page logged to its console (script errors among them).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The DOM, serialized after load (`--dump-dom`).
+    pub dom: String,
+    /// The console lines (`console.log`, uncaught errors…), as Chromium logs them.
+    pub console: Vec<String>,
+}
+
+impl Rendered {
+    /// How many elements carry `class` among their classes.
+    pub fn count_class(&self, class: &str) -> usize {
+        self.dom
+            .match_indices("class=\"")
+            .filter(|(at, m)| {
+                let rest = &self.dom[at + m.len()..];
+                rest.split('"')
+                    .next()
+                    .is_some_and(|classes| classes.split(' ').any(|c| c == class))
+            })
+            .count()
+    }
+
+    /// Every `src` and `href` that leaves the page for the network (`http:`, `https:`, `//`).
+    pub fn remote_resources(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for attr in ["src=\"", "href=\""] {
+            for (at, m) in self.dom.match_indices(attr) {
+                let value = self.dom[at + m.len()..].split('"').next().unwrap_or("");
+                if value.starts_with("http:")
+                    || value.starts_with("https:")
+                    || value.starts_with("//")
+                {
+                    out.push(value.to_owned());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Renders `page` in headless Chromium, as the machine's probe runs it (no sandbox as root, no
+/// background networking, a fresh profile), returns its DOM and console, and writes a
+/// screenshot of it (`width`×`height`) to `screenshot`.
+#[track_caller]
+pub fn render_in_browser(page: &Path, screenshot: &Path, (width, height): (u32, u32)) -> Rendered {
+    let profile = tempfile::tempdir().expect("a browser profile directory");
+    let url = format!("file://{}", page.display());
+    let browser = |extra: &[String]| {
+        let mut command = Command::new("chromium");
+        command
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&url);
+        command
+    };
+    let dom = run_with(
+        &mut browser(&["--dump-dom".to_owned()]),
+        RunOptions {
+            deadline: Duration::from_secs(120),
+            ..RunOptions::default()
+        },
+    )
+    .assert_success();
+    if let Some(dir) = screenshot.parent() {
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    }
+    run_with(
+        &mut browser(&[
+            format!("--screenshot={}", screenshot.display()),
+            format!("--window-size={width},{height}"),
+            "--hide-scrollbars".to_owned(),
+        ]),
+        RunOptions {
+            deadline: Duration::from_secs(120),
+            ..RunOptions::default()
+        },
+    )
+    .assert_success();
+    assert!(
+        fs::metadata(screenshot).is_ok_and(|m| m.len() > 1000),
+        "no screenshot of {} at {}",
+        page.display(),
+        screenshot.display()
+    );
+    Rendered {
+        dom: dom.stdout,
+        console: dom
+            .stderr
+            .lines()
+            .filter(|l| l.contains(":CONSOLE"))
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+/// Where tests leave what a person may want to look at after the run (screenshots):
+/// `<target>/test-output/`.
+pub fn test_output_dir() -> PathBuf {
+    target_dir().join("test-output")
+}
+
 /// A real elfutils `debuginfod` serving the `*.debug` files of one directory, on 127.0.0.1 and
 /// a free port. Its database and log live in a private temporary directory. Dropping it (or
 /// [`Self::stop`]) kills and reaps the process by the PID it was spawned with.

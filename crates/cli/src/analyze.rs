@@ -13,6 +13,25 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
     if let Some(paths) = &args.diff {
         return write_stdout(&crate::dumps::diff(&paths[0], &paths[1], &args)?);
     }
+    if matches!(args.format, AnalyzeFormat::Html) {
+        // One page: every input's documents one after the other.
+        let mut body = String::new();
+        for path in &args.inputs {
+            let bytes = input::read(path)?;
+            for section in present(path, &bytes, &args)? {
+                body.push_str(&section);
+            }
+        }
+        let title = format!(
+            "faultline analyze: {}",
+            args.inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return write_stdout(&faultline_scenario::html::page(&title, &body));
+    }
     let mut texts = Vec::new();
     let many = args.inputs.len() > 1;
     if many && matches!(args.format, AnalyzeFormat::Svg) {

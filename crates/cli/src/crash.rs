@@ -46,6 +46,11 @@ pub fn report(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, F
             )));
         }
         AnalyzeFormat::Human => human(&record, &report, args.full),
+        AnalyzeFormat::Html => format!(
+            "<section class=crash-record><h2>{}</h2><pre>{}</pre></section>",
+            faultline_scenario::html::escape(&path.display().to_string()),
+            faultline_scenario::html::escape(&human(&record, &report, args.full))
+        ),
         AnalyzeFormat::Json => {
             let mut s =
                 serde_json::to_string_pretty(&json(&record, &report)).map_err(Failure::failed)?;

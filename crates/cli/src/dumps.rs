@@ -154,6 +154,14 @@ pub fn report(
                     };
                     human(&format!("{label}{stream}"), dump, &groups, &races, &modules)
                 }
+                AnalyzeFormat::Html => {
+                    let label = match (n > 1, &dump.stream) {
+                        (true, _) => format!("{} (dump {} of {n})", path.display(), i + 1),
+                        (false, Some(stream)) => format!("{} [{stream}]", path.display()),
+                        (false, None) => path.display().to_string(),
+                    };
+                    html_section(&label, dump, &groups, &races, &modules)
+                }
                 _ => {
                     let mut s =
                         serde_json::to_string_pretty(&json(dump, &groups, &races, &modules))
@@ -169,44 +177,20 @@ pub fn report(
 /// A flame graph (inferno) of every task's stack, root at the bottom, widths by task count:
 /// for 30,000 goroutines, a picture reads faster than a list.
 fn flame_graph(path: &Path, dump: &Dump) -> Result<String, Failure> {
-    // Identical stacks fold into one line: `root;caller;…;leaf COUNT`.
-    let groups = faultline_dump::group(dump, faultline_dump::Level::Exact, None);
-    let lines: Vec<String> = groups
-        .iter()
-        .filter(|g| !g.frames.is_empty())
-        .map(|g| {
-            let stack: Vec<String> = g
-                .frames
-                .iter()
-                .rev()
-                .map(|f| f.function.replace(';', ":"))
-                .collect();
-            let state = g
-                .state
-                .as_deref()
-                .map(|s| format!(";[{}]", s.replace(';', ":")))
-                .unwrap_or_default();
-            format!("{}{state} {}", stack.join(";"), g.count)
-        })
-        .collect();
-    if lines.is_empty() {
-        return Err(Failure::usage(format!(
-            "{}: no stacks to draw (the dump has no frames)",
-            path.display()
-        )));
-    }
-    let mut options = inferno::flamegraph::Options::default();
-    options.title = format!(
+    let title = format!(
         "{}: {} {} tasks",
         path.display(),
         dump.task_count(),
         runtime_name(dump.runtime)
     );
-    options.count_name = "tasks".into();
-    let mut svg = Vec::new();
-    inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
-        .map_err(Failure::failed)?;
-    String::from_utf8(svg).map_err(Failure::failed)
+    faultline_scenario::html::flame_graph(&title, dump)
+        .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{}: no stacks to draw (the dump has no frames)",
+                path.display()
+            ))
+        })
 }
 
 /// `--diff OLD NEW`: which groups appeared, grew, shrank or vanished.
@@ -256,6 +240,17 @@ pub fn diff(old: &Path, new: &Path, args: &AnalyzeArgs) -> Result<String, Failur
                 .count();
             let _ = writeln!(s, "\n{unchanged} groups unchanged");
             s
+        }
+        AnalyzeFormat::Html => {
+            let title = format!("{} → {}", old.display(), new.display());
+            let body = format!(
+                "<h1>{}</h1><p>{} → {} tasks</p>{}",
+                faultline_scenario::html::escape(&title),
+                before.task_count(),
+                after.task_count(),
+                faultline_scenario::html::scroll(&faultline_scenario::html::diff_table(&changes))
+            );
+            faultline_scenario::html::page(&format!("faultline analyze --diff {title}"), &body)
         }
         AnalyzeFormat::Json => {
             let value = serde_json::json!({
@@ -540,6 +535,71 @@ fn change_json(change: &GroupChange) -> serde_json::Value {
         "after": change.after,
         "group": group_json(&change.group),
     })
+}
+
+/// One dump as a section of an HTML page: what it is, its crash, its races, its flame graph,
+/// its groups with their stacks.
+fn html_section(
+    label: &str,
+    dump: &Dump,
+    groups: &[Group],
+    races: &[RaceGroup],
+    modules: &[ModuleNote],
+) -> String {
+    use faultline_scenario::html::{self as h, escape};
+    let mut s = format!(
+        "<section class=dump><h1>{}</h1><p>{} {} tasks in {} groups ({}){}</p>",
+        escape(label),
+        dump.task_count(),
+        runtime_name(dump.runtime),
+        groups.len(),
+        dump.format.name(),
+        dump.captured_at
+            .as_deref()
+            .map(|t| format!(", taken at {}", escape(t)))
+            .unwrap_or_default()
+    );
+    for module in modules {
+        let _ = write!(
+            s,
+            "<p class=muted>{}: {}</p>",
+            escape(&module.path),
+            escape(&match &module.debug_file {
+                Ok((file, source)) => format!("debug file {file} ({source})"),
+                Err(reason) => format!("frames unknown: {reason}"),
+            })
+        );
+    }
+    if let Some(crash) = &dump.crash {
+        let _ = write!(
+            s,
+            "<h2 class=fail>{}: {}</h2>",
+            escape(&crash.kind),
+            escape(&crash.message)
+        );
+        if let Some(info) = &crash.signal_info {
+            let _ = write!(s, "<p>{}</p>", escape(&signal_text(info)));
+        }
+    }
+    for stack in &dump.system_stacks {
+        let _ = write!(s, "<h3>{} (not a goroutine)</h3>", escape(&stack.label));
+        s.push_str(&h::stack(&stack.frames, None, None));
+    }
+    if !races.is_empty() {
+        s.push_str("<h2>Data races</h2>");
+        for race in races {
+            let mut text = String::new();
+            write_race(&mut text, race);
+            let _ = write!(s, "<pre class=race>{}</pre>", escape(text.trim_start()));
+        }
+    }
+    if let Ok(Some(svg)) = h::flame_graph(label, dump) {
+        s.push_str(&h::flame_image(&svg, label));
+    }
+    s.push_str("<h2>Groups</h2>");
+    s.push_str(&h::scroll(&h::groups(groups)));
+    s.push_str("</section>");
+    s
 }
 
 /// `SIGSEGV (segmentation violation), code 1 SEGV_MAPERR: address not mapped to object, at

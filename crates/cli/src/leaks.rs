@@ -49,6 +49,7 @@ pub fn run(args: LeaksArgs) -> Result<(), Failure> {
             s.push('\n');
             s
         }
+        LeaksFormat::Html => html(&report, &args, span, runtime),
     };
     write_stdout(&text)?;
     if report
@@ -430,6 +431,115 @@ fn human(
         count(report, Verdict::Draining)
     );
     s
+}
+
+/// One page: the totals, each leaking and growing group drawn with its trend line and its
+/// projection to the horizon, the others folded under one line.
+fn html(
+    report: &Report,
+    args: &LeaksArgs,
+    span: f64,
+    runtime: Option<faultline_dump::Runtime>,
+) -> String {
+    use faultline_scenario::html::{self as h, LeakChart, escape};
+    let horizon = humantime::format_duration(args.horizon).to_string();
+    let mut b = format!(
+        "<h1>faultline leaks</h1><p>{} {} dumps over {}, grouped by {}. Total: <b>{}</b> ({}).</p>",
+        report.pushed,
+        runtime.map_or("", runtime_name),
+        humantime::format_duration(Duration::from_secs(span.max(0.0).round() as u64)),
+        escape(&level_name(args.level)),
+        report.total.verdict.name(),
+        escape(&trend_line(&report.total, args.horizon))
+    );
+    for restart in &report.restarts {
+        let _ = write!(
+            b,
+            "<p class=warn>Restart at {:.1}s: {}; the series before it are judged on their own.</p>",
+            restart.time_seconds,
+            escape(&restart.why)
+        );
+    }
+    let label = |g: &GroupTrend| {
+        g.own_frame
+            .and_then(|i| g.frames.get(i))
+            .or(g.frames.first())
+            .map_or_else(
+                || "(every signature past the group limit)".to_owned(),
+                |f| format!("{} at {}", f.function, crate::dumps::location(f)),
+            )
+    };
+    let (flagged, rest): (Vec<&GroupTrend>, Vec<&GroupTrend>) = report
+        .groups
+        .iter()
+        .partition(|g| matches!(g.trend.verdict, Verdict::Leaking | Verdict::Growing));
+    for g in &flagged {
+        let mut evidence = Vec::new();
+        if g.evidence.proven_leaked > 0 {
+            evidence.push(format!(
+                "{} proven leaked by the runtime",
+                g.evidence.proven_leaked
+            ));
+        }
+        if let Some(t) = g.evidence.turnover {
+            evidence.push(format!(
+                "{:.0}% survive from sample to sample",
+                (1.0 - t) * 100.0
+            ));
+        }
+        if let Some(why) = &g.evidence.why {
+            evidence.push(why.clone());
+        }
+        let span = match (g.trend.series.first(), g.trend.series.last()) {
+            (Some(a), Some(z)) => z.0 - a.0,
+            _ => 0.0,
+        };
+        b.push_str(
+            &LeakChart {
+                label: &label(g),
+                verdict: g.trend.verdict.name(),
+                series: &g.trend.series,
+                slope_per_min: g.trend.slope_per_min,
+                p_value: g.trend.p_value,
+                ahead: span.min(args.horizon.as_secs_f64()),
+                projected: format!("{} tasks in {horizon}", g.trend.projected),
+                evidence: evidence.join("; "),
+            }
+            .svg(),
+        );
+        let mut stack = String::new();
+        write_frames(&mut stack, &g.frames, g.own_frame, g.creator.as_ref(), "");
+        let _ = write!(
+            b,
+            "<details><summary>stack</summary><pre>{}</pre></details>",
+            escape(&stack)
+        );
+    }
+    if !rest.is_empty() {
+        let _ = write!(
+            b,
+            "<details class=other-groups><summary>{} other groups (stable, draining or gone)</summary>",
+            rest.len()
+        );
+        let mut table =
+            String::from("<table><tr><th>verdict<th>group<th>first → last<th>slope/min");
+        for g in rest {
+            let t = &g.trend;
+            let _ = write!(
+                table,
+                "<tr><td>{}<td>{}<td>{} → {}<td>{:+.1}",
+                h::shown_verdict(t.verdict.name(), t.count_first, t.count_last),
+                escape(&label(g)),
+                t.count_first,
+                t.count_last,
+                t.slope_per_min
+            );
+        }
+        table.push_str("</table>");
+        b.push_str(&h::scroll(&table));
+        b.push_str("</details>");
+    }
+    h::page("faultline leaks", &b)
 }
 
 fn level_name(level: faultline_dump::Level) -> String {

@@ -607,6 +607,8 @@ struct NetArgs {
 enum LeaksFormat {
     Human,
     Json,
+    /// One self-contained page: each leaking and growing group's count drawn with its trend.
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -615,6 +617,9 @@ enum AnalyzeFormat {
     Json,
     /// A flame graph of a task dump's stacks (SVG), one input only.
     Svg,
+    /// One self-contained page: each dump's groups with their stacks and its flame graph
+    /// (with `--diff`, the table of what changed).
+    Html,
 }
 
 #[derive(Debug, clap::Args)]

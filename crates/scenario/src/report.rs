@@ -197,9 +197,26 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
                 .join(", ")
         );
     }
+    for (name, samples) in &ev.probes {
+        let samples: Vec<&crate::probe::Sample> = samples.iter().collect();
+        for (f, back) in crate::report_html::recoveries(&ev.faults, &samples) {
+            let end = if crate::model::is_instant_kind(&f.kind) {
+                f.started
+            } else {
+                f.ended
+            };
+            let _ = writeln!(
+                md,
+                "- {name} recovered {:.1}s after the {} of {} ended (at {back:+.1}s)",
+                back - end,
+                f.kind,
+                f.target
+            );
+        }
+    }
     let _ = writeln!(
         md,
-        "## Faults\n\n| step | fault | from | to | kernel-anchored | revert |\n|---|---|---|---|---|---|"
+        "\n## Faults\n\n| step | fault | from | to | kernel-anchored | revert |\n|---|---|---|---|---|---|"
     );
     for f in &ev.faults {
         let _ = writeln!(
@@ -226,21 +243,44 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
     if ev.crashes.is_empty() {
         let _ = writeln!(md, "None found.\n");
     }
-    // Grouped by target, message and top frame.
-    let mut groups: Vec<(&crate::verdict::Crash, usize)> = Vec::new();
+    // Grouped by kind, message and top frame, across targets.
+    let zero = crate::report_html::zero(outcome);
+    let mut groups: Vec<Vec<&crate::verdict::Crash>> = Vec::new();
     for c in &ev.crashes {
-        match groups.iter_mut().find(|(g, _)| {
-            g.target == c.target && g.message == c.message && g.top_frame == c.top_frame
+        match groups.iter_mut().find(|g| {
+            g[0].kind == c.kind && g[0].message == c.message && g[0].top_frame == c.top_frame
         }) {
-            Some((_, n)) => *n += 1,
-            None => groups.push((c, 1)),
+            Some(g) => g.push(c),
+            None => groups.push(vec![c]),
         }
     }
-    for (c, n) in groups {
+    for g in groups {
+        let c = g[0];
+        let mut targets: Vec<&str> = g.iter().map(|c| c.target.as_str()).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let times: Vec<f64> = g
+            .iter()
+            .filter_map(|c| crate::report_html::crash_t(c, zero))
+            .collect();
+        let when = match (
+            times.iter().copied().reduce(f64::min),
+            times.iter().copied().reduce(f64::max),
+        ) {
+            (Some(a), Some(b)) if g.len() > 1 => format!("first at {a:+.1}s, last at {b:+.1}s; "),
+            (Some(a), _) => format!("at {a:+.1}s; "),
+            _ => String::new(),
+        };
         let _ = writeln!(
             md,
-            "### {} × {} in {}: {}\n\n{}, first in `{}`. Top frame of own code: **{}**\n\n```",
-            n, c.kind, c.target, c.message, c.kind, c.file, c.top_frame
+            "### {} × {} in {}: {}\n\n{when}{}, first in `{}`. Top frame of own code: **{}**\n\n```",
+            g.len(),
+            c.kind,
+            targets.join(", "),
+            c.message,
+            c.kind,
+            c.file,
+            c.top_frame
         );
         for frame in c.stack.iter().take(16) {
             let _ = writeln!(md, "{frame}");
@@ -278,7 +318,7 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
                 if g.verdict == "leaking" {
                     "**leaking**"
                 } else {
-                    &g.verdict
+                    crate::html::shown_verdict(&g.verdict, g.first, g.last)
                 },
                 g.frame,
                 g.first,
@@ -312,7 +352,7 @@ pub fn markdown(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> Strin
 
 /// What beside the count speaks for or against a leak: the runtime's proof, who stays, a
 /// restart, and why the verdict is not the count's alone.
-fn leak_evidence(g: &crate::verdict::LeakGroup) -> String {
+pub(crate) fn leak_evidence(g: &crate::verdict::LeakGroup) -> String {
     let mut parts = Vec::new();
     if g.proven_leaked > 0 {
         parts.push(format!("{} proven leaked by the runtime", g.proven_leaked));
@@ -332,134 +372,8 @@ fn leak_evidence(g: &crate::verdict::LeakGroup) -> String {
     parts.join("; ")
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// The HTML report: the same content as the Markdown one, with inline SVG charts.
+/// The HTML report: one self-contained page an incident review can be held on
+/// (`crate::report_html`).
 pub fn html(scenario: &Scenario, plan: &Plan, outcome: &RunOutcome) -> String {
-    let ev = &outcome.evidence;
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!doctype html><meta charset=utf-8><title>faultline run: {0}</title>\
-         <style>body{{font:14px system-ui,sans-serif;max-width:70em;margin:2em auto}}\
-         td,th{{border-bottom:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}}\
-         .pass{{color:#176f2c}}.fail{{color:#b3261e}}pre{{background:#f6f6f6;padding:.5em;overflow:auto}}</style>\
-         <h1>faultline run: {0}</h1><p class={1}><b>{2}</b> (exit code {3}), seed {4}</p>",
-        escape(&scenario.name),
-        if outcome.verdict == Verdict::Passed {
-            "pass"
-        } else {
-            "fail"
-        },
-        escape(&verdict_line(outcome)),
-        outcome.verdict.exit_code(),
-        plan.seed
-    );
-    h.push_str("<h2>Assertions</h2><table><tr><th><th>assertion<th>evidence");
-    for j in &outcome.judged {
-        let _ = write!(
-            h,
-            "<tr><td class={}>{}<td>{}<td>{}",
-            if j.passed { "pass" } else { "fail" },
-            match (j.passed, outcome.not_judged(j)) {
-                (true, _) => "✔",
-                (false, true) => "– not judged",
-                (false, false) => "✘",
-            },
-            escape(&j.title),
-            escape(&j.evidence)
-        );
-    }
-    h.push_str("</table><h2>Probes</h2>");
-    let width = 600.0;
-    let span = ev.end.max(1.0);
-    for (name, samples) in &ev.probes {
-        let _ = write!(
-            h,
-            "<h3>{}</h3><svg width=620 height=80 viewBox='0 0 620 80'>",
-            escape(name)
-        );
-        for f in &ev.faults {
-            let x = 10.0 + f.started.max(0.0) / span * width;
-            let w = ((f.ended - f.started).max(0.2)) / span * width;
-            let _ = write!(
-                h,
-                "<rect x={x:.1} y=0 width={w:.1} height=70 fill='#fde2e1'><title>{}</title></rect>",
-                escape(&f.description)
-            );
-        }
-        for s in samples.iter().filter(|s| s.t >= 0.0) {
-            let x = 10.0 + s.t / span * width;
-            let (y, color) = if s.ok {
-                (10.0, "#176f2c")
-            } else {
-                (60.0, "#b3261e")
-            };
-            let _ = write!(h, "<circle cx={x:.1} cy={y} r=2 fill='{color}'/>");
-        }
-        h.push_str("</svg>");
-    }
-    h.push_str("<h2>Crashes</h2>");
-    if ev.crashes.is_empty() {
-        h.push_str("<p>None found.");
-    }
-    for c in &ev.crashes {
-        let _ = write!(
-            h,
-            "<h3>{} in {}: {}</h3><p>top frame of own code: <b>{}</b> ({})<pre>{}</pre>",
-            escape(&c.kind),
-            escape(&c.target),
-            escape(&c.message),
-            escape(&c.top_frame),
-            escape(&c.file),
-            escape(&c.stack.join("\n"))
-        );
-    }
-    if !ev.races.is_empty() {
-        h.push_str("<h2>Data races</h2>");
-        for r in &ev.races {
-            let _ = write!(
-                h,
-                "<h3>{} in {}</h3><p>{} (top frame of own code: <b>{}</b>, {})<pre>{}</pre>",
-                escape(&r.kind),
-                escape(&r.target),
-                escape(&r.message),
-                escape(&r.top_frame),
-                escape(&r.file),
-                escape(&r.stack.join("\n"))
-            );
-        }
-    }
-    h.push_str(
-        "<h2>Task groups</h2><table><tr><th>dump<th>verdict<th>group<th>first → last<th>slope/min<th>evidence",
-    );
-    for g in ev.leaks.iter().take(20) {
-        let _ = write!(
-            h,
-            "<tr><td>{}<td class={}>{}<td>{}<td>{} → {}<td>{:+.1}<td>{}",
-            escape(&g.dump),
-            if g.verdict == "leaking" {
-                "fail"
-            } else {
-                "pass"
-            },
-            escape(&g.verdict),
-            escape(&g.frame),
-            g.first,
-            g.last,
-            g.slope_per_min,
-            escape(&leak_evidence(g))
-        );
-    }
-    h.push_str("</table><h2>Timeline</h2><pre>");
-    for e in &outcome.events {
-        let _ = writeln!(h, "{:+8.1}s  {:<7} {}", e.t, e.kind, escape(&e.message));
-    }
-    h.push_str("</pre>");
-    h
+    crate::report_html::page(scenario, plan, outcome, &verdict_line(outcome))
 }

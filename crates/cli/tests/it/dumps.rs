@@ -238,3 +238,87 @@ fn reports_match_their_snapshots() {
         }
     }
 }
+
+#[test]
+fn html_pages_of_a_dump_a_diff_and_a_series_read_in_a_real_browser() {
+    use faultline_tests::{render_in_browser, test_output_dir};
+    let dir = tempfile::tempdir().unwrap();
+    let dump = fixture("go1.27/default/goroutine-debug2.txt");
+    let json: Value = serde_json::from_str(
+        &run(faultline().args(["analyze", "--format", "json"]).arg(&dump))
+            .assert_code(exit::OK)
+            .stdout,
+    )
+    .unwrap();
+    let groups = json["groups"].as_array().unwrap().len();
+
+    // One dump: its groups with their stacks, and its flame graph.
+    let page = dir.path().join("analyze.html");
+    let html =
+        run(faultline().args(["analyze", "--format", "html"]).arg(&dump)).assert_code(exit::OK);
+    std::fs::write(&page, &html.stdout).unwrap();
+    let shown = render_in_browser(&page, &test_output_dir().join("analyze.png"), (1280, 1600));
+    assert!(shown.console.is_empty(), "{:?}", shown.console);
+    assert!(
+        shown.remote_resources().is_empty(),
+        "{:?}",
+        shown.remote_resources()
+    );
+    assert_eq!(shown.count_class("group"), groups);
+    assert_eq!(shown.count_class("flame"), 1);
+    assert!(shown.dom.contains("main.waitOnChannel"));
+
+    // A diff: the table of what changed.
+    let later = dir.path().join("later.txt");
+    let text = std::fs::read_to_string(&dump).unwrap();
+    std::fs::write(&later, text.replace("[chan receive]", "[select]")).unwrap();
+    let page = dir.path().join("diff.html");
+    let html = run(faultline()
+        .args(["analyze", "--format", "html", "--diff"])
+        .arg(&dump)
+        .arg(&later))
+    .assert_code(exit::OK);
+    std::fs::write(&page, &html.stdout).unwrap();
+    let shown = render_in_browser(
+        &page,
+        &test_output_dir().join("analyze-diff.png"),
+        (1280, 900),
+    );
+    assert!(shown.console.is_empty(), "{:?}", shown.console);
+    assert!(
+        shown.count_class("vanished") >= 1 && shown.count_class("appeared") >= 1,
+        "{}",
+        shown.dom
+    );
+
+    // A series: the leaking group's trend drawn, the others folded.
+    let mut files = Vec::new();
+    for i in 0..8u32 {
+        let mut text =
+            String::from("goroutine 1 [running]:\nmain.main()\n\t/app/main.go:10 +0x1d\n\n");
+        for id in 0..(2 + 5 * i) {
+            text.push_str(&format!(
+                "goroutine {} [chan receive]:\nmain.leak()\n\t/app/main.go:42 +0x2a\n\n",
+                100 + id
+            ));
+        }
+        let file = dir.path().join(format!("sample-{i}.txt"));
+        std::fs::write(&file, text).unwrap();
+        files.push(file);
+    }
+    let html = run(faultline()
+        .args(["leaks", "--format", "html", "--interval", "30s"])
+        .args(&files))
+    .assert_code(4);
+    let page = dir.path().join("leaks.html");
+    std::fs::write(&page, &html.stdout).unwrap();
+    let shown = render_in_browser(&page, &test_output_dir().join("leaks.png"), (1280, 900));
+    assert!(shown.console.is_empty(), "{:?}", shown.console);
+    assert!(
+        shown.dom.contains("data-verdict=\"leaking\""),
+        "{}",
+        shown.dom
+    );
+    assert_eq!(shown.count_class("leak-point"), 8);
+    assert_eq!(shown.count_class("other-groups"), 1);
+}

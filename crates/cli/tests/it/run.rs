@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use faultline_tests::{
     ChildGuard, GoBuild, RunOptions, demo_binary, demo_source, exec_tempdir, go_toolchains,
-    marker_line, run_ok, run_with, split_debug, strip_all, workspace_root,
+    marker_line, render_in_browser, run_ok, run_with, split_debug, strip_all, test_output_dir,
+    workspace_root,
 };
 
 use crate::faultline;
@@ -153,6 +154,69 @@ fn the_demo_scenario_fails_with_the_crash_and_the_leak_it_documents() {
             >= 6
     );
     assert!(run.stdout.contains("FAILED"), "{}", run.context());
+
+    // The HTML report, as a person sees it: rendered and read in a real browser.
+    let page = render_in_browser(
+        &out.join("report.html"),
+        &test_output_dir().join("report-demo.png"),
+        (1280, 2400),
+    );
+    assert!(page.console.is_empty(), "script errors: {:?}", page.console);
+    assert!(
+        page.remote_resources().is_empty(),
+        "{:?}",
+        page.remote_resources()
+    );
+    // A span per fault on the time axis, labelled with its kind, target and seconds.
+    let faults = journal["faults"].as_array().unwrap();
+    assert_eq!(page.count_class("fault-span"), faults.len(), "{}", page.dom);
+    for f in faults {
+        let kind = f["kind"].as_str().unwrap();
+        let target = f["target"].as_str().unwrap();
+        assert!(
+            page.dom
+                .contains(&format!("data-kind=\"{kind}\" data-target=\"{target}\"")),
+            "no span of {kind} {target}"
+        );
+    }
+    let partition = faults.iter().find(|f| f["kind"] == "partition").unwrap();
+    let seconds = partition["ended"].as_f64().unwrap() - partition["started"].as_f64().unwrap();
+    assert!(
+        page.dom
+            .contains(&format!(">partition checkout {seconds:.1}s</text>")),
+        "the partition's label"
+    );
+    // Every probe sample is a point.
+    for probe in journal["probes"].as_array().unwrap() {
+        let name = probe["name"].as_str().unwrap();
+        let samples = probe["samples"].as_array().unwrap().len();
+        assert_eq!(
+            page.dom
+                .matches(&format!("data-probe=\"{name}\" cx="))
+                .count(),
+            samples,
+            "probe points of {name}"
+        );
+    }
+    // The leaking group's chart, and the crash once, as 2×.
+    assert!(
+        page.dom
+            .contains("class=\"leak-chart\" data-group=\"inventory-goroutines: main.audit")
+            && page.dom.contains("data-verdict=\"leaking\""),
+        "no leak chart of main.audit"
+    );
+    assert!(
+        page.dom
+            .contains("<span class=\"count\">2×</span> crash record in checkout"),
+        "the crash is not grouped as 2×"
+    );
+    assert!(page.dom.contains("first frame of your code"));
+    assert!(page.count_class("crash-mark") >= 2, "crash marks");
+    assert_eq!(page.count_class("flame"), 1, "the last dump's flame graph");
+    assert!(
+        page.dom.contains("class=\"diff\""),
+        "the first-to-last diff"
+    );
 }
 
 #[test]
