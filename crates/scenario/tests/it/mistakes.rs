@@ -80,7 +80,7 @@ assertions:
         "16:38: kill: signal: signal \"SIGNOPE\": expected TERM, KILL, INT, QUIT, HUP, USR1, USR2, ABRT or a number from 1 to 64",
         "18:29: probe_success: probe: no probe `helth` (did you mean `health`?)",
         "19:16: no_leaks: no dump capture `goroutine` (did you mean `goroutines`?)",
-        "20:5: unknown assertion `never_fails` (assertions: probe_success, recovers, no_panics, no_leaks, replaced)",
+        "20:5: unknown assertion `never_fails` (assertions: probe_success, recovers, no_panics, no_races, no_leaks, replaced)",
     ];
     assert_eq!(got, want, "\n{}", got.join("\n"));
 }
