@@ -12,6 +12,10 @@ pub const BAD_INPUT: u8 = 2;
 pub const NOT_FOUND: u8 = 3;
 /// `faultline leaks`: at least one task group is leaking (the report was printed).
 pub const LEAKING: u8 = 4;
+/// The infrastructure the command needs cannot be reached: a Kubernetes cluster without a
+/// configuration, or one that refuses the connection (`run`, `inject --pod`, `inject
+/// pod-kill`, `tui --kube` alike).
+pub const INFRASTRUCTURE: u8 = 4;
 
 /// A failure with its exit code.
 #[derive(Debug)]

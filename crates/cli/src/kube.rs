@@ -84,7 +84,7 @@ fn kill_targets(
 ) -> Result<(), Failure> {
     let seed = targets.seed;
     let session = faultline_kube::Session::connect(context.as_deref())
-        .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
+        .map_err(|e| Failure::new(crate::exit::INFRASTRUCTURE, anyhow::anyhow!(e)))?;
     let client = session.client();
     let outcome = session.block_on(async {
         let chosen = faultline_kube::pods::select(client, &targets).await?;
@@ -254,7 +254,7 @@ pub fn tui_screen(
         ),
         None,
         None,
-        crate::exit::FAILED,
+        crate::exit::INFRASTRUCTURE,
     )?;
     let pods = faultline_scenario::model::PodTarget {
         name: "pods".into(),
@@ -335,7 +335,7 @@ pub fn agent_for_pod(
         agent.token_file.clone(),
         &args.agents,
     );
-    let cluster = connect(&settings, None, None, crate::exit::FAILED)?;
+    let cluster = connect(&settings, None, None, crate::exit::INFRASTRUCTURE)?;
     let target = cluster
         .get(namespace, name)
         .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;

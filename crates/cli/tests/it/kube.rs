@@ -653,6 +653,50 @@ fn run_carries_out_a_chaos_mesh_pod_kill_and_names_what_it_cannot_translate() {
     );
 }
 
+/// The same failure, the same exit code: a Kubernetes target without any configuration is
+/// exit 4 for `inject pod-kill`, `inject --pod` and `tui --kube`, as for `run` (below).
+#[test]
+fn a_kubernetes_target_without_a_configuration_is_exit_4_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let without = |command: &mut std::process::Command| {
+        command
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", dir.path());
+    };
+    for args in [
+        &["inject", "pod-kill", "-n", "shop", "-l", "app=api"][..],
+        &["inject", "pause", "--pod", "shop/api-1", "--for", "1s"],
+    ] {
+        let mut command = faultline();
+        without(&mut command);
+        let ran = run(command.args(args));
+        assert_eq!(ran.code(), Some(4), "{args:?}: {}", ran.context());
+        assert!(
+            ran.stderr.contains("read the Kubernetes configuration"),
+            "{args:?}: {}",
+            ran.context()
+        );
+    }
+    // The screen needs a terminal: a pseudo-terminal of script(1), which exits as the
+    // command did.
+    let mut command = std::process::Command::new("script");
+    without(&mut command);
+    let ran = run(command
+        .args(["-qec"])
+        .arg(format!(
+            "{} tui --kube -n shop",
+            assert_cmd::cargo::cargo_bin("faultline").display()
+        ))
+        .arg("/dev/null"));
+    assert_eq!(ran.code(), Some(4), "{}", ran.context());
+    assert!(
+        ran.stdout.contains("read the Kubernetes configuration"),
+        "{}",
+        ran.context()
+    );
+}
+
 /// A scenario of pods with no Kubernetes configuration at all: exit 4, and the reports say why.
 #[test]
 fn a_run_without_a_cluster_reports_why() {
