@@ -23,6 +23,12 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
                 "pod-kill chooses its pods with -n and -l; --pod is for the other faults",
             ));
         }
+        if args.agent.agent.is_some() || args.agent.token_file.is_some() {
+            return Err(Failure::usage(
+                "pod-kill deletes pods through the API server: --agent and --token-file are \
+                 for the faults a node agent applies",
+            ));
+        }
         return crate::kube::pod_kill(kill, args.pod.allow_protected_namespace);
     }
     if let Some(pod) = &args.pod.pod {

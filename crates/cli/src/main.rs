@@ -684,8 +684,42 @@ fn parse_level(text: &str) -> Result<faultline_dump::Level, String> {
     }
 }
 
+/// The flags `inject` shares with every fault that `inject pod-kill` does not read (a pod kill
+/// goes through the API server, not an agent): hidden from its help.
+const NOT_FOR_POD_KILL: &[&str] = &[
+    "agent",
+    "token_file",
+    "lease",
+    "pod",
+    "container",
+    "agent_namespace",
+    "agents",
+];
+
+/// The command line, parsed; `inject pod-kill --help` lists only what a pod kill reads.
+fn parse() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let mut command = Cli::command();
+    // Built first, so that the global flags have been copied into each subcommand.
+    command.build();
+    if let Some(inject) = command.find_subcommand_mut("inject")
+        && let Some(pod_kill) = inject.find_subcommand_mut("pod-kill")
+    {
+        let taken = std::mem::take(pod_kill);
+        *pod_kill = taken.mut_args(|arg| {
+            if NOT_FOR_POD_KILL.contains(&arg.get_id().as_str()) {
+                arg.hide(true)
+            } else {
+                arg
+            }
+        });
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Leaks(args) => leaks::run(args),

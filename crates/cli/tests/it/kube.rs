@@ -861,3 +861,52 @@ fn a_pods_dump_endpoint_is_read_through_a_port_forward() {
         ran.stderr
     );
 }
+
+/// `inject pod-kill --help` lists the flags a pod kill reads, not the agent's.
+#[test]
+fn pod_kill_help_lists_only_what_a_pod_kill_reads() {
+    let help = run(faultline().args(["inject", "pod-kill", "--help"])).assert_success();
+    let options = help.stdout.split("Options:").nth(1).unwrap_or_default();
+    let flags: Vec<&str> = options
+        .lines()
+        .filter_map(|l| {
+            l.trim_start()
+                .split_whitespace()
+                .find(|w| w.starts_with("--"))
+        })
+        .map(|f| f.trim_end_matches(','))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            "--namespace",
+            "--selector",
+            "--field-selector",
+            "--mode",
+            "--seed",
+            "--grace",
+            "--force",
+            "--timeout",
+            "--context",
+            "--include-not-ready",
+            "--allow-protected-namespace",
+            "--help"
+        ],
+        "{}",
+        help.stdout
+    );
+    // The other faults still take them, after the fault's name.
+    let pause = run(faultline().args(["inject", "pause", "--help"])).assert_success();
+    for flag in ["--agent", "--token-file", "--lease", "--pod", "--agents"] {
+        assert!(pause.stdout.contains(flag), "{flag}: {}", pause.stdout);
+    }
+    let refused = run(faultline().args([
+        "inject", "pod-kill", "-n", "shop", "-l", "app=a", "--agent", "unix:/x",
+    ]))
+    .assert_code(2);
+    assert!(
+        refused.stderr.contains("--agent and --token-file"),
+        "{}",
+        refused.context()
+    );
+}
