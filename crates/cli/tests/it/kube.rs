@@ -869,11 +869,8 @@ fn pod_kill_help_lists_only_what_a_pod_kill_reads() {
     let options = help.stdout.split("Options:").nth(1).unwrap_or_default();
     let flags: Vec<&str> = options
         .lines()
-        .filter_map(|l| {
-            l.trim_start()
-                .split_whitespace()
-                .find(|w| w.starts_with("--"))
-        })
+        .filter(|l| l.trim_start().starts_with('-'))
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("--")))
         .map(|f| f.trim_end_matches(','))
         .collect();
     assert_eq!(
