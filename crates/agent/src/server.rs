@@ -145,9 +145,41 @@ fn router(state: AppState) -> Router {
         .route("/v1/faults/{id}", get(get_one).delete(revert_one))
         .route("/v1/faults/{id}/renew", post(renew))
         .route("/v1/targets", get(targets))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// The answers the HTTP layer writes itself (405 for a method a path does not take, 413 for a
+/// body past the limit) get the API's JSON error body too, so every error reads the same.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "this path does not take that method".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than {MAX_BODY} bytes")
+        }
+        other => other
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_ascii_lowercase(),
+    };
+    let mut answer = error(status, message);
+    if let Some(allow) = response.headers().get(axum::http::header::ALLOW) {
+        answer
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow.clone());
+    }
+    answer
 }
 
 async fn serve(listen: AgentAddr, state: AppState) -> Result<(), String> {

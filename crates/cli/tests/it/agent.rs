@@ -165,8 +165,22 @@ fn the_api_refuses_what_it_should() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("colour"), "{body}");
+    // Every error, the HTTP layer's own included, is the API's JSON error body.
+    let json_error = |(status, body): (u16, String), expected: u16| {
+        assert_eq!(status, expected, "{body}");
+        let value: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{expected}: not JSON ({e}): {body:?}"));
+        assert!(
+            value["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    };
     let big = vec![b' '; 100 * 1024];
-    assert_eq!(http(port, "POST", "/v1/faults", t, &big).0, 413);
+    json_error(http(port, "POST", "/v1/faults", t, &big), 413);
+    json_error(http(port, "PUT", "/v1/faults", t, b""), 405);
+    json_error(http(port, "GET", "/v1/nothing-here", t, b""), 404);
+    json_error(http(port, "GET", "/v1/faults", None, b""), 401);
+    json_error(http(port, "GET", "/v1/faults/nope", t, b""), 404);
     // A target is a pid or a cgroup: exactly one of them, and a cgroup by its absolute path.
     for (body, says) in [
         (r#"{"fault": {"pause": {"seconds": 1}}}"#, "give the target"),
