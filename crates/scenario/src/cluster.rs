@@ -2,8 +2,10 @@
 //! implements it over the API server with faultline-kube; this crate never speaks to
 //! Kubernetes itself, so the runner's cluster logic is tested with a fake of this trait.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::model::PodTarget;
 
@@ -113,3 +115,150 @@ pub trait Cluster: Send + Sync {
     /// port-forward, for probes and dump scrapes); it lasts as long as the cluster value.
     fn reach(&self, target: &PodTarget, port: u16) -> Result<SocketAddr, String>;
 }
+
+/// A cluster whose pod listings are shared: a target listed again within `fresh` of its last
+/// listing gets that listing. The run's threads that follow pods (restarted containers' logs,
+/// network peers) each list every 2 s; through this, a pod target that is both is listed once
+/// per interval, not twice. Everything else goes straight through.
+pub struct SharedListing {
+    inner: Arc<dyn Cluster>,
+    fresh: Duration,
+    listed: Mutex<HashMap<String, (Instant, Result<Vec<ClusterPod>, String>)>>,
+}
+
+impl SharedListing {
+    /// `inner`, its listings shared for `fresh`.
+    pub fn new(inner: Arc<dyn Cluster>, fresh: Duration) -> Self {
+        Self {
+            inner,
+            fresh,
+            listed: Mutex::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedListing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedListing")
+            .field("fresh", &self.fresh)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster for SharedListing {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn select(&self, target: &PodTarget, seed: u64) -> Result<Vec<ClusterPod>, String> {
+        self.inner.select(target, seed)
+    }
+    fn pods(&self, target: &PodTarget) -> Result<Vec<ClusterPod>, String> {
+        let key = format!(
+            "{}\0{}\0{}",
+            target.namespaces.join(","),
+            target.selector,
+            target.fields.as_deref().unwrap_or("")
+        );
+        let mut listed = self
+            .listed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, pods)) = listed.get(&key)
+            && at.elapsed() < self.fresh
+        {
+            return pods.clone();
+        }
+        // Listed under the lock: a second asker waits for this listing instead of making one.
+        let pods = self.inner.pods(target);
+        listed.insert(key, (Instant::now(), pods.clone()));
+        pods
+    }
+    fn agent(&self, node: &str) -> Result<faultline_agent::Client, String> {
+        self.inner.agent(node)
+    }
+    fn pod_kill(
+        &self,
+        target: &PodTarget,
+        pod: &ClusterPod,
+        grace: Duration,
+        timeout: Duration,
+    ) -> Result<PodKilled, String> {
+        self.inner.pod_kill(target, pod, grace, timeout)
+    }
+    fn log(&self, pod: &ClusterPod, container: &str, previous: bool) -> Result<String, String> {
+        self.inner.log(pod, container, previous)
+    }
+    fn reach(&self, target: &PodTarget, port: u16) -> Result<SocketAddr, String> {
+        self.inner.reach(target, port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(AtomicUsize);
+
+    impl Cluster for Counting {
+        fn describe(&self) -> String {
+            "counting".into()
+        }
+        fn select(&self, _: &PodTarget, _: u64) -> Result<Vec<ClusterPod>, String> {
+            Ok(Vec::new())
+        }
+        fn pods(&self, _: &PodTarget) -> Result<Vec<ClusterPod>, String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+        fn agent(&self, _: &str) -> Result<faultline_agent::Client, String> {
+            Err("none".into())
+        }
+        fn pod_kill(
+            &self,
+            _: &PodTarget,
+            _: &ClusterPod,
+            _: Duration,
+            _: Duration,
+        ) -> Result<PodKilled, String> {
+            Err("none".into())
+        }
+        fn log(&self, _: &ClusterPod, _: &str, _: bool) -> Result<String, String> {
+            Err("none".into())
+        }
+        fn reach(&self, _: &PodTarget, _: u16) -> Result<SocketAddr, String> {
+            Err("none".into())
+        }
+    }
+
+    fn target(name: &str, selector: &str) -> PodTarget {
+        PodTarget {
+            name: name.into(),
+            namespaces: vec!["shop".into()],
+            selector: selector.into(),
+            fields: None,
+            mode: crate::model::PodMode::All,
+            container: None,
+            pos: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_target_listed_twice_in_one_interval_is_asked_once() {
+        let inner = Arc::new(Counting(AtomicUsize::new(0)));
+        let shared = SharedListing::new(inner.clone(), Duration::from_secs(60));
+        // The crash-log watcher and the peer watcher, both looking at the same pods.
+        shared.pods(&target("checkout", "app=checkout")).unwrap();
+        shared.pods(&target("checkout", "app=checkout")).unwrap();
+        assert_eq!(inner.0.load(Ordering::SeqCst), 1);
+        // Other pods are another listing.
+        shared.pods(&target("db", "app=db")).unwrap();
+        assert_eq!(inner.0.load(Ordering::SeqCst), 2);
+        // Past the interval, asked again.
+        let stale = SharedListing::new(inner.clone(), Duration::ZERO);
+        stale.pods(&target("checkout", "app=checkout")).unwrap();
+        stale.pods(&target("checkout", "app=checkout")).unwrap();
+        assert_eq!(inner.0.load(Ordering::SeqCst), 4);
+    }
+}
+

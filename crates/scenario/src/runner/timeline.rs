@@ -132,8 +132,17 @@ pub(super) fn steps(
             scenario.dumps.len()
         ),
     );
+    // The two threads that follow pods while the steps run (restarted containers' logs,
+    // network peers) share their listings: a pod target that is a crash target and a
+    // partition's peer is listed once per round, not twice.
+    let shared: Option<Arc<dyn Cluster>> = cluster.filter(|_| on_cluster).map(|c| {
+        Arc::new(crate::cluster::SharedListing::new(
+            c.clone(),
+            PEER_REFRESH.saturating_sub(Duration::from_millis(200)),
+        )) as Arc<dyn Cluster>
+    });
     // Restarted containers' logs are read as the run goes on, off this thread.
-    let watching = cluster.filter(|_| on_cluster).map(|c| {
+    let watching = shared.as_ref().map(|c| {
         std::mem::replace(
             &mut setup.pod_logs,
             PodLogs::new(Vec::new(), &setup.options.out_dir),
@@ -150,8 +159,8 @@ pub(super) fn steps(
         superseded: Vec::new(),
         pod_kills: Vec::new(),
         errors: Vec::new(),
-        peer_watch: cluster
-            .filter(|_| on_cluster)
+        peer_watch: shared
+            .as_ref()
             .map(|c| PeerWatch::start(c.clone(), PEER_REFRESH)),
         pod_logs: watching.as_ref(),
         lab: setup.lab.as_ref(),

@@ -350,3 +350,34 @@ fn peers_are_listed_off_the_renewing_thread_while_followed() {
     watch.retain(&[]);
     assert_eq!(watch.latest(&peers), None, "no longer followed");
 }
+
+/// A pod target that is both a crash target (its restarted containers' logs followed) and a
+/// partition's peer (its addresses followed) is listed once per interval, not twice: the two
+/// threads share their listings, as the runner wires them.
+#[test]
+fn a_pod_target_followed_twice_is_listed_once_per_interval() {
+    use faultline_scenario::cluster::SharedListing;
+    use faultline_scenario::peer_watch::PeerWatch;
+    use faultline_scenario::pod_logs::{LOOK_EVERY, PodLogs};
+    let fake = Arc::new(FakeCluster::default());
+    let shared: Arc<dyn Cluster> = Arc::new(SharedListing::new(
+        fake.clone(),
+        LOOK_EVERY - Duration::from_millis(200),
+    ));
+    let scenario = load(
+        "name: p\npods:\n  checkout: { namespace: shop, selector: app=checkout }\nsteps:\n  - pod_kill: { target: checkout }\n",
+        Path::new("s.yaml"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let watching = PodLogs::new(scenario.pods.clone(), dir.path()).watch(shared.clone());
+    let watch = PeerWatch::start(shared, LOOK_EVERY);
+    watch.follow(&scenario.pods);
+    std::thread::sleep(LOOK_EVERY * 3 + Duration::from_millis(500));
+    drop(watch);
+    let _ = watching.stop();
+    let listed = fake.lists.load(Ordering::SeqCst);
+    // Three rounds of two followers: three or four listings (the first rounds may straddle),
+    // never six.
+    assert!((3..=4).contains(&listed), "{listed} listings");
+}
