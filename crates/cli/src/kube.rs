@@ -11,6 +11,9 @@ use faultline_kube::{Grace, KubeCluster, Targets};
 use crate::PodKillArgs;
 use crate::exit::Failure;
 
+/// How often a long wait says it is still waiting.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 fn seconds(d: Option<Duration>) -> String {
     d.map_or_else(|| "not seen".into(), |d| format!("{:.1}s", d.as_secs_f64()))
 }
@@ -86,25 +89,41 @@ fn kill_targets(
     let session = faultline_kube::Session::connect(context.as_deref())
         .map_err(|e| Failure::new(crate::exit::INFRASTRUCTURE, anyhow::anyhow!(e)))?;
     let client = session.client();
-    let outcome = session.block_on(async {
-        let chosen = faultline_kube::pods::select(client, &targets).await?;
-        println!(
-            "faultline: pod-kill: {} of the pods of {} in {} (mode {}, seed {seed})",
-            chosen.len(),
-            targets.labels,
-            targets.namespaces.join(", "),
-            targets.mode
-        );
-        let mut reports = Vec::new();
-        for pod in &chosen {
-            reports.push(faultline_kube::kill(client, pod, &targets.labels, grace, timeout).await?);
-        }
-        Ok::<_, faultline_kube::Error>(reports)
-    });
-    let reports = outcome.map_err(|e| match e {
+    let refused = |e: faultline_kube::Error| match e {
         faultline_kube::Error::Refused(_) => Failure::usage(e),
         other => Failure::failed(anyhow::anyhow!(other)),
-    })?;
+    };
+    let chosen = session
+        .block_on(faultline_kube::pods::select(client, &targets))
+        .map_err(refused)?;
+    println!(
+        "faultline: pod-kill: {} of the pods of {} in {} (mode {}, seed {seed})",
+        chosen.len(),
+        targets.labels,
+        targets.namespaces.join(", "),
+        targets.mode
+    );
+    let mut reports = Vec::new();
+    for pod in &chosen {
+        // The wait for the replacement can take minutes: say so as it goes.
+        let report = session
+            .block_on_with_progress(
+                faultline_kube::kill(client, pod, &targets.labels, grace, timeout),
+                PROGRESS_EVERY,
+                |waited| {
+                    eprintln!(
+                        "faultline: pod-kill {}/{}: waiting for its replacement to be Ready \
+                         ({}s of {})",
+                        pod.namespace,
+                        pod.name,
+                        waited.as_secs(),
+                        humantime::format_duration(timeout)
+                    );
+                },
+            )
+            .map_err(refused)?;
+        reports.push(report);
+    }
     let mut unrecovered = 0;
     for r in &reports {
         let how = match r.grace {

@@ -103,6 +103,27 @@ impl Session {
         })
     }
 
+    /// [`Session::block_on`], calling `tick` with the time waited so far every `every` until
+    /// `future` ends: a long wait (a pod kill waiting for its replacement) says so as it goes.
+    pub fn block_on_with_progress<F: std::future::Future>(
+        &self,
+        future: F,
+        every: std::time::Duration,
+        mut tick: impl FnMut(std::time::Duration),
+    ) -> F::Output {
+        self.runtime.block_on(async {
+            let start = tokio::time::Instant::now();
+            let mut interval = tokio::time::interval_at(start + every, every);
+            tokio::pin!(future);
+            loop {
+                tokio::select! {
+                    out = &mut future => return out,
+                    _ = interval.tick() => tick(start.elapsed()),
+                }
+            }
+        })
+    }
+
     /// Runs `future` to its end on the session's runtime; callable from several threads at
     /// once (never from inside the runtime).
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {

@@ -116,6 +116,9 @@ pub trait Cluster: Send + Sync {
     fn reach(&self, target: &PodTarget, port: u16) -> Result<SocketAddr, String>;
 }
 
+/// A listing and when it was made.
+type Listing = (Instant, Result<Vec<ClusterPod>, String>);
+
 /// A cluster whose pod listings are shared: a target listed again within `fresh` of its last
 /// listing gets that listing. The run's threads that follow pods (restarted containers' logs,
 /// network peers) each list every 2 s; through this, a pod target that is both is listed once
@@ -123,7 +126,7 @@ pub trait Cluster: Send + Sync {
 pub struct SharedListing {
     inner: Arc<dyn Cluster>,
     fresh: Duration,
-    listed: Mutex<HashMap<String, (Instant, Result<Vec<ClusterPod>, String>)>>,
+    listed: Mutex<HashMap<String, Listing>>,
 }
 
 impl SharedListing {
@@ -261,4 +264,3 @@ mod tests {
         assert_eq!(inner.0.load(Ordering::SeqCst), 4);
     }
 }
-
