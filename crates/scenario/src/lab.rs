@@ -22,6 +22,9 @@ use faultline_fault::lab::{CgroupRoot, HeldNamespace, LabCgroup};
 use crate::model::Restart;
 use crate::plan::{LAB_GATEWAY, LAB_PREFIX, PlannedHost};
 
+/// How often a wait for a host to be ready says it is still waiting.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// What the lab needs from the outside.
 #[derive(Debug, Clone)]
 pub struct LabOptions {
@@ -358,8 +361,15 @@ impl Lab {
         residue
     }
 
-    /// Waits until `host` accepts TCP connections on `port` (from the hub), up to `within`.
-    pub fn wait_ready(&self, host: &str, port: u16, within: Duration) -> Result<Duration, String> {
+    /// Waits until `host` accepts TCP connections on `port` (from the hub), up to `within`,
+    /// calling `waiting` with the time waited so far every [`PROGRESS_EVERY`] until then.
+    pub fn wait_ready(
+        &self,
+        host: &str,
+        port: u16,
+        within: Duration,
+        mut waiting: impl FnMut(Duration) + Send,
+    ) -> Result<Duration, String> {
         let address = self
             .hosts
             .get(host)
@@ -376,9 +386,15 @@ impl Lab {
             scope
                 .spawn(|| {
                     enter(&hub)?;
+                    let mut told = Duration::ZERO;
                     loop {
                         if TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok() {
                             return Ok(started.elapsed());
+                        }
+                        if started.elapsed() >= told + PROGRESS_EVERY && started.elapsed() < within
+                        {
+                            told += PROGRESS_EVERY;
+                            waiting(started.elapsed());
                         }
                         if started.elapsed() >= within {
                             let running =

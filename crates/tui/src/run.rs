@@ -161,7 +161,14 @@ fn open_lab(
     )?;
     for host in &scenario.hosts {
         if let Some(port) = host.ready_port {
-            lab.wait_ready(&host.name, port, host.ready_within)?;
+            lab.wait_ready(&host.name, port, host.ready_within, |waited| {
+                eprintln!(
+                    "faultline tui: waiting for {} on port {port} ({}s of {})",
+                    host.name,
+                    waited.as_secs(),
+                    humantime::format_duration(host.ready_within)
+                );
+            })?;
         }
     }
     let cx = Context {

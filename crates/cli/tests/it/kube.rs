@@ -356,6 +356,33 @@ fn a_pod_kill_through_a_kubeconfig_context_deletes_and_sees_the_replacement_read
 }
 
 #[test]
+fn a_pod_kill_says_it_is_still_waiting_for_a_replacement_that_is_never_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    // The replacement is created but never Ready.
+    let api = FakeApi::serve(Arc::new(|line: &str| {
+        let target = line.split_whitespace().nth(1).unwrap_or_default();
+        if target.starts_with("/api/v1/namespaces/shop/pods?") && target.contains("watch=true") {
+            let added = json!({"type": "ADDED", "object": pod("checkout-z", "u-z", false)});
+            return ("200 OK", format!("{added}\n"));
+        }
+        answer(line, false)
+    }));
+    let kubeconfig = api.kubeconfig(dir.path());
+    let ran = run(faultline()
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["inject", "pod-kill", "-n", "shop", "-l", "app=checkout"])
+        .args(["--grace", "5s", "--timeout", "6s", "--context", "fake"]));
+    assert_eq!(ran.code(), Some(1), "{}", ran.context());
+    assert!(
+        ran.stderr.contains(
+            "faultline: pod-kill shop/checkout-a: waiting for its replacement to be Ready (5s of 6s)"
+        ),
+        "{}",
+        ran.context()
+    );
+}
+
+#[test]
 fn refusals_and_api_errors_have_their_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let api = FakeApi::start(true);

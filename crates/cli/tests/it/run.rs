@@ -276,6 +276,39 @@ assertions:
 }
 
 #[test]
+fn a_host_slow_to_be_ready_is_waited_for_aloud_then_named_with_exit_4() {
+    let dir = exec_tempdir();
+    let text = "\
+name: slow-start
+lab:
+  hosts:
+    slow:
+      command: [sleep, '60']
+      ready: { port: 8080, within: 6s }
+steps:
+  - wait: 1s
+";
+    let file = scenario(dir.path(), "s.yaml", text);
+    let (run, _) = faultline_run(dir.path(), &file);
+    assert_eq!(run.status.code(), Some(4), "{}", run.context());
+    // The wait says so every 5 s, then the error names the host, the port and its log.
+    assert!(
+        run.stderr
+            .contains("setup lab: waiting for slow on port 8080 (5s of 6s)"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        run.stdout.contains(
+            "host slow did not accept connections on port 8080 within 6s (it runs); \
+             see its log in hosts/slow/"
+        ),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
 fn a_scenario_with_three_mistakes_exits_2_naming_each() {
     let dir = exec_tempdir();
     let text = "\

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use faultline_agent::{Client, LocalAgent, Policy};
 
@@ -194,7 +195,18 @@ fn start_lab(
             break;
         }
         if let Some(port) = host.ready_port {
-            match lab.wait_ready(&host.name, port, host.ready_within) {
+            let progress = state.journal.progress;
+            let waiting = |waited: Duration| {
+                if progress {
+                    eprintln!(
+                        "faultline run:    setup lab: waiting for {} on port {port} ({}s of {})",
+                        host.name,
+                        waited.as_secs(),
+                        humantime::format_duration(host.ready_within)
+                    );
+                }
+            };
+            match lab.wait_ready(&host.name, port, host.ready_within, waiting) {
                 Ok(took) => state.journal.log(
                     "lab",
                     format!(
