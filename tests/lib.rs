@@ -999,8 +999,14 @@ fn pip_go() -> Option<PathBuf> {
 /// no user or workspace settings, and a build cache of our own under the target directory
 /// (shared by all tests and kept between runs, so only the first build is slow; `$HOME` stays
 /// untouched).
+/// The directories it names are created first: `go` refuses to start without its `GOTMPDIR`
+/// (`go: creating work dir: stat …: no such file or directory`), as on a fresh clone.
 fn go_env(command: &mut Command) -> &mut Command {
     let root = target_dir().join("go-targets");
+    for dir in ["tmp", "cache", "gopath"] {
+        let dir = root.join(dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    }
     command
         .env("GOTOOLCHAIN", "local")
         .env("GOPROXY", "off")
@@ -1040,10 +1046,6 @@ impl GoToolchain {
         env: &[(&str, &str)],
         output: &Path,
     ) {
-        for dir in ["tmp", "cache", "gopath"] {
-            let dir = target_dir().join("go-targets").join(dir);
-            fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        }
         let mut command = self.command();
         command.current_dir(package_dir).arg("build").args(flags);
         command.envs(env.iter().copied());
@@ -1066,10 +1068,6 @@ impl GoToolchain {
     /// `go build` of the package in `package_dir` to `output`, asserting success.
     #[track_caller]
     pub fn build(&self, package_dir: &Path, build: GoBuild, output: &Path) {
-        for dir in ["tmp", "cache", "gopath"] {
-            let dir = target_dir().join("go-targets").join(dir);
-            fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        }
         let mut command = self.command();
         command.current_dir(package_dir).arg("build");
         if build == GoBuild::Stripped {

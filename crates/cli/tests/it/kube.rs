@@ -496,7 +496,9 @@ fn refusals_and_api_errors_have_their_exit_codes() {
             "--context",
             context,
         ]));
-        assert_eq!(ran.code(), Some(1), "{}", ran.context());
+        // A context the configuration lacks is a configuration problem (exit 4), as in run.
+        let code = if context == "nosuch" { 4 } else { 1 };
+        assert_eq!(ran.code(), Some(code), "{}", ran.context());
         assert!(ran.stderr.contains(says), "{}", ran.stderr);
     }
     let ran = run(faultline().args([
