@@ -17,7 +17,7 @@
 //! for minute in 0..10u32 {
 //!     // A handler that leaves one more goroutine behind every 10 seconds.
 //!     let mut text = String::new();
-//!     for id in 0..6 * minute {
+//!     for id in 1..=6 * minute {
 //!         text += &format!("goroutine {id} [chan receive]:\nmain.handle.func1()\n\t/app/main.go:42 +0x2a\n\n");
 //!     }
 //!     let dump = parse(text.as_bytes(), &Limits::default())?;

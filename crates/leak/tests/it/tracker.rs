@@ -117,6 +117,25 @@ fn a_leak_in_a_real_dump() {
         }]);
         // Leave out the made-up dump's main goroutine; the real one has its own.
         let leaked = leaked.split_once("\n\n").map_or("", |(_, rest)| rest);
+        // Ids above the real dump's: a repeated goroutine id is another dump (as when two
+        // dumps are appended to one log), not more goroutines of this one.
+        let leaked: String = leaked
+            .lines()
+            .map(|line| {
+                match line
+                    .strip_prefix("goroutine ")
+                    .and_then(|r| r.split_once(' '))
+                {
+                    Some((id, rest)) if id.parse::<u64>().is_ok() => {
+                        format!(
+                            "goroutine {} {rest}\n",
+                            1000 + id.parse::<u64>().unwrap_or(0)
+                        )
+                    }
+                    _ => format!("{line}\n"),
+                }
+            })
+            .collect();
         let text = format!("{REAL}\n{leaked}");
         let dump = parse(text.as_bytes(), &Limits::default()).unwrap();
         assert_eq!(dump.task_count(), base.task_count() + 10 * i);
