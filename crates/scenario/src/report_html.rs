@@ -444,13 +444,22 @@ fn crash_groups(crashes: &[Crash], zero: Option<SystemTime>) -> String {
             escape(&first.top_frame),
             escape(&first.file)
         );
+        // Folded: what std's short backtrace hides, and the panic's own entry frames above
+        // your code (`rust_begin_unwind`, `core::panicking::panic_fmt`), which std still shows.
+        let own_at = first.frames.iter().position(|f| f.own);
+        let folded: Vec<bool> = first
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| f.hidden || (own_at.is_some_and(|o| i < o) && panic_entry(&f.text)))
+            .collect();
         let mut marked = false;
         let mut i = 0;
         while i < first.frames.len() {
-            if first.frames[i].hidden {
-                let run_end = first.frames[i..]
+            if folded[i] {
+                let run_end = folded[i..]
                     .iter()
-                    .position(|f| !f.hidden)
+                    .position(|folded| !folded)
                     .map_or(first.frames.len(), |n| i + n);
                 let _ = write!(
                     s,
@@ -577,4 +586,17 @@ fn leaks(outcome: &RunOutcome) -> String {
         s.push_str("</details>");
     }
     s
+}
+
+/// A frame of the panic's entry into the unwinder, above the code that panicked.
+fn panic_entry(text: &str) -> bool {
+    let function = function_of(text);
+    [
+        "__rustc::",
+        "rust_begin_unwind",
+        "core::panicking::",
+        "std::panicking::",
+    ]
+    .iter()
+    .any(|p| function.starts_with(p))
 }

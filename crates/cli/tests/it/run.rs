@@ -211,6 +211,29 @@ fn the_demo_scenario_fails_with_the_crash_and_the_leak_it_documents() {
         "the crash is not grouped as 2×"
     );
     assert!(page.dom.contains("first frame of your code"));
+    // The panic machinery is folded: the first frame a reader sees unfolded is their own.
+    let stack = page
+        .dom
+        .split("<div class=\"stack\">")
+        .nth(1)
+        .expect("a crash stack");
+    let mut unfolded = String::new();
+    for piece in stack.split("<details>") {
+        unfolded.push_str(
+            piece
+                .split_once("</details>")
+                .map_or(piece, |(_, after)| after),
+        );
+    }
+    let first_shown = unfolded
+        .split("<div class=\"frame")
+        .nth(1)
+        .expect("an unfolded frame");
+    assert!(
+        first_shown.starts_with(" own\">")
+            && first_shown.contains("faultline_demo::apply_discount"),
+        "{first_shown}"
+    );
     assert!(page.count_class("crash-mark") >= 2, "crash marks");
     assert_eq!(page.count_class("flame"), 1, "the last dump's flame graph");
     assert!(
