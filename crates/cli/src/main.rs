@@ -214,6 +214,10 @@ struct LookupArgs {
     /// A debuginfod server to ask last. Repeatable. Without it, `DEBUGINFOD_URLS` is used.
     #[arg(long = "debuginfod", value_name = "URL")]
     debuginfod: Vec<String>,
+    /// Symbolize from DWARF, without reading or making symbol indexes (an index, kept per
+    /// build-id beside the debug file or in the cache, makes symbolization much faster).
+    #[arg(long)]
+    no_index: bool,
 }
 
 /// How to read a log of JSON lines (Docker's json-file, a log platform's export).
@@ -782,6 +786,25 @@ impl LookupArgs {
         Ok(faultline_symbolize::Locator::new()
             .with_files(self.debug_files.iter().cloned())
             .with_stores(self.debug_dirs.iter().cloned())
-            .with_debuginfod(client))
+            .with_debuginfod(client)
+            .with_index(self.index_options()))
+    }
+
+    /// Indexes read and made unless `--no-index`; making one says so on stderr.
+    fn index_options(&self) -> faultline_symbolize::index::IndexOptions {
+        use faultline_symbolize::index::IndexOptions;
+        if self.no_index {
+            return IndexOptions::off();
+        }
+        IndexOptions {
+            on_build: Some(|debug_file, index| {
+                eprintln!(
+                    "faultline: indexing {} (once per build-id), to {}",
+                    debug_file.display(),
+                    index.display()
+                );
+            }),
+            ..IndexOptions::from_env()
+        }
     }
 }

@@ -29,7 +29,7 @@ pub fn run(args: SymbolizeArgs) -> Result<(), Failure> {
         }
         (None, None) => return Err(Failure::usage("give -e FILE or --build-id HEX")),
     };
-    let file = DebugFile::open(&path).map_err(exit::from_symbolize)?;
+    let mut file = DebugFile::open(&path).map_err(exit::from_symbolize)?;
 
     let demangle = if args.no_demangle {
         Demangle::Off
@@ -37,6 +37,7 @@ pub fn run(args: SymbolizeArgs) -> Result<(), Failure> {
         Demangle::Full
     };
     if args.addresses.is_empty() && io::stdin().is_terminal() {
+        faultline_symbolize::index::attach(&mut file, locator.index_options());
         return interactive(&file, demangle, args.format);
     }
     let probes = if args.addresses.is_empty() {
@@ -52,6 +53,8 @@ pub fn run(args: SymbolizeArgs) -> Result<(), Failure> {
             })
             .collect::<Result<Vec<_>, _>>()?
     };
+    // Only for input worth answering: a bad address is refused before any index is made.
+    faultline_symbolize::index::attach(&mut file, locator.index_options());
 
     let options = SymbolizeOptions {
         demangle,

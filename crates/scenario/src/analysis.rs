@@ -477,9 +477,12 @@ pub fn locator(debug: &crate::model::Debug) -> Locator {
             DebuginfodOptions::from_env(),
         ))
     };
+    // Symbol indexes are read and made as `faultline symbolize` does, silently: a run and
+    // the TUI have screens of their own.
     Locator::new()
         .with_stores(debug.dirs.iter().cloned())
         .with_debuginfod(client)
+        .with_index(faultline_symbolize::index::IndexOptions::from_env())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 pub mod debuginfod;
 pub mod elf;
+pub mod index;
 
 pub use faultline_record::BuildId;
 

@@ -54,6 +54,7 @@ pub struct Locator {
     explicit: Vec<PathBuf>,
     stores: Vec<DebugStore>,
     debuginfod: Option<DebuginfodClient>,
+    index: crate::index::IndexOptions,
     identities: Mutex<HashMap<PathBuf, Option<ElfIdentity>>>,
     results: Mutex<HashMap<LookupKey, Result<Found, NotFound>>>,
 }
@@ -74,6 +75,17 @@ impl Locator {
     pub fn with_stores(mut self, dirs: impl IntoIterator<Item = PathBuf>) -> Self {
         self.stores.extend(dirs.into_iter().map(DebugStore::new));
         self
+    }
+
+    /// How symbol indexes are used for the debug files found (none by default).
+    pub fn with_index(mut self, options: crate::index::IndexOptions) -> Self {
+        self.index = options;
+        self
+    }
+
+    /// How symbol indexes are used for the debug files found.
+    pub fn index_options(&self) -> &crate::index::IndexOptions {
+        &self.index
     }
 
     /// A debuginfod client, asked last.

