@@ -662,7 +662,8 @@ enum SymbolizeFormat {
 
 #[derive(Debug, Subcommand)]
 enum StoreCommand {
-    /// Index unstripped binaries or `.debug` files by build-id into a store directory.
+    /// Index unstripped binaries or `.debug` files by build-id into a store directory, and
+    /// make each one's symbol index.
     Add {
         /// Files to add.
         #[arg(required = true, value_name = "FILE")]
@@ -670,7 +671,56 @@ enum StoreCommand {
         /// The store directory (a `.build-id/` tree is made inside it).
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
+        /// Add the files without making their symbol indexes (they are made on first use).
+        #[arg(long)]
+        no_index: bool,
     },
+    /// Make the symbol index of build-ids in a store (beside each debug file), so the first
+    /// symbolization of each is fast too.
+    #[command(group = clap::ArgGroup::new("which").required(true).args(["build_ids", "all"]))]
+    Index {
+        /// The store directory.
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// Build-ids (hex) to index.
+        #[arg(value_name = "BUILD_ID")]
+        build_ids: Vec<String>,
+        /// Index every debug file of the store that has no valid index.
+        #[arg(long)]
+        all: bool,
+        /// Make the index again even when a valid one is there.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List a store's build-ids: the debug file's and the index's sizes, whether it is
+    /// indexed, when it was last used.
+    Ls {
+        /// The store directory.
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StoreFormat::Human)]
+        format: StoreFormat,
+    },
+    /// Bring a store to at most SIZE: drop the least recently used indexes and debug files.
+    Gc {
+        /// The store directory.
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// The most the store may hold: bytes, or with a unit (`500M`, `10G`, `1.5GiB`, `2GB`;
+        /// K, M, G, T and KiB… are powers of 1024, KB, MB… of 1000).
+        #[arg(long, value_name = "SIZE", value_parser = store::parse_size)]
+        max_size: u64,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StoreFormat {
+    Human,
+    Json,
 }
 
 fn parse_level(text: &str) -> Result<faultline_dump::Level, String> {
@@ -743,7 +793,7 @@ fn main() -> ExitCode {
             deadline_ms,
         } => inject::stress_worker(busy_fraction, deadline_ms),
         Command::Symbolize(args) => symbolize::run(args),
-        Command::DebugStore(StoreCommand::Add { files, store }) => store::add(&files, &store),
+        Command::DebugStore(command) => store::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

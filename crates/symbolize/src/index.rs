@@ -979,6 +979,26 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
     Ok(())
 }
 
+/// Builds the index of `file`, writes it to `path` (atomically, over any index there) and
+/// opens it.
+pub fn make(file: &DebugFile, path: &Path) -> Result<SymbolIndex, IndexError> {
+    let bytes = build(file)?;
+    write_atomically(path, &bytes)?;
+    SymbolIndex::open(path, file.identity(), file.size())
+}
+
+/// Marks an index used now (its modification time), for `debug-store gc`'s least recently used
+/// order; at most every ten minutes, and silently not where it cannot be written.
+fn touch(path: &Path) {
+    let now = std::time::SystemTime::now();
+    let stale = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d.as_secs() > 600));
+    if stale && let Ok(f) = fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(now);
+    }
+}
+
 /// What became of a debug file's index when it was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attached {
@@ -1038,6 +1058,7 @@ pub fn attach(file: &mut DebugFile, options: &IndexOptions) -> Attached {
     let path = index_path(file.path(), &build_id, &options.cache_dir);
     let replaced = match SymbolIndex::open(&path, file.identity(), file.size()) {
         Ok(index) => {
+            touch(&path);
             file.set_index(Arc::new(index));
             return Attached::Used(path);
         }
@@ -1050,11 +1071,7 @@ pub fn attach(file: &mut DebugFile, options: &IndexOptions) -> Attached {
     if let Some(on_build) = options.on_build {
         on_build(file.path(), &path);
     }
-    let made = build(file).and_then(|bytes| {
-        write_atomically(&path, &bytes)?;
-        SymbolIndex::open(&path, file.identity(), file.size())
-    });
-    match made {
+    match make(file, &path) {
         Ok(index) => {
             file.set_index(Arc::new(index));
             Attached::Built { path, replaced }

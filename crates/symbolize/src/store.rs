@@ -3,10 +3,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use faultline_record::BuildId;
 
-use crate::{Error, Result, elf};
+use crate::{Error, Result, elf, index};
 
 /// A directory holding a `.build-id/` tree.
 #[derive(Debug, Clone)]
@@ -102,5 +103,251 @@ impl DebugStore {
             replaced,
             has_dwarf: identity.has_dwarf,
         })
+    }
+}
+
+/// A file of a store entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size in bytes (a symbolic link's own, not its target's).
+    pub size: u64,
+    /// When it was last used: the later of its access and modification times (an index is
+    /// touched when it is used; a debug file's access time is kept by the kernel, under
+    /// `relatime` at most a day behind).
+    pub used: SystemTime,
+}
+
+/// One build-id in a store: its debug file and its symbol index, either possibly missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The build-id its path names.
+    pub build_id: BuildId,
+    /// The debug file: `cdef….debug` when there is one, else `cdef…` (gdb's layout).
+    pub debug: Option<StoredFile>,
+    /// Other files of this build-id (`cdef…` beside `cdef….debug`): removed with the debug file.
+    pub others: Vec<StoredFile>,
+    /// Its symbol index (`cdef….faultline-index`).
+    pub index: Option<StoredFile>,
+}
+
+impl Entry {
+    /// When any of its files was last used.
+    pub fn used(&self) -> SystemTime {
+        self.files()
+            .map(|f| f.used)
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    /// The bytes of all its files.
+    pub fn size(&self) -> u64 {
+        self.files().map(|f| f.size).sum()
+    }
+
+    /// Whether `path` is one of its files.
+    pub fn contains(&self, path: &Path) -> bool {
+        self.files().any(|f| f.path == path)
+    }
+
+    fn files(&self) -> impl Iterator<Item = &StoredFile> {
+        self.debug
+            .iter()
+            .chain(&self.others)
+            .chain(self.index.iter())
+    }
+}
+
+impl DebugStore {
+    /// The store's root as given.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every build-id in the store, by build-id. Files whose names are not a build-id's (and
+    /// the temporary files of a write in progress, named `.…`) are not entries. A store that
+    /// does not exist yet is empty.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        let top = self.build_id_dir();
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Io { path, source }
+        };
+        let mut by_id: std::collections::BTreeMap<String, Entry> = Default::default();
+        let dirs = match fs::read_dir(&top) {
+            Ok(dirs) => dirs,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&top)(e)),
+        };
+        for dir in dirs {
+            let dir = dir.map_err(io(&top))?;
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let dir_path = dir.path();
+            if !dir_path.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(&dir_path).map_err(io(&dir_path))? {
+                let file = file.map_err(io(&dir_path))?;
+                let name = file.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let (rest, kind) = if let Some(rest) = name.strip_suffix(index::STORE_SUFFIX) {
+                    (rest, Kind::Index)
+                } else if let Some(rest) = name.strip_suffix(".debug") {
+                    (rest, Kind::Debug)
+                } else {
+                    (name.as_str(), Kind::Other)
+                };
+                let hex = format!("{prefix}{rest}");
+                let Ok(build_id) = BuildId::from_hex(&hex) else {
+                    continue;
+                };
+                let path = file.path();
+                let Ok(meta) = fs::symlink_metadata(&path) else {
+                    // Removed since the directory was read.
+                    continue;
+                };
+                if meta.is_dir() {
+                    continue;
+                }
+                let used = [meta.accessed().ok(), meta.modified().ok()]
+                    .into_iter()
+                    .flatten()
+                    .max()
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                let stored = StoredFile {
+                    path,
+                    size: meta.len(),
+                    used,
+                };
+                let entry = by_id.entry(build_id.to_hex()).or_insert_with(|| Entry {
+                    build_id,
+                    debug: None,
+                    others: Vec::new(),
+                    index: None,
+                });
+                match kind {
+                    Kind::Index => entry.index = Some(stored),
+                    Kind::Debug => {
+                        if let Some(plain) = entry.debug.replace(stored) {
+                            entry.others.push(plain);
+                        }
+                    }
+                    Kind::Other if entry.debug.is_none() => entry.debug = Some(stored),
+                    Kind::Other => entry.others.push(stored),
+                }
+            }
+        }
+        // `cdef…` read before `cdef….debug` became the debug file first: put it back.
+        let is_debug = |f: &StoredFile| f.path.extension().is_some_and(|e| e == "debug");
+        for entry in by_id.values_mut() {
+            let plain_first = entry.debug.as_ref().is_some_and(|d| !is_debug(d));
+            if plain_first && let Some(at) = entry.others.iter().position(is_debug) {
+                let preferred = entry.others.swap_remove(at);
+                if let Some(plain) = entry.debug.replace(preferred) {
+                    entry.others.push(plain);
+                }
+            }
+        }
+        Ok(by_id.into_values().collect())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Index,
+    Debug,
+    Other,
+}
+
+/// The files to remove to bring a store of `entries` to at most `max` bytes: least recently
+/// used entry first, and of an entry its index (which can be made again) before its debug file.
+/// Nothing when the store is within `max` already.
+pub fn plan_gc(entries: &[Entry], max: u64) -> Vec<&StoredFile> {
+    let mut total: u64 = entries.iter().map(Entry::size).sum();
+    let mut order: Vec<&Entry> = entries.iter().collect();
+    order.sort_by_key(|e| (e.used(), e.build_id.to_hex()));
+    let mut remove = Vec::new();
+    for entry in order {
+        let files = entry
+            .index
+            .iter()
+            .chain(entry.debug.iter())
+            .chain(&entry.others);
+        for file in files {
+            if total <= max {
+                return remove;
+            }
+            total -= file.size;
+            remove.push(file);
+        }
+    }
+    remove
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn file(name: &str, size: u64, used_secs: u64) -> StoredFile {
+        StoredFile {
+            path: PathBuf::from(name),
+            size,
+            used: SystemTime::UNIX_EPOCH + Duration::from_secs(used_secs),
+        }
+    }
+
+    fn entry(hex: &str, debug: u64, index: Option<u64>, used: u64) -> Entry {
+        Entry {
+            build_id: BuildId::from_hex(hex).unwrap(),
+            debug: Some(file(&format!("{hex}.debug"), debug, used)),
+            others: Vec::new(),
+            index: index.map(|size| file(&format!("{hex}.faultline-index"), size, used)),
+        }
+    }
+
+    fn names(files: &[&StoredFile]) -> Vec<String> {
+        files.iter().map(|f| f.path.display().to_string()).collect()
+    }
+
+    #[test]
+    fn a_store_within_its_size_loses_nothing() {
+        let entries = [entry("aa01", 100, Some(30), 1), entry("bb02", 100, None, 2)];
+        assert!(plan_gc(&entries, 230).is_empty());
+        assert!(plan_gc(&entries, 1_000).is_empty());
+    }
+
+    #[test]
+    fn the_least_recently_used_goes_first_its_index_before_its_debug_file() {
+        let entries = [
+            entry("cc03", 100, Some(30), 30), // newest
+            entry("aa01", 100, Some(30), 10), // oldest
+            entry("bb02", 100, Some(30), 20),
+        ];
+        // 390 bytes: dropping the oldest index is enough for 360.
+        assert_eq!(names(&plan_gc(&entries, 360)), ["aa01.faultline-index"]);
+        // 259: the oldest entry whole, then the next one's index.
+        assert_eq!(
+            names(&plan_gc(&entries, 259)),
+            ["aa01.faultline-index", "aa01.debug", "bb02.faultline-index"]
+        );
+        // Nothing may stay.
+        assert_eq!(plan_gc(&entries, 0).len(), 6);
+    }
+
+    #[test]
+    fn an_entry_is_as_recent_as_its_most_recent_file() {
+        let mut old_debug_fresh_index = entry("aa01", 100, Some(30), 10);
+        old_debug_fresh_index.index.as_mut().unwrap().used =
+            SystemTime::UNIX_EPOCH + Duration::from_secs(50);
+        let entries = [old_debug_fresh_index, entry("bb02", 100, None, 20)];
+        assert_eq!(names(&plan_gc(&entries, 200)), ["bb02.debug"]);
     }
 }

@@ -36,6 +36,7 @@ mod differential;
 mod dumps;
 mod faults;
 mod forms;
+mod index;
 mod interactive;
 mod kube;
 mod leaks;
