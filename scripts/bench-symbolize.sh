@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Benchmarks `faultline symbolize` against llvm-symbolizer, binutils addr2line and gimli's
-# addr2line CLI: 100,000 random addresses, with inlines and demangling, output to a file, all
-# against the same large debug file (ripgrep built with full debug info), in one run.
-# Prints wall time and peak RSS per tool and faultline's ratios; docs/benchmarks.md has results.
+# Benchmarks `faultline symbolize`, cold (--no-index) and from a warm symbol index, against
+# llvm-symbolizer, binutils addr2line, gimli's addr2line CLI and blazesym's blazecli: 100,000
+# random addresses, with inlines and demangling, output to a file, all against the same large
+# debug file (ripgrep built with full debug info), in one run; then making the index, its size,
+# and one address as a whole process. Prints wall time and peak RSS per tool and faultline's
+# ratios against the targets; docs/benchmarks.md has results.
 #
 # Idempotent: inputs are cached under $TARGET/bench/ (ripgrep, rg.debug, a frozen copy of the
-# faultline binary) and $TARGET/bench-tools/ (the gimli CLI); outputs go to $TARGET/bench/out/.
+# faultline binary) and $TARGET/bench-tools/ (the gimli CLI, blazecli); outputs go to
+# $TARGET/bench/out/ (the index to $TARGET/bench/out/cache/).
 #
 # Environment: BENCH_COUNT (addresses, default 100000), BENCH_RUNS (timed runs per tool,
 # default 5), BENCH_SEED (sampling seed).
@@ -13,6 +16,7 @@ set -euo pipefail
 
 RIPGREP_VERSION=15.2.0
 GIMLI_ADDR2LINE_VERSION=0.27.1
+BLAZECLI_VERSION=0.1.14
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -48,6 +52,13 @@ if ! [[ -x "$gimli" ]] || [[ "$("$gimli" --version)" != "addr2line $GIMLI_ADDR2L
     --root "$tools"
 fi
 
+# 2b. blazesym's CLI.
+blazecli="$tools/bin/blazecli"
+if ! [[ -x "$blazecli" ]] || [[ "$("$blazecli" --version)" != "blazecli $BLAZECLI_VERSION" ]]; then
+  log "installing blazecli $BLAZECLI_VERSION"
+  cargo install blazecli --version "$BLAZECLI_VERSION" --locked --force --root "$tools"
+fi
+
 # 3. faultline, release. Copied so a concurrent build cannot swap the binary mid-benchmark.
 cargo build --release --locked -p faultline
 cp "$target/release/faultline" "$bench/bin/faultline.tmp"
@@ -66,12 +77,14 @@ if [[ -n "$(git -C "$root" status --porcelain -- crates 2>/dev/null)" ]]; then c
   echo "llvm-symbolizer: $(llvm-symbolizer --version | grep -m1 -i 'version' | sed 's/^ *//')"
   echo "addr2line:  $(addr2line --version | head -n1)"
   echo "gimli:      $("$gimli" --version)"
+  echo "blazecli:   $("$blazecli" --version)"
   cargo bench --locked -p faultline-tests --bench symbolize -- \
     --debug "$debug" \
     --faultline "$bench/bin/faultline" \
     --gimli "$gimli" \
     --llvm-symbolizer "$(command -v llvm-symbolizer)" \
     --binutils "$(command -v addr2line)" \
+    --blazecli "$blazecli" \
     --out "$bench/out" \
     --count "${BENCH_COUNT:-100000}" \
     --runs "${BENCH_RUNS:-5}" \

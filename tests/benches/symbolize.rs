@@ -1,5 +1,7 @@
-//! Symbolization benchmark: faultline against llvm-symbolizer, binutils addr2line and gimli's
-//! `addr2line` CLI, on the same debug file and the same random addresses.
+//! Symbolization benchmark: faultline, cold (`--no-index`) and from a warm symbol index, against
+//! llvm-symbolizer, binutils addr2line, gimli's `addr2line` CLI and blazesym's `blazecli`, on
+//! the same debug file and the same random addresses; then the index itself: how long making it
+//! takes, its size, and one address as a whole process.
 //!
 //! Run by `scripts/bench-symbolize.sh` (`just bench-symbolize`), which builds the inputs:
 //!
@@ -32,11 +34,21 @@ use std::time::{Duration, Instant};
 use object::{Object, ObjectSymbol, SymbolKind};
 
 const USAGE: &str = "usage: symbolize --debug FILE --faultline BIN --gimli BIN --out DIR \
-[--llvm-symbolizer BIN] [--binutils BIN] [--count N] [--runs N] [--seed N]";
+[--llvm-symbolizer BIN] [--binutils BIN] [--blazecli BIN] [--count N] [--runs N] [--seed N]";
 
-/// The issue's targets: faultline at least this much faster than the fastest other tool…
+/// The targets: cold faultline at least this much faster than the fastest other tool…
 const SPEEDUP_TARGET: f64 = 1.5;
-// …and its peak RSS no higher than the gimli CLI's.
+/// …from a warm index, at least this much…
+const WARM_SPEEDUP_TARGET: f64 = 10.0;
+/// …making the index no slower than this many cold runs…
+const BUILD_RATIO_TARGET: f64 = 2.0;
+/// …the index no larger than this share of the debug file…
+const SIZE_RATIO_TARGET: f64 = 0.5;
+/// …one address from a warm index, as a whole process, under this…
+const SINGLE_TARGET: Duration = Duration::from_millis(1);
+/// …measured this many times;
+const SINGLE_RUNS: usize = 30;
+// and peak RSS, cold and warm, no higher than the gimli CLI's.
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -77,6 +89,7 @@ struct Args {
     gimli: PathBuf,
     llvm_symbolizer: PathBuf,
     binutils: PathBuf,
+    blazecli: Option<PathBuf>,
     out: PathBuf,
     count: usize,
     runs: usize,
@@ -91,6 +104,7 @@ impl Args {
         let mut out = None;
         let mut llvm_symbolizer = PathBuf::from("llvm-symbolizer");
         let mut binutils = PathBuf::from("addr2line");
+        let mut blazecli = None;
         let mut count = 100_000;
         let mut runs = 5;
         let mut seed = 0x5eed_f417_u64;
@@ -117,6 +131,7 @@ impl Args {
                 "--out" => out = Some(PathBuf::from(value()?)),
                 "--llvm-symbolizer" => llvm_symbolizer = PathBuf::from(value()?),
                 "--binutils" => binutils = PathBuf::from(value()?),
+                "--blazecli" => blazecli = Some(PathBuf::from(value()?)),
                 "--count" => count = number(value()?)? as usize,
                 "--runs" => runs = number(value()?)? as usize,
                 "--seed" => seed = number(value()?)?,
@@ -137,6 +152,7 @@ impl Args {
             out: need(out, "--out")?,
             llvm_symbolizer,
             binutils,
+            blazecli,
             count,
             runs,
             seed,
@@ -154,6 +170,9 @@ enum Layout {
     /// untimed first run adds `-a` (the address before each record) so records can be counted;
     /// timed runs must then print exactly that output without the address lines.
     Addr2line,
+    /// blazecli's: a line `0x…: function @ …` per address, indented lines for its inlined
+    /// frames, `<no-symbol>` when unknown. It takes the addresses as arguments.
+    Blaze,
 }
 
 #[derive(Debug)]
@@ -229,26 +248,34 @@ fn run(args: &Args) -> Result<(), String> {
             "-C".into(),
         ]
     };
-    let tools = vec![
+    let symbolize = |extra: &[&str]| -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["symbolize".into(), "-e".into(), debug.clone()];
+        args.extend(extra.iter().map(OsString::from));
+        args
+    };
+    let mut tools = vec![
         Tool {
-            name: format!("faultline ({cores} threads)"),
+            name: format!("faultline --no-index ({cores} threads)"),
             key: "faultline",
             program: args.faultline.clone(),
-            args: vec!["symbolize".into(), "-e".into(), debug.clone()],
+            args: symbolize(&["--no-index"]),
             layout: Layout::Llvm,
             anchor: false,
         },
         Tool {
-            name: "faultline --threads 1".into(),
+            name: "faultline --no-index --threads 1".into(),
             key: "faultline-1thread",
             program: args.faultline.clone(),
-            args: vec![
-                "symbolize".into(),
-                "-e".into(),
-                debug.clone(),
-                "--threads".into(),
-                "1".into(),
-            ],
+            args: symbolize(&["--no-index", "--threads", "1"]),
+            layout: Layout::Llvm,
+            anchor: false,
+        },
+        // Its untimed first run makes the index; the timed runs read it.
+        Tool {
+            name: "faultline, warm index".into(),
+            key: "faultline-warm",
+            program: args.faultline.clone(),
+            args: symbolize(&[]),
             layout: Layout::Llvm,
             anchor: false,
         },
@@ -286,6 +313,24 @@ fn run(args: &Args) -> Result<(), String> {
             anchor: true,
         },
     ];
+    if let Some(blazecli) = &args.blazecli {
+        let mut argv: Vec<OsString> = vec![
+            "symbolize".into(),
+            "elf".into(),
+            "--path".into(),
+            debug.clone(),
+        ];
+        argv.extend(addresses.iter().map(|a| OsString::from(format!("{a:#x}"))));
+        tools.push(Tool {
+            name: "blazecli".into(),
+            key: "blazecli",
+            program: blazecli.clone(),
+            args: argv,
+            layout: Layout::Blaze,
+            anchor: true,
+        });
+    }
+    let _ = fs::remove_dir_all(args.out.join("cache"));
 
     // The measurer's own few MiB are the smallest peak RSS it can report.
     let floor = measure(
@@ -330,6 +375,12 @@ fn run(args: &Args) -> Result<(), String> {
                 reference.push(Some(stripped));
                 records
             }
+            Layout::Blaze => {
+                let records = blaze_records(&bytes, addresses.len())
+                    .map_err(|e| format!("{}: {}: {e}", tool.name, out.display()))?;
+                reference.push(None);
+                records
+            }
         };
         unknown.push(records.iter().filter(|r| r.unknown).count());
     }
@@ -349,6 +400,10 @@ fn run(args: &Args) -> Result<(), String> {
             )?;
             let bytes = fs::read(&out).map_err(|e| format!("{}: {e}", out.display()))?;
             match &reference[i] {
+                None if tool.layout == Layout::Blaze => {
+                    blaze_records(&bytes, addresses.len())
+                        .map_err(|e| format!("{}: {}: {e}", tool.name, out.display()))?;
+                }
                 None => {
                     llvm_records(&bytes, addresses.len())
                         .map_err(|e| format!("{}: {}: {e}", tool.name, out.display()))?;
@@ -375,6 +430,11 @@ fn run(args: &Args) -> Result<(), String> {
     if multi != single {
         return Err("faultline's output differs between the default and --threads 1".into());
     }
+    // The index never changes an answer.
+    let warm = fs::read(args.out.join("faultline-warm.txt")).map_err(|e| e.to_string())?;
+    if multi != warm {
+        return Err("faultline's output from the index differs from its output from DWARF".into());
+    }
     let llvm = fs::read(args.out.join("llvm-symbolizer.txt")).map_err(|e| e.to_string())?;
     let (identical, same_locations) = agreement(&multi, &llvm);
     let rows: Vec<Row<'_>> = tools
@@ -395,13 +455,22 @@ fn run(args: &Args) -> Result<(), String> {
         }
     );
     println!(
-        "faultline's output is identical with 1 and {cores} threads. Against llvm-symbolizer, of \
+        "faultline's output is identical with 1 and {cores} threads and from its index. Against llvm-symbolizer, of \
          {} addresses: {identical} print identically, {same_locations} have the same frames \
          with the same file:line:column (names aside: llvm-symbolizer 14 leaves Rust's \
          $LT$-style escapes undecoded).",
         addresses.len()
     );
-    verdict(&rows)
+    verdict(&rows)?;
+    let cold = rows
+        .iter()
+        .find(|r| r.tool.key == "faultline")
+        .ok_or("no faultline row")?;
+    let gimli = rows
+        .iter()
+        .find(|r| r.tool.key == "gimli-addr2line")
+        .ok_or("no gimli row")?;
+    index_figures(args, &addresses, debug_size, cold, gimli)
 }
 
 struct Row<'a> {
@@ -493,7 +562,179 @@ fn verdict(rows: &[Row<'_>]) -> Result<(), String> {
         gimli.rss_mib(),
         met(faultline.max_rss_kib <= gimli.max_rss_kib),
     );
+    if let Some(warm) = rows.iter().find(|r| r.tool.key == "faultline-warm") {
+        let speedup = fastest.wall_median.as_secs_f64() / warm.wall_median.as_secs_f64();
+        println!(
+            "faultline from a warm index vs the fastest other tool ({}): {speedup:.1}x faster \
+             (target >= {WARM_SPEEDUP_TARGET}x: {})",
+            fastest.tool.name,
+            met(speedup >= WARM_SPEEDUP_TARGET),
+        );
+        println!(
+            "faultline from a warm index, peak RSS vs gimli addr2line: {:.0} / {:.0} MiB = {:.2} \
+             (target <= 1: {})",
+            warm.rss_mib(),
+            gimli.rss_mib(),
+            warm.rss_mib() / gimli.rss_mib(),
+            met(warm.max_rss_kib <= gimli.max_rss_kib),
+        );
+    }
     Ok(())
+}
+
+/// The index on its own: making it (`--runs` times, each from nothing, with one address to
+/// answer), its size, and one address as a whole process from the warm index, beside
+/// faultline from DWARF and llvm-symbolizer for the same address.
+fn index_figures(
+    args: &Args,
+    addresses: &[u64],
+    debug_size: u64,
+    cold: &Row<'_>,
+    gimli: &Row<'_>,
+) -> Result<(), String> {
+    let met = |ok: bool| if ok { "MET" } else { "NOT MET" };
+    let cache = args.out.join("cache");
+    let one = OsString::from(format!("{:#x}", addresses[0]));
+    let debug = args.debug.clone().into_os_string();
+    let faultline = |extra: &[&str]| -> Vec<OsString> {
+        let mut argv = vec![
+            args.faultline.clone().into_os_string(),
+            "symbolize".into(),
+            "-e".into(),
+            debug.clone(),
+        ];
+        argv.extend(extra.iter().map(OsString::from));
+        argv.push(one.clone());
+        argv
+    };
+    let out = args.out.join("one.txt");
+    let input = args.out.join("addresses.txt");
+
+    let mut builds = Vec::with_capacity(args.runs);
+    for round in 1..=args.runs {
+        eprintln!(
+            "bench-symbolize: making the index: run {round}/{}",
+            args.runs
+        );
+        let _ = fs::remove_dir_all(&cache);
+        builds.push(measure(
+            "faultline (making the index)",
+            "faultline-build",
+            &faultline(&[]),
+            &input,
+            &out,
+            &args.out,
+        )?);
+    }
+    let index = find_index(&cache)?;
+    let index_size = fs::metadata(&index)
+        .map_err(|e| format!("{}: {e}", index.display()))?
+        .len();
+    let (build, build_min, build_max) = median_min_max(builds.iter().map(|m| m.wall));
+    let build_rss = builds.iter().map(|m| m.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+
+    let singles: [(&str, &str, Vec<OsString>); 3] = [
+        ("faultline, warm index", "one-warm", faultline(&[])),
+        (
+            "faultline --no-index",
+            "one-cold",
+            faultline(&["--no-index"]),
+        ),
+        ("llvm-symbolizer", "one-llvm", {
+            let mut obj = OsString::from("--obj=");
+            obj.push(&debug);
+            vec![
+                args.llvm_symbolizer.clone().into_os_string(),
+                obj,
+                "--inlining".into(),
+                "--demangle".into(),
+                one.clone(),
+            ]
+        }),
+    ];
+    let mut single = Vec::new();
+    for (name, key, argv) in &singles {
+        eprintln!("bench-symbolize: one address: {name} ({SINGLE_RUNS} runs)");
+        // Untimed: the page cache.
+        measure(name, key, argv, &input, &out, &args.out)?;
+        let runs = (0..SINGLE_RUNS)
+            .map(|_| measure(name, key, argv, &input, &out, &args.out))
+            .collect::<Result<Vec<_>, _>>()?;
+        single.push((name, runs));
+    }
+
+    println!();
+    println!(
+        "symbol index of {}: {} bytes ({:.1} MiB), {:.0}% of the debug file",
+        args.debug.display(),
+        index_size,
+        index_size as f64 / MIB,
+        100.0 * index_size as f64 / debug_size as f64
+    );
+    println!();
+    println!("| | wall | min–max | peak RSS MiB |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| making the index (and one address), median of {} | {:.2} s | {:.2}–{:.2} s | {build_rss:.0} |",
+        args.runs,
+        build.as_secs_f64(),
+        build_min.as_secs_f64(),
+        build_max.as_secs_f64(),
+    );
+    for (name, runs) in &single {
+        let (median, min, max) = median_min_max(runs.iter().map(|m| m.wall));
+        let rss = runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        println!(
+            "| one address, {name}, median of {SINGLE_RUNS} | {:.2} ms | {:.2}–{:.2} ms | {rss:.0} |",
+            median.as_secs_f64() * 1e3,
+            min.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3,
+        );
+    }
+    println!();
+    let ratio = build.as_secs_f64() / cold.wall_median.as_secs_f64();
+    println!(
+        "making the index vs one cold run of {} addresses ({:.2} s): {ratio:.2}x (target <= \
+         {BUILD_RATIO_TARGET}x: {})",
+        addresses.len(),
+        cold.wall_median.as_secs_f64(),
+        met(ratio <= BUILD_RATIO_TARGET)
+    );
+    let share = index_size as f64 / debug_size as f64;
+    println!(
+        "index size vs the debug file: {share:.2} (target <= {SIZE_RATIO_TARGET}: {})",
+        met(share <= SIZE_RATIO_TARGET)
+    );
+    let (warm_one, _, _) = median_min_max(single[0].1.iter().map(|m| m.wall));
+    println!(
+        "one address from a warm index, whole process: {:.2} ms (target < {} ms: {})",
+        warm_one.as_secs_f64() * 1e3,
+        SINGLE_TARGET.as_millis(),
+        met(warm_one < SINGLE_TARGET)
+    );
+    println!(
+        "peak RSS making the index vs gimli addr2line's run: {build_rss:.0} / {:.0} MiB",
+        gimli.rss_mib()
+    );
+    Ok(())
+}
+
+fn median_min_max(walls: impl Iterator<Item = Duration>) -> (Duration, Duration, Duration) {
+    let mut walls: Vec<Duration> = walls.collect();
+    walls.sort();
+    (walls[walls.len() / 2], walls[0], walls[walls.len() - 1])
+}
+
+/// The one index under the cache directory (`<hex>/faultline-index`).
+fn find_index(cache: &Path) -> Result<PathBuf, String> {
+    let entries = fs::read_dir(cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    for entry in entries.flatten() {
+        let index = entry.path().join("faultline-index");
+        if index.is_file() {
+            return Ok(index);
+        }
+    }
+    Err(format!("no index was made under {}", cache.display()))
 }
 
 /// Runs `argv` once with `input` on stdin and `out` as stdout, through a fresh copy of this
@@ -520,6 +761,8 @@ fn measure(
     let _ = fs::remove_file(&result_path);
     let me = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let status = Command::new(me)
+        // faultline's indexes of files outside a store go to the cache: the benchmark's own.
+        .env("FAULTLINE_CACHE_DIR", dir.join("cache"))
         .arg(MEASURE_CHILD)
         .arg(&result_path)
         .args(argv)
@@ -766,6 +1009,31 @@ fn llvm_records(bytes: &[u8], expected: usize) -> Result<Vec<Record>, String> {
         records.push(Record {
             unknown: lines[lines.len() - 2] == b"??",
         });
+    }
+    if records.len() != expected {
+        return Err(format!(
+            "{} address records, expected {expected}",
+            records.len()
+        ));
+    }
+    Ok(records)
+}
+
+/// Checks blazecli's output: exactly `expected` records, each a `0x…:` line and the indented
+/// lines of its inlined frames.
+fn blaze_records(bytes: &[u8], expected: usize) -> Result<Vec<Record>, String> {
+    let mut records = Vec::with_capacity(expected);
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if line.starts_with(b"0x") {
+            records.push(Record {
+                unknown: line.ends_with(b"<no-symbol>"),
+            });
+        } else if !line.starts_with(b" ") || records.is_empty() {
+            return Err(format!(
+                "line {:?} is neither an address's nor an inlined frame's",
+                String::from_utf8_lossy(line)
+            ));
+        }
     }
     if records.len() != expected {
         return Err(format!(

@@ -1080,6 +1080,87 @@ pub fn attach(file: &mut DebugFile, options: &IndexOptions) -> Attached {
     }
 }
 
+/// For the fuzzer (`fuzz/fuzz_targets/symbol_index.rs`), not an API: random bytes rarely pass
+/// a checksum, so it reseals them to reach the tables behind the checks.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    use super::{BLOCK, F_DWARF, HEADER_LEN, SymbolIndex, at, u32_at, u64_at};
+    use crate::{BuildId, Demangle, elf::ElfIdentity};
+
+    /// Makes the length, block checksums, the block table's checksum and the header's
+    /// checksum of `bytes` right, as far as its header's fields allow.
+    pub fn reseal(bytes: &mut [u8]) {
+        if bytes.len() < HEADER_LEN {
+            return;
+        }
+        let len = bytes.len() as u64;
+        bytes[at::TOTAL..at::TOTAL + 8].copy_from_slice(&len.to_le_bytes());
+        let blocks = u32_at(bytes, at::BLOCKS) as usize;
+        let body_off = u64_at(bytes, at::BODY_OFF);
+        let table_end = HEADER_LEN.saturating_add(blocks.saturating_mul(4));
+        if table_end.saturating_add(4) <= bytes.len() {
+            for block in 0..blocks {
+                let start = body_off.saturating_add((block * BLOCK) as u64);
+                if start >= len {
+                    break;
+                }
+                let start = start as usize;
+                let end = (start + BLOCK).min(bytes.len());
+                let crc = crc32fast::hash(&bytes[start..end]);
+                let at = HEADER_LEN + 4 * block;
+                bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+            }
+            let crc = crc32fast::hash(&bytes[HEADER_LEN..table_end]);
+            bytes[table_end..table_end + 4].copy_from_slice(&crc.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&bytes[..at::HEADER_CRC]);
+        bytes[at::HEADER_CRC..at::HEADER_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Opens `path` as the index of the file its header names and reads what it says of
+    /// each probe: every frame's names in the three styles and its file. Returns how many
+    /// frames it read; a damaged index stops the probe, never the process.
+    pub fn open_and_read(path: &Path, probes: &[u64]) -> usize {
+        let Ok(header) = std::fs::read(path) else {
+            return 0;
+        };
+        if header.len() < HEADER_LEN {
+            return 0;
+        }
+        let id_len = (u32_at(&header, at::BUILD_ID_LEN) as usize).min(at::BUILD_ID_MAX);
+        let identity = ElfIdentity {
+            build_id: BuildId::new(header[at::BUILD_ID..at::BUILD_ID + id_len].to_vec()).ok(),
+            debuglink: None,
+            has_dwarf: u32_at(&header, at::FLAGS) & F_DWARF != 0,
+        };
+        let size = u64_at(&header, at::SOURCE_SIZE);
+        let Ok(index) = SymbolIndex::open(path, &identity, size) else {
+            return 0;
+        };
+        let mut frames = 0;
+        for &probe in probes {
+            match index.lookup(probe) {
+                Ok(super::Found::Frames(found)) => {
+                    for frame in found {
+                        frames += 1;
+                        for style in [Demangle::Off, Demangle::Full, Demangle::Short] {
+                            let _ = index.function_name(frame.function, style);
+                        }
+                        let _ = index.string(frame.file);
+                    }
+                }
+                Ok(super::Found::Corrupt(message)) => {
+                    let _ = index.string(message);
+                }
+                Ok(super::Found::Nothing) | Err(_) => {}
+            }
+        }
+        frames
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
