@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use faultline_record::{Addr, BuildId};
 use faultline_symbolize::{
     DebugFile, Demangle, Reason, Source, SourceFrame, SymbolizeOptions, Symbolized, elf,
-    symbolize_many,
+    symbolize_many, symbolize_to,
 };
 
 use crate::SymbolizeArgs;
@@ -64,16 +64,28 @@ pub fn run(args: SymbolizeArgs) -> Result<(), Failure> {
     let flush_each = stdout.is_terminal();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let format = args.format;
-    let result = symbolize_many(&file, &probes, &options, |i, symbolized| {
-        match format {
-            SymbolizeFormat::Llvm => write_llvm(&mut out, symbolized)?,
-            SymbolizeFormat::Json => write_json(&mut out, probes[i], symbolized)?,
-        }
-        if flush_each {
-            out.flush()?;
-        }
-        Ok(())
-    });
+    let result = if flush_each {
+        // A terminal sees each address as soon as it is answered.
+        symbolize_many(&file, &probes, &options, |i, symbolized| {
+            match format {
+                SymbolizeFormat::Llvm => write_llvm(&mut out, symbolized)?,
+                SymbolizeFormat::Json => write_json(&mut out, probes[i], symbolized)?,
+            }
+            out.flush()
+        })
+    } else {
+        // A file or a pipe gets the bytes in chunks, formatted on every thread.
+        symbolize_to(
+            &file,
+            &probes,
+            &options,
+            |buf, probe, symbolized| match format {
+                SymbolizeFormat::Llvm => write_llvm(buf, symbolized),
+                SymbolizeFormat::Json => write_json(buf, probe, symbolized),
+            },
+            |bytes| out.write_all(bytes),
+        )
+    };
     // A closed pipe (`| head`) is not an error worth reporting.
     match result.and_then(|()| {
         out.flush()
@@ -186,12 +198,28 @@ fn write_llvm(out: &mut impl Write, symbolized: &Symbolized) -> io::Result<()> {
                 out.write_all(frame.function.as_deref().unwrap_or("??").as_bytes())?;
                 out.write_all(b"\n")?;
                 match &frame.file {
-                    Some(file) => writeln!(
-                        out,
-                        "{file}:{}:{}",
-                        frame.line.unwrap_or(0),
-                        frame.column.unwrap_or(0)
-                    )?,
+                    Some(file) => {
+                        out.write_all(file.as_bytes())?;
+                        let mut buf = [0u8; 24];
+                        let mut at = buf.len();
+                        // `:line:column\n`, digits written from the end.
+                        at -= 1;
+                        buf[at] = b'\n';
+                        for number in [frame.column.unwrap_or(0), frame.line.unwrap_or(0)] {
+                            let mut n = number;
+                            loop {
+                                at -= 1;
+                                buf[at] = b'0' + (n % 10) as u8;
+                                n /= 10;
+                                if n == 0 {
+                                    break;
+                                }
+                            }
+                            at -= 1;
+                            buf[at] = b':';
+                        }
+                        out.write_all(&buf[at..])?;
+                    }
                     None => out.write_all(b"??:0:0\n")?,
                 }
             }

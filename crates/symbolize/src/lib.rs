@@ -92,7 +92,9 @@ mod symbolizer;
 
 pub use locate::{Found, Locator, NotFound, Source};
 pub use store::{Added, DebugStore, Entry, StoredFile, plan_gc};
-pub use symbolizer::{DebugFile, Demangle, SymbolizeOptions, Symbolizer, symbolize_many};
+pub use symbolizer::{
+    DebugFile, Demangle, SymbolizeOptions, Symbolizer, symbolize_many, symbolize_to,
+};
 
 use std::fmt;
 use std::sync::Arc;

@@ -17,7 +17,7 @@ use gimli::{EndianSlice, RunTimeEndian};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
 use crate::elf::{ElfIdentity, identity_of_bytes};
-use crate::index::{Damaged, Found, SymbolIndex};
+use crate::index::{Damaged, Found, FxMap, SymbolIndex};
 use crate::{Error, Reason, Result, SourceFrame, Symbolized};
 
 type Slice<'a> = EndianSlice<'a, RunTimeEndian>;
@@ -484,8 +484,8 @@ pub struct Symbolizer<'a> {
     /// Made at once without an index; with one, the first time the index cannot answer.
     dwarf: OnceCell<Result<DwarfSymbolizer<'a>, String>>,
     /// Names and files as shared strings, by their ids in the index.
-    functions: RefCell<HashMap<u32, Arc<str>>>,
-    strings: RefCell<HashMap<u32, Arc<str>>>,
+    functions: RefCell<FxMap<u32, Arc<str>>>,
+    strings: RefCell<FxMap<u32, Arc<str>>>,
 }
 
 impl std::fmt::Debug for Symbolizer<'_> {
@@ -574,7 +574,7 @@ impl Symbolizer<'_> {
 
 /// The shared string for `id`, made from `text` the first time.
 fn cached<'i>(
-    cache: &RefCell<HashMap<u32, Arc<str>>>,
+    cache: &RefCell<FxMap<u32, Arc<str>>>,
     id: u32,
     text: impl FnOnce() -> Result<&'i str, Damaged>,
 ) -> Result<Arc<str>, Damaged> {
@@ -797,6 +797,152 @@ const NAME_CACHE_GENERATION: usize = 2048;
 /// More inlining than any real compiler produces; a loop in corrupt DWARF otherwise.
 const MAX_INLINE_DEPTH: usize = 256;
 
+/// [`symbolize_many`] through the index: a binary search and a walk up a chain per address, on
+/// the calling thread (the answers' shared strings stay on the thread that made them).
+fn symbolize_indexed(
+    file: &DebugFile,
+    probes: &[u64],
+    demangle: Demangle,
+    mut emit: impl FnMut(usize, &Symbolized) -> std::io::Result<()>,
+) -> Result<()> {
+    let symbolizer = file.symbolizer(demangle)?;
+    for (i, &probe) in probes.iter().enumerate() {
+        emit(i, &symbolizer.symbolize(probe)).map_err(|source| Error::Io {
+            path: PathBuf::from("<output>"),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Symbolizes `probes` and writes them out: `format` turns each answer into bytes, on any
+/// thread; `write` gets the bytes of consecutive addresses, in input order, on the calling
+/// thread. Through an index, chunks of addresses go to whichever thread is free (the caller
+/// too, while the chunk it must write next is not ready), each formatting its own answers, so
+/// that on two cores the whole run takes about half as long; from DWARF it is
+/// [`symbolize_many`] with the bytes written chunk by chunk.
+pub fn symbolize_to(
+    file: &DebugFile,
+    probes: &[u64],
+    options: &SymbolizeOptions,
+    format: impl Fn(&mut Vec<u8>, u64, &Symbolized) -> std::io::Result<()> + Sync,
+    mut write: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<()> {
+    let io_err = |source| Error::Io {
+        path: PathBuf::from("<output>"),
+        source,
+    };
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let indexed = file.index().is_some_and(|index| {
+        probes.len() < CHECK_ALL_AT || index.check_all().is_ok() || {
+            let _ = std::fs::remove_file(index.path());
+            false
+        }
+    });
+    if !indexed || threads == 1 || probes.len() < 2 * CHUNK {
+        let mut buf = Vec::with_capacity(256 * 1024);
+        let options = SymbolizeOptions {
+            threads,
+            ..options.clone()
+        };
+        let emit = |i: usize, symbolized: &Symbolized| {
+            format(&mut buf, probes[i], symbolized)?;
+            if buf.len() >= 128 * 1024 {
+                write(&buf)?;
+                buf.clear();
+            }
+            Ok(())
+        };
+        if indexed {
+            symbolize_indexed(file, probes, options.demangle, emit)?;
+        } else {
+            symbolize_many(file, probes, &options, emit)?;
+        }
+        return write(&buf).map_err(io_err);
+    }
+    let chunks: Vec<&[u64]> = probes.chunks(CHUNK).collect();
+    let produce = |symbolizer: &Symbolizer<'_>, k: usize| -> std::io::Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(CHUNK * 512);
+        for &probe in chunks[k] {
+            format(&mut buf, probe, &symbolizer.symbolize(probe))?;
+        }
+        Ok(buf)
+    };
+    let states = (0..threads)
+        .map(|_| file.symbolizer(options.demangle))
+        .collect::<Result<Vec<_>>>()?;
+    in_order(states, chunks.len(), produce, |bytes| write(&bytes?)).map_err(io_err)
+}
+
+/// Runs `produce(state, k)` for every `k` in `0..n`, each thread with a state of its own (the
+/// first is the calling thread's), and `consume`s the results in order on the calling thread,
+/// which produces chunks itself while the one it must consume next is not ready. Stops at the
+/// first error of `consume`.
+fn in_order<S: Send, T: Send, E>(
+    mut states: Vec<S>,
+    n: usize,
+    produce: impl Fn(&S, usize) -> T + Sync,
+    mut consume: impl FnMut(T) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(mine) = (!states.is_empty()).then(|| states.remove(0)) else {
+        return Ok(());
+    };
+    let next = AtomicUsize::new(0);
+    let claim = || next.fetch_add(1, Ordering::Relaxed);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<(usize, T)>((states.len() + 1) * IN_FLIGHT);
+        for state in states {
+            let tx = tx.clone();
+            let (claim, produce) = (&claim, &produce);
+            scope.spawn(move || {
+                loop {
+                    let k = claim();
+                    if k >= n || tx.send((k, produce(&state, k))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut ready: HashMap<usize, T> = HashMap::new();
+        for want in 0..n {
+            let part = loop {
+                if let Some(part) = ready.remove(&want) {
+                    break part;
+                }
+                while let Ok((k, part)) = rx.try_recv() {
+                    ready.insert(k, part);
+                }
+                if ready.contains_key(&want) {
+                    continue;
+                }
+                let k = claim();
+                if k < n {
+                    ready.insert(k, produce(&mine, k));
+                    continue;
+                }
+                match rx.recv() {
+                    Ok((k, part)) => {
+                        ready.insert(k, part);
+                    }
+                    // Every worker is gone (one panicked): make what is missing here.
+                    Err(_) => break produce(&mine, want),
+                }
+            };
+            if let Err(e) = consume(part) {
+                // No more chunks for the workers; they stop at their next claim.
+                next.store(n, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Symbolizes `probes` (exact module-relative addresses) against `file`, calling `emit` for each
 /// in input order.
 ///
@@ -822,13 +968,13 @@ pub fn symbolize_many(
         path: PathBuf::from("<output>"),
         source,
     };
-    if file.index().is_some() {
-        // A lookup in the index is a binary search: no threads, no chunks, input order.
-        let symbolizer = file.symbolizer(options.demangle)?;
-        for (i, &probe) in probes.iter().enumerate() {
-            emit(i, &symbolizer.symbolize(probe)).map_err(io_err)?;
+    if let Some(index) = file.index() {
+        // Many addresses reach most of the index: check it all at once (a millisecond), so
+        // lookups read without checking. A damaged index is removed and DWARF answers.
+        if probes.len() < CHECK_ALL_AT || index.check_all().is_ok() {
+            return symbolize_indexed(file, probes, options.demangle, emit);
         }
-        return Ok(());
+        let _ = std::fs::remove_file(index.path());
     }
     let symbols = Arc::new(file.symbol_table()?);
     let dwarf = Arc::new(file.dwarf()?);
@@ -969,6 +1115,8 @@ pub fn symbolize_many(
 /// Addresses looked up at a time: large enough that ascending order pays, small enough that the
 /// frames held back to restore input order stay a few megabytes.
 const CHUNK: usize = 4096;
+/// From this many addresses on, an index is checked whole before the lookups.
+const CHECK_ALL_AT: usize = 4096;
 /// Chunks at the workers at once: one being looked up while the caller emits another.
 const IN_FLIGHT: usize = 2;
 /// Below this many addresses per thread, a second thread costs more than it saves.

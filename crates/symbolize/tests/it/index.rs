@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use faultline_symbolize::index::{self, IndexError, SymbolIndex};
-use faultline_symbolize::{DebugFile, Demangle, Symbolized};
+use faultline_symbolize::{DebugFile, Demangle, SymbolizeOptions, Symbolized, symbolize_to};
 use faultline_tests::{CProgram, GoBuild, demo_binary, go_toolchains, run_ok};
 
 /// A C program whose hot paths the compiler inlines at `-O2`: static helpers called from
@@ -159,6 +159,31 @@ fn same_answers(file: &Path, n: usize) -> usize {
             differ.join("\n")
         );
     }
+    // The batch paths too: chunks through the index on two threads, formatted where they
+    // were answered, against DWARF's threads, in input order.
+    let options = SymbolizeOptions {
+        demangle: Demangle::Full,
+        threads: 2,
+    };
+    let format = |buf: &mut Vec<u8>, probe: u64, s: &Symbolized| {
+        use std::io::Write as _;
+        writeln!(buf, "{probe:#x} {s:?}")
+    };
+    let batch = |file: &DebugFile| {
+        let mut out = Vec::new();
+        symbolize_to(file, &probes, &options, format, |bytes| {
+            out.extend_from_slice(bytes);
+            Ok(())
+        })
+        .unwrap();
+        out
+    };
+    let (through_index, from_dwarf) = (batch(&with), batch(&without));
+    assert!(
+        through_index == from_dwarf,
+        "{}: symbolize_to answers differently through the index",
+        file.display()
+    );
     inlined
 }
 
