@@ -846,7 +846,7 @@ pub fn symbolize_to(
         let mut buf = Vec::with_capacity(256 * 1024);
         let options = SymbolizeOptions {
             threads,
-            ..options.clone()
+            ..*options
         };
         let emit = |i: usize, symbolized: &Symbolized| {
             format(&mut buf, probes[i], symbolized)?;
