@@ -448,3 +448,48 @@ fn gc_drops_the_least_recently_used_index_first_then_its_debug_file() {
     );
     assert_eq!(ls["entries"].as_array().unwrap().len(), 1, "{ls:#}");
 }
+
+#[test]
+fn analyze_makes_the_index_of_a_crash_s_module_and_answers_as_without() {
+    use crate::records::{frame_in, module, record, write};
+    let s = Stored::new("1dc0000000000000000000000000000000000008");
+    s.add(&["--no-index"]);
+    let frames = ["indexed_helper", "indexed_other", "main"]
+        .iter()
+        .map(|name| frame_in(0, nm_symbol(&s.binary, name).address + 1))
+        .collect();
+    let crash = write(
+        s.dir.path(),
+        "crash",
+        &record(vec![module("/srv/indexed", Some(&s.build_id))], frames),
+    );
+    let analyze = |extra: &[&str]| {
+        run(faultline()
+            .arg("analyze")
+            .arg(&crash)
+            .args(["--format", "json", "--debug-dir"])
+            .arg(s.store())
+            .args(extra))
+        .assert_success()
+    };
+    let cold = analyze(&["--no-index"]);
+    assert!(!s.index().exists(), "{}", cold.context());
+    let first = analyze(&[]);
+    assert!(first.stderr.contains("indexing"), "{}", first.context());
+    assert!(s.index().is_file(), "{}", first.context());
+    let second = analyze(&[]);
+    assert_eq!(second.stderr, "", "{}", second.context());
+    assert_eq!(stdout_json(&first), stdout_json(&cold));
+    assert_eq!(stdout_json(&second), stdout_json(&cold));
+    let functions: Vec<Value> = stdout_json(&second)["frames"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", second.stdout))
+        .iter()
+        .flat_map(|f| f["symbols"].as_array().cloned().unwrap_or_default())
+        .map(|symbol| symbol["function"].clone())
+        .collect();
+    assert!(
+        functions.contains(&Value::from("indexed_helper")),
+        "{functions:?}"
+    );
+}
