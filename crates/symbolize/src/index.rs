@@ -1007,6 +1007,18 @@ pub fn make(file: &DebugFile, path: &Path) -> Result<SymbolIndex, IndexError> {
     SymbolIndex::open(path, file.identity(), file.size())
 }
 
+/// Whether an index can be written at `path`: its directory made, a file created in it.
+fn writable(path: &Path) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".faultline-index-probe-{}", std::process::id()));
+    fs::create_dir_all(dir)
+        .and_then(|()| fs::File::create(&probe))
+        .map(drop)
+        .map_err(|e| format!("{} cannot be written: {e}", dir.display()))?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Marks an index used now (its modification time), for `debug-store gc`'s least recently used
 /// order; at most every ten minutes, and silently not where it cannot be written.
 fn touch(path: &Path) {
@@ -1087,6 +1099,13 @@ pub fn attach(file: &mut DebugFile, options: &IndexOptions) -> Attached {
     };
     if !options.build {
         return Attached::Without(replaced.unwrap_or_else(|| "none made yet".into()));
+    }
+    // What cannot be indexed, or not kept: say so at once rather than build for nothing.
+    if file.identity().has_dwarf && file.is_split_dwarf() {
+        return Attached::Without("split DWARF (its inline trees are in .dwo files)".into());
+    }
+    if let Err(why) = writable(&path) {
+        return Attached::Without(why);
     }
     if let Some(on_build) = options.on_build {
         on_build(file.path(), &path);

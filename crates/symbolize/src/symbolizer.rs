@@ -164,6 +164,20 @@ impl DebugFile {
         self.symbolizer_with(Arc::new(self.dwarf()?), symbols, demangle)
     }
 
+    /// Whether the file's first unit is a split-DWARF skeleton (its body in a `.dwo`): such a
+    /// file is not indexed, and this says so without reading the rest (a skeleton's units are
+    /// made by one `-gsplit-dwarf` build, all or none).
+    pub(crate) fn is_split_dwarf(&self) -> bool {
+        let Ok(dwarf) = self.dwarf() else {
+            return false;
+        };
+        let mut units = dwarf.units();
+        match units.next() {
+            Ok(Some(header)) => dwarf.unit(header).is_ok_and(|unit| unit.dwo_id.is_some()),
+            _ => false,
+        }
+    }
+
     /// Every start and end of a unit, a function and an inlined subroutine: where the
     /// answer of [`DwarfSymbolizer::lookup_into`] can change. A split-DWARF unit (whose inline
     /// trees live in a `.dwo`) or DWARF that cannot be read through is refused.

@@ -493,3 +493,26 @@ fn analyze_makes_the_index_of_a_crash_s_module_and_answers_as_without() {
         "{functions:?}"
     );
 }
+
+#[test]
+fn where_no_index_can_be_written_dwarf_answers_without_a_word() {
+    let s = Stored::new("1dc0000000000000000000000000000000000009");
+    // The cache's place is a file: nothing can be made under it.
+    let blocked = s.dir.path().join("not-a-directory");
+    fs::write(&blocked, "").unwrap();
+    let symbolize = |cache: &Path| {
+        run_with(
+            faultline()
+                .env("FAULTLINE_CACHE_DIR", cache)
+                .arg("symbolize")
+                .arg("-e")
+                .arg(&s.binary),
+            with_input(&s.addresses()),
+        )
+        .assert_success()
+    };
+    let ran = symbolize(&blocked.join("cache"));
+    assert_eq!(ran.stderr, "", "{}", ran.context());
+    let expected = symbolize(&s.dir.path().join("cache")).stdout;
+    assert_eq!(ran.stdout, expected);
+}

@@ -91,6 +91,13 @@ impl SplitBuild {
     /// at its line.
     fn check_against_llvm(&self, what: &str) {
         let ours = self.faultline();
+        // A split-DWARF file is not indexed (its answers depend on the .dwo), and no index is
+        // announced, run after run.
+        assert!(
+            !ours.stderr.contains("indexing"),
+            "{what}: an index of split DWARF?\n{}",
+            ours.context()
+        );
         let theirs = self.llvm_symbolizer();
         let our_functions = llvm_style_functions(&ours.stdout);
         assert_eq!(
