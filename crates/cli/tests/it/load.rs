@@ -188,7 +188,9 @@ fn a_load_ramp_of_short_handlers_is_more_load_not_a_leak() {
         "handlers under the ramp ({answered} answers):\n{}",
         summary(&doc)
     );
-    assert!(answered > 1000, "the ramp got {answered} answers");
+    // The answers depend on the CPU two shared cores have to spare (CI runs other tests
+    // beside this one); that the load arrived is the handler group's size, asserted below.
+    assert!(answered > 300, "the ramp got {answered} answers");
     assert_eq!(ran.code(), Some(0), "{}\n{}", summary(&doc), ran.context());
     assert!(leaking(&doc).is_empty(), "{}", summary(&doc));
     // The handlers' group rose with the load; its members turned over.
