@@ -201,6 +201,7 @@ const CODE_MAP: &[&str] = &[
     "faultline-agent",
     "faultline-fault",
     "faultline-symbolize",
+    "faultline-native",
     "faultline-capture",
     "faultline-leak",
     "faultline-dump",

@@ -70,6 +70,14 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
 fn present(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<Vec<String>, Failure> {
     match input::detect(path, bytes, &args.log.fields()) {
         Kind::CrashRecord => crate::crash::report(path, bytes, args).map(|r| vec![r]),
+        Kind::Core => crate::native::report(path, bytes, args).map(|r| vec![r]),
+        Kind::Binary => Err(Failure::usage(format!(
+            "{}: {}, which analyze does not read; it reads ELF core files, faultline crash \
+             records and task dumps, Go and Rust panic output and goroutine dumps (also inside \
+             logs), pprof profiles, and logs of one JSON object per line",
+            path.display(),
+            input::describe_binary(bytes)
+        ))),
         kind @ (Kind::TaskDumpRecord | Kind::Dump | Kind::Log) => {
             crate::dumps::report(path, bytes, kind, args)
         }

@@ -131,7 +131,12 @@ fn human(record: &CrashRecord, report: &RecordReport, full: bool) -> String {
     s
 }
 
-fn write_frame(s: &mut String, index: usize, report: &FrameReport, record: &CrashRecord) {
+pub(crate) fn write_frame(
+    s: &mut String,
+    index: usize,
+    report: &FrameReport,
+    record: &CrashRecord,
+) {
     let marker = if report.own_code {
         "  <- first frame of your code"
     } else {
@@ -183,7 +188,7 @@ fn write_frame(s: &mut String, index: usize, report: &FrameReport, record: &Cras
     }
 }
 
-fn json(record: &CrashRecord, report: &RecordReport) -> serde_json::Value {
+pub(crate) fn json(record: &CrashRecord, report: &RecordReport) -> serde_json::Value {
     let modules: Vec<serde_json::Value> = record
         .modules
         .iter()

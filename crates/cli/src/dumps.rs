@@ -56,6 +56,13 @@ pub fn load(
     log: &LogFields,
 ) -> Result<Loaded, Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
+    if matches!(kind, Kind::Core | Kind::Binary) {
+        return Err(Failure::usage(format!(
+            "{}: {}: not a task dump (`faultline analyze` reads a core)",
+            path.display(),
+            crate::input::describe_binary(bytes)
+        )));
+    }
     if kind == Kind::Log {
         let dumps =
             faultline_dump::parse_log(bytes, &Limits::default(), log).map_err(|e| bad(&e))?;

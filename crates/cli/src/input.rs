@@ -26,12 +26,54 @@ pub enum Kind {
     /// A log of JSON lines (Docker's json-file, a log platform's export): each stream's text
     /// read as a dump is.
     Log,
+    /// An ELF core file: every thread unwound offline and symbolized (`native`).
+    Core,
+    /// Binary data that is none of the above (an executable, a minidump, an archive): refused,
+    /// saying what it is and what `analyze` reads.
+    Binary,
+}
+
+/// What a binary input is, in a few words, for the error that refuses it.
+pub fn describe_binary(bytes: &[u8]) -> String {
+    if bytes.starts_with(b"\x7fELF") {
+        return match faultline_native::Core::parse(bytes) {
+            Err(faultline_native::CoreError::NotCore(what)) => format!("an ELF {what}"),
+            Err(e) => format!("an ELF file ({e})"),
+            Ok(_) => "an ELF core".into(),
+        };
+    }
+    if bytes.starts_with(b"MDMP") {
+        return "a minidump (faultline does not read minidumps yet)".into();
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return "a zip archive".into();
+    }
+    if bytes.starts_with(b"\x28\xb5\x2f\xfd") {
+        return "zstd-compressed data".into();
+    }
+    "binary data".into()
+}
+
+/// Bytes no text format has: an ELF file, or a NUL in the first 8 KiB (gzip, which the pprof
+/// reader takes, aside).
+fn is_binary(bytes: &[u8]) -> bool {
+    // gzip: a pprof profile (`debug=0`), which the dump reader decompresses.
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return false;
+    }
+    bytes.starts_with(b"\x7fELF") || bytes.iter().take(8192).any(|&b| b == 0)
 }
 
 /// Tells what `bytes` (read from `path`) are, a log of JSON lines by `fields`. Only the
 /// envelope is looked at; the module the kind goes to parses (and reports errors in) the whole
 /// input.
 pub fn detect(path: &Path, bytes: &[u8], fields: &LogFields) -> Kind {
+    if faultline_native::elfcore::looks_like_core(bytes) {
+        return Kind::Core;
+    }
+    if is_binary(bytes) {
+        return Kind::Binary;
+    }
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
     let json =
         path.extension().is_some_and(|e| e == "json") || start.is_some_and(|i| bytes[i] == b'{');

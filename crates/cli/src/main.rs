@@ -10,6 +10,7 @@ mod inject;
 mod input;
 mod kube;
 mod leaks;
+mod native;
 mod output;
 mod run;
 mod store;

@@ -152,12 +152,25 @@ impl faultline_dump::Resolve for ResolvedRecord {
     }
 }
 
-/// Symbolizes every frame of `record`, finding debug files with `locator`.
+/// Symbolizes the frames of `record` (the crashing thread's) against the debug files found by
+/// `locator`, each distinct module opened once.
 pub fn symbolize_record(
     record: &CrashRecord,
     locator: &Locator,
     demangle: Demangle,
 ) -> RecordReport {
+    let (report, _) = symbolize_threads(record, locator, demangle);
+    report
+}
+
+/// [`symbolize_record`], and each task's stack too, as the stack of a thread of its own (the
+/// other threads of a native crash): the panic machinery and your own code's first frame are
+/// marked per stack. Each module is opened once for all of them.
+pub fn symbolize_threads(
+    record: &CrashRecord,
+    locator: &Locator,
+    demangle: Demangle,
+) -> (RecordReport, Vec<Vec<FrameReport>>) {
     let (modules, files) = open_modules(record, locator);
 
     let symbolizers: HashMap<usize, Result<Symbolizer<'_>, Reason>> = files
@@ -171,31 +184,35 @@ pub fn symbolize_record(
         })
         .collect();
 
-    let mut frames: Vec<FrameReport> = record
-        .frames
-        .iter()
-        .map(|frame| {
-            let symbolized = match (frame.module, frame.lookup_address()) {
-                (Some(m), Some(addr)) => match (symbolizers.get(&m), &modules[m].debug_file) {
-                    (Some(Ok(symbolizer)), _) => symbolizer.symbolize(addr),
-                    (Some(Err(reason)), _) | (None, Some(Err(reason))) => {
-                        Symbolized::Unknown(reason.clone())
-                    }
-                    (None, _) => Symbolized::Unknown(Reason::NoDebugInfo),
-                },
-                _ => Symbolized::Unknown(Reason::NotInModule),
-            };
-            FrameReport {
-                frame: frame.clone(),
-                symbolized,
-                hidden: false,
-                own_code: false,
-            }
-        })
-        .collect();
-    mark_machinery(&mut frames);
-    mark_own_code(&mut frames);
-    RecordReport { modules, frames }
+    let stack = |frames: &[Frame]| -> Vec<FrameReport> {
+        let mut out: Vec<FrameReport> = frames
+            .iter()
+            .map(|frame| {
+                let symbolized = match (frame.module, frame.lookup_address()) {
+                    (Some(m), Some(addr)) => match (symbolizers.get(&m), &modules[m].debug_file) {
+                        (Some(Ok(symbolizer)), _) => symbolizer.symbolize(addr),
+                        (Some(Err(reason)), _) | (None, Some(Err(reason))) => {
+                            Symbolized::Unknown(reason.clone())
+                        }
+                        (None, _) => Symbolized::Unknown(Reason::NoDebugInfo),
+                    },
+                    _ => Symbolized::Unknown(Reason::NotInModule),
+                };
+                FrameReport {
+                    frame: frame.clone(),
+                    symbolized,
+                    hidden: false,
+                    own_code: false,
+                }
+            })
+            .collect();
+        mark_machinery(&mut out);
+        mark_own_code(&mut out);
+        out
+    };
+    let frames = stack(&record.frames);
+    let tasks = record.tasks.iter().map(|t| stack(&t.frames)).collect();
+    (RecordReport { modules, frames }, tasks)
 }
 
 fn locate_and_open(

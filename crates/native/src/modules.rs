@@ -1,0 +1,175 @@
+//! The modules of a crashed process: its mapped ELF files, each with its load bias, segments
+//! and GNU build-id read from the ELF headers the kernel keeps in the core (the first page of
+//! every mapped ELF file, by the default `coredump_filter`).
+
+use crate::elfcore::{Core, Mapping, elf};
+
+/// A mapped ELF file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedModule {
+    /// Its path as the process saw it.
+    pub path: String,
+    /// The lowest and one past the highest address of its mappings.
+    pub start: u64,
+    /// One past its last mapped address.
+    pub end: u64,
+    /// Runtime address minus the file's virtual address.
+    pub load_bias: u64,
+    /// Its GNU build-id; `None` when the core does not hold its headers or it has none.
+    pub build_id: Option<Vec<u8>>,
+    /// Its `PT_LOAD` segments: runtime start, size in memory, file offset, vaddr, `r-x` flags.
+    pub segments: Vec<(u64, u64, u64, u64, String)>,
+    /// Why its build-id is unknown, if it is.
+    pub why_no_build_id: Option<String>,
+}
+
+/// The modules of `core`, in address order: every mapped file whose first page the core holds
+/// as an ELF header; a mapped file whose header is not in the core is listed too, its build-id
+/// unknown and its bias assumed from its mapping (virtual address = file offset).
+pub fn modules(core: &Core<'_>) -> Vec<LoadedModule> {
+    let mut by_path: Vec<(&str, Vec<&Mapping>)> = Vec::new();
+    for m in &core.mappings {
+        match by_path.iter_mut().find(|(p, _)| *p == m.path) {
+            Some((_, list)) => list.push(m),
+            None => by_path.push((&m.path, vec![m])),
+        }
+    }
+    let mut out = Vec::new();
+    for (path, maps) in by_path {
+        let start = maps.iter().map(|m| m.start).min().unwrap_or(0);
+        let end = maps.iter().map(|m| m.end).max().unwrap_or(0);
+        let Some(first) = maps.iter().find(|m| m.file_offset == 0) else {
+            continue;
+        };
+        let header = core.read(first.start, 64);
+        let module = match header {
+            Some(h) if h.len() == 64 && h.starts_with(b"\x7fELF") => {
+                from_header(core, path, first.start, h, start, end)
+            }
+            // Not an ELF file (a font, a locale archive), or its header not kept: an ELF's
+            // text is still worth naming.
+            _ if maps.iter().any(|m| core.executable(m.start)) => LoadedModule {
+                path: path.to_owned(),
+                start,
+                end,
+                load_bias: first.start,
+                build_id: None,
+                segments: Vec::new(),
+                why_no_build_id: Some("the core does not hold its ELF header".into()),
+            },
+            _ => continue,
+        };
+        out.push(module);
+    }
+    out.sort_by_key(|m| m.start);
+    out
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    b.get(at..at + 2)
+        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+fn from_header(
+    core: &Core<'_>,
+    path: &str,
+    base: u64,
+    header: &[u8],
+    start: u64,
+    end: u64,
+) -> LoadedModule {
+    let mut module = LoadedModule {
+        path: path.to_owned(),
+        start,
+        end,
+        load_bias: base,
+        build_id: None,
+        segments: Vec::new(),
+        why_no_build_id: None,
+    };
+    let phoff = u64_at(header, 32);
+    let phentsize = u64::from(u16_at(header, 54));
+    let phnum = u64::from(u16_at(header, 56));
+    if phentsize < 56 || phnum == 0 {
+        module.why_no_build_id = Some("its ELF header has no program headers".into());
+        return module;
+    }
+    let Some(table) = core.read(base + phoff, (phentsize * phnum) as usize) else {
+        module.why_no_build_id = Some("the core does not hold its program headers".into());
+        return module;
+    };
+    let headers: Vec<&[u8]> = table.chunks_exact(phentsize as usize).collect();
+    // The segment that maps offset 0 fixes the bias.
+    if let Some(first) = headers
+        .iter()
+        .find(|h| u32_at(h, 0) == elf::PT_LOAD && u64_at(h, 8) == 0)
+    {
+        let vaddr = u64_at(first, 16);
+        let align = u64_at(first, 48).max(1);
+        module.load_bias = base.wrapping_sub(vaddr & !(align - 1));
+    }
+    for h in &headers {
+        if u32_at(h, 0) == elf::PT_LOAD {
+            let flags = u32_at(h, 4);
+            let f = |bit: u32, c: char| if flags & bit != 0 { c } else { '-' };
+            module.segments.push((
+                module.load_bias.wrapping_add(u64_at(h, 16)),
+                u64_at(h, 40),
+                u64_at(h, 8),
+                u64_at(h, 16),
+                [f(elf::PF_R, 'r'), f(elf::PF_W, 'w'), f(elf::PF_X, 'x')]
+                    .into_iter()
+                    .collect(),
+            ));
+        }
+    }
+    for h in &headers {
+        if u32_at(h, 0) != elf::PT_NOTE {
+            continue;
+        }
+        let at = module.load_bias.wrapping_add(u64_at(h, 16));
+        let size = u64_at(h, 32) as usize;
+        let Some(notes) = core.read(at, size) else {
+            continue;
+        };
+        if let Some(id) = build_id_note(notes) {
+            module.build_id = Some(id);
+            return module;
+        }
+    }
+    module.why_no_build_id = Some(if module.segments.is_empty() {
+        "its ELF header has no loadable segments".into()
+    } else {
+        "no GNU build-id note in the part of it the core holds".into()
+    });
+    module
+}
+
+/// The `NT_GNU_BUILD_ID` note's descriptor among `notes`.
+fn build_id_note(mut notes: &[u8]) -> Option<Vec<u8>> {
+    while notes.len() >= 12 {
+        let namesz = u32_at(notes, 0) as usize;
+        let descsz = u32_at(notes, 4) as usize;
+        let kind = u32_at(notes, 8);
+        let name_end = 12 + namesz.div_ceil(4) * 4;
+        let desc = notes.get(name_end..name_end + descsz)?;
+        let name = notes.get(12..12 + namesz)?;
+        if name == b"GNU\0" && kind == elf::NT_GNU_BUILD_ID && !desc.is_empty() {
+            return Some(desc.to_vec());
+        }
+        notes = notes.get(name_end + descsz.div_ceil(4) * 4..)?;
+    }
+    None
+}

@@ -1,0 +1,253 @@
+//! Unwinding a thread of a core offline: DWARF CFI (`.eh_frame`, `.debug_frame`) where a
+//! module's file gives it, frame pointers where it does not (both through framehop), and stack
+//! scanning as the last resort — each frame saying how it was found, as minidump-stackwalk's
+//! frame trust does.
+
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
+use object::{Object, ObjectSection};
+
+use crate::elfcore::{Core, Thread};
+use crate::modules::LoadedModule;
+
+/// How a frame was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trust {
+    /// The thread's registers: its instruction pointer.
+    Context,
+    /// The call frame information of the frame below it (DWARF CFI).
+    Cfi,
+    /// The frame pointer chain (no CFI for the frame below it).
+    FramePointer,
+    /// A word on the stack that points just past a call: a guess, marked as one.
+    Scan,
+}
+
+impl Trust {
+    /// As printed and in JSON: `context`, `cfi`, `frame pointer`, `scan`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Context => "context",
+            Self::Cfi => "cfi",
+            Self::FramePointer => "frame pointer",
+            Self::Scan => "scan",
+        }
+    }
+}
+
+/// One frame of a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeFrame {
+    /// The instruction pointer (the first frame) or a return address (the others).
+    pub address: u64,
+    /// How it was found.
+    pub trust: Trust,
+}
+
+impl NativeFrame {
+    /// Whether `address` is a return address (to be looked up at `address - 1`).
+    pub fn is_return_address(&self) -> bool {
+        self.trust != Trust::Context
+    }
+}
+
+/// The deepest stack walked, in frames.
+pub const MAX_FRAMES: usize = 512;
+/// How far a scan looks up the stack for a return address, in words.
+pub const SCAN_WORDS: u64 = 1024;
+
+/// A module's unwind data: the sections framehop reads, and where its CFI covers.
+struct Unwind<'a> {
+    start: u64,
+    end: u64,
+    bias: u64,
+    /// Covered address ranges (file virtual addresses), sorted.
+    fdes: Vec<(u64, u64)>,
+    text: Option<(u64, &'a [u8])>,
+}
+
+/// The unwinder of one core: its modules with whatever unwind data their files give.
+pub struct CoreUnwinder<'a> {
+    unwinder: UnwinderX86_64<&'a [u8]>,
+    modules: Vec<Unwind<'a>>,
+}
+
+impl std::fmt::Debug for CoreUnwinder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreUnwinder")
+            .field("modules", &self.modules.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CoreUnwinder<'a> {
+    /// An unwinder over `modules`, `files[i]` being the bytes of an ELF file of module `i`
+    /// (the binary itself, or a debug file with `.debug_frame`), or `None` (frame pointers and
+    /// scanning only).
+    pub fn new(modules: &[LoadedModule], files: &[Option<&'a [u8]>]) -> Self {
+        let mut unwinder = UnwinderX86_64::new();
+        let mut out = Vec::new();
+        for (m, file) in modules.iter().zip(files) {
+            let mut info = ExplicitModuleSectionInfo::<&'a [u8]>::default();
+            let mut fdes = Vec::new();
+            let mut text = None;
+            if let Some(obj) = file.and_then(|bytes| object::File::parse(bytes).ok()) {
+                let section = |name: &str| {
+                    obj.section_by_name(name).and_then(|s| {
+                        let data = s.data().ok().filter(|d| !d.is_empty())?;
+                        Some((s.address()..s.address() + s.size(), data))
+                    })
+                };
+                if let Some((range, data)) = section(".text") {
+                    text = Some((range.start, data));
+                    info.text_svma = Some(range);
+                    info.text = Some(data);
+                }
+                if let Some((range, data)) = section(".eh_frame") {
+                    fdes.extend(crate::cfi::eh_frame_ranges(data, range.start));
+                    info.eh_frame_svma = Some(range);
+                    info.eh_frame = Some(data);
+                }
+                if let Some((range, data)) = section(".eh_frame_hdr") {
+                    info.eh_frame_hdr_svma = Some(range);
+                    info.eh_frame_hdr = Some(data);
+                }
+                if let Some((_, data)) = section(".debug_frame") {
+                    fdes.extend(crate::cfi::debug_frame_ranges(data));
+                    info.debug_frame = Some(data);
+                }
+                if let Some((range, _)) = section(".got") {
+                    info.got_svma = Some(range);
+                }
+            }
+            fdes.sort_unstable();
+            info.base_svma = 0;
+            unwinder.add_module(Module::new(
+                m.path.clone(),
+                m.start..m.end,
+                m.load_bias,
+                info,
+            ));
+            out.push(Unwind {
+                start: m.start,
+                end: m.end,
+                bias: m.load_bias,
+                fdes,
+                text,
+            });
+        }
+        Self {
+            unwinder,
+            modules: out,
+        }
+    }
+
+    fn module(&self, address: u64) -> Option<&Unwind<'a>> {
+        self.modules
+            .iter()
+            .find(|m| address >= m.start && address < m.end)
+    }
+
+    /// Whether CFI covers `address` (a runtime address).
+    fn has_cfi(&self, address: u64) -> bool {
+        self.module(address).is_some_and(|m| {
+            let svma = address.wrapping_sub(m.bias);
+            let at = m.fdes.partition_point(|&(start, _)| start <= svma);
+            at.checked_sub(1).is_some_and(|i| svma < m.fdes[i].1)
+        })
+    }
+
+    /// Whether `address` could be a return address: in executable memory of the process
+    /// and, where the module's code is at hand, just past a call instruction.
+    fn plausible_return(&self, core: &Core<'_>, address: u64) -> bool {
+        if !core.executable(address) {
+            return false;
+        }
+        let Some(m) = self.module(address) else {
+            return true;
+        };
+        let Some((text_start, text)) = m.text else {
+            return true;
+        };
+        let svma = address.wrapping_sub(m.bias);
+        let Some(off) = svma.checked_sub(text_start) else {
+            return true;
+        };
+        let off = off as usize;
+        if off > text.len() {
+            return true;
+        }
+        let before = |n: usize| off.checked_sub(n).and_then(|i| text.get(i)).copied();
+        // `call rel32`: E8 and four bytes; `call r/m64`: FF /2, two to seven bytes with
+        // its ModRM, SIB and displacement.
+        before(5) == Some(0xe8)
+            || (2..=7).any(|n| {
+                before(n) == Some(0xff) && before(n - 1).is_some_and(|modrm| (modrm >> 3) & 7 == 2)
+            })
+    }
+
+    /// The frames of `thread`, innermost first.
+    pub fn unwind(&self, core: &Core<'_>, thread: &Thread) -> Vec<NativeFrame> {
+        let regs = &thread.registers;
+        let mut frames = vec![NativeFrame {
+            address: regs.ip(),
+            trust: Trust::Context,
+        }];
+        let mut cache = CacheX86_64::new();
+        let mut state = UnwindRegsX86_64::new(regs.ip(), regs.sp(), regs.bp());
+        let mut address = FrameAddress::from_instruction_pointer(regs.ip());
+        let mut read = |at: u64| core.read_u64(at).ok_or(());
+        while frames.len() < MAX_FRAMES {
+            let lookup = address.address_for_lookup();
+            let before = state;
+            let step = self
+                .unwinder
+                .unwind_frame(address, &mut state, &mut cache, &mut read);
+            let (next, trust) = match step {
+                Ok(Some(ra)) if self.plausible_return(core, ra) => {
+                    let trust = if self.has_cfi(lookup) {
+                        Trust::Cfi
+                    } else {
+                        Trust::FramePointer
+                    };
+                    (ra, trust)
+                }
+                // The end of the stack: CFI says the return address is undefined (`_start`,
+                // a thread's start), or the frame pointer chain ends at 0.
+                Ok(None) => break,
+                // Nothing sound: look up the stack for a return address.
+                _ => {
+                    state = before;
+                    match self.scan(core, &state) {
+                        Some((ra, slot)) => {
+                            state.set_sp(slot + 8);
+                            state.set_ip(ra);
+                            (ra, Trust::Scan)
+                        }
+                        None => break,
+                    }
+                }
+            };
+            frames.push(NativeFrame {
+                address: next,
+                trust,
+            });
+            match FrameAddress::from_return_address(next) {
+                Some(a) => address = a,
+                None => break,
+            }
+        }
+        frames
+    }
+
+    /// The first word at or above the stack pointer that points just past a call, and where
+    /// it was.
+    fn scan(&self, core: &Core<'_>, state: &UnwindRegsX86_64) -> Option<(u64, u64)> {
+        let sp = state.sp();
+        (0..SCAN_WORDS).find_map(|i| {
+            let slot = sp.checked_add(8 * i)?;
+            let word = core.read_u64(slot)?;
+            self.plausible_return(core, word).then_some((word, slot))
+        })
+    }
+}
