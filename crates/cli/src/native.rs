@@ -222,6 +222,9 @@ fn add_trust(frames: &mut serde_json::Value, stack: &[NativeFrame]) {
     if let Some(list) = frames.as_array_mut() {
         for (f, n) in list.iter_mut().zip(stack) {
             f["trust"] = serde_json::json!(n.trust.as_str());
+            if n.signal_trampoline {
+                f["signal_trampoline"] = serde_json::json!(true);
+            }
         }
     }
 }
@@ -279,6 +282,9 @@ fn human(
             let mut lines = one.lines();
             if let Some(first) = lines.next() {
                 let _ = writeln!(s, "{first}  [{}]", trust_label(native.trust));
+            }
+            if native.signal_trampoline {
+                let _ = writeln!(s, "      <signal handler called>");
             }
             for line in lines {
                 let _ = writeln!(s, "{line}");

@@ -38,17 +38,54 @@ impl Trust {
 /// One frame of a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NativeFrame {
-    /// The instruction pointer (the first frame) or a return address (the others).
+    /// The instruction pointer (the first frame, a frame a signal interrupted), the signal
+    /// trampoline's address, or a return address (the others).
     pub address: u64,
     /// How it was found.
     pub trust: Trust,
+    /// The signal trampoline (`__restore_rt`) a handler returns into: the frame below it is
+    /// a signal handler, the one above it the code the signal interrupted.
+    pub signal_trampoline: bool,
 }
 
 impl NativeFrame {
-    /// Whether `address` is a return address (to be looked up at `address - 1`).
+    /// Whether `address` is a return address, to be looked up at `address - 1` so that the
+    /// call is found: not the registers' instruction pointers, nor the trampoline (which no
+    /// call precedes).
     pub fn is_return_address(&self) -> bool {
-        self.trust != Trust::Context
+        self.trust != Trust::Context && !self.signal_trampoline
     }
+
+    fn at(address: u64, trust: Trust) -> Self {
+        Self {
+            address,
+            trust,
+            signal_trampoline: false,
+        }
+    }
+}
+
+/// `mov $0xf, %rax; syscall`: x86_64's `rt_sigreturn` trampoline.
+const SIGRETURN: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+
+/// The registers a signal interrupted, as the kernel saved them.
+struct SignalContext {
+    ip: u64,
+    sp: u64,
+    bp: u64,
+}
+
+/// The interrupted registers of the signal frame at `sp`, the stack pointer when a handler
+/// has returned into the trampoline: a `ucontext_t` (`uc_flags`, `uc_link`, `uc_stack`, then
+/// `uc_mcontext.gregs`: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, …).
+fn signal_context(core: &Core<'_>, sp: u64) -> Option<SignalContext> {
+    let gregs = sp.checked_add(40)?;
+    let reg = |i: u64| core.read_u64(gregs + 8 * i);
+    Some(SignalContext {
+        bp: reg(10)?,
+        sp: reg(15)?,
+        ip: reg(16)?,
+    })
 }
 
 /// The deepest stack walked, in frames.
@@ -186,13 +223,24 @@ impl<'a> CoreUnwinder<'a> {
             })
     }
 
+    /// The module's code bytes at `address`, as many as it has up to `len`.
+    fn code(&self, address: u64, len: usize) -> Option<&'a [u8]> {
+        let m = self.module(address)?;
+        let (text_start, text) = m.text?;
+        let off = address.wrapping_sub(m.bias).checked_sub(text_start)? as usize;
+        text.get(off..off.checked_add(len)?.min(text.len()))
+    }
+
+    /// Whether `address` is the kernel's way back from a signal handler: `mov $15, %rax;
+    /// syscall` (`rt_sigreturn`, glibc's `__restore_rt`), which a handler returns into.
+    fn is_sigreturn(&self, address: u64) -> bool {
+        self.code(address, SIGRETURN.len()) == Some(&SIGRETURN[..])
+    }
+
     /// The frames of `thread`, innermost first.
     pub fn unwind(&self, core: &Core<'_>, thread: &Thread) -> Vec<NativeFrame> {
         let regs = &thread.registers;
-        let mut frames = vec![NativeFrame {
-            address: regs.ip(),
-            trust: Trust::Context,
-        }];
+        let mut frames = vec![NativeFrame::at(regs.ip(), Trust::Context)];
         let mut cache = CacheX86_64::new();
         let mut state = UnwindRegsX86_64::new(regs.ip(), regs.sp(), regs.bp());
         let mut address = FrameAddress::from_instruction_pointer(regs.ip());
@@ -204,6 +252,26 @@ impl<'a> CoreUnwinder<'a> {
                 .unwinder
                 .unwind_frame(address, &mut state, &mut cache, &mut read);
             let (next, trust) = match step {
+                // A signal handler returning into the trampoline: the interrupted code's
+                // registers are in the signal frame the kernel pushed, right above.
+                Ok(Some(ra)) if self.is_sigreturn(ra) => {
+                    frames.push(NativeFrame {
+                        address: ra,
+                        trust: if self.has_cfi(lookup) {
+                            Trust::Cfi
+                        } else {
+                            Trust::FramePointer
+                        },
+                        signal_trampoline: true,
+                    });
+                    let Some(context) = signal_context(core, state.sp()) else {
+                        break;
+                    };
+                    state = UnwindRegsX86_64::new(context.ip, context.sp, context.bp);
+                    address = FrameAddress::from_instruction_pointer(context.ip);
+                    frames.push(NativeFrame::at(context.ip, Trust::Context));
+                    continue;
+                }
                 Ok(Some(ra)) if self.plausible_return(core, ra) => {
                     let trust = if self.has_cfi(lookup) {
                         Trust::Cfi
@@ -228,10 +296,7 @@ impl<'a> CoreUnwinder<'a> {
                     }
                 }
             };
-            frames.push(NativeFrame {
-                address: next,
-                trust,
-            });
+            frames.push(NativeFrame::at(next, trust));
             match FrameAddress::from_return_address(next) {
                 Some(a) => address = a,
                 None => break,

@@ -30,6 +30,7 @@
 
 mod agent;
 mod bad_input;
+mod cores;
 mod debuginfod;
 mod demo;
 mod differential;

@@ -1,0 +1,475 @@
+//! Native crashes without the SDK: real programs built here crash for real, the kernel writes
+//! their cores into the test's own directory (`ulimit -c unlimited`; this machine's
+//! `core_pattern` is the default `core` and is never changed), and `faultline analyze CORE`
+//! must unwind them offline and agree with gdb, function by function and line by line.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use faultline_tests::{CProgram, Finished, run, run_ok, split_debug, strip_all};
+use serde_json::Value;
+
+use crate::{exit, faultline, stdout_json};
+
+/// A fault deep in inlined code: `load` inlined into `step` inlined into `walk`, called by
+/// `outer` and `main`, none of them a tail call (each does work after the call), at `-O2`.
+/// The faulting load is not `load`'s first instruction (gdb hides an inlined frame whose code
+/// starts at the very address, llvm-symbolizer does not).
+const DEEP: &str = r#"
+#include <stdio.h>
+volatile int sink;
+static inline int load(const int *p, int i) {
+    const int *q = p + ((long)i << 12) + (i & 3);
+    int v = *q;
+    return v * 3 + (v >> 2);
+}
+static inline int step(const int *p, int i) { int v = load(p, i); return v + i * 7; }
+__attribute__((noinline)) int walk(const int *p, int n) {
+    int s = 0;
+    for (int i = 0; i < n; i++) s += step(p, i);
+    sink = s;
+    return s;
+}
+__attribute__((noinline)) int outer(int n) {
+    int a[4] = {1, 2, 3, 4};
+    int r = walk(a, n);
+    sink += r;
+    return r;
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    int r = outer(argc * 1000000);
+    sink += r;
+    printf("%d\n", r);
+    return 0;
+}
+"#;
+
+/// `abort()` from a signal handler that also calls `malloc` (not async-signal-safe): SIGABRT
+/// raised inside a handler, the stack running through the kernel's signal frame.
+const ABORT_IN_HANDLER: &str = r#"
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+volatile int sink;
+static void handler(int sig) {
+    char *p = malloc(64);
+    strcpy(p, "in a handler");
+    sink = sig + p[0];
+    abort();
+}
+__attribute__((noinline)) static void trigger(void) {
+    raise(SIGUSR1);
+    sink++;
+}
+int main(void) {
+    signal(SIGUSR1, handler);
+    trigger();
+    puts("unreachable");
+    return 0;
+}
+"#;
+
+/// Four threads: three parked in `pause()`, one of the workers crashing on a null pointer.
+const THREADS: &str = r#"
+#include <pthread.h>
+#include <unistd.h>
+volatile int sink;
+pthread_barrier_t ready;
+__attribute__((noinline)) void idle(void) { pause(); sink++; }
+__attribute__((noinline)) void crash(volatile int *p) { sink = *p; sink++; }
+void *worker(void *arg) {
+    long k = (long)arg;
+    pthread_barrier_wait(&ready);
+    if (k == 2) { usleep(200000); crash(0); }
+    idle();
+    return 0;
+}
+int main(void) {
+    pthread_t t[3];
+    pthread_barrier_init(&ready, 0, 4);
+    for (long k = 0; k < 3; k++) pthread_create(&t[k], 0, worker, (void *)k);
+    pthread_barrier_wait(&ready);
+    idle();
+    return 0;
+}
+"#;
+
+/// A program built `-O2 -g`, split into a store and stripped, run (stripped) until it dumps
+/// core in its own directory.
+struct Crashed {
+    dir: tempfile::TempDir,
+    /// The unstripped binary (for gdb).
+    unstripped: PathBuf,
+    /// The core the kernel wrote.
+    core: PathBuf,
+    store: PathBuf,
+    source: &'static str,
+}
+
+impl Crashed {
+    fn new(name: &'static str, source: &'static str, build_id: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let unstripped = CProgram::new(name, source, build_id)
+            .compile_flags(&["-O2", "-g", "-pthread"])
+            .compile(dir.path());
+        let debug = dir.path().join(format!("{name}.debug"));
+        split_debug(&unstripped, &debug);
+        let shipped = dir.path().join("shipped");
+        fs::create_dir(&shipped).unwrap();
+        let stripped = shipped.join(name);
+        strip_all(&unstripped, &stripped);
+        let store = dir.path().join("store");
+        run_ok(
+            faultline()
+                .args(["debug-store", "add", "--no-index"])
+                .arg(&debug)
+                .arg("--store")
+                .arg(&store),
+        );
+        let core = dump_core(&shipped, &stripped);
+        Self {
+            dir,
+            unstripped,
+            core,
+            store,
+            source: name,
+        }
+    }
+
+    fn analyze(&self, extra: &[&str]) -> Finished {
+        run(faultline()
+            .arg("analyze")
+            .arg(&self.core)
+            .arg("--debug-dir")
+            .arg(&self.store)
+            // libc's debug files (libc6-dbg), as gdb reads them.
+            .args(["--debug-dir", "/usr/lib/debug"])
+            .args(extra))
+    }
+
+    fn json(&self) -> Value {
+        let ran = self.analyze(&["--format", "json"]).assert_success();
+        stdout_json(&ran)
+    }
+}
+
+/// Runs `binary` in `dir` with cores allowed, expecting it to die of a signal; returns the
+/// core the kernel wrote there.
+#[track_caller]
+fn dump_core(dir: &Path, binary: &Path) -> PathBuf {
+    let status = Command::new("sh")
+        .current_dir(dir)
+        .arg("-c")
+        .arg("ulimit -c unlimited; exec \"$0\"")
+        .arg(binary)
+        .status()
+        .unwrap();
+    assert!(!status.success(), "{} did not crash", binary.display());
+    let core = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == "core" || n.starts_with("core."))
+        });
+    core.unwrap_or_else(|| {
+        panic!(
+            "{} crashed ({status}) but left no core in {}: /proc/sys/kernel/core_pattern is {:?} \
+             (the tests need the default `core`)",
+            binary.display(),
+            dir.display(),
+            fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default()
+        )
+    })
+}
+
+/// A frame as both sides name it: function, source file's name, line.
+type Named = (String, String, u32);
+
+/// gdb's frames of the thread with LWP `tid` (its first thread if `None`), up to `main`.
+fn gdb_frames(binary: &Path, core: &Path, tid: Option<u64>) -> Vec<Named> {
+    let out = run_ok(
+        Command::new("gdb")
+            .args(["-batch", "-nx", "-ex", "set debuginfod enabled off"])
+            .args(["-ex", "thread apply all bt"])
+            .arg(binary)
+            .arg(core),
+    );
+    let mut frames = Vec::new();
+    let mut in_thread = false;
+    let mut seen_thread = false;
+    for line in out.stdout.lines() {
+        if line.starts_with("Thread ") {
+            if seen_thread && in_thread {
+                break;
+            }
+            in_thread = match tid {
+                Some(t) => line.contains(&format!("(LWP {t})")),
+                None => !seen_thread,
+            };
+            seen_thread = true;
+            continue;
+        }
+        if !in_thread || !line.starts_with('#') {
+            continue;
+        }
+        // `#1  0x… in walk (p=…) at deep.c:7`, `#0  load (p=…) at deep.c:4`, `#10 0x… in …`.
+        let rest = line
+            .trim_start_matches('#')
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        let rest = rest.split_once(" in ").map_or(rest, |(_, r)| r);
+        let function = rest.split(" (").next().unwrap_or_default().to_owned();
+        let Some((_, at)) = rest.rsplit_once(" at ") else {
+            frames.push((function, String::new(), 0));
+            continue;
+        };
+        let (file, line_no) = at.rsplit_once(':').unwrap_or((at, "0"));
+        let file = Path::new(file)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        frames.push((function.clone(), file, line_no.trim().parse().unwrap_or(0)));
+        if function == "main" {
+            break;
+        }
+    }
+    assert!(!frames.is_empty(), "gdb printed no frames:\n{}", out.stdout);
+    frames
+}
+
+/// Our frames of a thread (its JSON `frames`), every inlined function its own, up to `main`.
+fn our_frames(frames: &Value) -> Vec<Named> {
+    let mut out = Vec::new();
+    for frame in frames.as_array().unwrap() {
+        for symbol in frame["symbols"].as_array().unwrap() {
+            let function = symbol["function"].as_str().unwrap_or("??").to_owned();
+            let file = symbol["file"]
+                .as_str()
+                .and_then(|f| Path::new(f).file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let line = symbol["line"].as_u64().unwrap_or(0) as u32;
+            let is_main = function == "main";
+            out.push((function, file, line));
+            if is_main {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// The frames of the program's own source file, in order.
+fn own(frames: &[Named], source: &str) -> Vec<Named> {
+    let file = format!("{source}.c");
+    frames.iter().filter(|f| f.1 == file).cloned().collect()
+}
+
+#[test]
+fn a_segfault_deep_in_inlined_code_unwinds_as_gdb_does() {
+    let crash = Crashed::new("deep", DEEP, "c0de000000000000000000000000000000000001");
+    let doc = crash.json();
+    assert_eq!(doc["signal"]["name"], "SIGSEGV", "{doc:#}");
+    assert!(doc["signal"]["address"].is_string(), "{doc:#}");
+    assert_eq!(doc["threads"].as_array().unwrap().len(), 1);
+    let ours = our_frames(&doc["frames"]);
+    let gdb = gdb_frames(&crash.unstripped, &crash.core, None);
+    assert_eq!(own(&ours, crash.source), own(&gdb, crash.source), "{doc:#}");
+    let functions: Vec<&str> = ours.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(
+        functions,
+        ["load", "step", "walk", "outer", "main"],
+        "{doc:#}"
+    );
+    // How each frame was found: the registers, then the CFI of the stripped binary's
+    // .eh_frame.
+    let trust: Vec<&str> = doc["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["trust"].as_str().unwrap())
+        .collect();
+    assert_eq!(trust[0], "context");
+    assert!(trust[1..].iter().all(|t| *t == "cfi"), "{trust:?}");
+
+    let human = crash.analyze(&[]).assert_success();
+    for expected in [
+        "SIGSEGV (11), SEGV_MAPERR (address not mapped) at 0x",
+        "in deep (pid ",
+        "thread ",
+        ", crashed",
+        "load (inlined)",
+        "[context]",
+        "[cfi]",
+    ] {
+        assert!(
+            human.stdout.contains(expected),
+            "{expected}\n{}",
+            human.stdout
+        );
+    }
+}
+
+#[test]
+fn abort_inside_a_signal_handler_unwinds_through_the_signal_frame_as_gdb_does() {
+    let crash = Crashed::new(
+        "aborts",
+        ABORT_IN_HANDLER,
+        "c0de000000000000000000000000000000000002",
+    );
+    let doc = crash.json();
+    assert_eq!(doc["signal"]["name"], "SIGABRT", "{doc:#}");
+    assert_eq!(
+        doc["signal"]["code_name"],
+        "SI_TKILL (sent by tkill or raise)"
+    );
+    let ours = our_frames(&doc["frames"]);
+    let gdb = gdb_frames(&crash.unstripped, &crash.core, None);
+    assert_eq!(own(&ours, crash.source), own(&gdb, crash.source), "{doc:#}");
+    let own_functions: Vec<String> = own(&ours, crash.source).into_iter().map(|f| f.0).collect();
+    assert_eq!(own_functions, ["handler", "trigger", "main"]);
+    let trampoline = doc["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|f| f["signal_trampoline"] == true)
+        .unwrap_or_else(|| panic!("no signal trampoline: {doc:#}"));
+    // Above the trampoline: the code the signal interrupted, from the saved context.
+    assert_eq!(doc["frames"][trampoline + 1]["trust"], "context", "{doc:#}");
+    let human = crash.analyze(&[]).assert_success();
+    assert!(
+        human.stdout.contains("<signal handler called>"),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
+fn every_thread_of_a_multithreaded_crash_is_unwound_the_crashing_one_first() {
+    let crash = Crashed::new(
+        "threads",
+        THREADS,
+        "c0de000000000000000000000000000000000003",
+    );
+    let doc = crash.json();
+    let threads = doc["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 4, "{doc:#}");
+    assert_eq!(threads[0]["crashed"], true);
+    assert_eq!(threads[0]["tid"], doc["tid"]);
+    let tid = threads[0]["tid"].as_u64().unwrap();
+    assert_ne!(
+        tid,
+        doc["pid"].as_u64().unwrap(),
+        "a worker crashed, not main"
+    );
+    let ours = our_frames(&threads[0]["frames"]);
+    let gdb = gdb_frames(&crash.unstripped, &crash.core, Some(tid));
+    assert_eq!(own(&ours, crash.source), own(&gdb, crash.source), "{doc:#}");
+    assert_eq!(
+        own(&ours, crash.source)
+            .iter()
+            .map(|f| f.0.as_str())
+            .collect::<Vec<_>>(),
+        ["crash", "worker"]
+    );
+    // The others wait in pause(), called from idle().
+    for thread in &threads[1..] {
+        let theirs = our_frames(&thread["frames"]);
+        assert!(
+            theirs.iter().any(|f| f.0 == "idle"),
+            "thread {}: {theirs:?}",
+            thread["tid"]
+        );
+        let t = thread["tid"].as_u64().unwrap();
+        let gdb = gdb_frames(&crash.unstripped, &crash.core, Some(t));
+        assert_eq!(
+            own(&theirs, crash.source),
+            own(&gdb, crash.source),
+            "thread {t}"
+        );
+    }
+}
+
+#[test]
+fn without_the_debug_file_frames_are_named_by_module_and_offset() {
+    let crash = Crashed::new("deep", DEEP, "c0de000000000000000000000000000000000004");
+    let ran = run(faultline().arg("analyze").arg(&crash.core)).assert_success();
+    assert!(ran.stdout.contains("shipped/deep (+0x"), "{}", ran.stdout);
+    assert!(
+        ran.stdout
+            .contains("no debug file for build-id c0de000000000000000000000000000000000004"),
+        "{}",
+        ran.stdout
+    );
+    // Unwound all the same: the stripped binary keeps its .eh_frame.
+    let doc = stdout_json(
+        &run(faultline()
+            .args(["analyze", "--format", "json"])
+            .arg(&crash.core))
+        .assert_success(),
+    );
+    assert!(doc["frames"].as_array().unwrap().len() >= 4, "{doc:#}");
+}
+
+#[test]
+fn a_truncated_core_says_what_is_missing() {
+    let crash = Crashed::new("deep", DEEP, "c0de000000000000000000000000000000000005");
+    let whole = fs::read(&crash.core).unwrap();
+    let cut = crash.dir.path().join("cut-core");
+    // The notes and the first segments survive; most memory is gone.
+    fs::write(&cut, &whole[..whole.len() / 3]).unwrap();
+    let ran = run(faultline().arg("analyze").arg(&cut)).assert_success();
+    assert!(
+        ran.stdout
+            .contains("missing from the core: memory: the core is cut off"),
+        "{}",
+        ran.stdout
+    );
+    let doc = stdout_json(
+        &run(faultline().args(["analyze", "--format", "json"]).arg(&cut)).assert_success(),
+    );
+    assert!(!doc["missing"].as_array().unwrap().is_empty(), "{doc:#}");
+    // Cut inside its headers: a clear error, never a panic.
+    let headers = crash.dir.path().join("headers-only");
+    fs::write(&headers, &whole[..100]).unwrap();
+    let ran = run(faultline().arg("analyze").arg(&headers));
+    assert_eq!(ran.code(), Some(exit::BAD_INPUT), "{}", ran.context());
+    assert!(ran.stderr.contains("program headers"), "{}", ran.context());
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.context());
+}
+
+#[test]
+fn a_core_of_another_machine_and_other_binaries_are_refused_saying_what_they_are() {
+    let crash = Crashed::new("deep", DEEP, "c0de000000000000000000000000000000000006");
+    let mut bytes = fs::read(&crash.core).unwrap();
+    // e_machine: EM_AARCH64.
+    bytes[18..20].copy_from_slice(&183u16.to_le_bytes());
+    let arm = crash.dir.path().join("arm-core");
+    fs::write(&arm, &bytes).unwrap();
+    let ran = run(faultline().arg("analyze").arg(&arm));
+    assert_eq!(ran.code(), Some(exit::BAD_INPUT), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("a core of aarch64: faultline reads x86_64 cores"),
+        "{}",
+        ran.context()
+    );
+    let ran = run(faultline().arg("analyze").arg(&crash.unstripped));
+    assert_eq!(ran.code(), Some(exit::BAD_INPUT), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("an ELF shared object or PIE executable, which analyze does not read"),
+        "{}",
+        ran.context()
+    );
+    assert!(ran.stderr.contains("ELF core files"), "{}", ran.context());
+    // leaks takes no core either, and says where it goes.
+    let ran = run(faultline().arg("leaks").arg(&crash.core).arg(&crash.core));
+    assert_eq!(ran.code(), Some(exit::BAD_INPUT), "{}", ran.context());
+    assert!(ran.stderr.contains("analyze"), "{}", ran.context());
+}
