@@ -106,7 +106,8 @@ struct Crashed {
     /// The core the kernel wrote.
     core: PathBuf,
     store: PathBuf,
-    source: &'static str,
+    /// The source file's name, as both sides print it.
+    source: String,
 }
 
 impl Crashed {
@@ -135,7 +136,7 @@ impl Crashed {
             unstripped,
             core,
             store,
-            source: name,
+            source: format!("{name}.c"),
         }
     }
 
@@ -165,6 +166,9 @@ fn dump_core(dir: &Path, binary: &Path) -> PathBuf {
         .arg("-c")
         .arg("ulimit -c unlimited; exec \"$0\"")
         .arg(binary)
+        // What it prints dying (a Rust panic's message) is not the test's.
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
     assert!(!status.success(), "{} did not crash", binary.display());
@@ -264,9 +268,8 @@ fn our_frames(frames: &Value) -> Vec<Named> {
     out
 }
 
-/// The frames of the program's own source file, in order.
-fn own(frames: &[Named], source: &str) -> Vec<Named> {
-    let file = format!("{source}.c");
+/// The frames of the program's own source file (`deep.c`), in order.
+fn own(frames: &[Named], file: &str) -> Vec<Named> {
     frames.iter().filter(|f| f.1 == file).cloned().collect()
 }
 
@@ -279,7 +282,11 @@ fn a_segfault_deep_in_inlined_code_unwinds_as_gdb_does() {
     assert_eq!(doc["threads"].as_array().unwrap().len(), 1);
     let ours = our_frames(&doc["frames"]);
     let gdb = gdb_frames(&crash.unstripped, &crash.core, None);
-    assert_eq!(own(&ours, crash.source), own(&gdb, crash.source), "{doc:#}");
+    assert_eq!(
+        own(&ours, &crash.source),
+        own(&gdb, &crash.source),
+        "{doc:#}"
+    );
     let functions: Vec<&str> = ours.iter().map(|f| f.0.as_str()).collect();
     assert_eq!(
         functions,
@@ -330,8 +337,12 @@ fn abort_inside_a_signal_handler_unwinds_through_the_signal_frame_as_gdb_does() 
     );
     let ours = our_frames(&doc["frames"]);
     let gdb = gdb_frames(&crash.unstripped, &crash.core, None);
-    assert_eq!(own(&ours, crash.source), own(&gdb, crash.source), "{doc:#}");
-    let own_functions: Vec<String> = own(&ours, crash.source).into_iter().map(|f| f.0).collect();
+    assert_eq!(
+        own(&ours, &crash.source),
+        own(&gdb, &crash.source),
+        "{doc:#}"
+    );
+    let own_functions: Vec<String> = own(&ours, &crash.source).into_iter().map(|f| f.0).collect();
     assert_eq!(own_functions, ["handler", "trigger", "main"]);
     let trampoline = doc["frames"]
         .as_array()
@@ -369,9 +380,13 @@ fn every_thread_of_a_multithreaded_crash_is_unwound_the_crashing_one_first() {
     );
     let ours = our_frames(&threads[0]["frames"]);
     let gdb = gdb_frames(&crash.unstripped, &crash.core, Some(tid));
-    assert_eq!(own(&ours, crash.source), own(&gdb, crash.source), "{doc:#}");
     assert_eq!(
-        own(&ours, crash.source)
+        own(&ours, &crash.source),
+        own(&gdb, &crash.source),
+        "{doc:#}"
+    );
+    assert_eq!(
+        own(&ours, &crash.source)
             .iter()
             .map(|f| f.0.as_str())
             .collect::<Vec<_>>(),
@@ -388,8 +403,8 @@ fn every_thread_of_a_multithreaded_crash_is_unwound_the_crashing_one_first() {
         let t = thread["tid"].as_u64().unwrap();
         let gdb = gdb_frames(&crash.unstripped, &crash.core, Some(t));
         assert_eq!(
-            own(&theirs, crash.source),
-            own(&gdb, crash.source),
+            own(&theirs, &crash.source),
+            own(&gdb, &crash.source),
             "thread {t}"
         );
     }
@@ -472,4 +487,84 @@ fn a_core_of_another_machine_and_other_binaries_are_refused_saying_what_they_are
     let ran = run(faultline().arg("leaks").arg(&crash.core).arg(&crash.core));
     assert_eq!(ran.code(), Some(exit::BAD_INPUT), "{}", ran.context());
     assert!(ran.stderr.contains("analyze"), "{}", ran.context());
+}
+
+/// A Rust service that never linked the SDK, built `panic = "abort"`: a failed `expect`
+/// prints the panic and aborts (SIGABRT).
+const RUST_ABORT: &str = r#"
+use std::hint::black_box;
+
+#[inline(never)]
+fn parse(input: &str) -> u32 {
+    let n: u32 = input.parse().expect("the order id is a number");
+    black_box(n)
+}
+
+#[inline(never)]
+fn handle(input: &str) -> u32 {
+    let id = parse(black_box(input));
+    black_box(id) + 1
+}
+
+fn main() {
+    let r = handle(black_box("order-17"));
+    println!("{r}");
+}
+"#;
+
+#[test]
+fn a_rust_binary_without_the_sdk_built_panic_abort_unwinds_as_gdb_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("orders.rs");
+    fs::write(&source, RUST_ABORT).unwrap();
+    let unstripped = dir.path().join("orders");
+    run_ok(
+        Command::new("rustc")
+            .current_dir(dir.path())
+            .args([
+                "--edition",
+                "2021",
+                "-C",
+                "panic=abort",
+                "-C",
+                "opt-level=2",
+            ])
+            .args(["-C", "debuginfo=2", "orders.rs", "-o"])
+            .arg(&unstripped),
+    );
+    let debug = dir.path().join("orders.debug");
+    split_debug(&unstripped, &debug);
+    let shipped = dir.path().join("shipped");
+    fs::create_dir(&shipped).unwrap();
+    let stripped = shipped.join("orders");
+    strip_all(&unstripped, &stripped);
+    let store = dir.path().join("store");
+    run_ok(
+        faultline()
+            .args(["debug-store", "add", "--no-index"])
+            .arg(&debug)
+            .arg("--store")
+            .arg(&store),
+    );
+    let core = dump_core(&shipped, &stripped);
+    let ran = run(faultline()
+        .arg("analyze")
+        .arg(&core)
+        .args(["--format", "json", "--debug-dir"])
+        .arg(&store)
+        .args(["--debug-dir", "/usr/lib/debug"]))
+    .assert_success();
+    let doc = stdout_json(&ran);
+    assert_eq!(doc["signal"]["name"], "SIGABRT", "{doc:#}");
+    let ours = our_frames(&doc["frames"]);
+    let gdb = gdb_frames(&unstripped, &core, None);
+    let own_ours = own(&ours, "orders.rs");
+    assert_eq!(own_ours, own(&gdb, "orders.rs"), "{doc:#}");
+    let functions: Vec<&str> = own_ours.iter().map(|f| f.0.as_str()).collect();
+    assert!(
+        functions.ends_with(&["orders::parse", "orders::handle", "orders::main"]),
+        "{functions:?}"
+    );
+    // The panic machinery below the user's code is std's, found by the stripped binary's CFI.
+    assert!(ours.iter().any(|f| f.0.contains("abort")), "{ours:?}");
 }
