@@ -140,8 +140,13 @@ fn from_header(
             continue;
         }
         let at = module.load_bias.wrapping_add(u64_at(h, 16));
-        let size = u64_at(h, 32) as usize;
-        let Some(notes) = core.read(at, size) else {
+        let size = u64_at(h, 32);
+        // Read on past the segment's end, within the page the core keeps: Go's linker puts
+        // `.note.gnu.build-id` right after `.note.go.buildid` but its PT_NOTE covers only the
+        // latter.
+        let page_end = (at | 0xfff).saturating_add(1);
+        let len = size.max(page_end.saturating_sub(at)) as usize;
+        let Some(notes) = core.read(at, len) else {
             continue;
         };
         if let Some(id) = build_id_note(notes) {

@@ -3,6 +3,8 @@
 //! scanning as the last resort — each frame saying how it was found, as minidump-stackwalk's
 //! frame trust does.
 
+use std::borrow::Cow;
+
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 use object::{Object, ObjectSection};
@@ -46,14 +48,17 @@ pub struct NativeFrame {
     /// The signal trampoline (`__restore_rt`) a handler returns into: the frame below it is
     /// a signal handler, the one above it the code the signal interrupted.
     pub signal_trampoline: bool,
+    /// `address` is the instruction itself, not the one after a call: the registers'
+    /// instruction pointer, the trampoline, or a return address no call precedes (a call the
+    /// runtime injected: Go's `sigpanic` returns to the faulting instruction).
+    pub exact: bool,
 }
 
 impl NativeFrame {
     /// Whether `address` is a return address, to be looked up at `address - 1` so that the
-    /// call is found: not the registers' instruction pointers, nor the trampoline (which no
-    /// call precedes).
+    /// call is found.
     pub fn is_return_address(&self) -> bool {
-        self.trust != Trust::Context && !self.signal_trampoline
+        !self.exact
     }
 
     fn at(address: u64, trust: Trust) -> Self {
@@ -61,6 +66,7 @@ impl NativeFrame {
             address,
             trust,
             signal_trampoline: false,
+            exact: trust == Trust::Context,
         }
     }
 }
@@ -103,9 +109,10 @@ struct Unwind<'a> {
     text: Option<(u64, &'a [u8])>,
 }
 
-/// The unwinder of one core: its modules with whatever unwind data their files give.
+/// The unwinder of one core: its modules with whatever unwind data their files give (borrowed
+/// from the files, or decompressed: Go compresses its `.debug_frame`).
 pub struct CoreUnwinder<'a> {
-    unwinder: UnwinderX86_64<&'a [u8]>,
+    unwinder: UnwinderX86_64<Cow<'a, [u8]>>,
     modules: Vec<Unwind<'a>>,
 }
 
@@ -125,23 +132,23 @@ impl<'a> CoreUnwinder<'a> {
         let mut unwinder = UnwinderX86_64::new();
         let mut out = Vec::new();
         for (m, file) in modules.iter().zip(files) {
-            let mut info = ExplicitModuleSectionInfo::<&'a [u8]>::default();
+            let mut info = ExplicitModuleSectionInfo::<Cow<'a, [u8]>>::default();
             let mut fdes = Vec::new();
             let mut text = None;
             if let Some(obj) = file.and_then(|bytes| object::File::parse(bytes).ok()) {
                 let section = |name: &str| {
                     obj.section_by_name(name).and_then(|s| {
-                        let data = s.data().ok().filter(|d| !d.is_empty())?;
+                        let data = s.uncompressed_data().ok().filter(|d| !d.is_empty())?;
                         Some((s.address()..s.address() + s.size(), data))
                     })
                 };
-                if let Some((range, data)) = section(".text") {
+                if let Some((range, Cow::Borrowed(data))) = section(".text") {
                     text = Some((range.start, data));
                     info.text_svma = Some(range);
-                    info.text = Some(data);
+                    info.text = Some(Cow::Borrowed(data));
                 }
                 if let Some((range, data)) = section(".eh_frame") {
-                    fdes.extend(crate::cfi::eh_frame_ranges(data, range.start));
+                    fdes.extend(crate::cfi::eh_frame_ranges(&data, range.start));
                     info.eh_frame_svma = Some(range);
                     info.eh_frame = Some(data);
                 }
@@ -150,7 +157,7 @@ impl<'a> CoreUnwinder<'a> {
                     info.eh_frame_hdr = Some(data);
                 }
                 if let Some((_, data)) = section(".debug_frame") {
-                    fdes.extend(crate::cfi::debug_frame_ranges(data));
+                    fdes.extend(crate::cfi::debug_frame_ranges(&data));
                     info.debug_frame = Some(data);
                 }
                 if let Some((range, _)) = section(".got") {
@@ -197,9 +204,11 @@ impl<'a> CoreUnwinder<'a> {
     /// Whether `address` could be a return address: in executable memory of the process
     /// and, where the module's code is at hand, just past a call instruction.
     fn plausible_return(&self, core: &Core<'_>, address: u64) -> bool {
-        if !core.executable(address) {
-            return false;
-        }
+        core.executable(address) && self.follows_call(address)
+    }
+
+    /// Whether a call instruction ends at `address`; true where the code is not at hand.
+    fn follows_call(&self, address: u64) -> bool {
         let Some(m) = self.module(address) else {
             return true;
         };
@@ -263,6 +272,7 @@ impl<'a> CoreUnwinder<'a> {
                             Trust::FramePointer
                         },
                         signal_trampoline: true,
+                        exact: true,
                     });
                     let Some(context) = signal_context(core, state.sp()) else {
                         break;
@@ -272,12 +282,40 @@ impl<'a> CoreUnwinder<'a> {
                     frames.push(NativeFrame::at(context.ip, Trust::Context));
                     continue;
                 }
-                Ok(Some(ra)) if self.plausible_return(core, ra) => {
+                // CFI and the frame pointer chain are believed wherever they lead into code:
+                // a return address need not follow a call (Go's sigpanic returns to the
+                // faulting instruction, as if the faulting function had called it).
+                Ok(Some(ra)) if core.executable(ra) => {
                     let trust = if self.has_cfi(lookup) {
                         Trust::Cfi
                     } else {
                         Trust::FramePointer
                     };
+                    if !self.follows_call(ra) {
+                        // An injected call: the caller stopped at `ra` itself.
+                        frames.push(NativeFrame {
+                            exact: true,
+                            ..NativeFrame::at(ra, trust)
+                        });
+                        address = FrameAddress::from_instruction_pointer(ra);
+                        // Without CFI, a function that faulted before making a frame of its
+                        // own (a leaf: Go gives small leaves none) has its return address
+                        // right at the stack pointer; the frame pointer still names its
+                        // caller's frame, which would be skipped. Take that word if it is
+                        // one, marked as the guess it is.
+                        if trust == Trust::FramePointer
+                            && let Some(word) = core.read_u64(state.sp())
+                            && self.plausible_return(core, word)
+                        {
+                            frames.push(NativeFrame::at(word, Trust::Scan));
+                            state.set_sp(state.sp() + 8);
+                            state.set_ip(word);
+                            if let Some(a) = FrameAddress::from_return_address(word) {
+                                address = a;
+                            }
+                        }
+                        continue;
+                    }
                     (ra, trust)
                 }
                 // The end of the stack: CFI says the return address is undefined (`_start`,

