@@ -3,6 +3,7 @@
 
 mod agent;
 mod analyze;
+mod core_handler;
 mod crash;
 mod dumps;
 mod exit;
@@ -87,6 +88,42 @@ enum Command {
     /// Manage a store of debug files indexed by GNU build-id.
     #[command(subcommand)]
     DebugStore(StoreCommand),
+    /// What `/proc/sys/kernel/core_pattern` pipes a core into: keeps a small core (every
+    /// note, each mapped file's first page, a window of each thread's stack) in DIR for
+    /// `faultline analyze`, within a count and size cap.
+    CoreHandler(CoreHandlerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CoreHandlerArgs {
+    /// Where the small cores go (made if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The crashed process (`%P`, its pid in the initial namespace). Informational: the core
+    /// on standard input is the truth.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// The thread that took the signal (`%i`). Informational.
+    #[arg(long)]
+    tid: Option<u32>,
+    /// The signal (`%s`). Informational.
+    #[arg(long)]
+    signal: Option<u32>,
+    /// When, in seconds since the epoch (`%t`). Names the file.
+    #[arg(long)]
+    time: Option<u64>,
+    /// The executable's path (`%E`, with `!` for `/`). Informational.
+    #[arg(long)]
+    exe: Option<String>,
+    /// Bytes of each thread's stack kept above its stack pointer.
+    #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = store::parse_size)]
+    stack_window: u64,
+    /// The most cores kept in DIR; the oldest go first.
+    #[arg(long, default_value_t = 100)]
+    max_files: usize,
+    /// The most bytes the cores in DIR may take; the oldest go first.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = store::parse_size)]
+    max_bytes: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -795,6 +832,7 @@ fn main() -> ExitCode {
         } => inject::stress_worker(busy_fraction, deadline_ms),
         Command::Symbolize(args) => symbolize::run(args),
         Command::DebugStore(command) => store::run(command),
+        Command::CoreHandler(args) => core_handler::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -166,15 +166,21 @@ const PRSTATUS_LEN: usize = 336;
 const PRSTATUS_REGS: usize = 112;
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// A NUL-terminated string in a fixed field.
@@ -282,7 +288,7 @@ impl<'data> Core<'data> {
                     let have = (data.len() as u64).saturating_sub(offset).min(filesz);
                     if have < filesz {
                         short.0 += 1;
-                        short.1 += filesz - have;
+                        short.1 = short.1.saturating_add(filesz - have);
                     }
                     core.memory.push(Memory {
                         vaddr,

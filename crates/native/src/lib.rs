@@ -7,6 +7,9 @@
 //! - [`unwind`] walks every thread's stack offline with framehop: DWARF CFI from the modules'
 //!   files where there is some, frame pointers where there is none, stack scanning last; each
 //!   frame with how it was found ([`unwind::Trust`]).
+//! - [`trim`] reads a core once from a stream (what the kernel pipes into `core_pattern`'s
+//!   handler) and keeps a valid core of kilobytes: every note, each mapped file's first page,
+//!   a window of each thread's stack.
 //!
 //! No I/O: the caller reads the files (the core, and the modules' files for their unwind
 //! data) and symbolizes the frames (faultline-symbolize, by build-id).
@@ -15,6 +18,7 @@
 mod cfi;
 pub mod elfcore;
 pub mod modules;
+pub mod trim;
 pub mod unwind;
 
 pub use elfcore::{Core, CoreError};

@@ -66,18 +66,21 @@ pub fn modules(core: &Core<'_>) -> Vec<LoadedModule> {
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2)
+    at.checked_add(2)
+        .and_then(|end| b.get(at..end))
         .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
+    at.checked_add(4)
+        .and_then(|end| b.get(at..end))
         .and_then(|s| s.try_into().ok())
         .map_or(0, u32::from_le_bytes)
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8)
+    at.checked_add(8)
+        .and_then(|end| b.get(at..end))
         .and_then(|s| s.try_into().ok())
         .map_or(0, u64::from_le_bytes)
 }
@@ -106,7 +109,7 @@ fn from_header(
         module.why_no_build_id = Some("its ELF header has no program headers".into());
         return module;
     }
-    let Some(table) = core.read(base + phoff, (phentsize * phnum) as usize) else {
+    let Some(table) = core.read(base.wrapping_add(phoff), (phentsize * phnum) as usize) else {
         module.why_no_build_id = Some("the core does not hold its program headers".into());
         return module;
     };

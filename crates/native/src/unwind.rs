@@ -86,7 +86,7 @@ struct SignalContext {
 /// `uc_mcontext.gregs`: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, …).
 fn signal_context(core: &Core<'_>, sp: u64) -> Option<SignalContext> {
     let gregs = sp.checked_add(40)?;
-    let reg = |i: u64| core.read_u64(gregs + 8 * i);
+    let reg = |i: u64| core.read_u64(gregs.checked_add(8 * i)?);
     Some(SignalContext {
         bp: reg(10)?,
         sp: reg(15)?,
@@ -139,7 +139,7 @@ impl<'a> CoreUnwinder<'a> {
                 let section = |name: &str| {
                     obj.section_by_name(name).and_then(|s| {
                         let data = s.uncompressed_data().ok().filter(|d| !d.is_empty())?;
-                        Some((s.address()..s.address() + s.size(), data))
+                        Some((s.address()..s.address().saturating_add(s.size()), data))
                     })
                 };
                 if let Some((range, Cow::Borrowed(data))) = section(".text") {
@@ -308,7 +308,7 @@ impl<'a> CoreUnwinder<'a> {
                             && self.plausible_return(core, word)
                         {
                             frames.push(NativeFrame::at(word, Trust::Scan));
-                            state.set_sp(state.sp() + 8);
+                            state.set_sp(state.sp().wrapping_add(8));
                             state.set_ip(word);
                             if let Some(a) = FrameAddress::from_return_address(word) {
                                 address = a;
@@ -326,7 +326,7 @@ impl<'a> CoreUnwinder<'a> {
                     state = before;
                     match self.scan(core, &state) {
                         Some((ra, slot)) => {
-                            state.set_sp(slot + 8);
+                            state.set_sp(slot.wrapping_add(8));
                             state.set_ip(ra);
                             (ra, Trust::Scan)
                         }

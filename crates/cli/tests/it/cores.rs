@@ -670,3 +670,135 @@ fn a_go_crash_with_gotraceback_crash_unwinds_through_sigpanic_with_frame_pointer
     );
     assert!(gdb_own.iter().any(|f| f.0 == "main.handle"), "{gdb:?}");
 }
+
+/// Pipes `core` into `faultline core-handler --out out` as the kernel would.
+fn handle(core: &[u8], out: &Path, extra: &[&str]) -> Finished {
+    faultline_tests::run_with(
+        faultline()
+            .args(["core-handler", "--out"])
+            .arg(out)
+            .args(["--pid", "4242", "--tid", "4242", "--signal", "11"])
+            .args(["--exe", "!srv!deep"])
+            .args(extra),
+        faultline_tests::RunOptions {
+            input: Some(core.to_vec()),
+            ..faultline_tests::RunOptions::default()
+        },
+    )
+}
+
+fn functions_of(doc: &Value) -> Vec<Vec<String>> {
+    doc["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| our_frames(&t["frames"]).into_iter().map(|f| f.0).collect())
+        .collect()
+}
+
+#[test]
+fn the_core_handler_keeps_a_small_core_that_analyzes_as_the_whole_one() {
+    let crash = Crashed::new(
+        "threads",
+        THREADS,
+        "c0de000000000000000000000000000000000007",
+    );
+    let whole = fs::read(&crash.core).unwrap();
+    let out = crash.dir.path().join("cores");
+    let ran = handle(&whole, &out, &["--time", "1765000000"]).assert_success();
+    let kept = out.join("core-1765000000-4242.core");
+    let small = fs::metadata(&kept)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", kept.display(), ran.context()))
+        .len();
+    assert!(
+        small * 4 < whole.len() as u64,
+        "kept {small} of {} bytes",
+        whole.len()
+    );
+    let log = fs::read_to_string(out.join("core-handler.log")).unwrap();
+    assert!(
+        log.contains("pid 4242 tid 4242 signal 11 exe /srv/deep: kept ")
+            && log.contains("4 threads"),
+        "{log}"
+    );
+    let analyze = |core: &Path| {
+        stdout_json(
+            &run(faultline()
+                .arg("analyze")
+                .arg(core)
+                .args(["--format", "json", "--debug-dir"])
+                .arg(&crash.store))
+            .assert_success(),
+        )
+    };
+    let (from_whole, from_small) = (analyze(&crash.core), analyze(&kept));
+    assert_eq!(functions_of(&from_small), functions_of(&from_whole));
+    assert_eq!(from_small["signal"], from_whole["signal"]);
+    assert_eq!(from_small["modules"], from_whole["modules"]);
+}
+
+#[test]
+fn the_core_handler_keeps_its_directory_within_its_caps_and_refuses_garbage_aloud() {
+    let crash = Crashed::new("deep", DEEP, "c0de000000000000000000000000000000000008");
+    let whole = fs::read(&crash.core).unwrap();
+    let out = crash.dir.path().join("cores");
+    for time in ["1765000001", "1765000002", "1765000003"] {
+        handle(&whole, &out, &["--time", time, "--max-files", "2"]).assert_success();
+        // Modification times a second apart at least, as crashes are.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut kept: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".core"))
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["core-1765000002-4242.core", "core-1765000003-4242.core"]
+    );
+    let log = fs::read_to_string(out.join("core-handler.log")).unwrap();
+    assert!(
+        log.contains("dropped ") && log.contains("core-1765000001-4242.core (the oldest"),
+        "{log}"
+    );
+    // A byte cap too.
+    handle(&whole, &out, &["--time", "1765000004", "--max-bytes", "1"]).assert_success();
+    let left: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "core")
+        })
+        .collect();
+    assert_eq!(left.len(), 1, "only the newest stays under a 1-byte cap");
+
+    // Not a core: refused, said in the log, nothing kept.
+    let ran = handle(
+        b"this is not a core at all",
+        &out,
+        &["--time", "1765000005"],
+    );
+    assert_eq!(ran.code(), Some(exit::BAD_INPUT), "{}", ran.context());
+    assert!(!out.join("core-1765000005-4242.core").exists());
+    let log = fs::read_to_string(out.join("core-handler.log")).unwrap();
+    assert!(log.contains("not kept: not an ELF file"), "{log}");
+    // Cut short: what is there is kept, and the log says what is missing.
+    let cut = &whole[..whole.len() / 2];
+    handle(cut, &out, &["--time", "1765000006"]).assert_success();
+    let log = fs::read_to_string(out.join("core-handler.log")).unwrap();
+    assert!(
+        log.contains("missing: memory: the core is cut off"),
+        "{log}"
+    );
+    let doc = stdout_json(
+        &run(faultline()
+            .args(["analyze", "--format", "json"])
+            .arg(out.join("core-1765000006-4242.core")))
+        .assert_success(),
+    );
+    assert_eq!(doc["signal"]["name"], "SIGSEGV");
+}
