@@ -2,7 +2,8 @@
 //! handler (`core_pattern = |faultline core-handler …`), and what is kept is a valid ELF core of
 //! kilobytes — every note (threads, registers, signal, mapped files), the first page of each
 //! mapped file (its ELF header and build-id) and a window of each thread's stack — which
-//! `faultline analyze`, gdb and any ELF core reader read like the original.
+//! `faultline analyze` reads like the original. (gdb opens it too, but finds no shared
+//! libraries: it lists them from the dynamic loader's memory, which is not kept.)
 //!
 //! The input is read front to back exactly once, in bounded buffers; the memory that is not
 //! kept is read and dropped.
@@ -130,10 +131,10 @@ pub fn trim(input: impl Read, options: &TrimOptions) -> Result<Trimmed, CoreErro
     let mut head = Vec::with_capacity(4096);
     stream.take(64, &mut head)?;
     // The header's checks (ELF, 64-bit, little-endian, a core, x86_64) are the reader's.
-    if let Err(e) = Core::parse(&head) {
-        if !matches!(e, CoreError::Malformed(_)) {
-            return Err(e);
-        }
+    if let Err(e) = Core::parse(&head)
+        && !matches!(e, CoreError::Malformed(_))
+    {
+        return Err(e);
     }
     if head.len() < 64 {
         return Err(CoreError::Malformed(format!(
