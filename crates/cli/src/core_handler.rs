@@ -18,6 +18,7 @@ pub fn run(args: CoreHandlerArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::failed(anyhow::anyhow!("--out {}: {e}", args.out.display())))?;
     let options = TrimOptions {
         stack_window: args.stack_window,
+        other_stack_window: args.other_stack_window,
         ..TrimOptions::default()
     };
     let stdin = std::io::stdin().lock();

@@ -115,9 +115,12 @@ struct CoreHandlerArgs {
     /// The executable's path (`%E`, with `!` for `/`). Informational.
     #[arg(long)]
     exe: Option<String>,
-    /// Bytes of each thread's stack kept above its stack pointer.
+    /// Bytes of the crashing thread's stack kept above its stack pointer.
     #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = store::parse_size)]
     stack_window: u64,
+    /// Bytes of every other thread's stack kept above its stack pointer.
+    #[arg(long, value_name = "SIZE", default_value = "16K", value_parser = store::parse_size)]
+    other_stack_window: u64,
     /// The most cores kept in DIR; the oldest go first.
     #[arg(long, default_value_t = 100)]
     max_files: usize,

@@ -15,8 +15,11 @@ use crate::elfcore::{Core, CoreError, elf};
 /// What to keep.
 #[derive(Debug, Clone, Copy)]
 pub struct TrimOptions {
-    /// Bytes of each thread's stack kept, from its stack pointer up (the frames above it).
+    /// Bytes of the crashing thread's stack kept, from its stack pointer up (the frames
+    /// above it).
     pub stack_window: u64,
+    /// The same for every other thread (parked in a wait, most need far less).
+    pub other_stack_window: u64,
     /// Bytes kept below each stack pointer (the red zone, a signal frame being built).
     pub below_sp: u64,
     /// The most notes kept, in bytes (a process of many thousands of threads has megabytes).
@@ -27,6 +30,7 @@ impl Default for TrimOptions {
     fn default() -> Self {
         Self {
             stack_window: 64 * 1024,
+            other_stack_window: 16 * 1024,
             below_sp: 512,
             max_notes: 64 * 1024 * 1024,
         }
@@ -225,11 +229,17 @@ pub fn trim(input: impl Read, options: &TrimOptions) -> Result<Trimmed, CoreErro
     let mut windows: Vec<(u64, u64)> = core
         .threads
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             let sp = t.registers.sp();
+            let above = if i == 0 {
+                options.stack_window
+            } else {
+                options.other_stack_window
+            };
             (
                 sp.saturating_sub(options.below_sp),
-                sp.saturating_add(options.stack_window),
+                sp.saturating_add(above),
             )
         })
         .chain(
