@@ -165,22 +165,36 @@ const NT_FILE: u32 = 0x4649_4c45;
 const PRSTATUS_LEN: usize = 336;
 const PRSTATUS_REGS: usize = 112;
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+/// Little-endian fields at `at`, `None` past the end (shared by the core's readers).
+pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(
         b.get(at..at.checked_add(2)?)?.try_into().ok()?,
     ))
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(
         b.get(at..at.checked_add(4)?)?.try_into().ok()?,
     ))
 }
 
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+pub(crate) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(
         b.get(at..at.checked_add(8)?)?.try_into().ok()?,
     ))
+}
+
+/// The same fields, 0 past the end: for headers read on a best-effort basis.
+pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
+    u16_at(b, at).unwrap_or(0)
+}
+
+pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
+    u32_at(b, at).unwrap_or(0)
+}
+
+pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
+    u64_at(b, at).unwrap_or(0)
 }
 
 /// A NUL-terminated string in a fixed field.

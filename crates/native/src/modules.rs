@@ -2,7 +2,7 @@
 //! and GNU build-id read from the ELF headers the kernel keeps in the core (the first page of
 //! every mapped ELF file, by the default `coredump_filter`).
 
-use crate::elfcore::{Core, Mapping, elf};
+use crate::elfcore::{Core, Mapping, elf, le16 as u16_at, le32 as u32_at, le64 as u64_at};
 
 /// A mapped ELF file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,26 +63,6 @@ pub fn modules(core: &Core<'_>) -> Vec<LoadedModule> {
     }
     out.sort_by_key(|m| m.start);
     out
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    at.checked_add(2)
-        .and_then(|end| b.get(at..end))
-        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    at.checked_add(4)
-        .and_then(|end| b.get(at..end))
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_le_bytes)
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    at.checked_add(8)
-        .and_then(|end| b.get(at..end))
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
 }
 
 fn from_header(

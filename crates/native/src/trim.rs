@@ -10,7 +10,7 @@
 
 use std::io::Read;
 
-use crate::elfcore::{Core, CoreError, elf};
+use crate::elfcore::{Core, CoreError, elf, le16 as u16_at, le32 as u32_at, le64 as u64_at};
 
 /// What to keep.
 #[derive(Debug, Clone, Copy)]
@@ -60,26 +60,6 @@ struct Load {
     filesz: u64,
     memsz: u64,
     flags: u32,
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    at.checked_add(2)
-        .and_then(|end| b.get(at..end))
-        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    at.checked_add(4)
-        .and_then(|end| b.get(at..end))
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_le_bytes)
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    at.checked_add(8)
-        .and_then(|end| b.get(at..end))
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
 }
 
 /// Reads from `input`, counting.
