@@ -394,3 +394,67 @@ fn write(head: &[u8], notes: &[u8], pieces: &[(Load, Option<Vec<u8>>)]) -> Vec<u
     out.extend_from_slice(&data);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vaddr: u64, memsz: u64) -> Load {
+        Load {
+            offset: 0,
+            vaddr,
+            filesz: memsz,
+            memsz,
+            flags: 6,
+        }
+    }
+
+    fn shape(parts: &[(Load, Option<Vec<u8>>)]) -> Vec<(u64, u64, bool)> {
+        parts
+            .iter()
+            .map(|(l, d)| (l.vaddr, l.vaddr + l.memsz, d.is_some()))
+            .collect()
+    }
+
+    #[test]
+    fn a_segment_is_cut_at_the_windows_into_kept_parts_and_gaps_covering_it_all() {
+        let segment = load(0x1000, 0x4000);
+        // A window inside, one over its end, one elsewhere.
+        let windows = [(0x1800, 0x2000), (0x4800, 0x6000), (0x9000, 0xa000)];
+        assert_eq!(
+            shape(&split(&segment, &windows)),
+            [
+                (0x1000, 0x1800, false),
+                (0x1800, 0x2000, true),
+                (0x2000, 0x4800, false),
+                (0x4800, 0x5000, true),
+            ]
+        );
+        // No window: the whole segment, a header only.
+        assert_eq!(shape(&split(&segment, &[])), [(0x1000, 0x5000, false)]);
+        // A window over all of it.
+        assert_eq!(
+            shape(&split(&segment, &[(0, u64::MAX)])),
+            [(0x1000, 0x5000, true)]
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_core_is_refused_before_anything_is_read_past_its_header() {
+        let options = TrimOptions::default();
+        assert_eq!(
+            trim(&b"not a core"[..], &options).unwrap_err(),
+            CoreError::NotElf
+        );
+        let mut exe = [0u8; 64];
+        exe[..4].copy_from_slice(b"\x7fELF");
+        exe[4] = 2;
+        exe[5] = 1;
+        exe[16] = 3; // ET_DYN
+        exe[18] = 62;
+        assert_eq!(
+            trim(&exe[..], &options).unwrap_err(),
+            CoreError::NotCore("shared object or PIE executable")
+        );
+    }
+}
