@@ -86,6 +86,8 @@ cp "$kept" "$dir/kept.core"
 "$faultline" analyze "$dir/kept.core" --debug-dir "$dir/store" >/dev/null 2>&1
 read -r analyze_wall analyze_rss < <(measure "$faultline" analyze "$dir/kept.core" --debug-dir "$dir/store")
 read -r analyze_json_wall _ < <(measure "$faultline" analyze "$dir/kept.core" --debug-dir "$dir/store" --format json)
+# And of the whole core, mapped rather than read.
+read -r whole_wall whole_rss < <(measure "$faultline" analyze "$dir/core" --debug-dir "$dir/store")
 threads=$("$faultline" analyze "$dir/kept.core" --debug-dir "$dir/store" --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["threads"]))')
 # gdb on the same small core and on the whole one.
 read -r gdb_small_wall gdb_small_rss < <(measure gdb -batch -nx -ex 'thread apply all bt' "$dir/big" "$dir/kept.core")
@@ -104,6 +106,7 @@ core:      $core_bytes bytes (1 GiB resident, $threads threads); median of $runs
 | what it kept | $kept_bytes bytes | | < 1 MiB |
 | analyze of what it kept ($threads threads, warm store) | $analyze_wall | $(( analyze_rss / 1024 )) | < 0.1 s |
 | analyze --format json of it | $analyze_json_wall | | |
+| analyze of the whole core (mapped) | $whole_wall | $(( whole_rss / 1024 )) | |
 | gdb thread apply all bt, the small core | $gdb_small_wall | $(( gdb_small_rss / 1024 )) | |
 | gdb thread apply all bt, the whole core | $gdb_whole_wall | $(( gdb_whole_rss / 1024 )) | |
 REPORT

@@ -17,7 +17,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
         // One page: every input's documents one after the other.
         let mut body = String::new();
         for path in &args.inputs {
-            let bytes = input::read(path)?;
+            let bytes = input::read_input(path)?;
             for section in present(path, &bytes, &args)? {
                 body.push_str(&section);
             }
@@ -40,7 +40,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
         ));
     }
     for path in &args.inputs {
-        let bytes = input::read(path)?;
+        let bytes = input::read_input(path)?;
         for mut text in present(path, &bytes, &args)? {
             if many && matches!(args.format, AnalyzeFormat::Human) {
                 text = format!("== {}\n{text}", path.display());

@@ -93,6 +93,50 @@ fn is_task_dump_record(bytes: &[u8]) -> bool {
         .is_ok_and(|v| v.get("kind").is_some_and(|k| k == "task_dump"))
 }
 
+/// An input's bytes: read, or mapped (a core file, which may be gigabytes).
+pub enum Input {
+    /// Read into memory.
+    Read(Vec<u8>),
+    /// A core file, mapped.
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Input {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Read(bytes) => bytes,
+            Input::Mapped(map) => map,
+        }
+    }
+}
+
+/// [`read`], except that a core file is mapped rather than read: a 1 GiB core costs the pages
+/// the unwinder touches, not 1 GiB.
+pub fn read_input(path: &Path) -> Result<Input, Failure> {
+    if let Some(map) = map_core(path) {
+        return Ok(Input::Mapped(map));
+    }
+    read(path).map(Input::Read)
+}
+
+/// A regular file that starts as an ELF core, mapped.
+fn map_core(path: &Path) -> Option<memmap2::Mmap> {
+    let mut file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut head = [0u8; 64];
+    file.read_exact(&mut head).ok()?;
+    if !faultline_native::elfcore::looks_like_core(&head) {
+        return None;
+    }
+    // SAFETY: a read-only private map of a core file, which nothing writes once the kernel has
+    // finished it; a file truncated under us could fault, the risk gdb takes too.
+    unsafe { memmap2::Mmap::map(&file) }.ok()
+}
+
 /// Reads an input: a file, an `http://`/`https://` URL fetched once (a Go service's
 /// `/debug/pprof/goroutine?debug=2`, say), a pod's endpoint through a port-forward
 /// (`pod://NS/NAME:PORT/PATH`), or `pod:NS/NAME[/CONTAINER]`, the log of a container's
