@@ -106,6 +106,21 @@ fn unwind_file(module: &LoadedModule, locator: &Locator) -> Option<Vec<u8>> {
     }
     let build_id = BuildId::new(id.clone()).ok()?;
     let found = locator.find(&build_id, None).ok()?;
+    // A `.debug` made by `objcopy --only-keep-debug` has no unwind tables; the runtime binary
+    // kept beside it in a store (`cdef…`, `debug-store add` of the shipped binary) has.
+    if !faultline_symbolize::has_unwind_tables(&found.path)
+        && let Some(binary) = found
+            .path
+            .to_str()
+            .and_then(|p| p.strip_suffix(".debug"))
+            .map(std::path::PathBuf::from)
+        && elf::identity(&binary)
+            .ok()
+            .and_then(|i| i.build_id)
+            .is_some_and(|b| b.as_bytes() == id.as_slice())
+    {
+        return std::fs::read(binary).ok();
+    }
     std::fs::read(found.path).ok()
 }
 

@@ -53,6 +53,9 @@ fn add(files: &[PathBuf], store: &Path, make_index: bool) -> Result<(), Failure>
         match store_handle.add(file) {
             Ok(added) => {
                 let what = match (added.new, added.replaced) {
+                    _ if added.beside_debug_file => {
+                        "added beside its debug file, for its unwind tables"
+                    }
                     (true, true) => "added, replacing a copy without DWARF",
                     (true, false) => "added",
                     (false, _) => "already present",
@@ -70,14 +73,16 @@ fn add(files: &[PathBuf], store: &Path, make_index: bool) -> Result<(), Failure>
                         Err(e) => return Err(Failure::failed(anyhow::anyhow!("<stdout>: {e}"))),
                     }
                 }
-                if !added.has_dwarf {
+                if !added.has_dwarf && !added.beside_debug_file {
                     eprintln!(
                         "faultline: warning: {} has no DWARF debug info (stripped?); \
                          it can give function names from its symbol table at best",
                         file.display()
                     );
                 }
-                if make_index {
+                // The binary beside a debug file is for unwinding; the index is the debug
+                // file's (both would have the same name).
+                if make_index && !added.beside_debug_file {
                     match index_one(&added.path, false)? {
                         Indexed::Made { path, bytes, took } => eprintln!(
                             "faultline: indexed {} in {:.1} s: {} ({})",

@@ -29,6 +29,10 @@ pub struct Added {
     pub replaced: bool,
     /// Whether the file has DWARF; a store entry without it can only give symbol names.
     pub has_dwarf: bool,
+    /// The file is a runtime binary (no DWARF, but unwind tables) of a build whose debug file
+    /// is in the store: kept beside it as `cdef…` (gdb's layout), so that cores of it can be
+    /// unwound by CFI on a machine that does not have it at its path.
+    pub beside_debug_file: bool,
 }
 
 impl DebugStore {
@@ -63,24 +67,63 @@ impl DebugStore {
         let build_id = identity.build_id.ok_or_else(|| Error::NoBuildId {
             path: file.to_owned(),
         })?;
-        let [path, _] = self.candidates(&build_id);
+        let [path, beside] = self.candidates(&build_id);
         let mut replaced = false;
         if path.exists() {
             let existing = elf::identity(&path).ok();
-            let keep = existing.as_ref().is_some_and(|e| {
-                e.build_id.as_ref() == Some(&build_id) && (e.has_dwarf || !identity.has_dwarf)
-            });
-            if keep {
+            let same = existing
+                .as_ref()
+                .is_some_and(|e| e.build_id.as_ref() == Some(&build_id));
+            let existing_dwarf = existing.as_ref().is_some_and(|e| e.has_dwarf);
+            if same && (existing_dwarf || !identity.has_dwarf) {
+                // The runtime binary of a build whose debug file is here: beside it.
+                if existing_dwarf
+                    && !identity.has_dwarf
+                    && !beside.exists()
+                    && has_unwind_tables(file)
+                {
+                    self.place(file, &beside, &build_id)?;
+                    return Ok(Added {
+                        build_id,
+                        path: beside,
+                        new: true,
+                        replaced: false,
+                        has_dwarf: false,
+                        beside_debug_file: true,
+                    });
+                }
                 return Ok(Added {
                     build_id,
                     path,
                     new: false,
                     replaced: false,
-                    has_dwarf: existing.is_some_and(|e| e.has_dwarf),
+                    has_dwarf: existing_dwarf,
+                    beside_debug_file: false,
                 });
+            }
+            // A copy without DWARF, replaced by the debug file: kept beside it when it is the
+            // runtime binary (its unwind tables), not lost.
+            if same && !existing_dwarf && !beside.exists() && has_unwind_tables(&path) {
+                fs::rename(&path, &beside).map_err(|source| Error::Io {
+                    path: beside.clone(),
+                    source,
+                })?;
             }
             replaced = true;
         }
+        self.place(file, &path, &build_id)?;
+        Ok(Added {
+            build_id,
+            path,
+            new: true,
+            replaced,
+            has_dwarf: identity.has_dwarf,
+            beside_debug_file: false,
+        })
+    }
+
+    /// Hard-links (or copies) `file` to `path` through a temporary name: never a partial file.
+    fn place(&self, file: &Path, path: &Path, build_id: &BuildId) -> Result<()> {
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -92,18 +135,24 @@ impl DebugStore {
         if fs::hard_link(file, &tmp).is_err() {
             fs::copy(file, &tmp).map_err(io(&tmp))?;
         }
-        fs::rename(&tmp, &path).map_err(|e| {
+        fs::rename(&tmp, path).map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            io(&path)(e)
-        })?;
-        Ok(Added {
-            build_id,
-            path,
-            new: true,
-            replaced,
-            has_dwarf: identity.has_dwarf,
+            io(path)(e)
         })
     }
+}
+
+/// Whether `file` has call frame information with contents (`.eh_frame`): a runtime binary,
+/// stripped or not, where `objcopy --only-keep-debug` leaves the section empty (`NOBITS`).
+pub fn has_unwind_tables(file: &Path) -> bool {
+    use object::{Object, ObjectSection};
+    let Ok(data) = fs::read(file) else {
+        return false;
+    };
+    object::File::parse(&*data).is_ok_and(|obj| {
+        obj.section_by_name(".eh_frame")
+            .is_some_and(|s| s.data().is_ok_and(|d| !d.is_empty()))
+    })
 }
 
 /// A file of a store entry.

@@ -802,3 +802,51 @@ fn the_core_handler_keeps_its_directory_within_its_caps_and_refuses_garbage_alou
     );
     assert_eq!(doc["signal"]["name"], "SIGSEGV");
 }
+
+#[test]
+fn elsewhere_the_store_s_copy_of_the_shipped_binary_gives_the_unwind_tables() {
+    let crash = Crashed::new("deep", DEEP, "c0de000000000000000000000000000000000009");
+    let shipped = crash.dir.path().join("shipped").join("deep");
+    // The shipped (stripped) binary joins its debug file in the store, beside it.
+    let added = run(faultline()
+        .args(["debug-store", "add", "--no-index"])
+        .arg(&shipped)
+        .arg("--store")
+        .arg(&crash.store))
+    .assert_success();
+    assert!(
+        added
+            .stdout
+            .contains("(added beside its debug file, for its unwind tables)"),
+        "{}",
+        added.context()
+    );
+    // Another machine: the binary is not at its path any more.
+    fs::remove_file(&shipped).unwrap();
+    let doc = crash.json();
+    let trust: Vec<&str> = doc["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["trust"].as_str().unwrap())
+        .take(3)
+        .collect();
+    assert_eq!(trust, ["context", "cfi", "cfi"], "{doc:#}");
+    let functions: Vec<String> = our_frames(&doc["frames"])
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(functions, ["load", "step", "walk", "outer", "main"]);
+    // Symbolization still comes from the debug file, listed as the module's.
+    assert!(
+        doc["modules"][0]["debug_file"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(".debug")),
+        "{doc:#}"
+    );
+    // Without it, the program's frames above the first are found without CFI, and say so.
+    let bare = Crashed::new("deep", DEEP, "c0de00000000000000000000000000000000000a");
+    fs::remove_file(bare.dir.path().join("shipped").join("deep")).unwrap();
+    let doc = bare.json();
+    assert_ne!(doc["frames"][1]["trust"], "cfi", "{doc:#}");
+}
