@@ -51,13 +51,8 @@ fn sample_addresses(binary: &Path, n: usize) -> Vec<u64> {
 }
 
 fn run(program: &str, args: &[&str], input: &str) -> String {
-    let mut child = Command::new(program)
+    let mut child = crate::isolated(&mut Command::new(program))
         .args(args)
-        // Nothing of the developer's: faultline's cache is the tests' own.
-        .env(
-            "FAULTLINE_CACHE_DIR",
-            faultline_tests::target_dir().join("test-cache"),
-        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -75,15 +75,20 @@ const AMBIENT_VARIABLES: &[&str] = &[
 /// The `faultline` binary under test, with none of [`AMBIENT_VARIABLES`] set but its own cache.
 fn faultline() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    isolated(&mut command);
+    command
+}
+
+/// `command` without [`AMBIENT_VARIABLES`], with the tests' own cache: symbol indexes of files
+/// outside a store go there, never to `$HOME`'s.
+fn isolated(command: &mut Command) -> &mut Command {
     for var in AMBIENT_VARIABLES {
         command.env_remove(var);
     }
-    // Symbol indexes of files outside a store go to the cache: the tests' own, never $HOME's.
     command.env(
         "FAULTLINE_CACHE_DIR",
         faultline_tests::target_dir().join("test-cache"),
-    );
-    command
+    )
 }
 
 /// Run options that feed `input` to standard input.

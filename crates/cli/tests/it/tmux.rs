@@ -23,13 +23,7 @@ impl Tmux {
     pub(crate) fn command(&self) -> Command {
         let mut command = Command::new("tmux");
         command.args(["-L", &self.socket]);
-        for var in crate::AMBIENT_VARIABLES {
-            command.env_remove(var);
-        }
-        command.env(
-            "FAULTLINE_CACHE_DIR",
-            faultline_tests::target_dir().join("test-cache"),
-        );
+        crate::isolated(&mut command);
         command
     }
 
