@@ -811,6 +811,20 @@ const NAME_CACHE_GENERATION: usize = 2048;
 /// More inlining than any real compiler produces; a loop in corrupt DWARF otherwise.
 const MAX_INLINE_DEPTH: usize = 256;
 
+/// Whether `count` addresses of `file` are answered through its index. Many addresses reach
+/// most of the index: it is checked all at once (a millisecond), so lookups read without
+/// checking; a damaged one is removed, and DWARF answers.
+fn through_index(file: &DebugFile, count: usize) -> bool {
+    let Some(index) = file.index() else {
+        return false;
+    };
+    if count < CHECK_ALL_AT || index.check_all().is_ok() {
+        return true;
+    }
+    let _ = std::fs::remove_file(index.path());
+    false
+}
+
 /// [`symbolize_many`] through the index: a binary search and a walk up a chain per address, on
 /// the calling thread (the answers' shared strings stay on the thread that made them).
 fn symbolize_indexed(
@@ -850,12 +864,7 @@ pub fn symbolize_to(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let indexed = file.index().is_some_and(|index| {
-        probes.len() < CHECK_ALL_AT || index.check_all().is_ok() || {
-            let _ = std::fs::remove_file(index.path());
-            false
-        }
-    });
+    let indexed = through_index(file, probes.len());
     if !indexed || threads == 1 || probes.len() < 2 * CHUNK {
         let mut buf = Vec::with_capacity(256 * 1024);
         let options = SymbolizeOptions {
@@ -982,13 +991,8 @@ pub fn symbolize_many(
         path: PathBuf::from("<output>"),
         source,
     };
-    if let Some(index) = file.index() {
-        // Many addresses reach most of the index: check it all at once (a millisecond), so
-        // lookups read without checking. A damaged index is removed and DWARF answers.
-        if probes.len() < CHECK_ALL_AT || index.check_all().is_ok() {
-            return symbolize_indexed(file, probes, options.demangle, emit);
-        }
-        let _ = std::fs::remove_file(index.path());
+    if through_index(file, probes.len()) {
+        return symbolize_indexed(file, probes, options.demangle, emit);
     }
     let symbols = Arc::new(file.symbol_table()?);
     let dwarf = Arc::new(file.dwarf()?);
