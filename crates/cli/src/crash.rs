@@ -103,8 +103,14 @@ fn human(record: &CrashRecord, report: &RecordReport, full: bool) -> String {
         write_frame(&mut s, i, frame, record);
     }
 
-    let _ = writeln!(s);
-    let _ = writeln!(s, "modules:");
+    write_modules(&mut s, record, report);
+    s
+}
+
+/// The modules frames point into, each with the debug file used for it or why there is none.
+pub(crate) fn write_modules(s: &mut String, record: &CrashRecord, report: &RecordReport) {
+    let _ = writeln!(*s);
+    let _ = writeln!(*s, "modules:");
     for (module, m) in record.modules.iter().zip(&report.modules) {
         let Some(debug_file) = &m.debug_file else {
             continue;
@@ -116,7 +122,7 @@ fn human(record: &CrashRecord, report: &RecordReport, full: bool) -> String {
         match debug_file {
             Ok((path, source)) => {
                 let _ = writeln!(
-                    s,
+                    *s,
                     "  {} [{id}]\n    debug file: {} ({})",
                     module.path,
                     path.display(),
@@ -124,11 +130,10 @@ fn human(record: &CrashRecord, report: &RecordReport, full: bool) -> String {
                 );
             }
             Err(reason) => {
-                let _ = writeln!(s, "  {} [{id}]\n    unknown: {reason}", module.path);
+                let _ = writeln!(*s, "  {} [{id}]\n    unknown: {reason}", module.path);
             }
         }
     }
-    s
 }
 
 pub(crate) fn write_frame(
@@ -212,8 +217,24 @@ pub(crate) fn json(record: &CrashRecord, report: &RecordReport) -> serde_json::V
             })
         })
         .collect();
-    let frames: Vec<serde_json::Value> = report
-        .frames
+    let frames = frames_json(&report.frames);
+    serde_json::json!({
+        "kind": record.kind,
+        "time": record.time,
+        "pid": record.pid,
+        "tid": record.tid,
+        "thread_name": record.thread_name,
+        "message": record.message,
+        "location": record.location,
+        "runtimes": record.runtimes,
+        "modules": modules,
+        "frames": frames,
+    })
+}
+
+/// The frames of a stack, symbolized, as JSON.
+pub(crate) fn frames_json(frames: &[FrameReport]) -> serde_json::Value {
+    let frames: Vec<serde_json::Value> = frames
         .iter()
         .enumerate()
         .map(|(i, f)| {
@@ -237,16 +258,5 @@ pub(crate) fn json(record: &CrashRecord, report: &RecordReport) -> serde_json::V
             })
         })
         .collect();
-    serde_json::json!({
-        "kind": record.kind,
-        "time": record.time,
-        "pid": record.pid,
-        "tid": record.tid,
-        "thread_name": record.thread_name,
-        "message": record.message,
-        "location": record.location,
-        "runtimes": record.runtimes,
-        "modules": modules,
-        "frames": frames,
-    })
+    serde_json::Value::Array(frames)
 }

@@ -5,11 +5,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use faultline_native::elfcore::{code_name, signal_name};
-use faultline_native::{Core, CoreUnwinder, LoadedModule, NativeFrame, Trust};
+use faultline_native::{Core, CoreUnwinder, LoadedModule, NativeFrame};
+use faultline_record::signal;
 use faultline_record::{
-    Addr, BuildId, CrashRecord, FORMAT_NAME, FORMAT_VERSION, Frame, FrameKind, Kind, Module,
-    Segment, Task,
+    Addr, CrashRecord, FORMAT_NAME, FORMAT_VERSION, Frame, FrameKind, Kind, Module, Task,
 };
 use faultline_symbolize::record::{FrameReport, symbolize_threads};
 use faultline_symbolize::{Demangle, Locator, elf};
@@ -33,8 +32,10 @@ pub fn report(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, F
         .collect();
     let record = record(&core, &modules, &stacks);
     let (report, others) = symbolize_threads(&record, &locator, Demangle::Short);
-    let mut reports = vec![report.frames.clone()];
-    reports.extend(others);
+    // Every thread's frames, the crashing one's first.
+    let reports: Vec<&[FrameReport]> = std::iter::once(report.frames.as_slice())
+        .chain(others.iter().map(Vec::as_slice))
+        .collect();
     Ok(match args.format {
         AnalyzeFormat::Svg => {
             return Err(Failure::usage(format!(
@@ -63,11 +64,7 @@ pub fn report(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, F
                 .zip(&stacks)
                 .enumerate()
                 .map(|(i, ((thread, frames), stack))| {
-                    let one = RecordFrames {
-                        record: &record,
-                        frames,
-                    };
-                    let mut frames_json = one.json();
+                    let mut frames_json = crate::crash::frames_json(frames);
                     add_trust(&mut frames_json, stack);
                     serde_json::json!({
                         "tid": thread.tid,
@@ -96,19 +93,15 @@ pub fn report(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, F
 fn unwind_file(module: &LoadedModule, locator: &Locator) -> Option<Vec<u8>> {
     let id = module.build_id.as_ref()?;
     let path = Path::new(&module.path);
-    if path.is_absolute()
-        && elf::identity(path)
-            .ok()
-            .and_then(|i| i.build_id)
-            .is_some_and(|b| b.as_bytes() == id.as_slice())
+    if path.is_absolute() && elf::identity(path).ok().and_then(|i| i.build_id).as_ref() == Some(id)
     {
         return std::fs::read(path).ok();
     }
-    let build_id = BuildId::new(id.clone()).ok()?;
-    let found = locator.find(&build_id, None).ok()?;
+    let found = locator.find(id, None).ok()?;
+    let bytes = std::fs::read(&found.path).ok()?;
     // A `.debug` made by `objcopy --only-keep-debug` has no unwind tables; the runtime binary
     // kept beside it in a store (`cdef…`, `debug-store add` of the shipped binary) has.
-    if !faultline_symbolize::has_unwind_tables(&found.path)
+    if !faultline_symbolize::unwind_tables_in(&bytes)
         && let Some(binary) = found
             .path
             .to_str()
@@ -117,11 +110,12 @@ fn unwind_file(module: &LoadedModule, locator: &Locator) -> Option<Vec<u8>> {
         && elf::identity(&binary)
             .ok()
             .and_then(|i| i.build_id)
-            .is_some_and(|b| b.as_bytes() == id.as_slice())
+            .as_ref()
+            == Some(id)
     {
         return std::fs::read(binary).ok();
     }
-    std::fs::read(found.path).ok()
+    Some(bytes)
 }
 
 /// The core as a crash record: the crashing thread's frames, each other thread a task.
@@ -130,19 +124,9 @@ fn record(core: &Core<'_>, modules: &[LoadedModule], stacks: &[Vec<NativeFrame>]
         .iter()
         .map(|m| Module {
             path: m.path.clone(),
-            build_id: m.build_id.clone().and_then(|b| BuildId::new(b).ok()),
+            build_id: m.build_id.clone(),
             load_bias: Addr(m.load_bias),
-            segments: m
-                .segments
-                .iter()
-                .map(|(start, size, file_offset, vaddr, flags)| Segment {
-                    start: Addr(*start),
-                    size: *size,
-                    file_offset: *file_offset,
-                    vaddr: Addr(*vaddr),
-                    flags: flags.clone(),
-                })
-                .collect(),
+            segments: m.segments.clone(),
         })
         .collect();
     let frames = |stack: &[NativeFrame]| -> Vec<Frame> {
@@ -200,21 +184,27 @@ fn record(core: &Core<'_>, modules: &[LoadedModule], stacks: &[Vec<NativeFrame>]
     }
 }
 
-/// `SIGSEGV (SEGV_MAPERR (address not mapped)) at 0x10`.
+fn signal_name(signo: u32) -> &'static str {
+    signal::name(signo).unwrap_or("signal")
+}
+
+/// `SIGSEGV (11) at address 0x10 (SEGV_MAPERR: address not mapped to object)`, `SIGABRT (6)
+/// sent by pid 42 (SI_TKILL: sent by tkill or tgkill)`.
 fn signal_line(core: &Core<'_>) -> String {
     let Some(info) = core.signal else {
         let signo = core.threads.first().map_or(0, |t| t.signal);
         return format!("{} ({signo})", signal_name(signo));
     };
-    let mut s = format!("{} ({})", signal_name(info.signo), info.signo);
-    if let Some(code) = code_name(info.signo, info.code) {
-        let _ = write!(s, ", {code}");
-    }
+    let name = signal_name(info.signo);
+    let mut s = format!("{name} ({})", info.signo);
     if let Some(address) = info.address {
-        let _ = write!(s, " at {}", Addr(address));
+        let _ = write!(s, " at address {}", Addr(address));
     }
     if let Some(sender) = info.sender.filter(|&p| p != 0) {
-        let _ = write!(s, ", sent by pid {sender}");
+        let _ = write!(s, " sent by pid {sender}");
+    }
+    if let Some(meaning) = signal::code_meaning(name, i64::from(info.code)) {
+        let _ = write!(s, " ({meaning})");
     }
     s
 }
@@ -225,7 +215,7 @@ fn signal_json(core: &Core<'_>) -> serde_json::Value {
             "number": info.signo,
             "name": signal_name(info.signo),
             "code": info.code,
-            "code_name": code_name(info.signo, info.code),
+            "code_meaning": signal::code_meaning(signal_name(info.signo), i64::from(info.code)),
             "address": info.address.map(Addr),
             "sender_pid": info.sender,
         }),
@@ -244,27 +234,11 @@ fn add_trust(frames: &mut serde_json::Value, stack: &[NativeFrame]) {
     }
 }
 
-/// One thread's frames with the record they belong to, for its JSON.
-struct RecordFrames<'a> {
-    record: &'a CrashRecord,
-    frames: &'a [FrameReport],
-}
-
-impl RecordFrames<'_> {
-    fn json(&self) -> serde_json::Value {
-        let report = faultline_symbolize::record::RecordReport {
-            modules: Vec::new(),
-            frames: self.frames.to_vec(),
-        };
-        crate::crash::json(self.record, &report)["frames"].take()
-    }
-}
-
 fn human(
     core: &Core<'_>,
     record: &CrashRecord,
     report: &faultline_symbolize::record::RecordReport,
-    reports: &[Vec<FrameReport>],
+    reports: &[&[FrameReport]],
     stacks: &[Vec<NativeFrame>],
     full: bool,
 ) -> String {
@@ -296,7 +270,7 @@ fn human(
             // The first line of each frame says how it was found.
             let mut lines = one.lines();
             if let Some(first) = lines.next() {
-                let _ = writeln!(s, "{first}  [{}]", trust_label(native.trust));
+                let _ = writeln!(s, "{first}  [{}]", native.trust.as_str());
             }
             if native.signal_trampoline {
                 let _ = writeln!(s, "      <signal handler called>");
@@ -306,32 +280,6 @@ fn human(
             }
         }
     }
-    let _ = writeln!(s);
-    let _ = writeln!(s, "modules:");
-    for (module, m) in record.modules.iter().zip(&report.modules) {
-        let id = module
-            .build_id
-            .as_ref()
-            .map_or_else(|| "no build-id".to_owned(), ToString::to_string);
-        match &m.debug_file {
-            None => {}
-            Some(Ok((path, source))) => {
-                let _ = writeln!(
-                    s,
-                    "  {} [{id}]\n    debug file: {} ({})",
-                    module.path,
-                    path.display(),
-                    crate::symbolize::source_name(source)
-                );
-            }
-            Some(Err(reason)) => {
-                let _ = writeln!(s, "  {} [{id}]\n    unknown: {reason}", module.path);
-            }
-        }
-    }
+    crate::crash::write_modules(&mut s, record, report);
     s
-}
-
-fn trust_label(trust: Trust) -> &'static str {
-    trust.as_str()
 }

@@ -2,6 +2,8 @@
 //! and GNU build-id read from the ELF headers the kernel keeps in the core (the first page of
 //! every mapped ELF file, by the default `coredump_filter`).
 
+use faultline_record::{Addr, BuildId, Segment};
+
 use crate::elfcore::{Core, Mapping, elf, le16 as u16_at, le32 as u32_at, le64 as u64_at};
 
 /// A mapped ELF file.
@@ -16,9 +18,9 @@ pub struct LoadedModule {
     /// Runtime address minus the file's virtual address.
     pub load_bias: u64,
     /// Its GNU build-id; `None` when the core does not hold its headers or it has none.
-    pub build_id: Option<Vec<u8>>,
-    /// Its `PT_LOAD` segments: runtime start, size in memory, file offset, vaddr, `r-x` flags.
-    pub segments: Vec<(u64, u64, u64, u64, String)>,
+    pub build_id: Option<BuildId>,
+    /// Its `PT_LOAD` segments, as a crash record keeps them.
+    pub segments: Vec<Segment>,
     /// Why its build-id is unknown, if it is.
     pub why_no_build_id: Option<String>,
 }
@@ -107,15 +109,15 @@ fn from_header(
         if u32_at(h, 0) == elf::PT_LOAD {
             let flags = u32_at(h, 4);
             let f = |bit: u32, c: char| if flags & bit != 0 { c } else { '-' };
-            module.segments.push((
-                module.load_bias.wrapping_add(u64_at(h, 16)),
-                u64_at(h, 40),
-                u64_at(h, 8),
-                u64_at(h, 16),
-                [f(elf::PF_R, 'r'), f(elf::PF_W, 'w'), f(elf::PF_X, 'x')]
+            module.segments.push(Segment {
+                start: Addr(module.load_bias.wrapping_add(u64_at(h, 16))),
+                size: u64_at(h, 40),
+                file_offset: u64_at(h, 8),
+                vaddr: Addr(u64_at(h, 16)),
+                flags: [f(elf::PF_R, 'r'), f(elf::PF_W, 'w'), f(elf::PF_X, 'x')]
                     .into_iter()
                     .collect(),
-            ));
+            });
         }
     }
     for h in &headers {
@@ -132,7 +134,7 @@ fn from_header(
         let Some(notes) = core.read(at, len) else {
             continue;
         };
-        if let Some(id) = build_id_note(notes) {
+        if let Some(id) = build_id_note(notes).and_then(|id| BuildId::new(id).ok()) {
             module.build_id = Some(id);
             return module;
         }

@@ -538,5 +538,7 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+pub mod signal;
+
 #[cfg(test)]
 mod tests;

@@ -91,7 +91,9 @@ mod store;
 mod symbolizer;
 
 pub use locate::{Found, Locator, NotFound, Source};
-pub use store::{Added, DebugStore, Entry, StoredFile, has_unwind_tables, plan_gc};
+pub use store::{
+    Added, DebugStore, Entry, StoredFile, has_unwind_tables, plan_gc, unwind_tables_in,
+};
 pub use symbolizer::{
     DebugFile, Demangle, SymbolizeOptions, Symbolizer, symbolize_many, symbolize_to,
 };

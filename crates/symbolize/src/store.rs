@@ -145,11 +145,17 @@ impl DebugStore {
 /// Whether `file` has call frame information with contents (`.eh_frame`): a runtime binary,
 /// stripped or not, where `objcopy --only-keep-debug` leaves the section empty (`NOBITS`).
 pub fn has_unwind_tables(file: &Path) -> bool {
-    use object::{Object, ObjectSection};
-    let Ok(data) = fs::read(file) else {
+    let Ok(file) = elf::open_file(file) else {
         return false;
     };
-    object::File::parse(&*data).is_ok_and(|obj| {
+    // SAFETY: a read-only map, read once here; the same risk as every map of a debug file.
+    unsafe { memmap2::Mmap::map(&file) }.is_ok_and(|map| unwind_tables_in(&map))
+}
+
+/// [`has_unwind_tables`] of a file's bytes.
+pub fn unwind_tables_in(data: &[u8]) -> bool {
+    use object::{Object, ObjectSection};
+    object::File::parse(data).is_ok_and(|obj| {
         obj.section_by_name(".eh_frame")
             .is_some_and(|s| s.data().is_ok_and(|d| !d.is_empty()))
     })

@@ -316,7 +316,8 @@ fn a_segfault_deep_in_inlined_code_unwinds_as_gdb_does() {
 
     let human = crash.analyze(&[]).assert_success();
     for expected in [
-        "SIGSEGV (11), SEGV_MAPERR (address not mapped) at 0x",
+        "SIGSEGV (11) at address 0x",
+        " (SEGV_MAPERR: address not mapped to object)",
         "in deep (pid ",
         "thread ",
         ", crashed",
@@ -342,8 +343,8 @@ fn abort_inside_a_signal_handler_unwinds_through_the_signal_frame_as_gdb_does() 
     let doc = crash.json();
     assert_eq!(doc["signal"]["name"], "SIGABRT", "{doc:#}");
     assert_eq!(
-        doc["signal"]["code_name"],
-        "SI_TKILL (sent by tkill or raise)"
+        doc["signal"]["code_meaning"],
+        "SI_TKILL: sent by tkill or tgkill"
     );
     let ours = our_frames(&doc["frames"]);
     let gdb = gdb_frames(&crash.unstripped, &crash.core, None);
