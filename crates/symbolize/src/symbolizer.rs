@@ -812,7 +812,7 @@ const NAME_CACHE_GENERATION: usize = 2048;
 const MAX_INLINE_DEPTH: usize = 256;
 
 /// Whether `count` addresses of `file` are answered through its index. Many addresses reach
-/// most of the index: it is checked all at once (a millisecond), so lookups read without
+/// most of the index: it is checked all at once (one CRC-32 pass), so lookups read without
 /// checking; a damaged one is removed, and DWARF answers.
 fn through_index(file: &DebugFile, count: usize) -> bool {
     let Some(index) = file.index() else {
