@@ -266,19 +266,6 @@ pub struct LeakChart<'a> {
     pub evidence: String,
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
 impl LeakChart<'_> {
     /// The chart, an SVG with a caption.
     pub fn svg(&self) -> String {
@@ -286,14 +273,14 @@ impl LeakChart<'_> {
         let t0 = self.series.first().map_or(0.0, |p| p.0);
         let t_last = self.series.last().map_or(0.0, |p| p.0);
         let t1 = (t_last + self.ahead).max(t0 + 1.0);
+        // The verdict's line: the group's Theil–Sen slope with Theil–Sen's intercept, as
+        // faultline-leak computes it (scipy's: median(count) − slope · median(t)).
         let slope = self.slope_per_min / 60.0;
-        let mut residuals: Vec<f64> = self
-            .series
-            .iter()
-            .map(|&(t, c)| c as f64 - slope * (t - t0))
-            .collect();
-        let intercept = median(&mut residuals);
-        let at = |t: f64| (intercept + slope * (t - t0)).max(0.0);
+        let mut ts: Vec<f64> = self.series.iter().map(|p| p.0).collect();
+        let mut counts: Vec<f64> = self.series.iter().map(|p| p.1 as f64).collect();
+        let intercept = faultline_leak::stats::median(&mut counts).unwrap_or(0.0)
+            - slope * faultline_leak::stats::median(&mut ts).unwrap_or(0.0);
+        let at = |t: f64| (intercept + slope * t).max(0.0);
         let max = self
             .series
             .iter()
