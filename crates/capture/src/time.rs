@@ -1,4 +1,8 @@
 //! Wall-clock timestamps for crash records, without a date crate.
+//!
+//! faultline-record has the same formatter (`faultline_record::time`) for the other crates; the
+//! SDK keeps its own copy because it links nothing but libc (no serde, which the record crate
+//! needs). Both are tested against the same instants.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

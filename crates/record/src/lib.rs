@@ -539,6 +539,7 @@ fn strip_position(message: &str) -> String {
 }
 
 pub mod signal;
+pub mod time;
 
 #[cfg(test)]
 mod tests;
