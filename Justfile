@@ -33,7 +33,7 @@ bench-symbolize: deps
 # Fuzz every parser of untrusted input for SECONDS each (cargo-fuzz on stable, no sanitizer).
 fuzz SECONDS="60":
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-    cd fuzz && for target in crash_record elf_identity debug_file dump dump_go_text dump_pprof_debug1 dump_pprof_proto dump_rust_panic dump_tokio_text dump_task_record dump_go_race dump_json_lines symbol_index core_file; do mkdir -p "corpus/$target"; seeds=(); [[ -d "seeds/$target" ]] && seeds=("seeds/$target"); cargo fuzz run -s none "$target" "corpus/$target" "${seeds[@]}" -- -max_total_time={{SECONDS}}; done
+    cd fuzz && for target in crash_record elf_identity debug_file dump dump_go_text dump_pprof_debug1 dump_pprof_proto dump_rust_panic dump_tokio_text dump_task_record dump_go_race dump_json_lines symbol_index core_file minidump_file; do mkdir -p "corpus/$target"; seeds=(); [[ -d "seeds/$target" ]] && seeds=("seeds/$target"); cargo fuzz run -s none "$target" "corpus/$target" "${seeds[@]}" -- -max_total_time={{SECONDS}}; done
 
 # Benchmark the core handler on a 1 GiB, 20-thread process's core, and analyze of what it kept.
 bench-cores: deps

@@ -72,7 +72,7 @@ fn present(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<Vec<String>,
         Kind::CrashRecord => crate::crash::report(path, bytes, args).map(|r| vec![r]),
         Kind::Core => crate::native::report(path, bytes, args).map(|r| vec![r]),
         Kind::Binary => Err(Failure::usage(format!(
-            "{}: {}, which analyze does not read; it reads ELF core files, faultline crash \
+            "{}: {}, which analyze does not read; it reads ELF core files and minidumps, faultline crash \
              records and task dumps, Go and Rust panic output and goroutine dumps (also inside \
              logs), pprof profiles, and logs of one JSON object per line",
             path.display(),

@@ -1,7 +1,8 @@
 //! `faultline core-handler`: the kernel pipes a core into it (`core_pattern`), it keeps a small
 //! one. The core is read once, front to back, in bounded buffers (faultline-native's `trim`);
-//! what is kept is written atomically as `DIR/core-<time>-<pid>.core`, then the directory is
-//! brought within its caps, oldest first. Every outcome is a line in `DIR/core-handler.log`
+//! what is kept is written atomically as `DIR/core-<time>-<pid>.core`, and the same as a
+//! minidump `DIR/core-<time>-<pid>.dmp`; then the directory is brought within its caps, oldest
+//! crash first (its `.core` and `.dmp` together). Every outcome is a line in `DIR/core-handler.log`
 //! (the kernel shows a handler's output to no one).
 
 use std::io::Write as _;
@@ -43,17 +44,30 @@ pub fn run(args: CoreHandlerArgs) -> Result<(), Failure> {
             return Err(Failure::usage(format!("<stdin>: {e}")));
         }
     };
-    let name = format!("core-{time}-{}.core", opt(args.pid));
-    let path = args.out.join(&name);
-    let tmp = args.out.join(format!(".{name}.tmp"));
-    let written = std::fs::write(&tmp, &trimmed.bytes).and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+    let stem = format!("core-{time}-{}", opt(args.pid));
+    let path = args.out.join(format!("{stem}.core"));
+    if let Err(e) = write_atomically(&path, &trimmed.bytes) {
         log(
             &args.out,
             &format!("{who}: not kept: {}: {e}", path.display()),
         );
         return Err(Failure::failed(anyhow::anyhow!("{}: {e}", path.display())));
+    }
+    // The same crash as a minidump, from the small core just kept.
+    let minidump = (!args.no_minidump)
+        .then(|| faultline_native::Core::parse(&trimmed.bytes).ok())
+        .flatten()
+        .map(|core| {
+            let modules = faultline_native::modules(&core);
+            faultline_native::minidump::write(&core, &modules, time)
+        });
+    let dmp = args.out.join(format!("{stem}.dmp"));
+    let mut also = String::new();
+    if let Some(bytes) = &minidump {
+        match write_atomically(&dmp, bytes) {
+            Ok(()) => also = format!(" and {} ({} bytes)", dmp.display(), bytes.len()),
+            Err(e) => also = format!(" (its minidump not written: {}: {e})", dmp.display()),
+        }
     }
     let missing = if trimmed.missing.is_empty() {
         String::new()
@@ -63,7 +77,8 @@ pub fn run(args: CoreHandlerArgs) -> Result<(), Failure> {
     log(
         &args.out,
         &format!(
-            "{who}: kept {} ({} bytes: {} threads, {} bytes of memory) of a {}-byte core{missing}",
+            "{who}: kept {} ({} bytes: {} threads, {} bytes of memory){also} of a {}-byte \
+             core{missing}",
             path.display(),
             trimmed.bytes.len(),
             trimmed.threads,
@@ -71,7 +86,7 @@ pub fn run(args: CoreHandlerArgs) -> Result<(), Failure> {
             trimmed.read
         ),
     );
-    for dropped in enforce_caps(&args.out, args.max_files, args.max_bytes, &path) {
+    for dropped in enforce_caps(&args.out, args.max_files, args.max_bytes, &stem) {
         log(
             &args.out,
             &format!(
@@ -83,6 +98,20 @@ pub fn run(args: CoreHandlerArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it: a reader never sees half.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn opt(v: Option<impl std::fmt::Display>) -> String {
@@ -103,40 +132,66 @@ fn log(dir: &Path, line: &str) {
     }
 }
 
-/// Removes the oldest cores of `dir` (by modification time) until at most `max_files` remain
-/// and they take at most `max_bytes`; `keep` (the one just written) stays. Returns what went.
-fn enforce_caps(dir: &Path, max_files: usize, max_bytes: u64, keep: &Path) -> Vec<PathBuf> {
+/// Removes the oldest crashes of `dir` (by modification time; a crash is its `.core` and its
+/// `.dmp`) until at most `max_files` remain and they take at most `max_bytes`; `keep` (the stem
+/// of the one just written) stays. Returns what went.
+fn enforce_caps(dir: &Path, max_files: usize, max_bytes: u64, keep: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut cores: Vec<(SystemTime, u64, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let path = e.path();
-            let name = path.file_name()?.to_str()?;
-            if !(name.starts_with("core-") && name.ends_with(".core")) {
-                return None;
-            }
-            let meta = e.metadata().ok()?;
-            Some((meta.modified().ok()?, meta.len(), path))
-        })
+    // stem → (newest modification, bytes, files)
+    let mut crashes: std::collections::BTreeMap<String, (SystemTime, u64, Vec<PathBuf>)> =
+        std::collections::BTreeMap::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(stem) = name
+            .strip_suffix(".core")
+            .or_else(|| name.strip_suffix(".dmp"))
+            .filter(|s| s.starts_with("core-"))
+        else {
+            continue;
+        };
+        let Ok(meta) = e.metadata() else { continue };
+        let Ok(modified) = meta.modified() else {
+            continue;
+        };
+        let entry = crashes
+            .entry(stem.to_owned())
+            .or_insert((modified, 0, Vec::new()));
+        entry.0 = entry.0.max(modified);
+        entry.1 += meta.len();
+        entry.2.push(path);
+    }
+    let mut crashes: Vec<(SystemTime, String, u64, Vec<PathBuf>)> = crashes
+        .into_iter()
+        .map(|(stem, (time, size, files))| (time, stem, size, files))
         .collect();
-    cores.sort();
-    let mut total: u64 = cores.iter().map(|c| c.1).sum();
-    let mut count = cores.len();
+    crashes.sort();
+    let mut total: u64 = crashes.iter().map(|c| c.2).sum();
+    let mut count = crashes.len();
     let mut dropped = Vec::new();
-    for (_, size, path) in cores {
+    for (_, stem, _, mut files) in crashes {
         if count <= max_files && total <= max_bytes {
             break;
         }
-        if path == keep {
+        if stem == keep {
             continue;
         }
-        if std::fs::remove_file(&path).is_ok() {
-            total -= size;
-            count -= 1;
-            dropped.push(path);
+        files.sort();
+        let mut gone = 0;
+        for file in files {
+            if let Ok(meta) = std::fs::symlink_metadata(&file)
+                && std::fs::remove_file(&file).is_ok()
+            {
+                gone += meta.len();
+                dropped.push(file);
+            }
         }
+        total = total.saturating_sub(gone);
+        count -= 1;
     }
     dropped
 }

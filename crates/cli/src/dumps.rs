@@ -58,7 +58,7 @@ pub fn load(
     let bad = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
     if matches!(kind, Kind::Core | Kind::Binary) {
         return Err(Failure::usage(format!(
-            "{}: {}: not a task dump (`faultline analyze` reads a core)",
+            "{}: {}: not a task dump (`faultline analyze` reads cores and minidumps)",
             path.display(),
             crate::input::describe_binary(bytes)
         )));

@@ -26,9 +26,10 @@ pub enum Kind {
     /// A log of JSON lines (Docker's json-file, a log platform's export): each stream's text
     /// read as a dump is.
     Log,
-    /// An ELF core file: every thread unwound offline and symbolized (`native`).
+    /// An ELF core file or a minidump: every thread unwound offline and symbolized
+    /// (`native`).
     Core,
-    /// Binary data that is none of the above (an executable, a minidump, an archive): refused,
+    /// Binary data that is none of the above (an executable, an archive): refused,
     /// saying what it is and what `analyze` reads.
     Binary,
 }
@@ -42,8 +43,8 @@ pub fn describe_binary(bytes: &[u8]) -> String {
             Ok(_) => "an ELF core".into(),
         };
     }
-    if bytes.starts_with(b"MDMP") {
-        return "a minidump (faultline does not read minidumps yet)".into();
+    if faultline_native::minidump::looks_like_minidump(bytes) {
+        return "a minidump".into();
     }
     if bytes.starts_with(b"PK\x03\x04") {
         return "a zip archive".into();
@@ -68,7 +69,9 @@ fn is_binary(bytes: &[u8]) -> bool {
 /// envelope is looked at; the module the kind goes to parses (and reports errors in) the whole
 /// input.
 pub fn detect(path: &Path, bytes: &[u8], fields: &LogFields) -> Kind {
-    if faultline_native::elfcore::looks_like_core(bytes) {
+    if faultline_native::elfcore::looks_like_core(bytes)
+        || faultline_native::minidump::looks_like_minidump(bytes)
+    {
         return Kind::Core;
     }
     if is_binary(bytes) {
@@ -121,7 +124,7 @@ pub fn read_input(path: &Path) -> Result<Input, Failure> {
     read(path).map(Input::Read)
 }
 
-/// A regular file that starts as an ELF core, mapped.
+/// A regular file that starts as an ELF core or a minidump, mapped.
 fn map_core(path: &Path) -> Option<memmap2::Mmap> {
     let mut file = std::fs::File::open(path).ok()?;
     if !file.metadata().ok()?.is_file() {
@@ -129,7 +132,9 @@ fn map_core(path: &Path) -> Option<memmap2::Mmap> {
     }
     let mut head = [0u8; 64];
     file.read_exact(&mut head).ok()?;
-    if !faultline_native::elfcore::looks_like_core(&head) {
+    if !faultline_native::elfcore::looks_like_core(&head)
+        && !faultline_native::minidump::looks_like_minidump(&head)
+    {
         return None;
     }
     // SAFETY: a read-only private map of a core file, which nothing writes once the kernel has

@@ -127,6 +127,10 @@ struct CoreHandlerArgs {
     /// The most bytes the cores in DIR may take; the oldest go first.
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = store::parse_size)]
     max_bytes: u64,
+    /// Keep only the small core, not also a minidump of it (`.dmp`, for Sentry and
+    /// minidump-stackwalk).
+    #[arg(long)]
+    no_minidump: bool,
 }
 
 #[derive(Debug, clap::Args)]

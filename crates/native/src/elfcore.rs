@@ -154,9 +154,34 @@ pub struct Core<'data> {
     /// The mapped files, in address order.
     pub mappings: Vec<Mapping>,
     memory: Vec<Memory>,
+    /// Where the process's memory was executable, when that is known apart from `memory`
+    /// (a minidump's memory info); empty for an ELF core, whose segments say it.
+    protections: Vec<(u64, u64, u32)>,
     /// What the core should hold but does not (cut short, a note missing).
     pub missing: Vec<String>,
 }
+
+/// A range of the process's memory: its addresses and permissions (`PF_R`, `PF_W`, `PF_X`),
+/// and the bytes the file holds of it (from its start; fewer than its size or none when the
+/// rest was not dumped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region<'data> {
+    /// Its first address.
+    pub start: u64,
+    /// Its size in the process.
+    pub size: u64,
+    /// `PF_R | PF_W | PF_X` as they apply.
+    pub flags: u32,
+    /// What the file holds of it.
+    pub bytes: &'data [u8],
+}
+
+/// A region's readable permission (`PF_R`).
+pub const READ: u32 = elf::PF_R;
+/// A region's writable permission (`PF_W`).
+pub const WRITE: u32 = elf::PF_W;
+/// A region's executable permission (`PF_X`).
+pub const EXECUTE: u32 = elf::PF_X;
 
 const NT_PRSTATUS: u32 = 1;
 const NT_PRPSINFO: u32 = 3;
@@ -282,6 +307,7 @@ impl<'data> Core<'data> {
             args: None,
             mappings: Vec::new(),
             memory: Vec::new(),
+            protections: Vec::new(),
             missing: Vec::new(),
         };
         let mut saw_notes = false;
@@ -484,9 +510,90 @@ impl<'data> Core<'data> {
 
     /// Whether `address` is in an executable mapping of the process (kept or not).
     pub fn executable(&self, address: u64) -> bool {
+        if !self.protections.is_empty() {
+            let at = self.protections.partition_point(|p| p.0 <= address);
+            return at
+                .checked_sub(1)
+                .and_then(|i| self.protections.get(i))
+                .is_some_and(|&(start, end, flags)| {
+                    address >= start && address < end && flags & elf::PF_X != 0
+                });
+        }
         let at = self.memory.partition_point(|m| m.vaddr <= address);
         at.checked_sub(1)
             .and_then(|i| self.memory.get(i))
             .is_some_and(|m| address - m.vaddr < m.memsz && m.flags & elf::PF_X != 0)
+    }
+}
+
+impl<'data> Core<'data> {
+    /// Every range of the process's memory the file describes, in address order, with the
+    /// bytes it holds of each.
+    pub fn regions(&self) -> impl Iterator<Item = Region<'data>> + '_ {
+        self.memory.iter().map(|m| Region {
+            start: m.vaddr,
+            size: m.memsz,
+            flags: m.flags,
+            bytes: self
+                .data
+                .get(m.offset as usize..(m.offset.saturating_add(m.present)) as usize)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// A process image made of parts read elsewhere (a minidump): `memory`'s byte slices
+    /// must lie within `data`; `protections` are `(start, end, flags)` ranges saying where
+    /// memory was executable (empty: `memory`'s own flags say it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        data: &'data [u8],
+        threads: Vec<Thread>,
+        signal: Option<SignalInfo>,
+        pid: u32,
+        name: Option<String>,
+        args: Option<String>,
+        mut mappings: Vec<Mapping>,
+        memory: Vec<Region<'data>>,
+        mut protections: Vec<(u64, u64, u32)>,
+        missing: Vec<String>,
+    ) -> Self {
+        let base = data.as_ptr() as usize;
+        let mut memory: Vec<Memory> = memory
+            .into_iter()
+            .filter_map(|r| {
+                let offset = (r.bytes.as_ptr() as usize).checked_sub(base)?;
+                (offset.checked_add(r.bytes.len())? <= data.len()).then_some(Memory {
+                    vaddr: r.start,
+                    present: r.bytes.len() as u64,
+                    offset: offset as u64,
+                    memsz: r.size.max(r.bytes.len() as u64),
+                    flags: r.flags,
+                })
+            })
+            .collect();
+        memory.sort_by_key(|m| m.vaddr);
+        // Overlapping ranges (a stack listed twice) would hide one another from the lookup:
+        // the first one of them to start is kept.
+        let mut kept: Vec<Memory> = Vec::with_capacity(memory.len());
+        for m in memory {
+            match kept.last() {
+                Some(last) if m.vaddr < last.vaddr.saturating_add(last.memsz) => {}
+                _ => kept.push(m),
+            }
+        }
+        protections.sort_unstable();
+        mappings.sort_by_key(|m| m.start);
+        Self {
+            data,
+            threads,
+            signal,
+            pid,
+            name,
+            args,
+            mappings,
+            memory: kept,
+            protections,
+            missing,
+        }
     }
 }

@@ -45,9 +45,14 @@ pub fn modules(core: &Core<'_>) -> Vec<LoadedModule> {
         };
         let header = core.read(first.start, 64);
         let module = match header {
-            Some(h) if h.len() == 64 && h.starts_with(b"\x7fELF") => {
-                from_header(core, path, first.start, h, start, end)
-            }
+            Some(h) if h.len() == 64 && h.starts_with(b"\x7fELF") => from_header(
+                &|at, len| core.read(at, len),
+                path,
+                first.start,
+                h,
+                start,
+                end,
+            ),
             // Not an ELF file (a font, a locale archive), or its header not kept: an ELF's
             // text is still worth naming.
             _ if maps.iter().any(|m| core.executable(m.start)) => LoadedModule {
@@ -67,8 +72,31 @@ pub fn modules(core: &Core<'_>) -> Vec<LoadedModule> {
     out
 }
 
+impl LoadedModule {
+    /// Fixes the load bias and segments of a module whose ELF header the dump did not hold
+    /// (a minidump lists a module by its base address alone) from its file, once found.
+    pub fn rebase_on(&mut self, file: &[u8]) {
+        if !self.segments.is_empty() || !file.starts_with(b"\x7fELF") || file.len() < 64 {
+            return;
+        }
+        let base = self.start;
+        let read = |at: u64, len: usize| {
+            let off = usize::try_from(at.checked_sub(base)?).ok()?;
+            file.get(off..off.checked_add(len)?.min(file.len()))
+        };
+        let found = from_header(&read, &self.path, base, &file[..64], self.start, self.end);
+        self.load_bias = found.load_bias;
+        self.segments = found.segments;
+        if self.build_id.is_none() {
+            self.build_id = found.build_id;
+        }
+    }
+}
+
+type Read<'r, 'data> = &'r dyn Fn(u64, usize) -> Option<&'data [u8]>;
+
 fn from_header(
-    core: &Core<'_>,
+    read: Read<'_, '_>,
     path: &str,
     base: u64,
     header: &[u8],
@@ -91,7 +119,7 @@ fn from_header(
         module.why_no_build_id = Some("its ELF header has no program headers".into());
         return module;
     }
-    let Some(table) = core.read(base.wrapping_add(phoff), (phentsize * phnum) as usize) else {
+    let Some(table) = read(base.wrapping_add(phoff), (phentsize * phnum) as usize) else {
         module.why_no_build_id = Some("the core does not hold its program headers".into());
         return module;
     };
@@ -131,7 +159,7 @@ fn from_header(
         // latter.
         let page_end = (at | 0xfff).saturating_add(1);
         let len = size.max(page_end.saturating_sub(at)) as usize;
-        let Some(notes) = core.read(at, len) else {
+        let Some(notes) = read(at, len) else {
             continue;
         };
         if let Some(id) = build_id_note(notes).and_then(|id| BuildId::new(id).ok()) {

@@ -161,6 +161,35 @@ pub fn unwind_tables_in(data: &[u8]) -> bool {
     })
 }
 
+impl crate::Locator {
+    /// The bytes of the file that gives the unwind tables of a module with `build_id`, mapped
+    /// at `path` when it crashed: that file itself when it is still there with that build-id
+    /// (a stripped binary keeps `.eh_frame`), else the debug file found by build-id, or the
+    /// runtime binary a store keeps beside it (`objcopy --only-keep-debug` leaves `.debug`
+    /// without `.eh_frame`; `debug-store add` of the shipped binary puts it at `…/cdef`).
+    pub fn unwind_file(&self, build_id: &BuildId, path: &str) -> Option<Vec<u8>> {
+        let path = Path::new(path);
+        let same =
+            |p: &Path| elf::identity(p).ok().and_then(|i| i.build_id).as_ref() == Some(build_id);
+        if path.is_absolute() && same(path) {
+            return std::fs::read(path).ok();
+        }
+        let found = self.find(build_id, None).ok()?;
+        let bytes = std::fs::read(&found.path).ok()?;
+        if !unwind_tables_in(&bytes)
+            && let Some(binary) = found
+                .path
+                .to_str()
+                .and_then(|p| p.strip_suffix(".debug"))
+                .map(PathBuf::from)
+            && same(&binary)
+        {
+            return std::fs::read(binary).ok();
+        }
+        Some(bytes)
+    }
+}
+
 /// A file of a store entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {

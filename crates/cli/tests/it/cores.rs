@@ -467,6 +467,32 @@ fn a_truncated_core_says_what_is_missing() {
     assert_eq!(ran.code(), Some(exit::BAD_INPUT), "{}", ran.context());
     assert!(ran.stderr.contains("program headers"), "{}", ran.context());
     assert!(!ran.stderr.contains("panicked"), "{}", ran.context());
+
+    // The same crash as a minidump, cut in its memory: the threads, modules and signal are
+    // all there (the writer puts memory last), and what is gone is said.
+    let out = crash.dir.path().join("cores");
+    handle(&whole, &out, &["--time", "1765000010"]).assert_success();
+    let dmp = fs::read(out.join("core-1765000010-4242.dmp")).unwrap();
+    let cut = crash.dir.path().join("cut.dmp");
+    fs::write(&cut, &dmp[..dmp.len() - 4096]).unwrap();
+    let ran = run(faultline().arg("analyze").arg(&cut)).assert_success();
+    assert!(
+        ran.stdout
+            .contains("missing from the minidump: memory: the minidump is cut off at "),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.stdout.starts_with("SIGSEGV (11)"), "{}", ran.stdout);
+    // Cut inside its header: a clear error.
+    fs::write(&cut, &dmp[..20]).unwrap();
+    let ran = run(faultline().arg("analyze").arg(&cut));
+    assert_eq!(ran.code(), Some(exit::BAD_INPUT), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("cut.dmp: not a minidump that can be read: "),
+        "{}",
+        ran.context()
+    );
 }
 
 #[test]
@@ -736,6 +762,169 @@ fn the_core_handler_keeps_a_small_core_that_analyzes_as_the_whole_one() {
     assert_eq!(functions_of(&from_small), functions_of(&from_whole));
     assert_eq!(from_small["signal"], from_whole["signal"]);
     assert_eq!(from_small["modules"], from_whole["modules"]);
+
+    // The same crash as a minidump beside it: smaller still, and it reads the same.
+    let dmp = out.join("core-1765000000-4242.dmp");
+    let bytes = fs::read(&dmp).unwrap_or_else(|e| panic!("{}: {e}\n{log}", dmp.display()));
+    assert!(bytes.starts_with(b"MDMP") && (bytes.len() as u64) < small);
+    assert!(log.contains(&format!("and {} (", dmp.display())), "{log}");
+    let from_minidump = analyze(&dmp);
+    assert_eq!(from_minidump["source"], "minidump");
+    assert_eq!(functions_of(&from_minidump), functions_of(&from_whole));
+    for key in ["signal", "modules", "process", "frames"] {
+        assert_eq!(from_minidump[key], from_whole[key], "{key}");
+    }
+    let tids = |doc: &Value| -> Vec<Value> {
+        doc["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tid"].clone())
+            .collect()
+    };
+    assert_eq!(tids(&from_minidump), tids(&from_whole));
+
+    // `--no-minidump`: the small core alone.
+    let alone = crash.dir.path().join("alone");
+    handle(&whole, &alone, &["--time", "1765000009", "--no-minidump"]).assert_success();
+    assert!(alone.join("core-1765000009-4242.core").exists());
+    assert!(!alone.join("core-1765000009-4242.dmp").exists());
+}
+
+/// A live program parked in `pause()` three calls deep, saying when it is there.
+const PARKED: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+volatile int sink;
+__attribute__((noinline)) void wait_here(void) {
+    puts("ready");
+    fflush(stdout);
+    pause();
+    sink++;
+}
+__attribute__((noinline)) void middle(int n) {
+    if (n > 0) middle(n - 1); else wait_here();
+    sink++;
+}
+int main(void) {
+    middle(2);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_minidump_written_by_breakpad_s_writer_unwinds_as_gdb_sees_the_live_process() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let unstripped = CProgram::new("parked", PARKED, "c0de00000000000000000000000000000000000a")
+        .compile_flags(&["-O2", "-g"])
+        .compile(dir.path());
+    let debug = dir.path().join("parked.debug");
+    split_debug(&unstripped, &debug);
+    let stripped = dir.path().join("parked-stripped");
+    strip_all(&unstripped, &stripped);
+    let store = dir.path().join("store");
+    run_ok(
+        faultline()
+            .args(["debug-store", "add", "--no-index"])
+            .arg(&debug)
+            .arg("--store")
+            .arg(&store),
+    );
+    let mut child = Command::new(&stripped)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let child = Kill(child);
+    let pid = child.0.id() as i32;
+    assert_eq!(line.trim(), "ready");
+    // Asleep in pause(), not on its way there.
+    let stat = format!("/proc/{pid}/stat");
+    for _ in 0..500 {
+        if fs::read_to_string(&stat).unwrap().split(' ').nth(2) == Some("S") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // rust-minidump's writer (a port of Breakpad's), as a Breakpad-instrumented service
+    // would have it write: ptrace-attached to the live process.
+    let dmp = dir.path().join("parked.dmp");
+    minidump_writer::minidump_writer::MinidumpWriterConfig::new(pid, pid)
+        .write(&mut fs::File::create(&dmp).unwrap())
+        .unwrap();
+    let gdb = run_ok(
+        Command::new("gdb")
+            .args(["-batch", "-nx", "-ex", "set debuginfod enabled off"])
+            .args(["-ex", "thread apply all bt"])
+            .arg(&unstripped)
+            .args(["-p", &pid.to_string()]),
+    );
+    drop(child);
+    let gdb: Vec<Named> = gdb
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.split_once(" in ").map_or(l, |(_, r)| r);
+            let rest = rest
+                .trim_start_matches('#')
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
+            let function = rest.split(" (").next()?.to_owned();
+            let (_, at) = rest.rsplit_once(" at ")?;
+            let (file, line) = at.rsplit_once(':')?;
+            Some((
+                function,
+                Path::new(file).file_name()?.to_string_lossy().into_owned(),
+                line.trim().parse().ok()?,
+            ))
+        })
+        .collect();
+
+    let doc = stdout_json(
+        &run(faultline()
+            .arg("analyze")
+            .arg(&dmp)
+            .args(["--format", "json", "--debug-dir"])
+            .arg(&store))
+        .assert_success(),
+    );
+    assert_eq!(doc["source"], "minidump", "{doc:#}");
+    let ours = our_frames(&doc["frames"]);
+    let own_gdb = own(&gdb, "parked.c");
+    assert_eq!(
+        own_gdb.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+        ["wait_here", "middle", "middle", "middle", "main"],
+        "gdb: {gdb:?}"
+    );
+    assert_eq!(own(&ours, "parked.c"), own_gdb, "{doc:#}");
+    // Not a crash: no signal, and the output says so rather than inventing one.
+    let human = run(faultline()
+        .arg("analyze")
+        .arg(&dmp)
+        .arg("--debug-dir")
+        .arg(&store))
+    .assert_success();
+    assert!(human.stdout.contains("wait_here"), "{}", human.stdout);
+    assert!(
+        human
+            .stdout
+            .starts_with("no signal (a dump of a live process) in parked"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
