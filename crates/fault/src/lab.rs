@@ -166,6 +166,32 @@ pub fn spawn_in(
     command.spawn().map_err(|e| Error::io(what, e))
 }
 
+/// Lets the processes `command` starts dump core: `RLIMIT_CORE` raised to unlimited in the
+/// child alone (the shell's `ulimit -c unlimited`), never the caller's; where the hard limit
+/// forbids that, as far as it allows. The command starts either way.
+pub fn allow_cores(command: &mut Command) {
+    // SAFETY: getrlimit(2) and setrlimit(2), async-signal-safe, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let unlimited = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_CORE, &unlimited) != 0 {
+                let mut limit = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                if libc::getrlimit(libc::RLIMIT_CORE, &mut limit) == 0 {
+                    limit.rlim_cur = limit.rlim_max;
+                    libc::setrlimit(libc::RLIMIT_CORE, &limit);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Sends `signal` to every process of group `group` (a lab host's command and its children).
 pub fn signal_group(group: u32, signal: i32) {
     if group > 1 {

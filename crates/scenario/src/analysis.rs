@@ -19,7 +19,9 @@ pub struct CrashSource {
     pub target: String,
     /// Its standard error (lab hosts), relative to the run directory.
     pub stderr: Option<PathBuf>,
-    /// The directory its faultline-capture writes records to.
+    /// The directory its faultline-capture writes records to, and where its cores go
+    /// (`core-<time>-<pid>.core` and `.dmp`, as `faultline core-handler` and the lab keep
+    /// them).
     pub crash_dir: Option<PathBuf>,
 }
 
@@ -38,16 +40,19 @@ pub fn crashes(sources: &[CrashSource], run_dir: &Path, locator: &Locator) -> Ve
         if let Some(dir) = &source.crash_dir
             && let Ok(entries) = std::fs::read_dir(dir)
         {
-            let mut files: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .collect();
+            let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
             files.sort();
-            for file in files {
-                if let Some(crash) = crash_record(&source.target, &file, run_dir, locator) {
-                    records.push(crash);
-                }
+            for file in &files {
+                let crash = match file.extension().and_then(|e| e.to_str()) {
+                    Some("json") => crash_record(&source.target, file, run_dir, locator),
+                    Some("core") => native_crash(&source.target, file, run_dir, locator),
+                    // A minidump alone (a Crashpad handler's); beside its core, the same crash.
+                    Some("dmp") if !files.contains(&file.with_extension("core")) => {
+                        native_crash(&source.target, file, run_dir, locator)
+                    }
+                    _ => None,
+                };
+                records.extend(crash);
             }
         }
         let had_records = !records.is_empty();
@@ -295,7 +300,71 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
     if !record.tasks.is_empty() {
         return None; // a task dump, not a crash
     }
-    let report = symbolize_record(&record, locator, Demangle::Short);
+    Some(symbolized_crash(
+        target,
+        shown,
+        "crash record",
+        &record,
+        locator,
+    ))
+}
+
+/// A core or minidump in a crash directory (a crash of a program without the SDK), unwound
+/// and symbolized as `faultline analyze` does it: the crashing thread's frames.
+fn native_crash(target: &str, file: &Path, run_dir: &Path, locator: &Locator) -> Option<Crash> {
+    let bytes = std::fs::read(file).ok()?;
+    let shown = file
+        .strip_prefix(run_dir)
+        .unwrap_or(file)
+        .display()
+        .to_string();
+    let time = std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .unwrap_or_default();
+    let mut dump = match faultline_native::open(&bytes) {
+        Ok(d) => d,
+        Err(e) => {
+            return Some(Crash {
+                target: target.to_owned(),
+                file: shown,
+                kind: "native crash".into(),
+                message: format!("unreadable core: {e}"),
+                top_frame: "unknown".into(),
+                stack: Vec::new(),
+                time: None,
+                frames: Vec::new(),
+            });
+        }
+    };
+    let files: Vec<Option<Vec<u8>>> = dump
+        .modules
+        .iter()
+        .map(|m| {
+            m.build_id
+                .as_ref()
+                .and_then(|id| locator.unwind_file(id, &m.path))
+        })
+        .collect();
+    let stacks = faultline_native::record::unwind_all(&mut dump, &files);
+    let record = faultline_native::record::crash_record(&dump, &stacks, time);
+    let mut crash = symbolized_crash(target, shown, "native crash", &record, locator);
+    if let Some(name) = &dump.core.name {
+        crash.message = format!("{} in {name}", crash.message);
+    }
+    Some(crash)
+}
+
+/// A crash record's crashing frames symbolized, as the report and the TUI show them.
+fn symbolized_crash(
+    target: &str,
+    shown: String,
+    kind: &str,
+    record: &CrashRecord,
+    locator: &Locator,
+) -> Crash {
+    let report = symbolize_record(record, locator, Demangle::Short);
     let mut all_frames = Vec::new();
     let mut top = None;
     for frame in &report.frames {
@@ -335,10 +404,10 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
         .filter(|f| !f.hidden)
         .map(|f| f.text.clone())
         .collect();
-    Some(Crash {
+    Crash {
         target: target.to_owned(),
         file: shown,
-        kind: "crash record".into(),
+        kind: kind.into(),
         message: record.message.clone().unwrap_or_default(),
         top_frame: top
             .or_else(|| stack.first().cloned())
@@ -346,7 +415,7 @@ fn crash_record(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
         stack,
         time: Some(record.time.clone()),
         frames: all_frames,
-    })
+    }
 }
 
 /// What the dump captures showed: every group's trend (leaking first), notes on what could

@@ -192,6 +192,7 @@ impl Lab {
             base_dir: options.base_dir.clone(),
             dir,
             crash_dir,
+            cores: CorePattern::current(),
         };
         // The first start happens here, so a command that cannot start fails the lab now.
         let child = launch
@@ -258,6 +259,11 @@ impl Lab {
                     };
                     lock(&state).pid = None;
                     record(exit_text(status));
+                    if std::os::unix::process::ExitStatusExt::core_dumped(&status)
+                        && let Some(what) = launch.take_core(child.id())
+                    {
+                        record(what);
+                    }
                     let again = match launch.host.restart {
                         Restart::Never => false,
                         Restart::OnFailure => !status.success(),
@@ -472,6 +478,76 @@ struct Launch {
     base_dir: PathBuf,
     dir: PathBuf,
     crash_dir: PathBuf,
+    /// Where the kernel writes a host's core, when this machine's `core_pattern` names a
+    /// file in the crashing process's directory.
+    cores: Option<CorePattern>,
+}
+
+/// This machine's `core_pattern` when it is a file name relative to the crashing process's
+/// working directory (the default `core`), with `core_uses_pid`: the lab then lets its hosts
+/// dump core and takes each core into the host's crash directory. A pipe (`|…`, a core
+/// handler such as systemd-coredump or faultline's own) or a path elsewhere is left alone:
+/// the lab never changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorePattern {
+    pattern: String,
+    uses_pid: bool,
+}
+
+impl CorePattern {
+    /// This machine's, if the lab can use it.
+    pub fn current() -> Option<Self> {
+        let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").ok()?;
+        let uses_pid = std::fs::read_to_string("/proc/sys/kernel/core_uses_pid")
+            .is_ok_and(|v| v.trim() == "1");
+        Self::parse(pattern.trim_end_matches('\n'), uses_pid)
+    }
+
+    /// `pattern` and `uses_pid` as the kernel has them; `None` unless the core goes to a
+    /// file in the process's working directory whose name the lab can tell (`%p`, `%e` and
+    /// `%%` are the specifiers it expands).
+    pub fn parse(pattern: &str, uses_pid: bool) -> Option<Self> {
+        if pattern.is_empty() || pattern.starts_with('|') || pattern.contains('/') {
+            return None;
+        }
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            if c == '%' && !matches!(chars.next(), Some('p' | 'e' | '%')) {
+                return None;
+            }
+        }
+        Some(Self {
+            pattern: pattern.to_owned(),
+            uses_pid,
+        })
+    }
+
+    /// The file name of the core of process `pid` running `program` (its first 15 bytes are
+    /// the kernel's `%e`).
+    pub fn file_name(&self, pid: u32, program: &str) -> String {
+        let comm: String = program.chars().take(15).collect();
+        let mut out = String::new();
+        let mut chars = self.pattern.chars();
+        let mut has_pid = false;
+        while let Some(c) = chars.next() {
+            match (c, c == '%') {
+                (_, true) => match chars.next() {
+                    Some('p') => {
+                        has_pid = true;
+                        out.push_str(&pid.to_string());
+                    }
+                    Some('e') => out.push_str(&comm),
+                    _ => out.push('%'),
+                },
+                (c, false) => out.push(c),
+            }
+        }
+        // The kernel appends `.PID` when `core_uses_pid` is set and the pattern has no `%p`.
+        if self.uses_pid && !has_pid {
+            out.push_str(&format!(".{pid}"));
+        }
+        out
+    }
 }
 
 impl Launch {
@@ -493,6 +569,9 @@ impl Launch {
             .env("FAULTLINE_LAB_HOST", &self.host.name)
             .envs(self.host.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
+        if self.cores.is_some() {
+            faultline_fault::lab::allow_cores(&mut command);
+        }
         let log = |name: &str| -> Result<File, String> {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -518,6 +597,58 @@ impl Launch {
         cgroup: Option<&LabCgroup>,
     ) -> Result<std::process::Child, String> {
         ns.spawn(self.command()?, cgroup).map_err(|e| e.to_string())
+    }
+
+    /// After the host's process `pid` dumped core: the core the kernel wrote in its working
+    /// directory, if it is that process's, kept small in the crash directory (a compact core
+    /// and a minidump, as `faultline core-handler` keeps them) and removed from there. What
+    /// happened, for the host's events.
+    fn take_core(&self, pid: u32) -> Option<String> {
+        let pattern = self.cores.as_ref()?;
+        let program = self.host.command.first()?;
+        let program = Path::new(program).file_name()?.to_string_lossy();
+        let path = self.base_dir.join(pattern.file_name(pid, &program));
+        let mut file = File::open(&path).ok()?;
+        // Another process's core (an earlier run's, the user's) is left where it is.
+        let mut head = vec![0u8; 64 << 10];
+        let n = std::io::Read::read(&mut file, &mut head).ok()?;
+        let parsed = faultline_native::Core::parse(&head[..n]).ok()?;
+        if parsed.pid != pid {
+            return None;
+        }
+        drop(file);
+        let file = File::open(&path).ok()?;
+        let trimmed = match faultline_native::trim::trim(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            &faultline_native::trim::TrimOptions::default(),
+        ) {
+            Ok(t) => t,
+            Err(e) => return Some(format!("dumped core to {}, not kept: {e}", path.display())),
+        };
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let stem = format!("core-{time}-{pid}");
+        let kept = self.crash_dir.join(format!("{stem}.core"));
+        let write = |to: &Path, bytes: &[u8]| {
+            let tmp = to.with_extension("tmp");
+            std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, to))
+        };
+        if let Err(e) = write(&kept, &trimmed.bytes) {
+            return Some(format!("dumped core, not kept: {}: {e}", kept.display()));
+        }
+        if let Ok(core) = faultline_native::Core::parse(&trimmed.bytes) {
+            let modules = faultline_native::modules(&core);
+            let dmp = faultline_native::minidump::write(&core, &modules, time);
+            let _ = write(&self.crash_dir.join(format!("{stem}.dmp")), &dmp);
+        }
+        let _ = std::fs::remove_file(&path);
+        Some(format!(
+            "dumped core: kept {} ({} of {} bytes)",
+            kept.display(),
+            trimmed.bytes.len(),
+            trimmed.read
+        ))
     }
 
     fn respawn(

@@ -599,3 +599,94 @@ fn sigkill(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// A billing service that never linked the SDK: it answers nothing, and a moment after it
+/// starts it dereferences a null pointer in `charge_card`.
+const BILLING: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+volatile int sink;
+__attribute__((noinline)) int charge_card(volatile int *card, int cents) {
+    int balance = *card;
+    sink = balance - cents;
+    return sink;
+}
+__attribute__((noinline)) int settle(int n) {
+    int r = charge_card(n > 100 ? &sink : 0, n);
+    sink += r;
+    return r;
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    usleep(300000);
+    printf("%d\n", settle(argc));
+    return 0;
+}
+"#;
+
+#[test]
+fn a_lab_host_s_native_crash_without_the_sdk_fails_no_panics_with_a_symbolized_frame() {
+    let dir = exec_tempdir();
+    let unstripped = faultline_tests::CProgram::new(
+        "billing",
+        BILLING,
+        "c0de0000000000000000000000000000000000b1",
+    )
+    .compile_flags(&["-O2", "-g"])
+    .compile(dir.path());
+    let debug = dir.path().join("billing.debug");
+    split_debug(&unstripped, &debug);
+    fs::create_dir(dir.path().join("image")).unwrap();
+    strip_all(&unstripped, &dir.path().join("image/billing"));
+    fs::remove_file(&unstripped).unwrap();
+    run_ok(
+        faultline()
+            .args(["debug-store", "add", "--no-index"])
+            .arg(&debug)
+            .arg("--store")
+            .arg(dir.path().join("store")),
+    );
+    let text = "\
+name: native-crash
+debug:
+  dirs: [store]
+lab:
+  hosts:
+    billing:
+      command: [./image/billing]
+steps:
+  - wait: 2s
+assertions:
+  - no_panics: true
+";
+    let file = dir.path().join("s.yaml");
+    fs::write(&file, text).unwrap();
+    let (run, out) = faultline_run(dir.path(), &file);
+    assert_eq!(run.status.code(), Some(1), "{}", run.context());
+    let junit = fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    let case = junit
+        .split("<testcase")
+        .find(|c| c.contains("name=\"no_panics"))
+        .unwrap_or_else(|| panic!("{junit}"));
+    assert!(case.contains("<failure"), "{case}");
+    let line = BILLING
+        .lines()
+        .position(|l| l.contains("int balance = *card;"))
+        .unwrap()
+        + 1;
+    for expected in [
+        "SIGSEGV (11) at address 0x0".to_owned(),
+        "charge_card at ".to_owned(),
+        format!("billing.c:{line}"),
+    ] {
+        assert!(case.contains(&expected), "{expected}\n{case}");
+    }
+    // The core was taken out of the scenario's directory, kept small beside the host's logs.
+    assert!(!dir.path().join("core").exists());
+    let kept: Vec<String> = fs::read_dir(out.join("hosts/billing/crashes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(kept.iter().any(|n| n.ends_with(".core")), "{kept:?}");
+    assert!(kept.iter().any(|n| n.ends_with(".dmp")), "{kept:?}");
+}
