@@ -153,6 +153,45 @@ impl Client {
         })
     }
 
+    /// The crashes the agent's core handler kept (`--catch-cores`), oldest first.
+    pub fn crashes(&self) -> Result<Vec<crate::cores::CrashFile>, ClientError> {
+        self.json::<(), _>("GET", "/v1/crashes", None)
+    }
+
+    /// One of them, its bytes.
+    pub fn crash(&self, name: &str) -> Result<Vec<u8>, ClientError> {
+        let (status, bytes) = self.request("GET", &format!("/v1/crashes/{name}"), None)?;
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_owned());
+            return Err(ClientError::Status(status, message));
+        }
+        Ok(bytes)
+    }
+
+    /// Copies into `dir` every crash the agent kept that `dir` does not hold yet (by name and
+    /// size), each written whole or not at all. Returns how many were copied.
+    pub fn mirror_crashes(&self, dir: &std::path::Path) -> Result<usize, ClientError> {
+        let listed = self.crashes()?;
+        let local = |e: std::io::Error| ClientError::Transport(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(local)?;
+        let mut copied = 0;
+        for file in listed {
+            let to = dir.join(&file.name);
+            if std::fs::metadata(&to).is_ok_and(|m| m.len() == file.size) {
+                continue;
+            }
+            let bytes = self.crash(&file.name)?;
+            let tmp = dir.join(format!(".{}.tmp", file.name));
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, &to))
+                .map_err(local)?;
+            copied += 1;
+        }
+        Ok(copied)
+    }
+
     /// One raw request: the status and the body.
     pub fn request(
         &self,

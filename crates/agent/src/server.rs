@@ -35,6 +35,9 @@ pub struct AgentOptions {
     pub policy: Policy,
     /// The faultline binary, for resume guards and stress workers.
     pub helpers: Helpers,
+    /// The directory the core handler writes into (`--catch-cores`), served at
+    /// `/v1/crashes`.
+    pub crash_dir: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -42,6 +45,7 @@ struct AppState {
     commands: Sender<Command>,
     token: Option<Arc<str>>,
     counters: Counters,
+    crash_dir: Option<Arc<std::path::Path>>,
 }
 
 /// Runs the agent until SIGTERM or SIGINT, then reverts every fault and returns. Errors are
@@ -91,6 +95,7 @@ pub fn run(options: AgentOptions) -> Result<(), String> {
         commands,
         token: options.token.as_deref().map(Arc::from),
         counters,
+        crash_dir: options.crash_dir.as_deref().map(Arc::from),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -145,6 +150,8 @@ fn router(state: AppState) -> Router {
         .route("/v1/faults/{id}", get(get_one).delete(revert_one))
         .route("/v1/faults/{id}/renew", post(renew))
         .route("/v1/targets", get(targets))
+        .route("/v1/crashes", get(crashes))
+        .route("/v1/crashes/{name}", get(crash_file))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such path") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -369,6 +376,54 @@ async fn renew(State(state): State<AppState>, Path(id): Path<String>) -> Respons
 
 /// `GET /v1/targets`: the processes on this machine, with their network namespace and
 /// cgroups (read from /proc when asked; processes that vanish meanwhile are left out).
+fn no_crash_dir() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "this agent catches no cores (start it with --catch-cores DIR)",
+    )
+}
+
+/// The small cores and minidumps the core handler kept, oldest first.
+async fn crashes(State(state): State<AppState>) -> Response {
+    let Some(dir) = state.crash_dir.clone() else {
+        return no_crash_dir();
+    };
+    match tokio::task::spawn_blocking(move || crate::cores::list(&dir)).await {
+        Ok(files) => axum::Json(files).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// One of them, as it is on disk.
+async fn crash_file(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let Some(dir) = state.crash_dir.clone() else {
+        return no_crash_dir();
+    };
+    if !crate::cores::is_crash_file(&name) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("{name:?} is not a file the core handler writes"),
+        );
+    }
+    let path = dir.join(&name);
+    let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
+    let read = match read {
+        Ok(read) => read,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match read {
+        Ok(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            error(StatusCode::NOT_FOUND, format!("no crash {name:?}"))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{name}: {e}")),
+    }
+}
+
 async fn targets() -> Response {
     let listed = tokio::task::spawn_blocking(crate::list_targets).await;
     match listed {

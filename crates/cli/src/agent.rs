@@ -19,20 +19,75 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
         None => Policy::default(),
     };
     let exe = std::env::current_exe().map_err(Failure::failed)?;
-    faultline_agent::run(AgentOptions {
+    // Held while the agent runs; dropped (the old pattern put back) however it returns.
+    let catch = match &args.catch_cores {
+        Some(dir) => {
+            let dir = std::path::absolute(dir).map_err(Failure::failed)?;
+            std::fs::create_dir_all(&args.state_dir).map_err(|e| {
+                Failure::failed(anyhow::anyhow!(
+                    "--state-dir {}: {e}",
+                    args.state_dir.display()
+                ))
+            })?;
+            let handler = match &args.core_handler_exe {
+                Some(path) => {
+                    copy_binary(&exe, path)?;
+                    path.clone()
+                }
+                None => exe.clone(),
+            };
+            let held = faultline_agent::cores::CatchCores::install(
+                &args.core_pattern_file,
+                &handler,
+                &dir,
+                &args.state_dir,
+            )
+            .map_err(Failure::usage)?;
+            eprintln!(
+                "faultline agent: catching cores into {} (core_pattern was {:?})",
+                dir.display(),
+                held.previous()
+            );
+            Some((held, dir))
+        }
+        None => None,
+    };
+    let served = faultline_agent::run(AgentOptions {
         listen,
         token,
         state_dir: args.state_dir,
         policy,
         helpers: Helpers { exe },
-    })
-    .map_err(|e| {
+        crash_dir: catch.as_ref().map(|(_, dir)| dir.clone()),
+    });
+    drop(catch);
+    served.map_err(|e| {
         if e.contains("needs a bearer token") || e.contains("--policy") {
             Failure::usage(e)
         } else {
             Failure::failed(anyhow::anyhow!(e))
         }
     })
+}
+
+/// Puts a copy of `exe` at `to` (made executable, renamed into place) unless `to` already has
+/// the same bytes.
+fn copy_binary(exe: &std::path::Path, to: &std::path::Path) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bytes = std::fs::read(exe).map_err(Failure::failed)?;
+    if std::fs::read(to).is_ok_and(|have| have == bytes) {
+        return Ok(());
+    }
+    let bad = |e: std::io::Error| {
+        Failure::failed(anyhow::anyhow!("--core-handler-exe {}: {e}", to.display()))
+    };
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(bad)?;
+    }
+    let tmp = to.with_extension("tmp");
+    std::fs::write(&tmp, &bytes).map_err(bad)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(bad)?;
+    std::fs::rename(&tmp, to).map_err(bad)
 }
 
 pub fn read_token(file: Option<&PathBuf>) -> Result<Option<String>, Failure> {

@@ -526,6 +526,19 @@ struct AgentArgs {
     /// A policy file (JSON): max_faults, max_seconds, cgroup_prefixes, denied_pids.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Own this machine's core handler while the agent runs: core_pattern pipes every core
+    /// into `faultline core-handler --out DIR`, and the previous pattern is put back when the
+    /// agent stops. The crashes are served at /v1/crashes (docs/crashes.md: the risks).
+    #[arg(long, value_name = "DIR")]
+    catch_cores: Option<PathBuf>,
+    /// The faultline binary core_pattern names, as the host sees it. The kernel starts the
+    /// handler in the host's namespaces: in a container, give a path on a hostPath volume
+    /// mounted at the same path; this binary is copied there when it differs.
+    #[arg(long, value_name = "PATH", requires = "catch_cores")]
+    core_handler_exe: Option<PathBuf>,
+    /// The core_pattern file --catch-cores writes (tests point it at a file of their own).
+    #[arg(long, value_name = "FILE", default_value = faultline_agent::cores::CORE_PATTERN, hide = true)]
+    core_pattern_file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

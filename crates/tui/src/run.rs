@@ -23,6 +23,20 @@ use crate::app::{Action, App, Event};
 use crate::model::{AgentStatus, PodInfo, ProbeRow, TargetRow};
 use crate::sources::{CrashScanner, Link, TaskSource, all_groups, proc_sample};
 
+/// A directory name for an agent's address (`unix:/run/faultline/agent.sock`,
+/// `tcp:10.0.0.7:7070`).
+fn link_dir_name(addr: &str) -> String {
+    addr.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// What `faultline tui` was asked to open.
 #[derive(Debug)]
 pub struct Options {
@@ -503,6 +517,24 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
                 });
             }
         }
+        // The cores an agent's handler caught (`--catch-cores`), copied here to be read as
+        // the rest are.
+        let mut mirrors = Vec::new();
+        for link in &links {
+            if let Link::Http(client) = link.as_ref() {
+                let dir = options
+                    .out_dir
+                    .join("agents")
+                    .join(link_dir_name(&client.addr().to_string()))
+                    .join("crashes");
+                sources.push(CrashSource {
+                    target: client.addr().to_string(),
+                    stderr: None,
+                    crash_dir: Some(dir.clone()),
+                });
+                mirrors.push((client.clone(), dir));
+            }
+        }
         let mut scanner = CrashScanner::new(sources, options.out_dir.clone(), locator());
         let (stop, events) = (stop.clone(), events.clone());
         // Symbolizing can take a while: this thread is never waited for.
@@ -510,6 +542,10 @@ pub fn run(mut options: Options) -> Result<Summary, String> {
             "tui-crashes",
             Box::new(move || {
                 loop {
+                    for (client, dir) in &mirrors {
+                        // An agent that catches no cores says so: nothing to copy.
+                        let _ = client.mirror_crashes(dir);
+                    }
                     if let Some(rows) = scanner.scan()
                         && events.send(Event::Crashes(rows)).is_err()
                     {

@@ -1040,3 +1040,139 @@ fn elsewhere_the_store_s_copy_of_the_shipped_binary_gives_the_unwind_tables() {
     let doc = bare.json();
     assert_ne!(doc["frames"][1]["trust"], "cfi", "{doc:#}");
 }
+
+#[test]
+fn the_agent_owns_the_core_handler_serves_what_it_caught_and_puts_the_old_pattern_back() {
+    use std::time::{Duration, Instant};
+    let crash = Crashed::new("deep", DEEP, "c0de00000000000000000000000000000000000b");
+    let dir = crash.dir.path();
+    // This machine's core_pattern is never touched: the agent writes a stand-in.
+    let pattern = dir.join("core_pattern");
+    fs::write(&pattern, "core\n").unwrap();
+    let sock = dir.join("agent.sock");
+    let caught = dir.join("caught");
+    let log = dir.join("agent.log");
+    let mut agent = faultline_tests::ChildGuard::spawn(
+        faultline()
+            .arg("agent")
+            .arg("--listen")
+            .arg(format!("unix:{}", sock.display()))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--catch-cores")
+            .arg(&caught)
+            .arg("--core-pattern-file")
+            .arg(&pattern)
+            .stderr(fs::File::create(&log).unwrap()),
+    );
+    assert!(
+        faultline_tests::wait_until(Instant::now() + Duration::from_secs(20), || sock.exists()),
+        "the agent did not start"
+    );
+    let line = fs::read_to_string(&pattern).unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "|{} core-handler --out {} --pid %P --tid %i --signal %s --time %t --exe %E\n",
+            env!("CARGO_BIN_EXE_faultline"),
+            caught.display()
+        )
+    );
+    // The kernel's part: the line split on spaces, its specifiers filled in, the core piped
+    // into the program it names.
+    let argv: Vec<String> = line
+        .trim_end()
+        .trim_start_matches('|')
+        .split(' ')
+        .map(|a| {
+            a.replace("%P", "4242")
+                .replace("%i", "4242")
+                .replace("%s", "11")
+                .replace("%t", "1765000020")
+                .replace("%E", "!srv!deep")
+        })
+        .collect();
+    faultline_tests::run_with(
+        Command::new(&argv[0]).args(&argv[1..]),
+        faultline_tests::RunOptions {
+            input: Some(fs::read(&crash.core).unwrap()),
+            ..faultline_tests::RunOptions::default()
+        },
+    )
+    .assert_success();
+
+    // Served as the agent's crashes, the bytes as kept.
+    let client = faultline_agent::Client::new(faultline_agent::AgentAddr::Unix(sock.clone()), None);
+    let names: Vec<String> = client
+        .crashes()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["core-1765000020-4242.core", "core-1765000020-4242.dmp"]
+    );
+    assert_eq!(
+        client.crash(&names[0]).unwrap(),
+        fs::read(caught.join(&names[0])).unwrap()
+    );
+    let refused = client.crash("../state/journal").unwrap_err().to_string();
+    assert!(refused.contains("404"), "{refused}");
+
+    // The TUI linked to the agent lists it in its Crashes view, symbolized.
+    let tmux = crate::tmux::Tmux::new("caught-cores");
+    let script = format!(
+        "cd {} && {} tui --agent unix:{} --out tui --state-dir tui-state --debug-dir {}; sleep 600",
+        dir.display(),
+        env!("CARGO_BIN_EXE_faultline"),
+        sock.display(),
+        crash.store.display()
+    );
+    run_ok(tmux.command().args([
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    assert!(
+        faultline_tests::wait_until(Instant::now() + Duration::from_secs(20), || {
+            tmux.screen().contains("Crashes")
+        }),
+        "the screen did not open:\n{}",
+        tmux.screen()
+    );
+    tmux.keys(&["3"]);
+    assert!(
+        faultline_tests::wait_until(Instant::now() + Duration::from_secs(30), || {
+            let screen = tmux.screen();
+            screen.contains("native crash") && screen.contains("load")
+        }),
+        "the Crashes view does not show it:\n{}",
+        tmux.screen()
+    );
+    tmux.keys(&["q"]);
+
+    // Stopped: the old pattern is back.
+    let pid = agent.id();
+    // SAFETY: kill(2) of the agent this test started.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    assert!(
+        faultline_tests::wait_until(Instant::now() + Duration::from_secs(20), || {
+            agent.has_exited()
+        }),
+        "the agent did not stop on SIGTERM"
+    );
+    let said = fs::read_to_string(&log).unwrap();
+    assert_eq!(fs::read_to_string(&pattern).unwrap(), "core\n", "{said}");
+    assert!(said.contains("core_pattern restored to \"core\""), "{said}");
+}
