@@ -81,11 +81,16 @@ handler_rss=$(printf '%s\n' "${handler_runs[@]}" | awk '{print $2}' | sort -n | 
 kept=$(ls "$dir/out"/core-*.core)
 kept_bytes=$(stat -c %s "$kept")
 cp "$kept" "$dir/kept.core"
+dmp_bytes=$(stat -c %s "$(ls "$dir/out"/core-*.dmp)")
+cp "$(ls "$dir/out"/core-*.dmp)" "$dir/kept.dmp"
+# The handler without its minidump, to see what writing one costs.
+read -r nodmp_wall nodmp_rss < <(measure sh -c "rm -rf '$dir/out2'; '$faultline' core-handler --out '$dir/out2' --pid 1 --time 1 --no-minidump < '$dir/core'")
 
 # analyze of what was kept, the store warm (its index made by debug-store add).
 "$faultline" analyze "$dir/kept.core" --debug-dir "$dir/store" >/dev/null 2>&1
 read -r analyze_wall analyze_rss < <(measure "$faultline" analyze "$dir/kept.core" --debug-dir "$dir/store")
 read -r analyze_json_wall _ < <(measure "$faultline" analyze "$dir/kept.core" --debug-dir "$dir/store" --format json)
+read -r analyze_dmp_wall analyze_dmp_rss < <(measure "$faultline" analyze "$dir/kept.dmp" --debug-dir "$dir/store")
 # And of the whole core, mapped rather than read.
 read -r whole_wall whole_rss < <(measure "$faultline" analyze "$dir/core" --debug-dir "$dir/store")
 threads=$("$faultline" analyze "$dir/kept.core" --debug-dir "$dir/store" --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["threads"]))')
@@ -102,10 +107,13 @@ core:      $core_bytes bytes (1 GiB resident, $threads threads); median of $runs
 
 | | wall s | peak RSS MiB | goal |
 |---|---:|---:|---|
-| core-handler on the whole core | $handler_wall | $(( handler_rss / 1024 )) | < 1 s, < 32 MiB |
-| what it kept | $kept_bytes bytes | | < 1 MiB |
+| core-handler on the whole core (small core + minidump) | $handler_wall | $(( handler_rss / 1024 )) | < 1 s, < 32 MiB |
+| core-handler --no-minidump | $nodmp_wall | $(( nodmp_rss / 1024 )) | |
+| what it kept: the small core | $kept_bytes bytes | | < 1 MiB |
+| what it kept: the minidump | $dmp_bytes bytes | | < 1 MiB |
 | analyze of what it kept ($threads threads, warm store) | $analyze_wall | $(( analyze_rss / 1024 )) | < 0.1 s |
 | analyze --format json of it | $analyze_json_wall | | |
+| analyze of the minidump | $analyze_dmp_wall | $(( analyze_dmp_rss / 1024 )) | < 0.1 s |
 | analyze of the whole core (mapped) | $whole_wall | $(( whole_rss / 1024 )) | |
 | gdb thread apply all bt, the small core | $gdb_small_wall | $(( gdb_small_rss / 1024 )) | |
 | gdb thread apply all bt, the whole core | $gdb_whole_wall | $(( gdb_whole_rss / 1024 )) | |
