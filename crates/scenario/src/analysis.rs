@@ -350,6 +350,16 @@ fn native_crash(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
     let stacks = faultline_native::record::unwind_all(&mut dump, &files);
     let record = faultline_native::record::crash_record(&dump, &stacks, time);
     let mut crash = symbolized_crash(target, shown, "native crash", &record, locator);
+    // A Go program's own module holds its runtime too: the crash is where the runtime's
+    // abort (`runtime.raise`, `runtime.sigpanic`, …) was entered from.
+    if crash.top_frame.starts_with("runtime.")
+        && let Some(frame) = crash
+            .frames
+            .iter()
+            .find(|f| f.file.is_some() && !f.hidden && !f.text.starts_with("runtime."))
+    {
+        crash.top_frame = frame.text.clone();
+    }
     if let Some(name) = &dump.core.name {
         crash.message = format!("{} in {name}", crash.message);
     }

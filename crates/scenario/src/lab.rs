@@ -471,6 +471,9 @@ fn stop_child(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+/// A host's core taking at most this much disk is kept whole rather than small.
+const WHOLE_CORE_MAX: u64 = 64 << 20;
+
 /// How to start a host's command.
 #[derive(Debug, Clone)]
 struct Launch {
@@ -617,14 +620,6 @@ impl Launch {
             return None;
         }
         drop(file);
-        let file = File::open(&path).ok()?;
-        let trimmed = match faultline_native::trim::trim(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            &faultline_native::trim::TrimOptions::default(),
-        ) {
-            Ok(t) => t,
-            Err(e) => return Some(format!("dumped core to {}, not kept: {e}", path.display())),
-        };
         let time = std::time::SystemTime::now()
             .duration_since(std::time::SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -634,13 +629,39 @@ impl Launch {
             let tmp = to.with_extension("tmp");
             std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, to))
         };
-        if let Err(e) = write(&kept, &trimmed.bytes) {
-            return Some(format!("dumped core, not kept: {}: {e}", kept.display()));
-        }
+        let trimmed = File::open(&path).ok().map(|file| {
+            faultline_native::trim::trim(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                &faultline_native::trim::TrimOptions::default(),
+            )
+        });
+        let trimmed = match trimmed {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => {
+                return Some(format!("dumped core to {}, not kept: {e}", path.display()));
+            }
+            None => return None,
+        };
+        // The minidump is of the small core, whichever core is kept.
         if let Ok(core) = faultline_native::Core::parse(&trimmed.bytes) {
             let modules = faultline_native::modules(&core);
             let dmp = faultline_native::minidump::write(&core, &modules, time);
             let _ = write(&self.crash_dir.join(format!("{stem}.dmp")), &dmp);
+        }
+        // A core small on disk is kept whole (moved, its holes kept): it has every stack, and
+        // a Go crash needs them (Go takes signals on a stack of its own, and the goroutine the
+        // signal interrupted runs on another, outside the small core's windows).
+        let on_disk = std::fs::metadata(&path).map_or(u64::MAX, |m| {
+            std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512)
+        });
+        if on_disk <= WHOLE_CORE_MAX && std::fs::rename(&path, &kept).is_ok() {
+            return Some(format!(
+                "dumped core: kept {} whole ({on_disk} bytes on disk)",
+                kept.display()
+            ));
+        }
+        if let Err(e) = write(&kept, &trimmed.bytes) {
+            return Some(format!("dumped core, not kept: {}: {e}", kept.display()));
         }
         let _ = std::fs::remove_file(&path);
         Some(format!(

@@ -690,3 +690,87 @@ assertions:
     assert!(kept.iter().any(|n| n.ends_with(".core")), "{kept:?}");
     assert!(kept.iter().any(|n| n.ends_with(".dmp")), "{kept:?}");
 }
+
+/// A Go service dying of a nil dereference a moment after it starts.
+const GO_ORDERS: &str = r#"package main
+
+import (
+	"fmt"
+	"time"
+)
+
+type order struct{ id int }
+
+//go:noinline
+func total(o *order) int { return o.id * 3 }
+
+func main() {
+	time.Sleep(300 * time.Millisecond)
+	var o *order
+	fmt.Println(total(o))
+}
+"#;
+
+#[test]
+fn a_go_host_with_gotraceback_crash_shows_its_goroutine_dump_and_its_core_s_native_frames() {
+    let dir = exec_tempdir();
+    let package = dir.path().join("src");
+    fs::create_dir(&package).unwrap();
+    fs::write(
+        package.join("go.mod"),
+        "module example.com/orders\n\ngo 1.19\n",
+    )
+    .unwrap();
+    fs::write(package.join("main.go"), GO_ORDERS).unwrap();
+    let go = go_toolchains()
+        .iter()
+        .find(|t| t.series == "go1.27")
+        .expect("Go 1.27");
+    let unstripped = dir.path().join("orders.full");
+    go.build_with(&package, &["-ldflags=-B=gobuildid"], &[], &unstripped);
+    fs::create_dir(dir.path().join("image")).unwrap();
+    strip_all(&unstripped, &dir.path().join("image/orders"));
+    run_ok(
+        faultline()
+            .args(["debug-store", "add", "--no-index"])
+            .arg(&unstripped)
+            .arg("--store")
+            .arg(dir.path().join("store")),
+    );
+    let text = "\
+name: go-native-crash
+debug:
+  dirs: [store]
+lab:
+  hosts:
+    orders:
+      command: [./image/orders]
+      env: { GOTRACEBACK: crash }
+steps:
+  - wait: 2s
+assertions:
+  - no_panics: true
+";
+    let file = dir.path().join("s.yaml");
+    fs::write(&file, text).unwrap();
+    let (run, _) = faultline_run(dir.path(), &file);
+    assert_eq!(run.status.code(), Some(1), "{}", run.context());
+    let junit = fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    let case = junit
+        .split("<testcase")
+        .find(|c| c.contains("name=\"no_panics"))
+        .unwrap_or_else(|| panic!("{junit}"));
+    // Both views of the one crash, side by side: the runtime's goroutine dump from stderr,
+    // and the crashing thread's native frames from the core (SIGABRT, as the runtime aborts).
+    for expected in [
+        "2 crash(es):",
+        "[orders] go panic",
+        "[orders] native crash",
+        "SIGABRT (6)",
+        // The native crash's first frame past the runtime's abort machinery.
+        "in orders&quot; at main.total at ",
+        "nil pointer dereference&quot; at main.total at ",
+    ] {
+        assert!(case.contains(expected), "{expected}\n{case}");
+    }
+}
