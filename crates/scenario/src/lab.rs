@@ -533,16 +533,17 @@ impl CorePattern {
         let mut chars = self.pattern.chars();
         let mut has_pid = false;
         while let Some(c) = chars.next() {
-            match (c, c == '%') {
-                (_, true) => match chars.next() {
-                    Some('p') => {
-                        has_pid = true;
-                        out.push_str(&pid.to_string());
-                    }
-                    Some('e') => out.push_str(&comm),
-                    _ => out.push('%'),
-                },
-                (c, false) => out.push(c),
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('p') => {
+                    has_pid = true;
+                    out.push_str(&pid.to_string());
+                }
+                Some('e') => out.push_str(&comm),
+                _ => out.push('%'),
             }
         }
         // The kernel appends `.PID` when `core_uses_pid` is set and the pattern has no `%p`.
@@ -603,9 +604,9 @@ impl Launch {
     }
 
     /// After the host's process `pid` dumped core: the core the kernel wrote in its working
-    /// directory, if it is that process's, kept small in the crash directory (a compact core
-    /// and a minidump, as `faultline core-handler` keeps them) and removed from there. What
-    /// happened, for the host's events.
+    /// directory, if it is that process's, taken into the crash directory — whole when it is
+    /// small on disk, else small as `faultline core-handler` keeps it, with a minidump of the
+    /// small one either way. What happened, for the host's events.
     fn take_core(&self, pid: u32) -> Option<String> {
         let pattern = self.cores.as_ref()?;
         let program = self.host.command.first()?;
@@ -679,5 +680,38 @@ impl Launch {
     ) -> Result<std::process::Child, String> {
         faultline_fault::lab::spawn_in(ns_path, self.command()?, cgroup_procs)
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CorePattern;
+
+    #[test]
+    fn core_patterns_the_lab_can_follow_and_the_names_they_give() {
+        let plain = CorePattern::parse("core", false).unwrap();
+        assert_eq!(plain.file_name(42, "billing"), "core");
+        let uses_pid = CorePattern::parse("core", true).unwrap();
+        assert_eq!(uses_pid.file_name(42, "billing"), "core.42");
+        let named = CorePattern::parse("core.%e.%p", true).unwrap();
+        assert_eq!(
+            named.file_name(42, "a-very-long-program-name"),
+            "core.a-very-long-pro.42"
+        );
+        assert_eq!(
+            CorePattern::parse("core%%", false)
+                .unwrap()
+                .file_name(1, "x"),
+            "core%"
+        );
+        // A pipe, a path elsewhere, a specifier the lab cannot tell: left to the machine.
+        for pattern in [
+            "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h",
+            "/var/crash/core.%p",
+            "core.%t",
+            "",
+        ] {
+            assert_eq!(CorePattern::parse(pattern, false), None, "{pattern}");
+        }
     }
 }

@@ -1052,6 +1052,10 @@ fn the_agent_owns_the_core_handler_serves_what_it_caught_and_puts_the_old_patter
     let sock = dir.join("agent.sock");
     let caught = dir.join("caught");
     let log = dir.join("agent.log");
+    // The kernel keeps 127 bytes of core_pattern: a short path for the handler the line names
+    // (`--core-handler-exe`; a link to this build, whose own path may be long).
+    let handler = dir.join("f");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_faultline"), &handler).unwrap();
     let mut agent = faultline_tests::ChildGuard::spawn(
         faultline()
             .arg("agent")
@@ -1063,18 +1067,21 @@ fn the_agent_owns_the_core_handler_serves_what_it_caught_and_puts_the_old_patter
             .arg(&caught)
             .arg("--core-pattern-file")
             .arg(&pattern)
+            .arg("--core-handler-exe")
+            .arg(&handler)
             .stderr(fs::File::create(&log).unwrap()),
     );
     assert!(
         faultline_tests::wait_until(Instant::now() + Duration::from_secs(20), || sock.exists()),
-        "the agent did not start"
+        "the agent did not start: {}",
+        fs::read_to_string(&log).unwrap_or_default()
     );
     let line = fs::read_to_string(&pattern).unwrap();
     assert_eq!(
         line,
         format!(
             "|{} core-handler --out {} --pid %P --tid %i --signal %s --time %t --exe %E\n",
-            env!("CARGO_BIN_EXE_faultline"),
+            handler.display(),
             caught.display()
         )
     );
