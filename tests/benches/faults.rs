@@ -128,6 +128,7 @@ fn main() {
                     seconds: 600.0,
                 },
                 lease_seconds: None,
+                idempotency_key: None,
             })
             .expect("pause");
         seed ^= seed << 13;
@@ -204,6 +205,7 @@ fn partition(pid: u32, seconds: f64) -> CreateFault {
             seconds,
         },
         lease_seconds: None,
+        idempotency_key: None,
     }
 }
 

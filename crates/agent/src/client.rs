@@ -102,8 +102,26 @@ impl Client {
     }
 
     /// Applies a fault.
+    ///
+    /// Retry-safe: the request goes with an idempotency key (a new one unless it names its
+    /// own), and when its answer is lost (the connection broke, the agent was slow to answer)
+    /// it is sent again with the same key, twice at most: the agent answers with the fault
+    /// the first one made rather than making a second.
     pub fn create(&self, request: &CreateFault) -> Result<FaultView, ClientError> {
-        self.json("POST", "/v1/faults", Some(request))
+        let mut keyed = request.clone();
+        if keyed.idempotency_key.is_none() {
+            keyed.idempotency_key = Some(new_key());
+        }
+        let mut tries = 0;
+        loop {
+            match self.json("POST", "/v1/faults", Some(&keyed)) {
+                Err(ClientError::Transport(_)) if tries < 2 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100 * tries));
+                }
+                answer => return answer,
+            }
+        }
     }
 
     /// Every fault the agent knows.
@@ -232,6 +250,25 @@ impl Client {
         parse_response(&raw)
             .ok_or_else(|| ClientError::Transport(format!("{}: not an HTTP response", self.addr)))
     }
+}
+
+/// A new idempotency key: 128 random bits in hex (from the kernel), or, should
+/// `/dev/urandom` be unreadable, this process's id, the time and a counter.
+fn new_key() -> String {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return bytes.iter().map(|b| format!("{b:02x}")).collect();
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}-{nanos:x}-{n:x}", std::process::id())
 }
 
 /// The status and body of an HTTP/1.1 response (identity or chunked).

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use faultline_fault::{
@@ -25,7 +26,10 @@ use crate::{Count as _, Counters, Policy};
 #[derive(Debug)]
 pub enum Command {
     /// Apply a fault.
-    Create(CreateFault, oneshot::Sender<Result<FaultView, Refusal>>),
+    Create(
+        Box<CreateFault>,
+        oneshot::Sender<Result<FaultView, Refusal>>,
+    ),
     /// Every fault, newest last.
     List(oneshot::Sender<Vec<FaultView>>),
     /// One fault.
@@ -114,10 +118,30 @@ impl Helpers {
     }
 }
 
+/// A create named by an idempotency key: what was asked, and what it gave (a kill's answer
+/// comes from its own thread, so it is shared).
+#[derive(Debug)]
+struct Keyed {
+    request: (FaultSpec, Option<f64>),
+    id: Option<String>,
+    outcome: Arc<Mutex<Option<FaultView>>>,
+    at: Instant,
+}
+
+/// A lock that a panicked holder of it does not poison for the rest.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How long an idempotency key is remembered, and how many at most.
+const KEY_TTL: Duration = Duration::from_secs(3600);
+const MAX_KEYS: usize = 10_000;
+
 /// The holder's state.
 #[derive(Debug)]
 pub struct Holder {
     faults: BTreeMap<String, Held>,
+    keys: BTreeMap<String, Keyed>,
     journal: Journal,
     policy: Policy,
     helpers: Helpers,
@@ -131,6 +155,7 @@ impl Holder {
     pub fn new(journal: Journal, policy: Policy, helpers: Helpers, counters: Counters) -> Self {
         Self {
             faults: BTreeMap::new(),
+            keys: BTreeMap::new(),
             journal,
             policy,
             helpers,
@@ -167,6 +192,26 @@ impl Holder {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Create(request, reply) => {
+                // A create sent again under its key: the fault the first one made.
+                let outcome = match self.remembered(&request) {
+                    Some(answer) => {
+                        let _ = reply.send(answer);
+                        return;
+                    }
+                    None => request.idempotency_key.as_ref().map(|key| {
+                        let slot = Arc::new(Mutex::new(None));
+                        self.keys.insert(
+                            key.clone(),
+                            Keyed {
+                                request: (request.fault.clone(), request.lease_seconds),
+                                id: None,
+                                outcome: slot.clone(),
+                                at: Instant::now(),
+                            },
+                        );
+                        (key.clone(), slot)
+                    }),
+                };
                 if let FaultSpec::Kill { .. } = request.fault {
                     // A kill waits out its grace period: on a thread of its own, so the holder
                     // keeps answering and enforcing durations and leases meanwhile.
@@ -174,12 +219,31 @@ impl Holder {
                         .check(&request)
                         .and_then(|()| self.resolve(&request.fault));
                     std::thread::spawn(move || {
-                        let _ = reply.send(checked.and_then(|(target, pids, effective)| {
+                        let answer = checked.and_then(|(target, pids, effective)| {
                             kill(&request.fault, &target, &pids, &effective)
-                        }));
+                        });
+                        if let (Some((_, slot)), Ok(view)) = (&outcome, &answer) {
+                            *lock(slot) = Some(view.clone());
+                        }
+                        let _ = reply.send(answer);
                     });
                 } else {
-                    let _ = reply.send(self.create(request));
+                    let answer = self.create(*request);
+                    if let Some((key, slot)) = outcome {
+                        match &answer {
+                            Ok(view) => {
+                                *lock(&slot) = Some(view.clone());
+                                if let Some(k) = self.keys.get_mut(&key) {
+                                    k.id = Some(view.id.clone());
+                                }
+                            }
+                            // A refused create made nothing: the key is free to be tried again.
+                            Err(_) => {
+                                self.keys.remove(&key);
+                            }
+                        }
+                    }
+                    let _ = reply.send(answer);
                 }
             }
             Command::List(reply) => {
@@ -601,7 +665,48 @@ impl Holder {
     }
 
     /// Forgets the oldest finished faults beyond the last thousand.
+    /// The answer to a create whose idempotency key is known: the fault it made (as it is now),
+    /// or a refusal when the key was used for another request or its first create is still
+    /// running (a kill's grace period). `None` for a key not seen (or no key).
+    fn remembered(&mut self, request: &CreateFault) -> Option<Result<FaultView, Refusal>> {
+        let key = request.idempotency_key.as_ref()?;
+        if key.is_empty() || key.len() > 200 {
+            return Some(Err(Refusal::Invalid(
+                "idempotency_key: 1 to 200 characters".into(),
+            )));
+        }
+        let keyed = self.keys.get(key)?;
+        if keyed.request != (request.fault.clone(), request.lease_seconds) {
+            return Some(Err(Refusal::Conflict(format!(
+                "idempotency key {key:?} was used for another fault request"
+            ))));
+        }
+        if let Some(held) = keyed.id.as_ref().and_then(|id| self.faults.get(id)) {
+            return Some(Ok(self.view(held)));
+        }
+        Some(match lock(&keyed.outcome).clone() {
+            Some(view) => Ok(view),
+            None => Err(Refusal::Conflict(format!(
+                "the create with idempotency key {key:?} is still in progress; ask again"
+            ))),
+        })
+    }
+
     fn prune(&mut self) {
+        let now = Instant::now();
+        self.keys
+            .retain(|_, k| now.saturating_duration_since(k.at) < KEY_TTL);
+        while self.keys.len() > MAX_KEYS {
+            let oldest = self
+                .keys
+                .iter()
+                .min_by_key(|(_, k)| k.at)
+                .map(|(key, _)| key.clone());
+            match oldest {
+                Some(key) => self.keys.remove(&key),
+                None => break,
+            };
+        }
         const KEEP: usize = 1000;
         let finished: Vec<String> = self
             .faults

@@ -92,7 +92,7 @@ impl LocalAgent {
 
     /// Applies a fault.
     pub fn create(&self, request: CreateFault) -> Result<FaultView, Refusal> {
-        self.ask(|reply| Command::Create(request, reply))
+        self.ask(|reply| Command::Create(Box::new(request), reply))
             .map_err(Refusal::Failed)?
     }
 

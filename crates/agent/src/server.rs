@@ -329,7 +329,7 @@ async fn create(State(state): State<AppState>, body: Bytes) -> Response {
             );
         }
     };
-    match ask(&state, |reply| Command::Create(request, reply)).await {
+    match ask(&state, |reply| Command::Create(Box::new(request), reply)).await {
         Some(Ok(view)) => (StatusCode::CREATED, axum::Json(view)).into_response(),
         Some(Err(r)) => refusal(r),
         None => unavailable(),

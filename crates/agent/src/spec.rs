@@ -14,6 +14,11 @@ pub struct CreateFault {
     /// (`POST /v1/faults/{id}/renew`). Without, it lasts its duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_seconds: Option<f64>,
+    /// Names this create for retries: the same key with the same request, sent again (its
+    /// answer lost), gets the fault the first one made instead of a second fault; the same
+    /// key with another request is refused (409). Kept by the agent for an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// A fault, as a client asks for it. Externally tagged (`{"partition": {...}}`).

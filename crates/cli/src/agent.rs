@@ -319,6 +319,7 @@ pub fn inject(
         .create(&CreateFault {
             fault: spec,
             lease_seconds: Some(lease.as_secs_f64()),
+            idempotency_key: None,
         })
         .map_err(client_failure)?;
     println!(

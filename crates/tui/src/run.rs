@@ -898,6 +898,7 @@ fn carry_out(
                     Some(link) => link.create(CreateFault {
                         fault: spec,
                         lease_seconds: Some(lease.as_secs_f64()),
+                        idempotency_key: None,
                     }),
                     None => Err("no agent reaches this target".to_owned()),
                 };

@@ -829,3 +829,68 @@ fn cgroups_are_targets_through_the_agent_too_and_their_faults_go_with_it() {
     assert!(next.log_text().contains("thawed"), "{}", next.log_text());
     sleeper.stop();
 }
+
+#[test]
+fn a_create_sent_again_after_its_answer_was_lost_gets_the_same_fault() {
+    use faultline_agent::spec::{CreateFault, FaultSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::unix(dir.path());
+    let socket = dir.path().join("agent.sock");
+    let sleeper = ChildGuard::spawn(Command::new("sleep").arg("600"));
+    let body = format!(
+        r#"{{"fault": {{"pause": {{"pid": {}, "seconds": 30}}}}, "idempotency_key": "order-7"}}"#,
+        sleeper.id()
+    );
+    // The first create: sent and applied, and its answer never read (the connection is
+    // dropped, as by a client that timed out or lost its network).
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    write!(
+        stream,
+        "POST /v1/faults HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Type: \
+         application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let client = faultline_agent::Client::new(agent.addr.parse().unwrap(), None);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || {
+            client.list().is_ok_and(|l| !l.is_empty())
+        }),
+        "the first create was not applied"
+    );
+    drop(stream);
+    assert_eq!(state(sleeper.id()), 'T', "the pause bites");
+    // Sent again with its key: the same fault, not a second one.
+    let request: CreateFault = serde_json::from_str(&body).unwrap();
+    let again = client.create(&request).unwrap();
+    let faults = client.list().unwrap();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(again.id, faults[0].id);
+    assert_eq!(again.state, "active");
+    // The same key for another request: refused, and nothing applied.
+    let other = CreateFault {
+        fault: FaultSpec::Pause {
+            pid: Some(sleeper.id()),
+            cgroup: None,
+            pod: None,
+            seconds: 5.0,
+        },
+        ..request.clone()
+    };
+    let refused = client.create(&other).unwrap_err().to_string();
+    assert!(
+        refused.contains("409") && refused.contains("was used for another fault request"),
+        "{refused}"
+    );
+    assert_eq!(client.list().unwrap().len(), 1);
+    let reverted = client.revert(&again.id).unwrap();
+    assert_eq!(reverted.state, "reverted", "{reverted:?}");
+    assert_eq!(state(sleeper.id()), 'S', "resumed");
+    // Asked again after the revert: still that fault (reverted), never a new pause.
+    let late = client.create(&request).unwrap();
+    assert_eq!(
+        (late.id.as_str(), late.state.as_str()),
+        (again.id.as_str(), "reverted")
+    );
+    assert_eq!(state(sleeper.id()), 'S');
+}

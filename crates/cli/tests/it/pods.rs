@@ -299,6 +299,7 @@ fn a_pod_is_found_by_its_cgroups_and_each_fault_lands_where_it_should() {
         client.create(&CreateFault {
             fault,
             lease_seconds: None,
+            idempotency_key: None,
         })
     };
 

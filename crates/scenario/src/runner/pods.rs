@@ -115,6 +115,7 @@ impl Timeline<'_> {
             let created = held.agent.create(CreateFault {
                 fault: spec.clone(),
                 lease_seconds: Some(self.lease.as_secs_f64()),
+                idempotency_key: None,
             });
             let view = match created {
                 Ok(view) => view,

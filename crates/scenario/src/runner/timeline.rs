@@ -430,6 +430,7 @@ impl Timeline<'_> {
         let request = CreateFault {
             fault: fault_spec,
             lease_seconds: (!fault.is_instant()).then_some(self.lease.as_secs_f64()),
+            idempotency_key: None,
         };
         if fault.is_instant() {
             let agent = agent.clone();
