@@ -63,13 +63,17 @@ fn the_agent_has_exactly_the_privileges_the_docs_justify() {
         }
     }
 
-    // Probes on /healthz, the token from the Secret, requests set.
+    // Probes that connect to the API's port (it demands client certificates), the token and
+    // the TLS files from their Secrets, requests set.
     for probe in [&agent.readiness_probe, &agent.liveness_probe] {
-        let path = probe
+        let port = probe
             .as_ref()
-            .and_then(|p| p.http_get.as_ref())
-            .and_then(|h| h.path.clone());
-        assert_eq!(path.as_deref(), Some("/healthz"));
+            .and_then(|p| p.tcp_socket.as_ref())
+            .map(|t| t.port.clone());
+        assert_eq!(
+            port,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("api".into()))
+        );
     }
     let args = agent.args.clone().unwrap().join(" ");
     assert!(args.starts_with("agent --listen tcp:"), "{args}");
@@ -81,6 +85,13 @@ fn the_agent_has_exactly_the_privileges_the_docs_justify() {
         args.contains("--policy /etc/faultline/policy.json"),
         "{args}"
     );
+    for tls in [
+        "--tls-cert /var/run/faultline/tls/tls.crt",
+        "--tls-key /var/run/faultline/tls/tls.key",
+        "--client-ca /var/run/faultline/tls/ca.crt",
+    ] {
+        assert!(args.contains(tls), "{args}");
+    }
     let requests = agent.resources.clone().unwrap().requests.unwrap();
     assert!(requests.contains_key("cpu") && requests.contains_key("memory"));
 }

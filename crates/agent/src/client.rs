@@ -61,6 +61,47 @@ pub struct Client {
     addr: AgentAddr,
     token: Option<String>,
     timeout: Duration,
+    /// TLS to a TCP agent: the configuration and the name its certificate must carry.
+    tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+/// How a client proves itself to agents and checks them: the bearer token, and TLS (the CA,
+/// the client's certificate) for TCP agents. One set for many agents (the nodes of a
+/// cluster).
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// The bearer token.
+    pub token: Option<String>,
+    tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+impl Credentials {
+    /// `token`, and TLS as `tls` says (its files read now).
+    pub fn new(token: Option<String>, tls: Option<&crate::tls::ClientTls>) -> Result<Self, String> {
+        Ok(Self {
+            token,
+            tls: tls.map(crate::tls::ClientTls::config).transpose()?,
+        })
+    }
+
+    /// Whether TCP agents are spoken to over TLS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A client of the agent at `addr` with these credentials.
+    pub fn client(&self, addr: AgentAddr) -> Client {
+        Client {
+            tls: self.tls.clone(),
+            ..Client::new(addr, self.token.clone())
+        }
+    }
 }
 
 /// What a request came to.
@@ -93,7 +134,15 @@ impl Client {
             addr,
             token,
             timeout: Duration::from_secs(30),
+            tls: None,
         }
+    }
+
+    /// The same client speaking TLS to a TCP agent (`--ca`, and `--cert`/`--key` for an agent
+    /// that demands a client certificate). A unix socket is reached as it is.
+    pub fn with_tls(mut self, tls: &crate::tls::ClientTls) -> Result<Self, String> {
+        self.tls = Some(tls.config()?);
+        Ok(self)
     }
 
     /// Where it connects.
@@ -225,12 +274,29 @@ impl Client {
                 Box::new(s)
             }
             AgentAddr::Tcp(addr) => {
+                if self.tls.is_none() && self.token.is_some() && !addr.ip().is_loopback() {
+                    return Err(ClientError::Transport(format!(
+                        "{}: refusing to send the token in plain text to a non-loopback \
+                         address: give --ca (the agent's CA) to speak TLS",
+                        self.addr
+                    )));
+                }
                 let s = std::net::TcpStream::connect_timeout(addr, Duration::from_secs(5))
                     .map_err(transport)?;
                 s.set_read_timeout(Some(self.timeout)).map_err(transport)?;
-                Box::new(s)
+                match &self.tls {
+                    Some((config, name)) => {
+                        let connection =
+                            rustls::ClientConnection::new(config.clone(), name.clone()).map_err(
+                                |e| ClientError::Transport(format!("{}: TLS: {e}", self.addr)),
+                            )?;
+                        Box::new(rustls::StreamOwned::new(connection, s))
+                    }
+                    None => Box::new(s),
+                }
             }
         };
+        let transport = |e: std::io::Error| ClientError::Transport(self.explain(e));
         let body = body.unwrap_or_default();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: faultline-agent\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -246,9 +312,51 @@ impl Client {
         stream.write_all(head.as_bytes()).map_err(transport)?;
         stream.write_all(body).map_err(transport)?;
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).map_err(transport)?;
+        match stream.read_to_end(&mut raw) {
+            Ok(_) => {}
+            // A TLS peer that closed without its close_notify, after a whole answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            Err(e) => return Err(transport(e)),
+        }
         parse_response(&raw)
             .ok_or_else(|| ClientError::Transport(format!("{}: not an HTTP response", self.addr)))
+    }
+}
+
+impl Client {
+    /// An I/O error of a request, said with what it likely means when TLS is involved.
+    fn explain(&self, e: std::io::Error) -> String {
+        let text = e.to_string();
+        if self.tls.is_none() {
+            return format!("{}: {text}", self.addr);
+        }
+        let hint = match () {
+            _ if text.contains("CertificateRequired") || text.contains("certificate required") => {
+                " (the agent demands a client certificate: give --cert and --key)"
+            }
+            _ if text.contains("invalid peer certificate: UnknownIssuer")
+                || text.contains("invalid peer certificate: BadSignature") =>
+            {
+                " (the agent's certificate is not signed by --ca)"
+            }
+            _ if text.contains("Expired") || text.contains("expired") => {
+                " (a certificate has expired)"
+            }
+            _ if text.contains("NotValidForName") => {
+                " (the agent's certificate does not carry the name checked: faultline-agent, or --tls-server-name)"
+            }
+            _ if text.contains("BadCertificate")
+                || text.contains("UnknownCA")
+                || text.contains("DecryptError") =>
+            {
+                " (the agent does not accept this client certificate: is it signed by the agent's --client-ca?)"
+            }
+            _ if text.contains("InvalidContentType") || text.contains("corrupt message") => {
+                " (is the agent speaking TLS? a plaintext agent answers in the clear)"
+            }
+            _ => "",
+        };
+        format!("{}: TLS: {text}{hint}", self.addr)
     }
 }
 

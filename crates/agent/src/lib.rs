@@ -16,6 +16,7 @@ pub mod journal;
 pub mod local;
 mod server;
 pub mod spec;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
-pub use client::{AgentAddr, Client};
+pub use client::{AgentAddr, Client, Credentials};
 pub use holder::{Helpers, Refusal};
 pub use local::LocalAgent;
 pub use server::{AgentOptions, run};

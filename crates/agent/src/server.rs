@@ -38,6 +38,49 @@ pub struct AgentOptions {
     /// The directory the core handler writes into (`--catch-cores`), served at
     /// `/v1/crashes`.
     pub crash_dir: Option<PathBuf>,
+    /// TLS for a TCP listener (required unless `insecure_plaintext`).
+    pub tls: Option<crate::tls::ServerTls>,
+    /// `--insecure-plaintext`: plain TCP, on a loopback address only.
+    pub insecure_plaintext: bool,
+}
+
+impl AgentOptions {
+    /// What a listener needs before it may start: on TCP, TLS (or plain TCP on loopback when
+    /// asked for), and a token unless clients are checked by certificate.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.listen, &self.tls) {
+            (AgentAddr::Unix(_), Some(_)) => Err(
+                "--tls-cert and --tls-key are for a TCP listener; a unix socket is owner-only"
+                    .into(),
+            ),
+            (AgentAddr::Unix(_), None) if self.insecure_plaintext => {
+                Err("--insecure-plaintext is for a TCP listener".into())
+            }
+            (AgentAddr::Unix(_), None) => Ok(()),
+            (AgentAddr::Tcp(addr), None) if !self.insecure_plaintext => Err(format!(
+                "tcp:{addr} would be plain TCP, readable by anyone on the network: give \
+                 --tls-cert and --tls-key (faultline certs init makes a set), or \
+                 --insecure-plaintext on a loopback address"
+            )),
+            (AgentAddr::Tcp(addr), None) if !addr.ip().is_loopback() => Err(format!(
+                "--insecure-plaintext is for a loopback address only; {} is not one: give \
+                 --tls-cert and --tls-key",
+                addr.ip()
+            )),
+            (AgentAddr::Tcp(_), tls) => {
+                let by_certificate = tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+                if self.token.is_none() && !by_certificate {
+                    return Err(
+                        "a TCP listener needs a bearer token: give --token-file, or \
+                                --client-ca to check clients by certificate (a unix socket \
+                                needs neither)"
+                            .into(),
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -52,11 +95,10 @@ struct AppState {
 /// for the operator: a TCP listener without a token, an address in use, an unwritable state
 /// directory.
 pub fn run(options: AgentOptions) -> Result<(), String> {
-    if matches!(options.listen, AgentAddr::Tcp(_)) && options.token.is_none() {
-        return Err(
-            "a TCP listener needs a bearer token: give --token-file (a unix socket does not)"
-                .into(),
-        );
+    options.check()?;
+    // The certificates load before anything is touched.
+    if let Some(tls) = &options.tls {
+        tls.config()?;
     }
     // Before touching the journal: is another agent already here?
     if let AgentAddr::Unix(path) = &options.listen
@@ -103,7 +145,7 @@ pub fn run(options: AgentOptions) -> Result<(), String> {
         .build()
         .map_err(|e| format!("start the runtime: {e}"))?;
     let counters = state.counters.clone();
-    let served = runtime.block_on(serve(options.listen.clone(), state));
+    let served = runtime.block_on(serve(options.listen.clone(), options.tls.clone(), state));
     // The handlers (and their senders) are gone: the holder reverts everything and ends.
     drop(runtime);
     let _ = holder_thread.join();
@@ -189,7 +231,11 @@ async fn json_errors(response: Response) -> Response {
     answer
 }
 
-async fn serve(listen: AgentAddr, state: AppState) -> Result<(), String> {
+async fn serve(
+    listen: AgentAddr,
+    tls: Option<crate::tls::ServerTls>,
+    state: AppState,
+) -> Result<(), String> {
     let app = router(state);
     let shutdown = async {
         let mut term =
@@ -237,11 +283,28 @@ async fn serve(listen: AgentAddr, state: AppState) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("listen on {addr}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
-            eprintln!("faultline agent: listening on tcp:{bound}");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|e| e.to_string())
+            match tls {
+                Some(tls) => {
+                    let mutual = if tls.client_ca.is_some() {
+                        ", client certificates required"
+                    } else {
+                        ""
+                    };
+                    let listener = crate::tls::TlsListener::new(listener, tls)?;
+                    eprintln!("faultline agent: listening on tcp:{bound} (TLS{mutual})");
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                None => {
+                    eprintln!("faultline agent: listening on tcp:{bound} (plaintext, loopback)");
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            }
         }
     }
 }

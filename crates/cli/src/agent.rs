@@ -19,6 +19,29 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
         None => Policy::default(),
     };
     let exe = std::env::current_exe().map_err(Failure::failed)?;
+    let mut options = AgentOptions {
+        listen,
+        token,
+        state_dir: args.state_dir.clone(),
+        policy,
+        helpers: Helpers { exe: exe.clone() },
+        crash_dir: None,
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| faultline_agent::tls::ServerTls {
+                cert,
+                key,
+                client_ca: args.client_ca.clone(),
+            }),
+        insecure_plaintext: args.insecure_plaintext,
+    };
+    // The listener's needs and the certificates, before anything is touched.
+    options.check().map_err(Failure::usage)?;
+    if let Some(tls) = &options.tls {
+        tls.config().map_err(Failure::usage)?;
+    }
     // Held while the agent runs; dropped (the old pattern put back) however it returns.
     let catch = match &args.catch_cores {
         Some(dir) => {
@@ -52,14 +75,8 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    let served = faultline_agent::run(AgentOptions {
-        listen,
-        token,
-        state_dir: args.state_dir,
-        policy,
-        helpers: Helpers { exe },
-        crash_dir: catch.as_ref().map(|(_, dir)| dir.clone()),
-    });
+    options.crash_dir = catch.as_ref().map(|(_, dir)| dir.clone());
+    let served = faultline_agent::run(options);
     drop(catch);
     served.map_err(|e| {
         if e.contains("needs a bearer token") || e.contains("--policy") {
@@ -109,7 +126,12 @@ pub fn read_token(file: Option<&PathBuf>) -> Result<Option<String>, Failure> {
 /// The agent a command should use: `--agent`, else a local agent at the default socket if one
 /// is there, else none.
 pub fn client(args: &AgentClientArgs, required: bool) -> Result<Option<Client>, Failure> {
-    let token = read_token(args.token_file.as_ref())?;
+    let credentials = credentials(
+        args.token_file.as_ref(),
+        args.ca.as_ref(),
+        args.cert.as_ref().zip(args.key.as_ref()),
+        &args.tls_server_name,
+    )?;
     let addr = match &args.agent {
         Some(addr) => addr.parse().map_err(Failure::usage)?,
         None => {
@@ -126,7 +148,38 @@ pub fn client(args: &AgentClientArgs, required: bool) -> Result<Option<Client>, 
             }
         }
     };
-    Ok(Some(Client::new(addr, token)))
+    Ok(Some(credentials.client(addr)))
+}
+
+/// The TLS files given on a command line (`--ca`, `--cert` with `--key`).
+pub struct TlsFiles<'a> {
+    pub ca: Option<&'a PathBuf>,
+    pub identity: Option<(&'a PathBuf, &'a PathBuf)>,
+}
+
+/// The token and TLS a client reaches agents with: `--token-file`, `--ca` and `--cert` with
+/// `--key`. A file that cannot be read, or is not PEM of the kind expected, is a usage error.
+pub fn credentials(
+    token_file: Option<&PathBuf>,
+    ca: Option<&PathBuf>,
+    identity: Option<(&PathBuf, &PathBuf)>,
+    server_name: &str,
+) -> Result<faultline_agent::Credentials, Failure> {
+    let token = read_token(token_file)?;
+    let tls = match (ca, identity) {
+        (Some(ca), identity) => Some(faultline_agent::tls::ClientTls {
+            ca: ca.clone(),
+            identity: identity.map(|(c, k)| (c.clone(), k.clone())),
+            server_name: server_name.to_owned(),
+        }),
+        (None, Some(_)) => {
+            return Err(Failure::usage(
+                "--cert and --key need --ca (the CA that signed the agent's certificate)",
+            ));
+        }
+        (None, None) => None,
+    };
+    faultline_agent::Credentials::new(token, tls.as_ref()).map_err(Failure::usage)
 }
 
 fn client_failure(e: ClientError) -> Failure {

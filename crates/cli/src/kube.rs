@@ -217,6 +217,9 @@ fn settings(
         context,
         agent_namespace: agent_namespace.to_owned(),
         agent_token_file: token_file,
+        agent_ca: None,
+        agent_cert: None,
+        agent_key: None,
         agents: match agents {
             "port-forward" => AgentRoute::PortForward,
             "pod-ip" => AgentRoute::PodIp,
@@ -234,10 +237,20 @@ pub fn connect(
     settings: &faultline_scenario::model::Kubernetes,
     context: Option<String>,
     token_file: Option<&std::path::PathBuf>,
+    tls: &crate::agent::TlsFiles<'_>,
     unreachable: u8,
 ) -> Result<KubeCluster, Failure> {
-    let token = crate::agent::read_token(token_file.or(settings.agent_token_file.as_ref()))?;
-    KubeCluster::connect(settings, context, token)
+    let identity = tls.identity.or(settings
+        .agent_cert
+        .as_ref()
+        .zip(settings.agent_key.as_ref()));
+    let credentials = crate::agent::credentials(
+        token_file.or(settings.agent_token_file.as_ref()),
+        tls.ca.or(settings.agent_ca.as_ref()),
+        identity,
+        faultline_agent::tls::AGENT_NAME,
+    )?;
+    KubeCluster::connect(settings, context, credentials)
         .map_err(|e| Failure::new(unreachable, anyhow::anyhow!(e)))
 }
 
@@ -273,6 +286,10 @@ pub fn tui_screen(
         ),
         None,
         None,
+        &crate::agent::TlsFiles {
+            ca: args.ca.as_ref(),
+            identity: args.cert.as_ref().zip(args.key.as_ref()),
+        },
         crate::exit::INFRASTRUCTURE,
     )?;
     let pods = faultline_scenario::model::PodTarget {
@@ -354,7 +371,16 @@ pub fn agent_for_pod(
         agent.token_file.clone(),
         &args.agents,
     );
-    let cluster = connect(&settings, None, None, crate::exit::INFRASTRUCTURE)?;
+    let cluster = connect(
+        &settings,
+        None,
+        None,
+        &crate::agent::TlsFiles {
+            ca: agent.ca.as_ref(),
+            identity: agent.cert.as_ref().zip(agent.key.as_ref()),
+        },
+        crate::exit::INFRASTRUCTURE,
+    )?;
     let target = cluster
         .get(namespace, name)
         .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;

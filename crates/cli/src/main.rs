@@ -3,6 +3,7 @@
 
 mod agent;
 mod analyze;
+mod certs;
 mod core_handler;
 mod crash;
 mod dumps;
@@ -92,6 +93,30 @@ enum Command {
     /// note, each mapped file's first page, a window of each thread's stack) in DIR for
     /// `faultline analyze`, within a count and size cap.
     CoreHandler(CoreHandlerArgs),
+    /// Certificates for the agent's TLS.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Make a CA, an agent certificate and a client certificate in DIR (ca.crt, ca.key,
+    /// agent.crt, agent.key, client.crt, client.key) for a quick start; never overwrites.
+    Init {
+        /// Where the files go (made if missing).
+        dir: PathBuf,
+        /// More names for the agent's certificate (DNS names or IP addresses), besides
+        /// localhost, 127.0.0.1, ::1 and faultline-agent; repeatable.
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<String>,
+        /// How long the agent's and the client's certificates are valid, in days (the CA's
+        /// ten times as long).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Make the agent's and client's certificates expired already (tests of the refusal).
+        #[arg(long, hide = true)]
+        expired: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +188,16 @@ struct RunArgs {
     /// The agent's bearer token (for `tcp:`, and for the agents of a scenario's pods).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// The CA that signed the agents' certificates (PEM): TLS to tcp: agents and to a
+    /// scenario's pods' agents (default: the scenario's `kubernetes.agent_ca`).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for agents that demand one (with --key).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// This client's private key (PEM), with --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
     /// For a scenario with `pods`: the kubeconfig context (default: the scenario's
     /// `kubernetes.context`, else the current one).
     #[arg(long, value_name = "NAME")]
@@ -186,6 +221,15 @@ struct TuiArgs {
     /// The agents' bearer token (for `tcp:`).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// The CA that signed the agents' certificates (PEM): TLS to tcp: agents.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for agents that demand one (with --key).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// This client's private key (PEM), with --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
     /// Open this scenario's lab: its hosts are the targets, its crash captures and dump
     /// captures feed the Crashes and Tasks views, its probes show on the Faults view. No step
     /// runs: the faults are yours to inject.
@@ -506,11 +550,24 @@ struct AgentClientArgs {
     /// A file holding the agent's bearer token.
     #[arg(long, global = true, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// The CA that signed the agent's certificate (PEM): speak TLS to a tcp: agent.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for an agent that demands one (with --key).
+    #[arg(long, global = true, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// This client's private key (PEM), with --cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// The name the agent's certificate must carry.
+    #[arg(long, global = true, value_name = "NAME", default_value = faultline_agent::tls::AGENT_NAME)]
+    tls_server_name: String,
 }
 
 #[derive(Debug, clap::Args)]
 struct AgentArgs {
-    /// Where to listen: unix:PATH (created 0600) or tcp:IP:PORT (needs --token-file).
+    /// Where to listen: unix:PATH (created 0600) or tcp:IP:PORT (TLS: --tls-cert and
+    /// --tls-key, and --token-file or --client-ca).
     #[arg(
         long,
         default_value = "unix:/run/faultline/agent.sock",
@@ -526,6 +583,18 @@ struct AgentArgs {
     /// A policy file (JSON): max_faults, max_seconds, cgroup_prefixes, denied_pids.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// The agent's certificate (PEM) for TLS on a tcp: listener (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Demand a client certificate signed by this CA (mutual TLS); the token becomes optional.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Plain TCP without TLS, on a loopback address only.
+    #[arg(long)]
+    insecure_plaintext: bool,
     /// Own this machine's core handler while the agent runs: core_pattern pipes every core
     /// into `faultline core-handler --out DIR`, and the previous pattern is put back when the
     /// agent stops. The crashes are served at /v1/crashes (docs/crashes.md: the risks).
@@ -801,6 +870,10 @@ fn parse_level(text: &str) -> Result<faultline_dump::Level, String> {
 const NOT_FOR_POD_KILL: &[&str] = &[
     "agent",
     "token_file",
+    "ca",
+    "cert",
+    "key",
+    "tls_server_name",
     "lease",
     "pod",
     "container",
@@ -853,6 +926,12 @@ fn main() -> ExitCode {
         Command::Symbolize(args) => symbolize::run(args),
         Command::DebugStore(command) => store::run(command),
         Command::CoreHandler(args) => core_handler::run(args),
+        Command::Certs(CertsCommand::Init {
+            dir,
+            sans,
+            days,
+            expired,
+        }) => certs::init(&dir, &sans, days, expired).map(|text| print!("{text}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

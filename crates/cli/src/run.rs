@@ -58,11 +58,20 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     }
     let exe = std::env::current_exe()
         .map_err(|e| Failure::failed(anyhow::anyhow!("find the faultline binary: {e}")))?;
+    let tls = crate::agent::TlsFiles {
+        ca: args.ca.as_ref(),
+        identity: args.cert.as_ref().zip(args.key.as_ref()),
+    };
     let agent = match &args.agent {
         Some(addr) => Some((
             addr.parse::<faultline_agent::AgentAddr>()
                 .map_err(|e| Failure::usage(format!("--agent {addr}: {e}")))?,
-            crate::agent::read_token(args.token_file.as_ref())?,
+            crate::agent::credentials(
+                args.token_file.as_ref(),
+                tls.ca,
+                tls.identity,
+                faultline_agent::tls::AGENT_NAME,
+            )?,
         )),
         None => None,
     };
@@ -75,6 +84,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
                 &scenario.kubernetes,
                 args.context.clone(),
                 args.token_file.as_ref(),
+                &tls,
                 unreachable,
             ) {
                 Ok(cluster) => Some(std::sync::Arc::new(cluster)),

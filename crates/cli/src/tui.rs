@@ -5,7 +5,7 @@ use std::io::IsTerminal as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 
-use faultline_agent::{AgentAddr, Client, Helpers, LocalAgent, Policy};
+use faultline_agent::{AgentAddr, Helpers, LocalAgent, Policy};
 use faultline_scenario::{LoadError, Plan, load_file};
 use faultline_tui::sources::Link;
 
@@ -58,7 +58,12 @@ pub fn run(args: TuiArgs) -> Result<(), Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     let exe = std::env::current_exe()
         .map_err(|e| Failure::failed(anyhow::anyhow!("find the faultline binary: {e}")))?;
-    let token = crate::agent::read_token(args.token_file.as_ref())?;
+    let credentials = crate::agent::credentials(
+        args.token_file.as_ref(),
+        args.ca.as_ref(),
+        args.cert.as_ref().zip(args.key.as_ref()),
+        faultline_agent::tls::AGENT_NAME,
+    )?;
     let mut kube = None;
     let mut links = Vec::new();
     if args.kube {
@@ -80,14 +85,14 @@ pub fn run(args: TuiArgs) -> Result<(), Failure> {
         let addr: AgentAddr = addr
             .parse()
             .map_err(|e| Failure::usage(format!("--agent {addr}: {e}")))?;
-        links.push(Link::Http(Client::new(addr, token.clone())));
+        links.push(Link::Http(credentials.client(addr)));
     }
     let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
     if links.is_empty() && kube.is_none() {
         let default = PathBuf::from(AgentAddr::DEFAULT_SOCKET);
         // A scenario's lab is this process's: its faults go through an agent here too.
         if scenario.is_none() && std::os::unix::net::UnixStream::connect(&default).is_ok() {
-            links.push(Link::Http(Client::new(AgentAddr::Unix(default), token)));
+            links.push(Link::Http(credentials.client(AgentAddr::Unix(default))));
         } else if root {
             let (agent, swept) = LocalAgent::start_quiet(
                 &args.state_dir,

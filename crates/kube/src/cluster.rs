@@ -22,7 +22,7 @@ pub struct KubeCluster {
     settings: Kubernetes,
     /// Straight to agent pods' IPs (in the cluster), or through port-forwards.
     pod_ip: bool,
-    token: Option<String>,
+    credentials: faultline_agent::Credentials,
     /// Port-forwards kept open for as long as the cluster value.
     forwards: Mutex<Vec<Forward>>,
     /// What pod kills in flight share: pods killed at once each need their own replacement.
@@ -97,12 +97,12 @@ pub fn container_id(pod: &PodRef, wanted: &str) -> Result<String, Refused> {
 }
 
 impl KubeCluster {
-    /// Connects with `context` (else the settings', else the current one); `token` is the
-    /// agents' bearer token.
+    /// Connects with `context` (else the settings', else the current one); `credentials` are
+    /// the agents' bearer token and TLS.
     pub fn connect(
         settings: &Kubernetes,
         context: Option<String>,
-        token: Option<String>,
+        credentials: faultline_agent::Credentials,
     ) -> Result<Self, Error> {
         let context = context.or_else(|| settings.context.clone());
         let session = Session::connect(context.as_deref())?;
@@ -116,7 +116,7 @@ impl KubeCluster {
             context,
             settings: settings.clone(),
             pod_ip,
-            token,
+            credentials,
             forwards: Mutex::default(),
             kills: KillShare::default(),
         })
@@ -129,7 +129,7 @@ impl KubeCluster {
 
     /// The agents' bearer token.
     pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+        self.credentials.token.as_deref()
     }
 
     /// Pod `namespace/name`, whatever its state.
@@ -141,9 +141,9 @@ impl KubeCluster {
         )
     }
 
-    /// A client of the agent at `addr` with the cluster's token.
+    /// A client of the agent at `addr` with the cluster's token and TLS.
     pub fn client_at(&self, addr: AgentAddr) -> Client {
-        Client::new(addr, self.token.clone())
+        self.credentials.client(addr)
     }
 
     fn keep(&self, forward: Forward) -> SocketAddr {

@@ -154,6 +154,12 @@ pub struct Kubernetes {
     pub agent_namespace: String,
     /// The agents' bearer token, from a file.
     pub agent_token_file: Option<PathBuf>,
+    /// The CA that signed the agents' certificates (TLS), from a file.
+    pub agent_ca: Option<PathBuf>,
+    /// The runner's client certificate and key, for agents that demand one.
+    pub agent_cert: Option<PathBuf>,
+    /// The key of `agent_cert`.
+    pub agent_key: Option<PathBuf>,
     /// How the agents are reached.
     pub agents: AgentRoute,
     /// Whether protected namespaces (`kube-system`, the agent's) may be targeted.
@@ -166,6 +172,9 @@ impl Default for Kubernetes {
             context: None,
             agent_namespace: "faultline-system".into(),
             agent_token_file: None,
+            agent_ca: None,
+            agent_cert: None,
+            agent_key: None,
             agents: AgentRoute::Auto,
             allow_protected_namespaces: false,
         }

@@ -104,11 +104,44 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -
 #[test]
 fn the_api_refuses_what_it_should() {
     let dir = tempfile::tempdir().unwrap();
-    // TCP without a token is refused at start.
+    // Plain TCP is refused at start, and on loopback only with --insecure-plaintext; then
+    // a token is required.
     let port = free_port();
     let listen = format!("tcp:127.0.0.1:{port}");
     let ran = run(faultline()
         .args(["agent", "--listen", &listen, "--state-dir"])
+        .arg(dir.path().join("state")));
+    assert_eq!(ran.code(), Some(2), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("would be plain TCP, readable by anyone on the network"),
+        "{}",
+        ran.stderr
+    );
+    let ran = run(faultline()
+        .args([
+            "agent",
+            "--insecure-plaintext",
+            "--listen",
+            "tcp:0.0.0.0:1",
+            "--state-dir",
+        ])
+        .arg(dir.path().join("state")));
+    assert_eq!(ran.code(), Some(2), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("--insecure-plaintext is for a loopback address only; 0.0.0.0 is not one"),
+        "{}",
+        ran.stderr
+    );
+    let ran = run(faultline()
+        .args([
+            "agent",
+            "--insecure-plaintext",
+            "--listen",
+            &listen,
+            "--state-dir",
+        ])
         .arg(dir.path().join("state")));
     assert_eq!(ran.code(), Some(2), "{}", ran.context());
     assert!(ran.stderr.contains("bearer token"), "{}", ran.stderr);
@@ -130,6 +163,7 @@ fn the_api_refuses_what_it_should() {
         dir.path(),
         &listen,
         &[
+            "--insecure-plaintext",
             "--token-file",
             token.to_str().unwrap(),
             "--policy",
@@ -893,4 +927,265 @@ fn a_create_sent_again_after_its_answer_was_lost_gets_the_same_fault() {
         (again.id.as_str(), "reverted")
     );
     assert_eq!(state(sleeper.id()), 'S');
+}
+
+#[test]
+fn tls_refuses_a_wrong_ca_an_expired_certificate_a_missing_client_certificate_and_plaintext() {
+    use faultline_agent::spec::{CreateFault, FaultSpec};
+    use faultline_agent::tls::{AGENT_NAME, ClientTls};
+    use faultline_agent::{AgentAddr, Credentials};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (set, extra) in [("good", None), ("other", None), ("old", Some("--expired"))] {
+        let mut command = faultline();
+        command.args(["certs", "init"]).arg(d.join(set));
+        command.args(extra);
+        run(&mut command).assert_success();
+    }
+    let f = |set: &str, file: &str| d.join(set).join(file);
+    let port = free_port();
+    let listen = format!("tcp:127.0.0.1:{port}");
+    let agent = Agent::start(
+        d,
+        &listen,
+        &[
+            "--tls-cert",
+            f("good", "agent.crt").to_str().unwrap(),
+            "--tls-key",
+            f("good", "agent.key").to_str().unwrap(),
+            "--client-ca",
+            f("good", "ca.crt").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        agent
+            .log_text()
+            .contains("(TLS, client certificates required)")
+    );
+    let addr: AgentAddr = listen.parse().unwrap();
+    let client = |ca: &Path, identity: Option<(PathBuf, PathBuf)>| {
+        Credentials::new(
+            None,
+            Some(&ClientTls {
+                ca: ca.to_owned(),
+                identity,
+                server_name: AGENT_NAME.into(),
+            }),
+        )
+        .unwrap()
+        .client(addr.clone())
+    };
+    let good = client(
+        &f("good", "ca.crt"),
+        Some((f("good", "client.crt"), f("good", "client.key"))),
+    );
+    let sleeper = ChildGuard::spawn(Command::new("sleep").arg("600"));
+    let pause = CreateFault {
+        fault: FaultSpec::Pause {
+            pid: Some(sleeper.id()),
+            cgroup: None,
+            pod: None,
+            seconds: 30.0,
+        },
+        lease_seconds: None,
+        idempotency_key: None,
+    };
+    // Mutual TLS: the fault is made, and reverted.
+    let made = good.create(&pause).unwrap();
+    assert_eq!(state(sleeper.id()), 'T');
+    good.revert(&made.id).unwrap();
+    assert_eq!(state(sleeper.id()), 'S');
+    let before = good.list().unwrap().len();
+
+    // Each refused on both sides, and nothing applied.
+    let refused = |what: &str, client: faultline_agent::Client, says: &str, logged: &str| {
+        let error = client.create(&pause).unwrap_err().to_string();
+        assert!(error.contains(says), "{what}: {error}");
+        assert!(
+            wait_until(Instant::now() + Duration::from_secs(5), || agent
+                .log_text()
+                .contains(logged)),
+            "{what}: the agent did not say {logged:?}:\n{}",
+            agent.log_text()
+        );
+        assert_eq!(
+            good.list().unwrap().len(),
+            before,
+            "{what}: a fault was made"
+        );
+        assert_eq!(state(sleeper.id()), 'S', "{what}");
+    };
+    refused(
+        "a wrong CA",
+        client(
+            &f("other", "ca.crt"),
+            Some((f("good", "client.crt"), f("good", "client.key"))),
+        ),
+        "the agent's certificate is not signed by --ca",
+        "refused a TLS connection from 127.0.0.1",
+    );
+    refused(
+        "a client certificate of another CA",
+        client(
+            &f("good", "ca.crt"),
+            Some((f("other", "client.crt"), f("other", "client.key"))),
+        ),
+        "the agent does not accept this client certificate",
+        "invalid peer certificate",
+    );
+    refused(
+        "no client certificate",
+        client(&f("good", "ca.crt"), None),
+        "the agent demands a client certificate: give --cert and --key",
+        "peer sent no certificates",
+    );
+    refused(
+        "plaintext",
+        faultline_agent::Client::new(addr.clone(), None),
+        "this agent speaks TLS: give the client --ca",
+        "refused a plaintext HTTP request from 127.0.0.1",
+    );
+
+    // An expired agent certificate: the client refuses the agent.
+    let old_port = free_port();
+    let old_listen = format!("tcp:127.0.0.1:{old_port}");
+    let old = Agent::start(
+        &d.join("old"),
+        &old_listen,
+        &[
+            "--tls-cert",
+            f("old", "agent.crt").to_str().unwrap(),
+            "--tls-key",
+            f("old", "agent.key").to_str().unwrap(),
+            "--token-file",
+            write_token(d).to_str().unwrap(),
+        ],
+    );
+    let error = Credentials::new(
+        Some("t0ken".into()),
+        Some(&ClientTls {
+            ca: f("old", "ca.crt"),
+            identity: None,
+            server_name: AGENT_NAME.into(),
+        }),
+    )
+    .unwrap()
+    .client(old_listen.parse().unwrap())
+    .create(&pause)
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("a certificate has expired"), "{error}");
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(5), || old
+            .log_text()
+            .contains("refused a TLS connection")),
+        "{}",
+        old.log_text()
+    );
+    assert_eq!(state(sleeper.id()), 'S');
+
+    // A TLS client of a plaintext agent; a token never sent in the clear off loopback.
+    let plain_port = free_port();
+    let plain_listen = format!("tcp:127.0.0.1:{plain_port}");
+    let _plain = Agent::start(
+        &d.join("other"),
+        &plain_listen,
+        &[
+            "--insecure-plaintext",
+            "--token-file",
+            write_token(d).to_str().unwrap(),
+        ],
+    );
+    let error = Credentials::new(
+        Some("t0ken".into()),
+        Some(&ClientTls {
+            ca: f("good", "ca.crt"),
+            identity: None,
+            server_name: AGENT_NAME.into(),
+        }),
+    )
+    .unwrap()
+    .client(plain_listen.parse().unwrap())
+    .list()
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("is the agent speaking TLS?"), "{error}");
+    let error =
+        faultline_agent::Client::new("tcp:192.0.2.1:7070".parse().unwrap(), Some("t0ken".into()))
+            .list()
+            .unwrap_err()
+            .to_string();
+    assert!(
+        error.contains("refusing to send the token in plain text to a non-loopback address"),
+        "{error}"
+    );
+}
+
+fn write_token(dir: &Path) -> PathBuf {
+    let token = dir.join("token");
+    std::fs::write(&token, "t0ken\n").unwrap();
+    token
+}
+
+#[test]
+fn a_rotated_certificate_is_used_without_a_restart() {
+    use faultline_agent::tls::{AGENT_NAME, ClientTls};
+    use faultline_agent::{AgentAddr, Credentials};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for set in ["first", "second"] {
+        run(faultline().args(["certs", "init"]).arg(d.join(set))).assert_success();
+    }
+    let live = d.join("live");
+    std::fs::create_dir(&live).unwrap();
+    let install = |set: &str| {
+        for file in ["agent.crt", "agent.key"] {
+            // Written beside and renamed over, as a Secret's update is.
+            let tmp = live.join(format!(".{file}"));
+            std::fs::copy(d.join(set).join(file), &tmp).unwrap();
+            std::fs::rename(&tmp, live.join(file)).unwrap();
+        }
+    };
+    install("first");
+    let port = free_port();
+    let listen = format!("tcp:127.0.0.1:{port}");
+    let agent = Agent::start(
+        d,
+        &listen,
+        &[
+            "--tls-cert",
+            live.join("agent.crt").to_str().unwrap(),
+            "--tls-key",
+            live.join("agent.key").to_str().unwrap(),
+            "--token-file",
+            write_token(d).to_str().unwrap(),
+        ],
+    );
+    let addr: AgentAddr = listen.parse().unwrap();
+    let trusting = |set: &str| {
+        Credentials::new(
+            Some("t0ken".into()),
+            Some(&ClientTls {
+                ca: d.join(set).join("ca.crt"),
+                identity: None,
+                server_name: AGENT_NAME.into(),
+            }),
+        )
+        .unwrap()
+        .client(addr.clone())
+    };
+    trusting("first").list().unwrap();
+    assert!(trusting("second").list().is_err());
+    install("second");
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || trusting(
+            "second"
+        )
+        .list()
+        .is_ok()),
+        "the new certificate was not taken up:\n{}",
+        agent.log_text()
+    );
+    assert!(trusting("first").list().is_err());
+    assert!(agent.log_text().contains("TLS certificates reloaded"));
 }

@@ -157,6 +157,7 @@ impl Node {
             dir,
             &format!("tcp:127.0.0.1:{port}"),
             &[
+                "--insecure-plaintext",
                 "--policy",
                 policy.to_str().unwrap(),
                 "--token-file",

@@ -418,6 +418,9 @@ impl Reader<'_> {
                 "context",
                 "agent_namespace",
                 "agent_token_file",
+                "agent_ca",
+                "agent_cert",
+                "agent_key",
                 "agents",
                 "allow_protected_namespaces",
             ],
@@ -436,6 +439,23 @@ impl Reader<'_> {
         if let Some(n) = map.get("agent_token_file") {
             out.agent_token_file =
                 node::text(n, "kubernetes: agent_token_file", self.problems).map(|f| base.join(f));
+        }
+        for (key, slot) in [
+            ("agent_ca", &mut out.agent_ca),
+            ("agent_cert", &mut out.agent_cert),
+            ("agent_key", &mut out.agent_key),
+        ] {
+            if let Some(n) = map.get(key) {
+                *slot = node::text(n, &format!("kubernetes: {key}"), self.problems)
+                    .map(|f| base.join(f));
+            }
+        }
+        if out.agent_cert.is_some() != out.agent_key.is_some() {
+            self.problems.add(
+                node.pos,
+                "kubernetes: agent_cert and agent_key go together".to_owned(),
+                Some("give both (the runner's client certificate and its key), or neither".into()),
+            );
         }
         if let Some(n) = map.get("agents") {
             match node::text(n, "kubernetes: agents", self.problems) {

@@ -51,8 +51,9 @@ pub struct RunOptions {
     pub helpers: Helpers,
     /// The in-process agent's journal directory.
     pub state_dir: PathBuf,
-    /// A running agent to use instead of the in-process one: address and token.
-    pub agent: Option<(AgentAddr, Option<String>)>,
+    /// A running agent to use instead of the in-process one: its address, and the token and
+    /// TLS to reach it with.
+    pub agent: Option<(AgentAddr, faultline_agent::Credentials)>,
     /// Print progress to stderr.
     pub progress: bool,
 }

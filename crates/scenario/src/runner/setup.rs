@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_agent::{Client, LocalAgent, Policy};
+use faultline_agent::{LocalAgent, Policy};
 
 use super::agent::Agent;
 use super::{RunOptions, RunState};
@@ -119,8 +119,8 @@ pub(super) fn set_up(
 /// (its start-up sweep is the run's too).
 fn start_agent(options: &RunOptions, state: &mut RunState) -> Option<Agent> {
     match &options.agent {
-        Some((addr, token)) => {
-            let client = Client::new(addr.clone(), token.clone());
+        Some((addr, credentials)) => {
+            let client = credentials.client(addr.clone());
             match client.list() {
                 Ok(_) => {
                     state
