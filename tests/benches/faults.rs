@@ -7,6 +7,8 @@
 //!    as the agent runs (its `nft -i` in the namespace is reused while faults follow each other
 //!    within 2 s), once cold: 300 more, 50 ms apart, with `FAULTLINE_NFT_LINGER_MS=0`, so that
 //!    every fault starts its own `nft`, as the first fault in a namespace does;
+//!    Then the same two runs over TCP with mutual TLS (certificates from `faultline certs
+//!    init`), each request its own connection and handshake, as the CLI makes them;
 //! 2. the agent's idle footprint: resident memory and CPU over 10 s with nothing to do;
 //! 3. stress accuracy: 2 workers at 25, 50 and 100% of a 0.5-core quota, in a cgroup made here,
 //!    requested against achieved;
@@ -66,6 +68,57 @@ fn main() {
         Duration::ZERO,
         "one after another",
     );
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    // Over TLS (mutual), cold then warm.
+    let certs = dir.path().join("certs");
+    let made = Command::new(&faultline)
+        .args(["certs", "init"])
+        .arg(&certs)
+        .output()
+        .expect("run faultline certs init");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let tls_client = faultline_agent::Credentials::new(
+        None,
+        Some(&faultline_agent::tls::ClientTls {
+            ca: certs.join("ca.crt"),
+            identity: Some((certs.join("client.crt"), certs.join("client.key"))),
+            server_name: faultline_agent::tls::AGENT_NAME.into(),
+        }),
+    )
+    .expect("the client's certificates")
+    .client(AgentAddr::Tcp(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        TLS_PORT,
+    ))));
+    let mut cold_tls = start_tls_agent(&faultline, dir.path(), &certs, Some("0"));
+    latency(
+        &tls_client,
+        &lab,
+        target,
+        300,
+        Duration::from_millis(50),
+        "over mutual TLS, cold: each starts its own nft",
+    );
+    let _ = cold_tls.kill();
+    let _ = cold_tls.wait();
+    let mut tls_agent = start_tls_agent(&faultline, dir.path(), &certs, None);
+    latency(
+        &tls_client,
+        &lab,
+        target,
+        faults,
+        Duration::ZERO,
+        "over mutual TLS, one after another",
+    );
+    let _ = tls_agent.kill();
+    let _ = tls_agent.wait();
+    let mut agent = start_agent(&faultline, dir.path(), None);
 
     // 2. Idle footprint.
     std::thread::sleep(Duration::from_secs(1));
@@ -232,6 +285,44 @@ fn start_agent(faultline: &PathBuf, dir: &std::path::Path, linger_ms: Option<&st
             std::os::unix::net::UnixStream::connect(&socket).is_ok()
         }),
         "the agent did not start"
+    );
+    child
+}
+
+/// The port of the TLS agent (on 127.0.0.1).
+const TLS_PORT: u16 = 47070;
+
+/// Starts an agent on tcp:127.0.0.1:[`TLS_PORT`] with mutual TLS from `certs`.
+fn start_tls_agent(
+    faultline: &PathBuf,
+    dir: &std::path::Path,
+    certs: &std::path::Path,
+    linger_ms: Option<&str>,
+) -> Child {
+    let mut command = Command::new(faultline);
+    if let Some(ms) = linger_ms {
+        command.env("FAULTLINE_NFT_LINGER_MS", ms);
+    }
+    let child = command
+        .args(["agent", "--listen", &format!("tcp:127.0.0.1:{TLS_PORT}")])
+        .arg("--tls-cert")
+        .arg(certs.join("agent.crt"))
+        .arg("--tls-key")
+        .arg(certs.join("agent.key"))
+        .arg("--client-ca")
+        .arg(certs.join("ca.crt"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the agent");
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", TLS_PORT)).is_ok()
+        }),
+        "the TLS agent did not start"
     );
     child
 }
