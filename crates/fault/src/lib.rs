@@ -14,6 +14,7 @@ pub mod freezer;
 pub mod kubepods;
 pub mod lab;
 pub mod net;
+pub mod nfnl;
 pub mod nft;
 pub mod process;
 pub mod stress;
