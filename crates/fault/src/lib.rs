@@ -85,14 +85,26 @@ pub fn new_fault_id() -> String {
 /// A network fault in force on a target.
 #[derive(Debug)]
 pub struct AppliedNetFault {
-    table: nft::OwnedTable,
+    table: Table,
     kernel_anchored: bool,
+}
+
+/// Where a fault's table lives: made over netlink by this process (its socket owns the
+/// table), or by an `nft -i` child (a kernel or environment the netlink path cannot use).
+#[derive(Debug)]
+enum Table {
+    Netlink(nfnl::OwnedTable),
+    Nft(nft::OwnedTable),
 }
 
 /// Set (to anything but empty or `0`) to create plain tables instead of owner tables, as on a
 /// kernel before 5.12: for tests of the journal's sweep, and to diagnose a kernel that refuses
 /// owner tables.
 pub const NO_OWNER_TABLES_ENV: &str = "FAULTLINE_NO_OWNER_TABLES";
+
+/// Set (to anything but empty or `0`) to make tables with an `nft -i` child rather than over
+/// netlink from this process: the engine before, for comparisons and benchmarks.
+pub const NFT_ENGINE_ENV: &str = "FAULTLINE_NFT_ENGINE";
 
 impl AppliedNetFault {
     /// Applies `fault` inside `target`'s network namespace as table `faultline_<id>`. Refuses
@@ -113,11 +125,21 @@ impl AppliedNetFault {
         let name = format!("faultline_{id}");
         let forced_plain =
             std::env::var_os(NO_OWNER_TABLES_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+        if !forced_plain && std::env::var_os(NFT_ENGINE_ENV).is_none_or(|v| v.is_empty() || v == "0") {
+            // In-process: no nft started on the way. Should the kernel refuse what it cannot
+            // do (an owner table before 5.12), nft is asked next, with its own messages.
+            if let Ok(table) = nfnl::OwnedTable::create(&target.netns, &name, fault) {
+                return Ok(Self {
+                    table: Table::Netlink(table),
+                    kernel_anchored: true,
+                });
+            }
+        }
         if !forced_plain {
             match nft::OwnedTable::create(&target.netns, &name, &fault.nft_script(&name, true)) {
                 Ok(table) => {
                     return Ok(Self {
-                        table,
+                        table: Table::Nft(table),
                         kernel_anchored: true,
                     });
                 }
@@ -130,7 +152,7 @@ impl AppliedNetFault {
         // removes it.
         let table = nft::OwnedTable::create(&target.netns, &name, &fault.nft_script(&name, false))?;
         Ok(Self {
-            table,
+            table: Table::Nft(table),
             kernel_anchored: false,
         })
     }
@@ -143,22 +165,40 @@ impl AppliedNetFault {
 
     /// The nftables table (`faultline_<id>`).
     pub fn table(&self) -> &str {
-        self.table.name()
+        match &self.table {
+            Table::Netlink(t) => t.name(),
+            Table::Nft(t) => t.name(),
+        }
     }
 
-    /// The process whose death deletes the table.
+    /// The process whose death deletes the table: this one (its netlink socket), or its
+    /// `nft -i` child.
     pub fn holder_pid(&self) -> u32 {
-        self.table.holder_pid()
+        match &self.table {
+            Table::Netlink(_) => std::process::id(),
+            Table::Nft(t) => t.holder_pid(),
+        }
+    }
+
+    /// Whether the table was made in-process over netlink (no nft involved).
+    pub fn in_process(&self) -> bool {
+        matches!(self.table, Table::Netlink(_))
     }
 
     /// Packets the fault's rules matched so far.
     pub fn packets(&self) -> Result<u64, Error> {
-        self.table.packets()
+        match &self.table {
+            Table::Netlink(t) => t.packets(),
+            Table::Nft(t) => t.packets(),
+        }
     }
 
     /// Removes the fault and checks the table is gone. Returns the packets its rules matched,
     /// read just before the delete (`None` if they could not be read).
     pub fn revert(self) -> Result<Option<u64>, Error> {
-        self.table.remove()
+        match self.table {
+            Table::Netlink(t) => t.remove(),
+            Table::Nft(t) => t.remove(),
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::Error;
+use crate::nfnl::{Expr, Hook, ipv4_peer, ipv6_peer};
 
 /// An address block: `10.0.0.0/8`, `2001:db8::/32`, or one address (`10.0.0.7`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +239,127 @@ impl NetFault {
             }
         }
         script
+    }
+
+    /// The same table as [`Self::nft_script`], as nf_tables netlink expressions: each chain
+    /// (name, hook) with its rules. Where nft would match a set (`{ a, b }`), one rule per
+    /// member: the same packets match, each counted once (every rule ends in a verdict).
+    pub fn netlink_chains(&self) -> Vec<(&'static str, Hook, Vec<Vec<Expr>>)> {
+        let chains: &[(&str, Hook, bool)] = match self.selector.direction {
+            Direction::To => &[("to_peers", Hook::Output, true)],
+            Direction::From => &[("from_peers", Hook::Input, false)],
+            Direction::Both => &[
+                ("to_peers", Hook::Output, true),
+                ("from_peers", Hook::Input, false),
+            ],
+        };
+        chains
+            .iter()
+            .map(|&(name, hook, outgoing)| (name, hook, self.netlink_rules(outgoing)))
+            .collect()
+    }
+
+    fn netlink_rules(&self, outgoing: bool) -> Vec<Vec<Expr>> {
+        let s = &self.selector;
+        let l4 = |p: u8| [Expr::MetaL4proto, Expr::Equal(vec![p])];
+        let mut rules = Vec::new();
+        for v4 in [true, false] {
+            for peer in s.peers.iter().filter(|p| p.is_v4() == v4) {
+                let address = match peer.addr() {
+                    IpAddr::V4(a) => ipv4_peer(a, peer.prefix(), !outgoing),
+                    IpAddr::V6(a) => ipv6_peer(a, peer.prefix(), !outgoing),
+                };
+                let icmp = if v4 { 1 } else { 58 };
+                if self.effect == Effect::Reject && !outgoing {
+                    // As in nft_script: the reset and the ICMP error the output chain's reject
+                    // sends back look like they come from the peer; let them through.
+                    let mut rst = address.clone();
+                    rst.extend(l4(6));
+                    rst.extend([
+                        Expr::Transport { offset: 13, len: 1 },
+                        Expr::Mask(vec![0x04]),
+                        Expr::Equal(vec![0x04]),
+                        Expr::Verdict(false),
+                    ]);
+                    rules.push(rst);
+                    let mut unreachable = address.clone();
+                    unreachable.extend(l4(icmp));
+                    unreachable.extend([
+                        Expr::Transport { offset: 0, len: 1 },
+                        // destination-unreachable: ICMP type 3, ICMPv6 type 1
+                        Expr::Equal(vec![if v4 { 3 } else { 1 }]),
+                        Expr::Verdict(false),
+                    ]);
+                    rules.push(unreachable);
+                }
+                let protocols: Vec<Option<Protocol>> = match (s.protocol, s.ports.is_empty()) {
+                    (Some(p), _) => vec![Some(p)],
+                    (None, true) => vec![None],
+                    (None, false) => vec![Some(Protocol::Tcp), Some(Protocol::Udp)],
+                };
+                for protocol in protocols {
+                    let mut base = address.clone();
+                    match protocol {
+                        Some(Protocol::Tcp) => base.extend(l4(6)),
+                        Some(Protocol::Udp) => base.extend(l4(17)),
+                        Some(Protocol::Icmp) => base.extend(l4(icmp)),
+                        None => {}
+                    }
+                    let with_ports: Vec<Vec<Expr>> = if s.ports.is_empty() {
+                        vec![base]
+                    } else {
+                        s.ports
+                            .iter()
+                            .map(|port| {
+                                let mut r = base.clone();
+                                r.push(Expr::Transport {
+                                    offset: if outgoing { 2 } else { 0 },
+                                    len: 2,
+                                });
+                                r.push(Expr::Equal(port.to_be_bytes().to_vec()));
+                                r
+                            })
+                            .collect()
+                    };
+                    for mut rule in with_ports {
+                        match self.effect {
+                            Effect::Drop => {
+                                rule.extend([Expr::Counter, Expr::Verdict(true)]);
+                                rules.push(rule);
+                            }
+                            Effect::Loss(p) => {
+                                rule.extend([
+                                    Expr::Random(100),
+                                    Expr::Less(u32::from(p).to_be_bytes().to_vec()),
+                                    Expr::Counter,
+                                    Expr::Verdict(true),
+                                ]);
+                                rules.push(rule);
+                            }
+                            Effect::Reject => match protocol {
+                                Some(Protocol::Tcp) => {
+                                    rule.extend([Expr::Counter, Expr::RejectTcpReset]);
+                                    rules.push(rule);
+                                }
+                                Some(_) => {
+                                    rule.extend([Expr::Counter, Expr::RejectUnreachable]);
+                                    rules.push(rule);
+                                }
+                                None => {
+                                    let mut tcp = rule.clone();
+                                    tcp.extend(l4(6));
+                                    tcp.extend([Expr::Counter, Expr::RejectTcpReset]);
+                                    rules.push(tcp);
+                                    rule.extend([Expr::Counter, Expr::RejectUnreachable]);
+                                    rules.push(rule);
+                                }
+                            },
+                        }
+                    }
+                }
+            }
+        }
+        rules
     }
 
     /// The rule bodies of one chain: one per address family and protocol.

@@ -20,6 +20,8 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
 const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
@@ -66,6 +68,15 @@ pub enum Expr {
     Counter,
     /// `immediate reg 0 drop` / `accept`.
     Verdict(bool),
+    /// `numgen reg 1 = random mod N`, then `byteorder reg 1 = hton(reg 1, 4, 4)` (so that the
+    /// comparison that follows compares numbers, not little-endian bytes).
+    Random(u32),
+    /// `cmp lt reg 1 DATA`.
+    Less(Vec<u8>),
+    /// `reject with tcp reset`.
+    RejectTcpReset,
+    /// `reject` (inet: ICMP or ICMPv6 port unreachable, as the packet's family needs).
+    RejectUnreachable,
 }
 
 /// An nf_tables transaction being built.
@@ -123,6 +134,9 @@ impl Expr {
             Expr::Equal(_) => "cmp",
             Expr::Counter => "counter",
             Expr::Verdict(_) => "immediate",
+            Expr::Random(_) => "numgen",
+            Expr::Less(_) => "cmp",
+            Expr::RejectTcpReset | Expr::RejectUnreachable => "reject",
         }
     }
 
@@ -171,7 +185,40 @@ impl Expr {
                 // NFTA_IMMEDIATE_DATA { NFTA_DATA_VERDICT { NFTA_VERDICT_CODE } }
                 nested(b, 2, |b| nested(b, 2, |b| attr_u32(b, 1, code)));
             }
+            Expr::Random(modulus) => {
+                attr_u32(b, 1, 1); // NFTA_NG_DREG
+                attr_u32(b, 2, *modulus); // NFTA_NG_MODULUS
+                attr_u32(b, 3, 1); // NFTA_NG_TYPE: NFT_NG_RANDOM
+                attr_u32(b, 4, 0); // NFTA_NG_OFFSET
+            }
+            Expr::Less(value) => {
+                attr_u32(b, 1, 1); // NFTA_CMP_SREG
+                attr_u32(b, 2, 2); // NFTA_CMP_OP: NFT_CMP_LT
+                data(b, 3, value); // NFTA_CMP_DATA
+            }
+            Expr::RejectTcpReset => {
+                attr_u32(b, 1, 1); // NFTA_REJECT_TYPE: NFT_REJECT_TCP_RST
+                attr(b, 2, &[0]); // NFTA_REJECT_ICMP_CODE
+            }
+            Expr::RejectUnreachable => {
+                attr_u32(b, 1, 2); // NFTA_REJECT_TYPE: NFT_REJECT_ICMPX_UNREACH
+                attr(b, 2, &[1]); // NFTA_REJECT_ICMP_CODE: NFT_REJECT_ICMPX_PORT_UNREACH
+            }
         }
+    }
+
+    /// The byte-order conversion [`Expr::Random`] is followed by.
+    fn encode_hton(buf: &mut Vec<u8>) {
+        nested(buf, 1, |b| {
+            attr_str(b, 1, "byteorder");
+            nested(b, 2, |b| {
+                attr_u32(b, 1, 1); // NFTA_BYTEORDER_SREG
+                attr_u32(b, 2, 1); // NFTA_BYTEORDER_DREG
+                attr_u32(b, 3, 1); // NFTA_BYTEORDER_OP: NFT_BYTEORDER_HTON
+                attr_u32(b, 4, 4); // NFTA_BYTEORDER_LEN
+                attr_u32(b, 5, 4); // NFTA_BYTEORDER_SIZE
+            });
+        });
     }
 
     fn encode(&self, buf: &mut Vec<u8>) {
@@ -180,6 +227,9 @@ impl Expr {
             attr_str(b, 1, self.name());
             nested(b, 2, |b| self.body(b));
         });
+        if matches!(self, Expr::Random(_)) {
+            Self::encode_hton(buf);
+        }
     }
 }
 
@@ -228,6 +278,12 @@ impl Batch {
             attr_str(b, 1, name); // NFTA_TABLE_NAME
             attr_u32(b, 2, NFT_TABLE_F_OWNER); // NFTA_TABLE_FLAGS
         });
+        self
+    }
+
+    /// `delete table inet NAME`.
+    pub fn delete_table(&mut self, name: &str) -> &mut Self {
+        self.message(NFT_MSG_DELTABLE, 0, |b| attr_str(b, 1, name));
         self
     }
 
@@ -283,6 +339,24 @@ pub fn ipv4_peer(addr: std::net::Ipv4Addr, prefix: u8, source: bool) -> Vec<Expr
         exprs.push(Expr::Mask(mask.to_be_bytes().to_vec()));
     }
     exprs.push(Expr::Equal((u32::from(addr) & mask).to_be_bytes().to_vec()));
+    exprs
+}
+
+/// The expressions of `ip6 daddr NET/PREFIX` (or `saddr` with `source`).
+pub fn ipv6_peer(addr: std::net::Ipv6Addr, prefix: u8, source: bool) -> Vec<Expr> {
+    let mut exprs = vec![
+        Expr::MetaNfproto,
+        Expr::Equal(vec![10]), // NFPROTO_IPV6
+        Expr::Network {
+            offset: if source { 8 } else { 24 },
+            len: 16,
+        },
+    ];
+    let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+    if prefix < 128 {
+        exprs.push(Expr::Mask(mask.to_be_bytes().to_vec()));
+    }
+    exprs.push(Expr::Equal((u128::from(addr) & mask).to_be_bytes().to_vec()));
     exprs
 }
 
@@ -377,6 +451,38 @@ impl Socket {
         }
     }
 
+    /// Whether table `inet NAME` exists in the socket's namespace.
+    pub fn table_exists(&self, name: &str) -> Result<bool, Error> {
+        let mut batch = Batch::default();
+        batch.header(
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
+            NLM_F_REQUEST | NLM_F_ACK,
+            FAMILY_INET,
+            |b| attr_str(b, 1, name),
+        );
+        self.send(&batch.buf)?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = self.recv(&mut buf)?;
+            for (kind, _, payload) in messages(&buf[..n]) {
+                if kind == NLMSG_ERROR {
+                    let code = payload
+                        .get(..4)
+                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    return match -code {
+                        0 => Ok(true),
+                        libc::ENOENT => Ok(false),
+                        e => Err(Error::io(
+                            format!("look for table inet {name}"),
+                            io::Error::from_raw_os_error(e),
+                        )),
+                    };
+                }
+                // The table itself; its ACK follows.
+            }
+        }
+    }
+
     /// The packets counted by every `counter` of the rules of `table`.
     pub fn packets(&self, table: &str) -> Result<u64, Error> {
         let mut batch = Batch::default();
@@ -446,6 +552,80 @@ fn attrs(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
         buf = &buf[align4(len).min(buf.len())..];
     }
     out
+}
+
+/// A fault's table made over netlink and owned by its socket: deleted by the kernel when the
+/// socket closes (this value dropped, this process dead), or by [`OwnedTable::remove`].
+#[derive(Debug)]
+pub struct OwnedTable {
+    socket: Socket,
+    name: String,
+    netns: std::path::PathBuf,
+}
+
+impl OwnedTable {
+    /// Creates table `inet NAME` with `fault`'s chains and rules in `netns`, in one
+    /// transaction (all or nothing), then looks it up on the same socket.
+    pub fn create(
+        netns: &std::path::Path,
+        name: &str,
+        fault: &crate::net::NetFault,
+    ) -> Result<Self, Error> {
+        let file = File::open(netns).map_err(|e| Error::io(format!("open {}", netns.display()), e))?;
+        let socket = Socket::open_in(&file)?;
+        let mut batch = Batch::new();
+        batch.table(name);
+        for (chain, hook, rules) in fault.netlink_chains() {
+            batch.chain(name, chain, hook, -10);
+            for rule in rules {
+                batch.rule(name, chain, &rule);
+            }
+        }
+        socket.apply(batch)?;
+        if !socket.table_exists(name)? {
+            return Err(Error::Nft(format!(
+                "table inet {name} was not found after its creation"
+            )));
+        }
+        Ok(Self {
+            socket,
+            name: name.to_owned(),
+            netns: netns.to_owned(),
+        })
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Packets counted by its rules so far.
+    pub fn packets(&self) -> Result<u64, Error> {
+        self.socket.packets(&self.name)
+    }
+
+    /// Deletes the table and checks, on a socket of its own in the namespace, that it is gone.
+    /// Returns the packets its rules matched, read just before (`None` if they could not be).
+    pub fn remove(self) -> Result<Option<u64>, Error> {
+        let packets = self.socket.packets(&self.name).ok();
+        let mut batch = Batch::new();
+        batch.delete_table(&self.name);
+        let deleted = self.socket.apply(batch);
+        // Closing the socket deletes an owner table in any case.
+        drop(self.socket);
+        let file = File::open(&self.netns)
+            .map_err(|e| Error::io(format!("open {}", self.netns.display()), e))?;
+        let check = Socket::open_in(&file)?;
+        if check.table_exists(&self.name)? {
+            return Err(Error::Residue(format!(
+                "table inet {} is still in {} after its delete ({})",
+                self.name,
+                self.netns.display(),
+                deleted.err().map_or_else(|| "the kernel acknowledged it".into(), |e| e.to_string())
+            )));
+        }
+        Ok(packets)
+    }
 }
 
 /// The packets of the counters in one rule message's attributes.
