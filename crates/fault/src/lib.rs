@@ -125,7 +125,9 @@ impl AppliedNetFault {
         let name = format!("faultline_{id}");
         let forced_plain =
             std::env::var_os(NO_OWNER_TABLES_ENV).is_some_and(|v| !v.is_empty() && v != "0");
-        if !forced_plain && std::env::var_os(NFT_ENGINE_ENV).is_none_or(|v| v.is_empty() || v == "0") {
+        if !forced_plain
+            && std::env::var_os(NFT_ENGINE_ENV).is_none_or(|v| v.is_empty() || v == "0")
+        {
             // In-process: no nft started on the way. Should the kernel refuse what it cannot
             // do (an owner table before 5.12), nft is asked next, with its own messages.
             if let Ok(table) = nfnl::OwnedTable::create(&target.netns, &name, fault) {

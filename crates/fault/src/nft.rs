@@ -109,7 +109,7 @@ fn count_packets(listing: &str) -> u64 {
 /// in one namespace reuse it. `FAULTLINE_NFT_LINGER_MS` overrides it (0: end at once).
 pub const LINGER: Duration = Duration::from_secs(2);
 
-fn linger() -> Duration {
+pub(crate) fn linger() -> Duration {
     std::env::var("FAULTLINE_NFT_LINGER_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
