@@ -4,9 +4,9 @@
 //! 1. inject and revert latency through the agent's API: 1,000 partitions, each created
 //!    (`POST /v1/faults` returns once the table is in the kernel: the rule is active) and
 //!    reverted (`DELETE` returns once the table is verified gone); p50 and p99 of each. Once
-//!    as the agent runs (its `nft -i` in the namespace is reused while faults follow each other
-//!    within 2 s), once cold: 300 more, 50 ms apart, with `FAULTLINE_NFT_LINGER_MS=0`, so that
-//!    every fault starts its own `nft`, as the first fault in a namespace does;
+//!    as the agent runs (its netlink socket in the namespace is reused while faults follow each
+//!    other within 2 s), once cold: 300 more, 50 ms apart, with `FAULTLINE_NFT_LINGER_MS=0`, so
+//!    that every fault opens its own socket, as the first fault in a namespace does;
 //!    Then the same two runs over TCP with mutual TLS (certificates from `faultline certs
 //!    init`), each request its own connection and handshake, as the CLI makes them;
 //! 2. the agent's idle footprint: resident memory and CPU over 10 s with nothing to do;
@@ -55,7 +55,7 @@ fn main() {
         target,
         300,
         Duration::from_millis(50),
-        "cold: each starts its own nft",
+        "cold: a new netlink socket each",
     );
     let _ = cold_agent.kill();
     let _ = cold_agent.wait();
@@ -103,7 +103,7 @@ fn main() {
         target,
         300,
         Duration::from_millis(50),
-        "over mutual TLS, cold: each starts its own nft",
+        "over mutual TLS, cold: a new netlink socket each",
     );
     let _ = cold_tls.kill();
     let _ = cold_tls.wait();

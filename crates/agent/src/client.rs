@@ -284,6 +284,9 @@ impl Client {
                 let s = std::net::TcpStream::connect_timeout(addr, Duration::from_secs(5))
                     .map_err(transport)?;
                 s.set_read_timeout(Some(self.timeout)).map_err(transport)?;
+                // A request is one write; without this, a small second segment waits for the
+                // peer's delayed ACK (40 ms).
+                s.set_nodelay(true).map_err(transport)?;
                 match &self.tls {
                     Some((config, name)) => {
                         let connection =
@@ -309,8 +312,10 @@ impl Client {
             head.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).map_err(transport)?;
-        stream.write_all(body).map_err(transport)?;
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        stream.write_all(&request).map_err(transport)?;
+        stream.flush().map_err(transport)?;
         let mut raw = Vec::new();
         match stream.read_to_end(&mut raw) {
             Ok(_) => {}

@@ -231,6 +231,7 @@ impl axum::serve::Listener for TlsListener {
                 }
             };
             self.reload_if_changed();
+            let _ = tcp.set_nodelay(true);
             let mut head = [0u8; 4];
             match tokio::time::timeout(HANDSHAKE, tcp.peek(&mut head)).await {
                 Ok(Ok(n)) if looks_like_http(&head[..n]) => {
