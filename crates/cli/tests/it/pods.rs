@@ -152,12 +152,24 @@ impl Node {
         let policy = cgroups.policy(dir);
         let token = dir.join("token");
         std::fs::write(&token, "node-token\n").unwrap();
+        // Mutual TLS, as the DaemonSet runs it: every client below presents `certs/client.*`.
+        faultline_tests::run_ok(
+            crate::faultline()
+                .args(["certs", "init"])
+                .arg(dir.join("certs")),
+        );
+        let certs = |f: &str| dir.join("certs").join(f).to_str().unwrap().to_owned();
         let port = faultline_tests::free_port();
         let agent = Agent::start(
             dir,
             &format!("tcp:127.0.0.1:{port}"),
             &[
-                "--insecure-plaintext",
+                "--tls-cert",
+                &certs("agent.crt"),
+                "--tls-key",
+                &certs("agent.key"),
+                "--client-ca",
+                &certs("ca.crt"),
                 "--policy",
                 policy.to_str().unwrap(),
                 "--token-file",
@@ -172,6 +184,19 @@ impl Node {
             agent,
         }
     }
+}
+
+/// The client's side of the nodes' mutual TLS (`certs init` in `dir`).
+fn tls_args(dir: &Path) -> Vec<String> {
+    let f = |name: &str| dir.join("certs").join(name).to_str().unwrap().to_owned();
+    vec![
+        "--ca".into(),
+        f("ca.crt"),
+        "--cert".into(),
+        f("client.crt"),
+        "--key".into(),
+        f("client.key"),
+    ]
 }
 
 /// Each pid with its `/proc/PID/stat` (name and state), for a failure message.
@@ -433,6 +458,7 @@ fn inject_with_pod_finds_the_pod_and_its_nodes_agent_through_the_api() {
                     "--token-file",
                     token.to_str().unwrap(),
                 ])
+                .args(tls_args(token.parent().unwrap()))
                 .args(["--for", "30s"])
                 .stdout(append(out.path()))
                 .stderr(append(out.path())),
@@ -539,6 +565,7 @@ fn ctrl_c_while_the_agent_applies_through_a_port_forward_still_reverts() {
             .args(["inject", "partition", "--peer", NetLab::A_IP])
             .args(["--pod", "shop/checkout-a", "--agents", "port-forward"])
             .args(["--token-file", token.to_str().unwrap(), "--for", "30s"])
+            .args(tls_args(token.parent().unwrap()))
             .stdout(append(out.path()))
             .stderr(append(out.path())),
     );
@@ -580,7 +607,8 @@ struct FakeCluster {
     checkout_deleted: Arc<std::sync::atomic::AtomicBool>,
     /// Set, every listing of the inventory pods fails (500).
     inventory_broken: Arc<std::sync::atomic::AtomicBool>,
-    _agent: Agent,
+    /// The node's agent, and the plain HTTP server the probes reach.
+    _agent: (Agent, Agent),
 }
 
 fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> FakeCluster {
@@ -664,13 +692,27 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
         }
         not_found(target)
     };
-    // Every forward ends at the agent's port: the agent's API, and, for probes, an HTTP server
-    // (its /healthz) where "checkout:8080" would be.
+    // Forwards to the agent end at its TLS port; the probes' "checkout:8080" at a plain HTTP
+    // server with a /healthz: another agent, on loopback, in plain text.
+    let web_dir = dir.join("web");
+    std::fs::create_dir_all(&web_dir).unwrap();
+    let web_port = faultline_tests::free_port();
+    let web = Agent::start(
+        &web_dir,
+        &format!("tcp:127.0.0.1:{web_port}"),
+        &[
+            "--insecure-plaintext",
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
     let forward = move |line: &str| -> Option<std::net::SocketAddr> {
-        (line.contains("/pods/faultline-agent-x/portforward?")
-            || (line.contains("/pods/checkout-a/portforward?") && !gone.load(Ordering::SeqCst))
+        if line.contains("/pods/faultline-agent-x/portforward?") {
+            return Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+        ((line.contains("/pods/checkout-a/portforward?") && !gone.load(Ordering::SeqCst))
             || line.contains("/pods/checkout-z/portforward?"))
-        .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], web_port)))
     };
     let api = crate::kube::FakeApi::serve_with_forwards(Arc::new(answer), Arc::new(forward));
     let kubeconfig = api.kubeconfig_with(dir, "other");
@@ -681,7 +723,7 @@ fn fake_cluster(setup: &mut crate::faults::Setup, dir: &Path, tag: &str) -> Fake
         cgroups,
         checkout_deleted,
         inventory_broken,
-        _agent: agent,
+        _agent: (agent, web),
     }
 }
 
@@ -711,7 +753,7 @@ fn a_scenario_of_pods_runs_through_the_api_server_and_its_port_forwards() {
         &scenario,
         "\
 name: kube-gate
-kubernetes: { context: fake, agent_token_file: token, agents: port-forward }
+kubernetes: { context: fake, agent_token_file: token, agents: port-forward, agent_ca: certs/ca.crt, agent_cert: certs/client.crt, agent_key: certs/client.key }
 pods:
   checkout: { namespace: shop, selector: app=checkout, container: checkout }
   inventory: { namespace: shop, selector: app=inventory, mode: all }
@@ -847,6 +889,7 @@ spec:
         crate::faultline()
             .env("KUBECONFIG", &kubeconfig)
             .args(["run", manifest.to_str().unwrap(), "--context", "fake"])
+            .args(tls_args(token.parent().unwrap()))
             .args(["--token-file", token_arg, "--out"])
             .arg(dir.path().join("chaos"))
             .stdout(append(log.path()))
@@ -893,7 +936,7 @@ fn peers_that_cannot_be_followed_end_the_run_as_an_infrastructure_error() {
         &scenario,
         "\
 name: cut
-kubernetes: { context: fake, agent_token_file: token, agents: port-forward }
+kubernetes: { context: fake, agent_token_file: token, agents: port-forward, agent_ca: certs/ca.crt, agent_cert: certs/client.crt, agent_key: certs/client.key }
 pods:
   checkout: { namespace: shop, selector: app=checkout, container: checkout }
   inventory: { namespace: shop, selector: app=inventory, mode: all }
@@ -943,10 +986,11 @@ fn tui_kube_lists_pods_and_partitions_one_through_its_nodes_agent() {
     let tmux = crate::tmux::Tmux::new("tui-kube");
     let script = format!(
         "KUBECONFIG={} {} tui --kube --context fake -n shop --agents port-forward \
-         --token-file {} --out {}; echo \"tui exited $?\"; sleep 600",
+         --token-file {} {} --out {}; echo \"tui exited $?\"; sleep 600",
         cluster.kubeconfig.display(),
         env!("CARGO_BIN_EXE_faultline"),
         cluster.token.display(),
+        tls_args(cluster.token.parent().unwrap()).join(" "),
         dir.path().join("out").display(),
     );
     faultline_tests::run_ok(tmux.command().args([
