@@ -55,12 +55,8 @@ pub fn run(args: CoreHandlerArgs) -> Result<(), Failure> {
     }
     // The same crash as a minidump, from the small core just kept.
     let minidump = (!args.no_minidump)
-        .then(|| faultline_native::Core::parse(&trimmed.bytes).ok())
-        .flatten()
-        .map(|core| {
-            let modules = faultline_native::modules(&core);
-            faultline_native::minidump::write(&core, &modules, time)
-        });
+        .then(|| faultline_native::minidump::of_core(&trimmed.bytes, time))
+        .flatten();
     let dmp = args.out.join(format!("{stem}.dmp"));
     let mut also = String::new();
     if let Some(bytes) = &minidump {

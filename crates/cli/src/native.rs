@@ -5,47 +5,20 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use faultline_native::record::{crash_record, signal_line, signal_name, unwind_all};
+use faultline_native::record::{crash_record, signal_line, signal_name};
 use faultline_native::{Core, NativeFrame};
 use faultline_record::{Addr, CrashRecord, signal};
 use faultline_symbolize::record::{FrameReport, symbolize_threads};
-use faultline_symbolize::{Demangle, Locator};
+use faultline_symbolize::Demangle;
 
 use crate::exit::Failure;
 use crate::{AnalyzeArgs, AnalyzeFormat};
 
-/// A dump read and unwound: the process, and each thread's frames.
-pub struct Unwound<'data> {
-    pub dump: faultline_native::Dump<'data>,
-    pub stacks: Vec<Vec<NativeFrame>>,
-}
-
-/// Reads the core or minidump `bytes` (from `path`) and unwinds every thread, the unwind data
-/// of each module found by `locator`.
-pub fn unwind<'data>(
-    path: &Path,
-    bytes: &'data [u8],
-    locator: &Locator,
-) -> Result<Unwound<'data>, Failure> {
-    let mut dump = faultline_native::open(bytes)
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    let files: Vec<Option<Vec<u8>>> = dump
-        .modules
-        .iter()
-        .map(|m| {
-            m.build_id
-                .as_ref()
-                .and_then(|id| locator.unwind_file(id, &m.path))
-        })
-        .collect();
-    let stacks = unwind_all(&mut dump, &files);
-    Ok(Unwound { dump, stacks })
-}
-
 /// The report of the core or minidump `bytes`, read from `path`.
 pub fn report(path: &Path, bytes: &[u8], args: &AnalyzeArgs) -> Result<String, Failure> {
     let locator = args.lookup.locator()?;
-    let Unwound { dump, stacks } = unwind(path, bytes, &locator)?;
+    let (dump, stacks) = faultline_scenario::analysis::unwind_dump(bytes, &locator)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     let core = &dump.core;
     let record = crash_record(&dump, &stacks, String::new());
     let (report, others) = symbolize_threads(&record, &locator, Demangle::Short);

@@ -439,9 +439,7 @@ impl Socket {
                     continue;
                 }
                 waiting.retain(|s| *s != seq);
-                let code = payload
-                    .get(..4)
-                    .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                let code = errno(payload);
                 if code != 0 && refused.is_none() {
                     refused = Some(io::Error::from_raw_os_error(-code));
                 }
@@ -472,10 +470,7 @@ impl Socket {
             let n = self.recv(&mut buf)?;
             for (kind, _, payload) in messages(&buf[..n]) {
                 if kind == NLMSG_ERROR {
-                    let code = payload
-                        .get(..4)
-                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                    return match -code {
+                    return match -errno(payload) {
                         0 => Ok(true),
                         libc::ENOENT => Ok(false),
                         e => Err(Error::io(
@@ -508,9 +503,7 @@ impl Socket {
                 match kind {
                     NLMSG_DONE => done = true,
                     NLMSG_ERROR => {
-                        let code = payload
-                            .get(..4)
-                            .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                        let code = errno(payload);
                         if code != 0 {
                             return Err(Error::io(
                                 format!("list the rules of {table}"),
@@ -527,6 +520,13 @@ impl Socket {
             }
         }
     }
+}
+
+/// The error code of an `NLMSG_ERROR` payload: 0 for an ACK, else a negated errno.
+fn errno(payload: &[u8]) -> i32 {
+    payload
+        .get(..4)
+        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// The netlink messages in `buf`: type, sequence number, payload.

@@ -487,6 +487,14 @@ fn write_at(
     out.buf
 }
 
+/// The minidump of the ELF core in `bytes` (the handler's small core), or `None` if it does
+/// not read as one.
+pub fn of_core(bytes: &[u8], time: u64) -> Option<Vec<u8>> {
+    let core = Core::parse(bytes).ok()?;
+    let modules = crate::modules::modules(&core);
+    Some(write(&core, &modules, time))
+}
+
 /// One line of a `/proc/PID/maps` text: the range, whether executable, the file offset and
 /// path (empty for anonymous memory).
 fn maps_line(line: &str) -> Option<(u64, u64, u32, u64, &str)> {

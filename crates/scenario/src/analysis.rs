@@ -323,7 +323,7 @@ fn native_crash(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
         .ok()
         .map(|t| humantime::format_rfc3339_seconds(t).to_string())
         .unwrap_or_default();
-    let mut dump = match faultline_native::open(&bytes) {
+    let (dump, stacks) = match unwind_dump(&bytes, locator) {
         Ok(d) => d,
         Err(e) => {
             return Some(Crash {
@@ -338,16 +338,6 @@ fn native_crash(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
             });
         }
     };
-    let files: Vec<Option<Vec<u8>>> = dump
-        .modules
-        .iter()
-        .map(|m| {
-            m.build_id
-                .as_ref()
-                .and_then(|id| locator.unwind_file(id, &m.path))
-        })
-        .collect();
-    let stacks = faultline_native::record::unwind_all(&mut dump, &files);
     let record = faultline_native::record::crash_record(&dump, &stacks, time);
     let mut crash = symbolized_crash(target, shown, "native crash", &record, locator);
     // A Go program's own module holds its runtime too: the crash is where the runtime's
@@ -364,6 +354,32 @@ fn native_crash(target: &str, file: &Path, run_dir: &Path, locator: &Locator) ->
         crash.message = format!("{} in {name}", crash.message);
     }
     Some(crash)
+}
+
+/// A core or minidump read and every thread unwound, each module's unwind tables found by
+/// `locator` (`faultline analyze` and the runner both).
+pub fn unwind_dump<'a>(
+    bytes: &'a [u8],
+    locator: &Locator,
+) -> Result<
+    (
+        faultline_native::Dump<'a>,
+        Vec<Vec<faultline_native::NativeFrame>>,
+    ),
+    faultline_native::CoreError,
+> {
+    let mut dump = faultline_native::open(bytes)?;
+    let files: Vec<Option<Vec<u8>>> = dump
+        .modules
+        .iter()
+        .map(|m| {
+            m.build_id
+                .as_ref()
+                .and_then(|id| locator.unwind_file(id, &m.path))
+        })
+        .collect();
+    let stacks = faultline_native::record::unwind_all(&mut dump, &files);
+    Ok((dump, stacks))
 }
 
 /// A crash record's crashing frames symbolized, as the report and the TUI show them.

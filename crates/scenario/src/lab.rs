@@ -644,9 +644,7 @@ impl Launch {
             None => return None,
         };
         // The minidump is of the small core, whichever core is kept.
-        if let Ok(core) = faultline_native::Core::parse(&trimmed.bytes) {
-            let modules = faultline_native::modules(&core);
-            let dmp = faultline_native::minidump::write(&core, &modules, time);
+        if let Some(dmp) = faultline_native::minidump::of_core(&trimmed.bytes, time) {
             let _ = write(&self.crash_dir.join(format!("{stem}.dmp")), &dmp);
         }
         // A core small on disk is kept whole (moved, its holes kept): it has every stack, and
