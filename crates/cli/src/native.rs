@@ -8,8 +8,8 @@ use std::path::Path;
 use faultline_native::record::{crash_record, signal_line, signal_name};
 use faultline_native::{Core, NativeFrame};
 use faultline_record::{Addr, CrashRecord, signal};
-use faultline_symbolize::record::{FrameReport, symbolize_threads};
 use faultline_symbolize::Demangle;
+use faultline_symbolize::record::{FrameReport, symbolize_threads};
 
 use crate::exit::Failure;
 use crate::{AnalyzeArgs, AnalyzeFormat};
